@@ -1,0 +1,769 @@
+//! `Config`: tandem.yml parsed and validated. The one place where user input becomes trusted;
+//! every problem is reported with file:line:column, the field and the fix.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::identifier;
+use crate::yaml::{self, Position, Spanned};
+
+/// A server's job in the topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Db,
+    App,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Db => "db",
+            Role::App => "app",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Server {
+    pub name: String,
+    pub role: Role,
+    /// What tandem hands to `ssh`: `user@host[:port]` or an ~/.ssh/config alias.
+    pub ssh: String,
+    pub fqdn: String,
+    pub internal_ip: IpAddr,
+}
+
+/// Where the database password comes from; tandem.yml never holds the value itself.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordSource {
+    /// The name of an environment variable.
+    Env(String),
+    /// A file whose first line is the password (relative paths are from tandem.yml's directory).
+    File(PathBuf),
+}
+
+impl PasswordSource {
+    /// Where the secret lives, for messages and redactions; never the secret.
+    pub fn describe(&self) -> String {
+        match self {
+            PasswordSource::Env(name) => format!("${name}"),
+            PasswordSource::File(path) => format!("file {}", path.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Database {
+    pub name: String,
+    pub role: String,
+    pub password: PasswordSource,
+    pub extensions: Vec<String>,
+    pub superuser: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrateCommand {
+    /// Plain Django.
+    Migrate,
+    /// django-tenants / django-tenant-schemas: `migrate_schemas --shared`, then the tenants.
+    MigrateSchemas,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Django {
+    pub source: PathBuf,
+    pub wsgi_module: String,
+    pub settings_module: String,
+    pub requirements: String,
+    pub workers: u16,
+    pub static_url: String,
+    pub media_url: String,
+    pub migrate: MigrateCommand,
+}
+
+impl Django {
+    pub fn is_multi_tenant(&self) -> bool {
+        self.migrate == MigrateCommand::MigrateSchemas
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SshSettings {
+    pub deploy_user: String,
+    /// Public keys installed for the deploy user (literal lines, files already read).
+    pub authorized_keys: Vec<String>,
+    pub port: u16,
+}
+
+/// A validated tandem.yml.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    /// The file it was read from; relative paths inside are resolved against its directory.
+    pub path: PathBuf,
+    pub project: String,
+    pub servers: Vec<Server>,
+    pub domains: Vec<String>,
+    pub database: Database,
+    pub django: Django,
+    pub ssh: SshSettings,
+}
+
+impl Config {
+    pub fn db_server(&self) -> &Server {
+        self.servers
+            .iter()
+            .find(|s| s.role == Role::Db)
+            .expect("validated: one db server")
+    }
+
+    pub fn app_servers(&self) -> impl Iterator<Item = &Server> {
+        self.servers.iter().filter(|s| s.role == Role::App)
+    }
+
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+}
+
+/// A loaded config plus the warnings found while validating it.
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (create one with `tandem init`)", path.display()))?;
+    parse(path, &text).map_err(anyhow::Error::new)
+}
+
+/// Parses and validates `text` as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
+    let raw: raw::Config = yaml::parse(text).map_err(|err| {
+        let (message, fix) = explain_parse_error(&err.message);
+        let mut d = Diagnostic::error(path, text, err.position, "", message);
+        if let Some(fix) = fix {
+            d = d.fix(fix);
+        }
+        Diagnostics(vec![d])
+    })?;
+    let mut v = Validator {
+        path,
+        text,
+        found: Vec::new(),
+    };
+    let config = v.config(raw);
+    let diagnostics = Diagnostics(v.found);
+    match config {
+        Some(config) if !diagnostics.has_errors() => Ok(Loaded {
+            config,
+            warnings: diagnostics.0,
+        }),
+        _ => Err(diagnostics),
+    }
+}
+
+/// Turns serde-saphyr's message into tandem's: no trailing position (the header has it), and a
+/// "did you mean" for unknown fields.
+fn explain_parse_error(message: &str) -> (String, Option<String>) {
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    for (prefix, what) in [("unknown field `", "field"), ("unknown variant `", "value")] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        if let Some((field, expected)) = rest.split_once("`, expected one of ") {
+            let candidates: Vec<&str> = expected.split(", ").collect();
+            let best = candidates
+                .iter()
+                .map(|c| (strsim::damerau_levenshtein(field, c), *c))
+                .min()
+                .filter(|(distance, _)| *distance <= 3);
+            let fix = match best {
+                Some((_, name)) => format!("did you mean `{name}`? (allowed here: {expected})"),
+                None => format!("remove it; allowed here: {expected}"),
+            };
+            return (format!("unknown {what} `{field}`"), Some(fix));
+        }
+    }
+    if let Some(field) = message.strip_prefix("missing field `") {
+        let field = field.trim_end_matches('`');
+        return (
+            format!("missing field `{field}`"),
+            Some(format!(
+                "add `{field}:` here (see `tandem init` for a commented example)"
+            )),
+        );
+    }
+    (message.to_string(), None)
+}
+
+/// The file as written, with positions for every value that is checked after parsing.
+mod raw {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Config {
+        pub project: Spanned<String>,
+        pub servers: Spanned<Vec<Server>>,
+        pub domains: Spanned<Vec<Spanned<String>>>,
+        pub database: Database,
+        pub django: Django,
+        pub ssh: Ssh,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub name: Spanned<String>,
+        pub role: Spanned<Role>,
+        pub ssh: Spanned<String>,
+        pub fqdn: Spanned<String>,
+        pub internal_ip: Spanned<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Database {
+        pub name: Spanned<String>,
+        pub role: Spanned<String>,
+        pub password: Spanned<PasswordSource>,
+        #[serde(default)]
+        pub extensions: Vec<Spanned<String>>,
+        pub superuser: Option<Spanned<bool>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Django {
+        pub source: Spanned<String>,
+        pub wsgi_module: Spanned<String>,
+        pub settings_module: Spanned<String>,
+        #[serde(default = "default_requirements")]
+        pub requirements: Spanned<String>,
+        #[serde(default = "default_workers")]
+        pub workers: Spanned<u16>,
+        #[serde(default = "default_static_url")]
+        pub static_url: Spanned<String>,
+        #[serde(default = "default_media_url")]
+        pub media_url: Spanned<String>,
+        #[serde(default = "default_migrate")]
+        pub migrate: MigrateCommand,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Ssh {
+        #[serde(default = "default_deploy_user")]
+        pub deploy_user: Spanned<String>,
+        #[serde(default)]
+        pub authorized_keys: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub authorized_key_files: Vec<Spanned<String>>,
+        #[serde(default = "default_ssh_port")]
+        pub port: Spanned<u16>,
+    }
+
+    fn unplaced<T>(value: T) -> Spanned<T> {
+        Spanned::new(
+            value,
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        )
+    }
+    fn default_requirements() -> Spanned<String> {
+        unplaced("requirements.txt".into())
+    }
+    fn default_workers() -> Spanned<u16> {
+        unplaced(3)
+    }
+    fn default_static_url() -> Spanned<String> {
+        unplaced("/static/".into())
+    }
+    fn default_media_url() -> Spanned<String> {
+        unplaced("/media/".into())
+    }
+    fn default_migrate() -> MigrateCommand {
+        MigrateCommand::Migrate
+    }
+    fn default_deploy_user() -> Spanned<String> {
+        unplaced("deploy".into())
+    }
+    fn default_ssh_port() -> Spanned<u16> {
+        unplaced(22)
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    found: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error<T>(&mut self, at: &Spanned<T>, field: &str, message: String, fix: &str) {
+        let d = Diagnostic::error(self.path, self.text, Position::of(at), field, message).fix(fix);
+        self.found.push(d);
+    }
+
+    fn warning<T>(&mut self, at: &Spanned<T>, field: &str, message: String, fix: &str) {
+        let d =
+            Diagnostic::warning(self.path, self.text, Position::of(at), field, message).fix(fix);
+        self.found.push(d);
+    }
+
+    fn safe_name(&mut self, value: &Spanned<String>, field: &str) -> String {
+        if !identifier::is_safe_name(&value.value) {
+            self.error(
+                value,
+                field,
+                format!("`{}` is not a safe name", value.value),
+                "use a lowercase letter, then lowercase letters, digits or `_` (at most 31); \
+                 it becomes a SQL, shell and file name",
+            );
+        }
+        value.value.clone()
+    }
+
+    fn config(&mut self, raw: raw::Config) -> Option<Config> {
+        let project = self.safe_name(&raw.project, "project");
+        let servers = self.servers(&raw.servers);
+        let domains = self.domains(&raw.domains);
+        let database = self.database(raw.database);
+        let django = self.django(raw.django, &domains, &raw.domains);
+        let ssh = self.ssh(raw.ssh);
+        Some(Config {
+            path: self.path.to_path_buf(),
+            project,
+            servers: servers?,
+            domains,
+            database,
+            django: django?,
+            ssh,
+        })
+    }
+
+    fn servers(&mut self, raw: &Spanned<Vec<raw::Server>>) -> Option<Vec<Server>> {
+        let mut servers = Vec::new();
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut ips: HashMap<IpAddr, String> = HashMap::new();
+        for (i, s) in raw.value.iter().enumerate() {
+            let at = |f: &str| format!("servers[{i}].{f}");
+            if !identifier::is_server_name(&s.name.value) {
+                self.error(
+                    &s.name,
+                    &at("name"),
+                    format!("`{}` is not a valid server name", s.name.value),
+                    "use lowercase letters, digits and `-` (like a host name label), e.g. `app1`",
+                );
+            } else if let Some(first) = names.insert(&s.name.value, i) {
+                self.error(
+                    &s.name,
+                    &at("name"),
+                    format!(
+                        "server name `{}` is used twice (also servers[{first}])",
+                        s.name.value
+                    ),
+                    "give every server its own name",
+                );
+            }
+            if !identifier::is_ssh_destination(&s.ssh.value) {
+                self.error(
+                    &s.ssh,
+                    &at("ssh"),
+                    format!("`{}` is not an SSH destination", s.ssh.value),
+                    "write user@host, user@host:port or an alias from ~/.ssh/config",
+                );
+            }
+            if !identifier::is_fqdn(&s.fqdn.value) {
+                self.error(
+                    &s.fqdn,
+                    &at("fqdn"),
+                    format!("`{}` is not a fully qualified domain name", s.fqdn.value),
+                    "write the server's full host name, e.g. db.example.com; it becomes the hostname",
+                );
+            }
+            let ip = match s.internal_ip.value.parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    self.error(
+                        &s.internal_ip,
+                        &at("internal_ip"),
+                        format!("`{}` is not an IP address", s.internal_ip.value),
+                        "write the server's private address on the internal network, e.g. 10.0.0.3",
+                    );
+                    continue;
+                }
+            };
+            if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+                self.error(
+                    &s.internal_ip,
+                    &at("internal_ip"),
+                    format!("{ip} cannot be a server's internal address"),
+                    "write the address other servers reach this one on, e.g. 10.0.0.3",
+                );
+            } else if !is_private(ip) {
+                self.warning(
+                    &s.internal_ip,
+                    &at("internal_ip"),
+                    format!("{ip} is a public address: database traffic would cross the internet"),
+                    "use the servers' private network (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)",
+                );
+            }
+            if let Some(other) = ips.insert(ip, s.name.value.clone()) {
+                self.error(
+                    &s.internal_ip,
+                    &at("internal_ip"),
+                    format!("{ip} is also the internal_ip of server `{other}`"),
+                    "every server needs its own internal address",
+                );
+            }
+            servers.push(Server {
+                name: s.name.value.clone(),
+                role: s.role.value,
+                ssh: s.ssh.value.clone(),
+                fqdn: s.fqdn.value.trim_end_matches('.').to_string(),
+                internal_ip: ip,
+            });
+        }
+        let dbs = raw
+            .value
+            .iter()
+            .filter(|s| s.role.value == Role::Db)
+            .count();
+        let apps = raw
+            .value
+            .iter()
+            .filter(|s| s.role.value == Role::App)
+            .count();
+        if dbs != 1 {
+            self.error(
+                raw,
+                "servers",
+                format!("{dbs} servers have `role: db`; tandem needs exactly one"),
+                "mark exactly one server `role: db`",
+            );
+        }
+        if apps == 0 {
+            self.error(
+                raw,
+                "servers",
+                "no server has `role: app`".into(),
+                "add at least one server with `role: app`",
+            );
+        }
+        (servers.len() == raw.value.len()).then_some(servers)
+    }
+
+    fn domains(&mut self, raw: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
+        if raw.value.is_empty() {
+            self.error(
+                raw,
+                "domains",
+                "no domains: nginx would answer for nothing".into(),
+                "list the host names the site answers for, e.g. [example.com, www.example.com]",
+            );
+        }
+        let mut seen = Vec::new();
+        for (i, d) in raw.value.iter().enumerate() {
+            let name = d.value.trim_end_matches('.').to_ascii_lowercase();
+            if !identifier::is_domain(&name) {
+                self.error(
+                    d,
+                    &format!("domains[{i}]"),
+                    format!("`{}` is not a domain name", d.value),
+                    "write a host name such as example.com, or *.example.com for tenant subdomains",
+                );
+            } else if seen.contains(&name) {
+                self.error(
+                    d,
+                    &format!("domains[{i}]"),
+                    format!("domain `{name}` is listed twice"),
+                    "remove the duplicate",
+                );
+            } else {
+                seen.push(name);
+            }
+        }
+        seen
+    }
+
+    fn database(&mut self, raw: raw::Database) -> Database {
+        let name = self.safe_name(&raw.name, "database.name");
+        let role = self.safe_name(&raw.role, "database.role");
+        match &raw.password.value {
+            PasswordSource::Env(var) if var.is_empty() || var.contains(['=', '\0']) => self.error(
+                &raw.password,
+                "database.password.env",
+                format!("`{var}` is not an environment variable name"),
+                "write the variable's name, e.g. `env: TANDEM_DB_PASSWORD`, never the password",
+            ),
+            PasswordSource::File(path) if path.as_os_str().is_empty() => self.error(
+                &raw.password,
+                "database.password.file",
+                "empty file path".into(),
+                "write the path of a file holding the password, e.g. `file: /run/secrets/db`",
+            ),
+            _ => {}
+        }
+        let extensions = raw
+            .extensions
+            .iter()
+            .enumerate()
+            .map(|(i, e)| self.safe_name(e, &format!("database.extensions[{i}]")))
+            .collect();
+        let superuser = raw.superuser.as_ref().is_some_and(|s| s.value);
+        if let Some(at) = raw.superuser.as_ref().filter(|s| s.value) {
+            self.warning(
+                at,
+                "database.superuser",
+                "the app's role will be a PostgreSQL superuser".into(),
+                "list the extensions under `database.extensions` instead: tandem creates them as \
+                 postgres, so the role needs no superuser",
+            );
+        }
+        Database {
+            name,
+            role,
+            password: raw.password.value,
+            extensions,
+            superuser,
+        }
+    }
+
+    fn django(
+        &mut self,
+        raw: raw::Django,
+        domains: &[String],
+        raw_domains: &Spanned<Vec<Spanned<String>>>,
+    ) -> Option<Django> {
+        for (value, field) in [
+            (&raw.wsgi_module, "django.wsgi_module"),
+            (&raw.settings_module, "django.settings_module"),
+        ] {
+            if !identifier::is_python_module(&value.value) {
+                self.error(
+                    value,
+                    field,
+                    format!("`{}` is not a Python module path", value.value),
+                    "write a dotted module path, e.g. `timesheet.wsgi`",
+                );
+            }
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let source = base.join(&raw.source.value);
+        if !source.join("manage.py").is_file() {
+            self.error(
+                &raw.source,
+                "django.source",
+                format!("{} has no manage.py", source.display()),
+                "point `source` at your Django project's directory (relative to this file)",
+            );
+        }
+        let requirements = &raw.requirements;
+        if requirements.value.starts_with('/') || requirements.value.split('/').any(|p| p == "..") {
+            self.error(
+                requirements,
+                "django.requirements",
+                format!("`{}` is outside the project", requirements.value),
+                "write a path relative to `django.source`, e.g. requirements.txt",
+            );
+        }
+        if raw.workers.value == 0 || raw.workers.value > 64 {
+            self.error(
+                &raw.workers,
+                "django.workers",
+                format!("{} gunicorn workers", raw.workers.value),
+                "use 2 x cores + 1, between 1 and 64",
+            );
+        }
+        for (value, field) in [
+            (&raw.static_url, "django.static_url"),
+            (&raw.media_url, "django.media_url"),
+        ] {
+            let ok = value.value.starts_with('/')
+                && value.value.ends_with('/')
+                && value.value.len() > 1
+                && value
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+            if !ok {
+                self.error(
+                    value,
+                    field,
+                    format!("`{}` is not a URL path prefix", value.value),
+                    "write a path that starts and ends with `/`, e.g. /static/",
+                );
+            }
+        }
+        if raw.migrate == MigrateCommand::MigrateSchemas
+            && !domains.iter().any(|d| d.starts_with("*."))
+        {
+            self.warning(
+                raw_domains,
+                "domains",
+                "multi-tenant project (`migrate: migrate_schemas`) without a wildcard domain"
+                    .into(),
+                "add `*.example.com` so nginx and ALLOWED_HOSTS answer tenant subdomains",
+            );
+        }
+        Some(Django {
+            source,
+            wsgi_module: raw.wsgi_module.value,
+            settings_module: raw.settings_module.value,
+            requirements: raw.requirements.value,
+            workers: raw.workers.value,
+            static_url: raw.static_url.value,
+            media_url: raw.media_url.value,
+            migrate: raw.migrate,
+        })
+    }
+
+    fn ssh(&mut self, raw: raw::Ssh) -> SshSettings {
+        let deploy_user = self.safe_name(&raw.deploy_user, "ssh.deploy_user");
+        if deploy_user == "root" {
+            self.error(
+                &raw.deploy_user,
+                "ssh.deploy_user",
+                "the deploy user cannot be root: root login is disabled".into(),
+                "use an unprivileged name such as `deploy`",
+            );
+        }
+        let mut keys = Vec::new();
+        for (i, key) in raw.authorized_keys.iter().enumerate() {
+            if is_public_key(&key.value) {
+                keys.push(key.value.trim().to_string());
+            } else {
+                self.error(
+                    key,
+                    &format!("ssh.authorized_keys[{i}]"),
+                    "not an SSH public key line".into(),
+                    "paste one line of a .pub file, e.g. `ssh-ed25519 AAAA... you@laptop`",
+                );
+            }
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        for (i, file) in raw.authorized_key_files.iter().enumerate() {
+            let path = expand_home(&file.value, base);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let found: Vec<_> = text.lines().filter(|l| is_public_key(l)).collect();
+                    if found.is_empty() {
+                        self.error(
+                            file,
+                            &format!("ssh.authorized_key_files[{i}]"),
+                            format!("{} holds no SSH public key", path.display()),
+                            "name a .pub file (never the private key)",
+                        );
+                    }
+                    keys.extend(found.into_iter().map(|l| l.trim().to_string()));
+                }
+                Err(err) => self.error(
+                    file,
+                    &format!("ssh.authorized_key_files[{i}]"),
+                    format!("cannot read {}: {err}", path.display()),
+                    "name an existing .pub file (relative paths are from this file's directory)",
+                ),
+            }
+        }
+        if raw.authorized_keys.is_empty() && raw.authorized_key_files.is_empty() {
+            let at = Spanned::new((), raw.deploy_user.referenced, raw.deploy_user.defined);
+            self.error(
+                &at,
+                "ssh.authorized_keys",
+                "no public key for the deploy user: with passwords off, nobody could log in".into(),
+                "add `authorized_keys:` or `authorized_key_files: [~/.ssh/id_ed25519.pub]`",
+            );
+        }
+        if raw.port.value == 0 {
+            self.error(
+                &raw.port,
+                "ssh.port",
+                "port 0".into(),
+                "use the port sshd listens on, usually 22",
+            );
+        }
+        SshSettings {
+            deploy_user,
+            authorized_keys: keys,
+            port: raw.port.value,
+        }
+    }
+}
+
+fn expand_home(path: &str, base: &Path) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => base.join(path),
+    }
+}
+
+fn is_public_key(line: &str) -> bool {
+    let mut parts = line.split_whitespace();
+    let kind = parts.next().unwrap_or("");
+    let blob = parts.next().unwrap_or("");
+    let known = kind.starts_with("ssh-")
+        || kind.starts_with("ecdsa-sha2-")
+        || kind.starts_with("sk-ssh-")
+        || kind.starts_with("sk-ecdsa-");
+    known
+        && blob.len() >= 16
+        && blob
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+        && !line.contains(['\n', '\r'])
+}
+
+/// Private, shared (CGNAT) and unique-local addresses: the ones an internal network uses.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd00::1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn did_you_mean() {
+        let (msg, fix) = explain_parse_error(
+            "unknown field `internal_ipp`, expected one of name, internal_ip at line 3, column 5",
+        );
+        assert_eq!(msg, "unknown field `internal_ipp`");
+        assert!(fix.unwrap().starts_with("did you mean `internal_ip`?"));
+    }
+}

@@ -1,0 +1,123 @@
+//! What tandem accepts as a name it will put into SQL, shell, systemd unit and file names, and
+//! the quoting it applies anyway: validation at the edge, quoting at every use.
+
+/// Names for the project, database, role, system users and extensions: a lowercase letter,
+/// then lowercase letters, digits or `_`, at most 31 characters. Safe unquoted in SQL, shell,
+/// file names and as a Linux user name; tandem still quotes them wherever they are used.
+pub fn is_safe_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 31
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+/// Server names: a hostname label (lowercase letters, digits, `-`, not at either end).
+pub fn is_server_name(name: &str) -> bool {
+    is_dns_label(name) && name.chars().all(|c| !c.is_ascii_uppercase())
+}
+
+fn is_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// A fully qualified host name: two or more DNS labels.
+pub fn is_fqdn(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.len() <= 253 && name.split('.').count() >= 2 && name.split('.').all(is_dns_label)
+}
+
+/// A domain the site answers for: an FQDN, optionally with a leading `*.` wildcard.
+pub fn is_domain(name: &str) -> bool {
+    is_fqdn(name.strip_prefix("*.").unwrap_or(name))
+}
+
+/// A dotted Python module path such as `timesheet.wsgi`.
+pub fn is_python_module(path: &str) -> bool {
+    !path.is_empty()
+        && path.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// An SSH destination: `user@host[:port]` or an alias from ~/.ssh/config. Never starts with `-`
+/// (it would be read as an option by ssh) and has no whitespace or shell metacharacters.
+pub fn is_ssh_destination(dest: &str) -> bool {
+    !dest.is_empty()
+        && !dest.starts_with('-')
+        && dest.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@' | ':' | '[' | ']')
+        })
+}
+
+/// `"name"` with embedded quotes doubled: a PostgreSQL identifier.
+pub fn sql_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'` with embedded quotes doubled: a PostgreSQL string literal (standard_conforming_strings).
+pub fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A word quoted for a POSIX shell, unchanged when it needs no quoting.
+pub fn shell_word(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("'{}'", word.replace('\0', "").replace('\'', "'\\''")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names() {
+        assert!(is_safe_name("timesheet"));
+        assert!(is_safe_name("crowd_minder2"));
+        for bad in [
+            "",
+            "1abc",
+            "Time",
+            "a-b",
+            "a b",
+            "a;drop",
+            "x\"y",
+            &"a".repeat(32),
+        ] {
+            assert!(!is_safe_name(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn domains_and_fqdns() {
+        assert!(is_fqdn("app1.example.com"));
+        assert!(!is_fqdn("localhost"));
+        assert!(!is_fqdn("bad_name.example.com"));
+        assert!(is_domain("*.example.com"));
+        assert!(!is_domain("*.com"));
+        assert!(!is_domain("a.*.example.com"));
+    }
+
+    #[test]
+    fn ssh_destinations() {
+        assert!(is_ssh_destination("deploy@203.0.113.5:2222"));
+        assert!(is_ssh_destination("lab-app"));
+        assert!(!is_ssh_destination("-oProxyCommand=x"));
+        assert!(!is_ssh_destination("a b"));
+        assert!(!is_ssh_destination("a;b"));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sql_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(sql_literal("it's"), "'it''s'");
+        assert_eq!(shell_word("plain"), "plain");
+        assert_eq!(shell_word("a b'c"), "'a b'\"'\"'c'");
+    }
+}

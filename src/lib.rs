@@ -1,0 +1,16 @@
+//! tandem: Django on an app server and PostgreSQL on its own server, over SSH, from one YAML file.
+
+pub mod assets;
+pub mod cli;
+pub mod config;
+pub mod desired;
+pub mod diagnostic;
+pub mod identifier;
+pub mod init;
+pub mod playbook;
+pub mod render;
+pub mod sql;
+pub mod templates;
+pub mod ufw;
+pub mod vars;
+pub mod yaml;

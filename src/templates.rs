@@ -1,0 +1,108 @@
+//! `Templates`: renders tandem's Tera templates and templated playbook fields with `Vars`.
+//! Output is plain text (no HTML escaping); quoting is explicit through filters:
+//! `sql_ident`, `sql_literal`, `shell` and `env_value`.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use tera::{Context, Tera, Value};
+
+use crate::assets::Assets;
+use crate::identifier;
+use crate::vars::Vars;
+
+pub struct Templates {
+    assets: Assets,
+    tera: Tera,
+}
+
+impl Templates {
+    pub fn new(assets: Assets) -> Self {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![]);
+        tera.register_filter("sql_ident", string_filter(identifier::sql_ident));
+        tera.register_filter("sql_literal", string_filter(identifier::sql_literal));
+        tera.register_filter("shell", string_filter(identifier::shell_word));
+        tera.register_filter("env_value", string_filter(env_value));
+        Templates { assets, tera }
+    }
+
+    pub fn assets(&self) -> &Assets {
+        &self.assets
+    }
+
+    /// Renders `templates/<name>` (from the override directory or the binary).
+    pub fn render(&mut self, name: &str, vars: &Vars) -> anyhow::Result<String> {
+        if !self.tera.get_template_names().any(|n| n == name) {
+            let (origin, text) = self.assets.template(name)?;
+            self.tera
+                .add_raw_template(name, &text)
+                .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
+                .with_context(|| format!("parsing template {origin}"))?;
+        }
+        let context = Context::from_serialize(vars).context("building template variables")?;
+        self.tera
+            .render(name, &context)
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
+            .with_context(|| format!("rendering template {name}"))
+    }
+
+    /// Renders a playbook field such as `/etc/nginx/sites-available/{{ project }}`.
+    pub fn render_field(&mut self, text: &str, vars: &Vars) -> anyhow::Result<String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        let context = Context::from_serialize(vars).context("building template variables")?;
+        self.tera
+            .render_str(text, &context)
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
+            .with_context(|| format!("rendering `{text}`"))
+    }
+}
+
+/// Tera's errors keep the useful part in their sources; show the whole chain on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+type Filter = Box<dyn Fn(&Value, &HashMap<String, Value>) -> tera::Result<Value> + Send + Sync>;
+
+fn string_filter(f: fn(&str) -> String) -> Filter {
+    Box::new(move |value, _args| match value {
+        Value::String(s) => Ok(Value::String(f(s))),
+        Value::Number(n) => Ok(Value::String(f(&n.to_string()))),
+        other => Err(tera::Error::msg(format!("expected a string, got {other}"))),
+    })
+}
+
+/// A value for a file read both by systemd (`EnvironmentFile=`) and by `sh`: double-quoted,
+/// with `\`, `"`, `$` and `` ` `` escaped so neither expands anything.
+pub fn env_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_are_quoted() {
+        assert_eq!(env_value("pl4in"), "\"pl4in\"");
+        assert_eq!(env_value("a\"b$c`d\\e"), "\"a\\\"b\\$c\\`d\\\\e\"");
+    }
+}

@@ -1,0 +1,201 @@
+//! `Vars`: the variables every template and playbook field is rendered with, derived from the
+//! config (never typed twice), the server being rendered and what is known about that host.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::config::{Config, Server};
+
+/// Facts about a host that change what is rendered. Offline, `HostFacts::assumed()` gives
+/// Debian 12's values; the engine reads the real ones from the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostFacts {
+    pub postgres_version: String,
+}
+
+impl HostFacts {
+    pub fn assumed() -> Self {
+        HostFacts {
+            postgres_version: "15".into(),
+        }
+    }
+}
+
+/// Secret values, or the placeholders shown instead of them.
+#[derive(Clone, Serialize)]
+pub struct Secrets {
+    pub db_password: String,
+    pub secret_key: String,
+}
+
+impl Secrets {
+    /// Placeholders that say where each secret comes from, for render and plan output.
+    pub fn redacted(config: &Config) -> Self {
+        Secrets {
+            db_password: format!("<redacted: from {}>", config.database.password.describe()),
+            secret_key: "<redacted: generated once on the app server and kept>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Vars {
+    pub project: String,
+    /// The system user that runs the app (named after the project).
+    pub user: String,
+    pub host: HostVars,
+    pub db: DbVars,
+    /// `a.b/32` for each app server's internal IP (`/128` for IPv6).
+    pub app_cidrs: Vec<String>,
+    pub domains: Vec<String>,
+    /// nginx `server_name` value.
+    pub server_names: String,
+    /// Django `ALLOWED_HOSTS` entries: `*.example.com` becomes `.example.com`.
+    pub allowed_hosts: Vec<String>,
+    pub django: DjangoVars,
+    pub paths: Paths,
+    pub units: Units,
+    pub ssh: SshVars,
+    pub pg: PgVars,
+    pub secrets: Secrets,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostVars {
+    pub name: String,
+    pub fqdn: String,
+    pub internal_ip: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DbVars {
+    pub name: String,
+    pub role: String,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DjangoVars {
+    pub wsgi_module: String,
+    pub settings_module: String,
+    pub workers: u16,
+    pub static_url: String,
+    pub media_url: String,
+    pub multi_tenant: bool,
+}
+
+/// Where things live on an app server.
+#[derive(Clone, Debug, Serialize)]
+pub struct Paths {
+    pub root: String,
+    pub releases: String,
+    pub current: String,
+    pub static_root: String,
+    pub media_root: String,
+    pub env_file: String,
+    pub socket: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Units {
+    pub socket: String,
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SshVars {
+    pub port: u16,
+    pub deploy_user: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PgVars {
+    pub version: String,
+    /// Debian/Ubuntu's cluster configuration directory.
+    pub conf_dir: String,
+}
+
+impl Vars {
+    pub fn new(config: &Config, server: &Server, facts: &HostFacts, secrets: Secrets) -> Self {
+        let project = config.project.clone();
+        let root = format!("/srv/{project}");
+        let db = config.db_server();
+        Vars {
+            user: project.clone(),
+            host: HostVars {
+                name: server.name.clone(),
+                fqdn: server.fqdn.clone(),
+                internal_ip: server.internal_ip.to_string(),
+                role: server.role.as_str().into(),
+            },
+            db: DbVars {
+                name: config.database.name.clone(),
+                role: config.database.role.clone(),
+                host: db.internal_ip.to_string(),
+                port: 5432,
+            },
+            app_cidrs: config
+                .app_servers()
+                .map(|s| host_cidr(s.internal_ip))
+                .collect(),
+            domains: config.domains.clone(),
+            server_names: config.domains.join(" "),
+            allowed_hosts: config
+                .domains
+                .iter()
+                .map(|d| match d.strip_prefix('*') {
+                    Some(rest) => rest.to_string(),
+                    None => d.clone(),
+                })
+                .collect(),
+            django: DjangoVars {
+                wsgi_module: config.django.wsgi_module.clone(),
+                settings_module: config.django.settings_module.clone(),
+                workers: config.django.workers,
+                static_url: config.django.static_url.clone(),
+                media_url: config.django.media_url.clone(),
+                multi_tenant: config.django.is_multi_tenant(),
+            },
+            paths: Paths {
+                releases: format!("{root}/releases"),
+                current: format!("{root}/current"),
+                static_root: format!("{root}/static"),
+                media_root: format!("{root}/media"),
+                env_file: format!("/etc/{project}/env"),
+                socket: format!("/run/gunicorn-{project}.sock"),
+                root,
+            },
+            units: Units {
+                socket: format!("gunicorn-{project}.socket"),
+                service: format!("gunicorn-{project}.service"),
+            },
+            ssh: SshVars {
+                port: config.ssh.port,
+                deploy_user: config.ssh.deploy_user.clone(),
+            },
+            pg: PgVars {
+                conf_dir: format!("/etc/postgresql/{}/main", facts.postgres_version),
+                version: facts.postgres_version.clone(),
+            },
+            secrets,
+            project,
+        }
+    }
+}
+
+/// The single-address network of `ip`, as pg_hba.conf and ufw write it.
+pub fn host_cidr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}/32"),
+        IpAddr::V6(v6) => format!("{v6}/128"),
+    }
+}
