@@ -134,6 +134,7 @@ impl Config {
 }
 
 /// A loaded config plus the warnings found while validating it.
+#[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Diagnostic>,
@@ -206,7 +207,18 @@ fn explain_parse_error(message: &str) -> (String, Option<String>) {
             )),
         );
     }
-    (message.to_string(), None)
+    let fix = if message.starts_with("invalid u") || message.starts_with("invalid i") {
+        "write a whole number (ports: 1-65535)"
+    } else if message.contains("mapping") {
+        "this field takes `key: value` lines indented below it"
+    } else if message.contains("sequence") {
+        "this field takes a list, e.g. [a, b] or `- a` lines"
+    } else if message.contains("bool") {
+        "write true or false"
+    } else {
+        "correct the YAML at this position; `tandem init` writes a valid example"
+    };
+    (message.to_string(), Some(fix.to_string()))
 }
 
 /// The file as written, with positions for every value that is checked after parsing.

@@ -118,6 +118,8 @@ mod tests {
         assert_eq!(sql_ident("we\"ird"), "\"we\"\"ird\"");
         assert_eq!(sql_literal("it's"), "'it''s'");
         assert_eq!(shell_word("plain"), "plain");
-        assert_eq!(shell_word("a b'c"), "'a b'\"'\"'c'");
+        for word in ["a b'c", "$(reboot)", "x\"y`z", "-rf *"] {
+            assert_eq!(shlex::split(&shell_word(word)), Some(vec![word.to_string()]), "{word}");
+        }
     }
 }

@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn enabling_ufw_before_ssh_is_refused() {
-        let err = parse_str("steps:\n  - kind: ufw_enable\n    name: on\n").unwrap_err();
+        let err = parse_str("steps:\n  - kind: ufw_enable\n    name: enable\n").unwrap_err();
         assert!(err.contains("lock you out"), "{err}");
     }
 }

@@ -1,0 +1,447 @@
+//! The real binary on good and bad input: exit codes, and errors that name file:line:column,
+//! the field and the fix on one screen.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ op@x";
+
+/// A valid config; each bad case replaces one piece of it.
+fn good_config() -> String {
+    format!(
+        "project: shop
+servers:
+  - name: db
+    role: db
+    ssh: deploy@db.example.com
+    fqdn: db.example.com
+    internal_ip: 10.0.0.3
+  - name: app1
+    role: app
+    ssh: deploy@app1.example.com
+    fqdn: app1.example.com
+    internal_ip: 10.0.0.2
+domains: [shop.example.com]
+database:
+  name: shop
+  role: shop
+  password: {{env: TANDEM_DB_PASSWORD}}
+django:
+  source: app
+  wsgi_module: shop.wsgi
+  settings_module: shop.settings
+ssh:
+  authorized_keys: [\"{KEY}\"]
+"
+    )
+}
+
+/// A directory with `tandem.yml` holding `text` and a Django project under `app/`.
+fn workspace(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("app")).unwrap();
+    fs::write(dir.path().join("app/manage.py"), "").unwrap();
+    let path = dir.path().join("tandem.yml");
+    fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn tandem() -> Command {
+    Command::cargo_bin("tandem").unwrap()
+}
+
+fn check(path: &Path) -> (i32, String) {
+    let out = tandem()
+        .arg("check")
+        .arg("-c")
+        .arg(path)
+        .env_remove("TANDEM_DB_PASSWORD")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn good_config_checks_without_the_secret() {
+    let (_dir, path) = workspace(&good_config());
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("ok, 2 servers"), "{stderr}");
+}
+
+#[derive(Debug)]
+struct Bad {
+    what: &'static str,
+    from: &'static str,
+    to: &'static str,
+    /// `tandem.yml:LINE:` must appear.
+    line: u32,
+    says: &'static str,
+}
+
+const BAD: &[Bad] = &[
+    Bad {
+        what: "typo in a field",
+        from: "    internal_ip: 10.0.0.2",
+        to: "    internal_ipp: 10.0.0.2",
+        line: 12,
+        says: "did you mean `internal_ip`",
+    },
+    Bad {
+        what: "unknown top-level field",
+        from: "domains:",
+        to: "domain:",
+        line: 13,
+        says: "did you mean `domains`",
+    },
+    Bad {
+        what: "not an IP",
+        from: "10.0.0.3",
+        to: "10.0.0.300",
+        line: 7,
+        says: "`10.0.0.300` is not an IP address",
+    },
+    Bad {
+        what: "shared internal IP",
+        from: "10.0.0.2",
+        to: "10.0.0.3",
+        line: 12,
+        says: "also the internal_ip of server `db`",
+    },
+    Bad {
+        what: "duplicate server name",
+        from: "name: app1",
+        to: "name: db",
+        line: 8,
+        says: "used twice",
+    },
+    Bad {
+        what: "unsafe project name",
+        from: "project: shop",
+        to: "project: \"shop; rm -rf /\"",
+        line: 1,
+        says: "not a safe name",
+    },
+    Bad {
+        what: "unsafe role name",
+        from: "  role: shop",
+        to: "  role: Shop-Owner",
+        line: 16,
+        says: "database.role",
+    },
+    Bad {
+        what: "unsafe database name",
+        from: "  name: shop\n",
+        to: "  name: \"x\\\"; DROP\"\n",
+        line: 15,
+        says: "database.name",
+    },
+    Bad {
+        what: "missing password source",
+        from: "  password: {env: TANDEM_DB_PASSWORD}\n",
+        to: "",
+        line: 16,
+        says: "missing field `password`",
+    },
+    Bad {
+        what: "password given inline",
+        from: "{env: TANDEM_DB_PASSWORD}",
+        to: "hunter2",
+        line: 17,
+        says: "unknown value `hunter2`",
+    },
+    Bad {
+        what: "bad role",
+        from: "role: app",
+        to: "role: web",
+        line: 9,
+        says: "unknown value `web`",
+    },
+    Bad {
+        what: "no db server",
+        from: "role: db",
+        to: "role: app",
+        line: 3,
+        says: "0 servers have `role: db`",
+    },
+    Bad {
+        what: "bad fqdn",
+        from: "fqdn: db.example.com",
+        to: "fqdn: db",
+        line: 6,
+        says: "not a fully qualified domain name",
+    },
+    Bad {
+        what: "ssh option injection",
+        from: "ssh: deploy@db.example.com",
+        to: "ssh: -oProxyCommand=evil",
+        line: 5,
+        says: "not an SSH destination",
+    },
+    Bad {
+        what: "bad domain",
+        from: "[shop.example.com]",
+        to: "[\"shop example\"]",
+        line: 13,
+        says: "not a domain name",
+    },
+    Bad {
+        what: "bad wsgi module",
+        from: "shop.wsgi",
+        to: "shop/wsgi.py",
+        line: 20,
+        says: "not a Python module path",
+    },
+    Bad {
+        what: "no authorized key",
+        from: "  authorized_keys: [\"",
+        to: "  authorized_keys: []\n  #[\"",
+        line: 0,
+        says: "nobody could log in",
+    },
+    Bad {
+        what: "bad port type",
+        from: "ssh:\n",
+        to: "ssh:\n  port: lots\n",
+        line: 23,
+        says: "port",
+    },
+    Bad {
+        what: "invalid YAML",
+        from: "domains: [shop.example.com]",
+        to: "domains: [shop.example.com",
+        line: 14,
+        says: "",
+    },
+    Bad {
+        what: "loopback internal IP",
+        from: "10.0.0.2",
+        to: "127.0.0.1",
+        line: 12,
+        says: "cannot be a server's internal address",
+    },
+    Bad {
+        what: "source without manage.py",
+        from: "source: app",
+        to: "source: nowhere",
+        line: 19,
+        says: "has no manage.py",
+    },
+    Bad {
+        what: "unknown migrate command",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  migrate: syncdb\n",
+        line: 22,
+        says: "unknown value `syncdb`",
+    },
+];
+
+#[test]
+fn bad_configs_get_a_located_one_screen_error() {
+    assert!(BAD.len() >= 15);
+    let failures: Vec<String> = BAD
+        .iter()
+        .filter_map(|bad| {
+            std::panic::catch_unwind(|| check_bad(bad))
+                .err()
+                .map(|_| bad.what.to_string())
+        })
+        .collect();
+    assert!(failures.is_empty(), "failed: {failures:?}");
+}
+
+fn check_bad(bad: &Bad) {
+    {
+        let good = good_config();
+        assert!(
+            good.contains(bad.from),
+            "{}: pattern not in base config",
+            bad.what
+        );
+        let (_dir, path) = workspace(&good.replacen(bad.from, bad.to, 1));
+        let (code, stderr) = check(&path);
+        assert_eq!(code, 1, "{}: exit code\n{stderr}", bad.what);
+        assert!(
+            !stderr.contains("panicked"),
+            "{}: panic\n{stderr}",
+            bad.what
+        );
+        assert!(
+            stderr.contains(bad.says),
+            "{}: expected {:?} in\n{stderr}",
+            bad.what,
+            bad.says
+        );
+        if bad.line > 0 {
+            let at = format!("tandem.yml:{}:", bad.line);
+            assert!(
+                stderr.contains(&at),
+                "{}: expected {at} in\n{stderr}",
+                bad.what
+            );
+        } else {
+            assert!(
+                stderr.contains("tandem.yml"),
+                "{}: no file name in\n{stderr}",
+                bad.what
+            );
+        }
+        assert!(stderr.contains("fix:"), "{}: no fix in\n{stderr}", bad.what);
+        assert!(
+            stderr.lines().count() <= 24,
+            "{}: longer than a screen\n{stderr}",
+            bad.what
+        );
+    }
+}
+
+#[test]
+fn public_internal_ip_is_a_warning_not_an_error() {
+    let (_dir, path) = workspace(&good_config().replace("10.0.0.2", "203.0.113.7"));
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("public address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tandem.yml:12:"), "{stderr}");
+}
+
+#[test]
+fn superuser_is_warned_about() {
+    let text = good_config().replace("  role: shop\n", "  role: shop\n  superuser: true\n");
+    let (_dir, path) = workspace(&text);
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("superuser") && stderr.contains("extensions"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn init_writes_a_starter_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    tandem()
+        .current_dir(dir.path())
+        .arg("init")
+        .assert()
+        .success();
+    let written = fs::read_to_string(dir.path().join("tandem.yml")).unwrap();
+    assert!(written.contains("password: {env: TANDEM_DB_PASSWORD}"));
+    fs::write(dir.path().join("tandem.yml"), "mine").unwrap();
+    let out = tandem()
+        .current_dir(dir.path())
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never overwrites"));
+    assert_eq!(
+        fs::read_to_string(dir.path().join("tandem.yml")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn render_writes_per_host_trees_and_refuses_a_full_directory() {
+    let (dir, path) = workspace(&good_config());
+    let out = dir.path().join("out");
+    tandem()
+        .args(["render", "-c"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let site = fs::read_to_string(out.join("app1/etc/nginx/sites-available/shop")).unwrap();
+    assert!(site.contains("server_name shop.example.com;"), "{site}");
+    let hba =
+        fs::read_to_string(out.join("db/etc/postgresql/15/main/pg_hba.conf.tandem-block")).unwrap();
+    assert!(
+        hba.contains("host    shop    shop    10.0.0.2/32    scram-sha-256"),
+        "{hba}"
+    );
+    let env = fs::read_to_string(out.join("app1/etc/shop/env")).unwrap();
+    assert!(env.contains("DATABASE_PASSWORD=\"<redacted"), "{env}");
+    let again = tandem()
+        .args(["render", "-c"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
+
+#[test]
+fn overridden_template_is_used_and_a_broken_one_is_reported() {
+    let (dir, path) = workspace(&good_config());
+    let overrides = dir.path().join("overrides/templates/postgres");
+    fs::create_dir_all(&overrides).unwrap();
+    fs::write(
+        overrides.join("00-tandem.conf"),
+        "# custom\nmax_connections = 50\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    tandem()
+        .args(["render", "-c"])
+        .arg(&path)
+        .arg("--overrides")
+        .arg(dir.path().join("overrides"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let conf =
+        fs::read_to_string(out.join("db/etc/postgresql/15/main/conf.d/00-tandem.conf")).unwrap();
+    assert_eq!(conf, "# custom\nmax_connections = 50\n");
+
+    fs::write(overrides.join("00-tandem.conf"), "{{ no_such_variable }}\n").unwrap();
+    let out = tandem()
+        .args(["check", "-c"])
+        .arg(&path)
+        .arg("--overrides")
+        .arg(dir.path().join("overrides"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("00-tandem.conf") && stderr.contains("server db"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn broken_playbook_override_is_rejected_at_load() {
+    let (dir, path) = workspace(&good_config());
+    let books = dir.path().join("overrides/playbooks");
+    fs::create_dir_all(&books).unwrap();
+    fs::write(
+        books.join("db.yml"),
+        "steps:\n  - kind: postgres_rol\n    name: x\n",
+    )
+    .unwrap();
+    let out = tandem()
+        .args(["check", "-c"])
+        .arg(&path)
+        .arg("--overrides")
+        .arg(dir.path().join("overrides"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("db.yml:2:") && stderr.contains("postgres_role"),
+        "{stderr}"
+    );
+}
