@@ -1,0 +1,186 @@
+//! Test helper for the lab (tests/lab/lab): each scenario gets fresh servers of its own and
+//! releases them when dropped, so scenarios never share state and can run in parallel.
+//!
+//! `Lab::get()` is `None` on a machine that cannot run the lab (not root), with a note on
+//! stderr; in CI (`CI` set) or with `TANDEM_LAB=required` a missing lab is a test failure.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suite {
+    Bookworm,
+    Trixie,
+}
+
+impl Suite {
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Bookworm => "bookworm",
+            Suite::Trixie => "trixie",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Lab {
+    script: PathBuf,
+    pub ssh_config: PathBuf,
+    pub key: PathBuf,
+}
+
+fn required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var("TANDEM_LAB").is_ok_and(|v| v == "required")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Lab {
+    pub fn get() -> Option<Lab> {
+        static PREPARED: OnceLock<Result<(), String>> = OnceLock::new();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab");
+        if !is_root() {
+            assert!(!required(), "the lab is required here (CI or TANDEM_LAB=required) but needs root");
+            eprintln!("NOTE: lab test not run: the lab needs root (tests/lab/README.md)");
+            return None;
+        }
+        // Idempotent and quick once the rootfs are cached; builds them on a fresh machine.
+        let prepared = PREPARED.get_or_init(|| {
+            let out = Command::new(&script)
+                .args(["prepare", "bookworm", "trixie"])
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| e.to_string())?;
+            out.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+        });
+        if let Err(err) = prepared {
+            panic!("lab prepare failed:\n{err}");
+        }
+        Some(Lab {
+            script,
+            ssh_config: PathBuf::from("/var/lib/tandem-lab/ssh_config"),
+            key: PathBuf::from("/var/lib/tandem-lab/id_ed25519"),
+        })
+    }
+
+    /// One fresh server.
+    pub fn server(&self, suite: Suite) -> Server {
+        let out = Command::new(&self.script)
+            .args(["up", "--suite", suite.name()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running tests/lab/lab up");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "lab up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let mut words = stdout.split_whitespace();
+        let name = words.next().expect("lab up printed a name").to_string();
+        let ip = words.next().expect("lab up printed an address").to_string();
+        Server {
+            lab: self.clone(),
+            name,
+            ip,
+            suite,
+        }
+    }
+
+    /// `n` fresh servers, booted concurrently.
+    pub fn servers(&self, n: usize, suite: Suite) -> Vec<Server> {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let lab = self.clone();
+                thread::spawn(move || lab.server(suite))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("booting a lab server")).collect()
+    }
+}
+
+/// A running lab server; deleted when dropped.
+#[derive(Debug)]
+pub struct Server {
+    lab: Lab,
+    pub name: String,
+    pub ip: String,
+    pub suite: Suite,
+}
+
+impl Server {
+    /// Runs `script` with `sh` on the server as root.
+    pub fn ssh(&self, script: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(&self.lab.ssh_config)
+            .args(["-o", "BatchMode=yes", &self.name, script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ssh")
+    }
+
+    /// Runs `script`, fails the test unless it succeeds, returns its stdout.
+    pub fn run(&self, script: &str) -> String {
+        let out = self.ssh(script);
+        assert!(
+            out.status.success(),
+            "on {}: `{script}` failed ({}):\n{}{}",
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls `script` until it succeeds or `timeout` passes.
+    pub fn wait_until(&self, script: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.ssh(script).status.success() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(300));
+        }
+        false
+    }
+
+    /// apt-get with retries: mirrors fail now and then, tests must not.
+    pub fn apt_install(&self, packages: &str) {
+        self.run(&format!(
+            "export DEBIAN_FRONTEND=noninteractive; for i in 1 2 3; do \
+             apt-get update -qq && apt-get install -y -qq {packages} >/dev/null && exit 0; sleep $((i*3)); done; exit 1"
+        ));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.lab.script)
+            .args(["down", &self.name])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// `let lab = lab_or_skip!();`: the lab, or return from the test where it cannot run.
+#[macro_export]
+macro_rules! lab_or_skip {
+    () => {
+        match $crate::support::lab::Lab::get() {
+            Some(lab) => lab,
+            None => return,
+        }
+    };
+}
