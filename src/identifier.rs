@@ -119,7 +119,11 @@ mod tests {
         assert_eq!(sql_literal("it's"), "'it''s'");
         assert_eq!(shell_word("plain"), "plain");
         for word in ["a b'c", "$(reboot)", "x\"y`z", "-rf *"] {
-            assert_eq!(shlex::split(&shell_word(word)), Some(vec![word.to_string()]), "{word}");
+            assert_eq!(
+                shlex::split(&shell_word(word)),
+                Some(vec![word.to_string()]),
+                "{word}"
+            );
         }
     }
 }

@@ -13,7 +13,10 @@ use support::lab::{Lab, Suite};
 static HOST: Mutex<()> = Mutex::new(());
 
 fn sh(script: &str) -> String {
-    let out = Command::new("sh").args(["-c", script]).output().expect("sh");
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -30,8 +33,15 @@ fn host_state() -> String {
 
 fn lab_script(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab");
-    let out = Command::new(script).args(args).output().expect("running the lab script");
-    assert!(out.status.success(), "lab {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("running the lab script");
+    assert!(
+        out.status.success(),
+        "lab {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -44,7 +54,11 @@ fn servers_going_down_leave_nothing_behind() {
     let before = host_state();
     {
         let servers = lab.servers(2, Suite::Bookworm);
-        assert_ne!(host_state(), before, "the lab changed nothing: this test would prove nothing");
+        assert_ne!(
+            host_state(),
+            before,
+            "the lab changed nothing: this test would prove nothing"
+        );
         servers[0].run("true");
     }
     assert_eq!(host_state(), before);
@@ -76,11 +90,17 @@ fn a_run_killed_halfway_is_cleaned_up_by_the_next() {
     let server = lab.server(Suite::Bookworm);
     // What a session's end does: SIGKILL to the lab's own processes (supervisor and nspawn),
     // leaving the container's systemd, the overlay mount, the bridge and the NAT rule.
-    let pid = std::fs::read_to_string(format!("/var/lib/tandem-lab/servers/{}/pid", server.name)).unwrap();
+    let pid = std::fs::read_to_string(format!("/var/lib/tandem-lab/servers/{}/pid", server.name))
+        .unwrap();
     let pid = pid.trim();
-    sh(&format!("pkill -KILL -P {pid} -x systemd-nspawn; kill -KILL {pid}"));
+    sh(&format!(
+        "pkill -KILL -P {pid} -x systemd-nspawn; kill -KILL {pid}"
+    ));
     std::thread::sleep(Duration::from_millis(300));
-    assert!(sh("cut -d' ' -f2 /proc/mounts").contains(&server.name), "the overlay should still be mounted");
+    assert!(
+        sh("cut -d' ' -f2 /proc/mounts").contains(&server.name),
+        "the overlay should still be mounted"
+    );
     lab_script(&["recover"]);
     assert_eq!(host_state(), before);
     // And the next server comes up normally.

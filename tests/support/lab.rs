@@ -51,7 +51,10 @@ impl Lab {
         static PREPARED: OnceLock<Result<(), String>> = OnceLock::new();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab");
         if !is_root() {
-            assert!(!required(), "the lab is required here (CI or TANDEM_LAB=required) but needs root");
+            assert!(
+                !required(),
+                "the lab is required here (CI or TANDEM_LAB=required) but needs root"
+            );
             eprintln!("NOTE: lab test not run: the lab needs root (tests/lab/README.md)");
             return None;
         }
@@ -85,7 +88,11 @@ impl Lab {
             .output()
             .expect("running tests/lab/lab up");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "lab up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lab up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut words = stdout.split_whitespace();
         let name = words.next().expect("lab up printed a name").to_string();
         let ip = words.next().expect("lab up printed an address").to_string();
@@ -105,7 +112,10 @@ impl Lab {
                 thread::spawn(move || lab.server(suite))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("booting a lab server")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("booting a lab server"))
+            .collect()
     }
 }
 
