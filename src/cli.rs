@@ -10,6 +10,8 @@ use crate::config;
 use crate::init;
 use crate::render;
 use crate::templates::Templates;
+use crate::engine::{self, Engine};
+use crate::transport::SshOptions;
 use crate::vars::HostFacts;
 
 #[derive(Parser, Debug)]
@@ -36,6 +38,34 @@ struct ConfigArgs {
     postgres_version: String,
 }
 
+#[derive(clap::Args, Debug)]
+struct RemoteArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// ssh_config file for every connection (`ssh -F FILE`); default: ~/.ssh/config.
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Accept and remember host keys never seen before. A changed key is always refused.
+    #[arg(long)]
+    accept_new_host_keys: bool,
+    /// Log in as this user where the configured one cannot log in yet (a fresh server's root).
+    #[arg(long, value_name = "USER")]
+    bootstrap_user: Option<String>,
+    /// Seconds to wait for another tandem run's lock on a server.
+    #[arg(long, default_value = "120", value_name = "SECONDS")]
+    lock_wait: u64,
+}
+
+impl RemoteArgs {
+    fn ssh_options(&self) -> SshOptions {
+        SshOptions {
+            config_file: self.ssh_config.clone(),
+            accept_new_host_keys: self.accept_new_host_keys,
+            bootstrap_user: self.bootstrap_user.clone(),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write a commented starter tandem.yml (never overwrites).
@@ -53,10 +83,35 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Show what apply would change on each server (probes them over SSH; changes nothing).
+    Plan {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Print the plan as JSON on stdout (secrets redacted).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the plan, ask, then change the servers to match tandem.yml.
+    Apply {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Do not ask (required without a terminal, e.g. in CI).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Plan {
+            remote,
+            detailed_exitcode,
+            json,
+        } => runtime()?.block_on(plan(remote, detailed_exitcode, json)),
+        Command::Apply { remote, yes } => runtime()?.block_on(apply(remote, yes)),
         Command::Init { path } => {
             init::write_starter(&path)?;
             eprintln!(
@@ -123,4 +178,85 @@ fn load_and_render(args: &ConfigArgs) -> anyhow::Result<(config::Config, usize)>
     let all = render::desired_all(&config, &mut templates, &facts(args))?;
     let count = render::rendered_files(&config, &all).len();
     Ok((config, count))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn connect_and_plan(remote: &RemoteArgs) -> anyhow::Result<(Engine, engine::Planned)> {
+    let config = load(&remote.config)?;
+    let mut templates = templates(&remote.config)?;
+    let password = engine::password(&config)?;
+    let started = std::time::Instant::now();
+    let mut engine = Engine::connect(config, remote.ssh_options()).await?;
+    let connected = started.elapsed();
+    let planned = engine.plan(&mut templates, &password).await;
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            engine.close().await;
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "probed {} server(s) in {:.2}s ({:.2}s connecting; {} round trips per server)",
+        engine.hosts.len(),
+        started.elapsed().as_secs_f32(),
+        connected.as_secs_f32(),
+        engine.round_trips
+    );
+    Ok((engine, planned))
+}
+
+async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let (engine, planned) = connect_and_plan(&remote).await?;
+    engine.close().await;
+    let plan = planned.plan;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        println!("{plan}");
+    }
+    Ok(if detailed_exitcode && plan.change_count() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let (engine, planned) = connect_and_plan(&remote).await?;
+    let plan = planned.plan;
+    println!("{plan}");
+    if plan.change_count() == 0 {
+        engine.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            engine.close().await;
+            anyhow::bail!("no terminal to ask on: pass --yes to apply without asking");
+        }
+        eprint!("Apply these changes? Type yes: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            engine.close().await;
+            eprintln!("Nothing changed.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let options = crate::apply::ApplyOptions {
+        lock_wait: std::time::Duration::from_secs(remote.lock_wait),
+        who: crate::apply::who(),
+    };
+    let started = std::time::Instant::now();
+    let reports = crate::apply::apply(&engine, &plan, &options).await;
+    engine.close().await;
+    let (summary, ok) = crate::apply::summary(&reports);
+    eprint!("{summary}");
+    eprintln!("apply took {:.1}s", started.elapsed().as_secs_f32());
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -1,0 +1,281 @@
+//! Apply: works through a `Plan`, the database server first (the app's migrations need it),
+//! then the app servers concurrently. Per host: take the lock, arm the lockout guard when sshd
+//! or ufw change, run each change, run the notified handlers after each role, confirm SSH over
+//! a new connection, disarm, and append what changed to the audit log.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::future::join_all;
+
+use crate::config::Role;
+use crate::engine::Engine;
+use crate::facts::Discovery;
+use crate::identifier::shell_word;
+use crate::plan::{Change, HandlerRun, HostPlan, Plan};
+use crate::playbook::HandlerAction;
+use crate::script::{STATE_DIR, payload};
+use crate::transport::{Ssh, SshOptions, Transport};
+
+/// Seconds after which an armed guard restores sshd and ufw by itself.
+const GUARD_SECONDS: u64 = 120;
+
+pub struct ApplyOptions {
+    pub lock_wait: Duration,
+    /// Who runs this (for the lock owner and the audit log).
+    pub who: String,
+}
+
+/// What happened on one host.
+#[derive(Debug)]
+pub struct HostReport {
+    pub server: String,
+    pub applied: Vec<String>,
+    pub error: Option<String>,
+}
+
+pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<HostReport> {
+    let config = &engine.config;
+    let order = |role: Role| -> Vec<usize> {
+        config.servers.iter().enumerate().filter(|(_, s)| s.role == role).map(|(i, _)| i).collect()
+    };
+    let mut reports = Vec::new();
+    for (i, host) in order(Role::Db).into_iter().map(|i| (i, &plan.hosts[i])) {
+        let report = apply_host(engine, i, host, options).await;
+        let failed = report.error.is_some();
+        reports.push(report);
+        if failed {
+            // The app servers need the database: stop here and say so.
+            for j in order(Role::App) {
+                reports.push(HostReport {
+                    server: plan.hosts[j].server.clone(),
+                    applied: Vec::new(),
+                    error: Some("not started: the database server failed".into()),
+                });
+            }
+            return reports;
+        }
+    }
+    let apps = order(Role::App);
+    reports.extend(join_all(apps.iter().map(|&i| apply_host(engine, i, &plan.hosts[i], options))).await);
+    reports
+}
+
+async fn apply_host(engine: &Engine, index: usize, host: &HostPlan, options: &ApplyOptions) -> HostReport {
+    let mut report = HostReport {
+        server: host.server.clone(),
+        applied: Vec::new(),
+        error: None,
+    };
+    if host.changes.is_empty() {
+        return report;
+    }
+    let ssh = &engine.hosts[index];
+    if let Err(e) = run_host(engine, ssh, index, host, options, &mut report).await {
+        report.error = Some(format!("{e:#}"));
+    }
+    let audit = audit_script(&engine.run_id, &options.who, &report);
+    if let Err(e) = ssh.run(&audit).await {
+        eprintln!("{}: could not write the audit log: {e:#}", host.server);
+    }
+    report
+}
+
+async fn run_host(
+    engine: &Engine,
+    ssh: &Ssh,
+    index: usize,
+    host: &HostPlan,
+    options: &ApplyOptions,
+    report: &mut HostReport,
+) -> anyhow::Result<()> {
+    let name = &host.server;
+    let _lock = ssh.lock(&format!("{} run {}", options.who, engine.run_id), options.lock_wait).await?;
+    let guarded = host.changes.iter().any(|c| c.guarded);
+    if guarded {
+        run_checked(ssh, &arm_guard_script(), "arming the lockout guard").await?;
+    }
+    let result = run_changes(ssh, host, report).await;
+    if !guarded {
+        return result;
+    }
+    // Whatever happened, SSH must still let the operator in, over a NEW connection.
+    let server = &engine.config.servers[index];
+    match confirm_ssh(&server.name, &server.ssh, &engine.options).await {
+        Ok(()) => {
+            run_checked(ssh, DISARM_GUARD, "disarming the lockout guard").await?;
+            result
+        }
+        Err(e) => {
+            let revert = ssh.run(&format!("/bin/sh {STATE_DIR}/guard/revert; {DISARM_GUARD}")).await;
+            let how = match revert {
+                Ok(out) if out.success() => "the previous sshd and ufw settings were restored".to_string(),
+                _ => format!("the host restores the previous sshd and ufw settings by itself within {GUARD_SECONDS}s"),
+            };
+            bail!("{name}: after the changes a new SSH connection failed ({e:#}); {how}. Nothing about SSH access was left changed")
+        }
+    }
+}
+
+async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> anyhow::Result<()> {
+    let mut roles: Vec<&str> = Vec::new();
+    for c in &host.changes {
+        if !roles.contains(&c.role.as_str()) {
+            roles.push(&c.role);
+        }
+    }
+    for role in roles {
+        for change in host.changes.iter().filter(|c| c.role == role) {
+            run_change(ssh, &host.server, change).await?;
+            report.applied.push(change.summary.clone());
+        }
+        for h in host.handlers.iter().filter(|h| h.role == role) {
+            let started = Instant::now();
+            let out = ssh.run(&handler_script(h, &host.discovery)).await?;
+            if !out.success() {
+                bail!("{}: handler `{}` failed: {}", host.server, h.name, out.stderr_tail());
+            }
+            let said = out.stdout_text();
+            eprintln!("{}: handler {} ok ({:.1}s){}", host.server, h.name, started.elapsed().as_secs_f32(),
+                if said.trim().is_empty() { String::new() } else { format!(": {}", said.trim()) });
+            report.applied.push(format!("handler {}", h.name));
+        }
+    }
+    Ok(())
+}
+
+async fn run_change(ssh: &Ssh, server: &str, change: &Change) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let out = ssh.run(&change.script).await.with_context(|| format!("{server}: {}", change.summary))?;
+    if !out.success() {
+        bail!("{server}: `{}` failed (exit {}): {}", change.summary, out.status, out.stderr_tail());
+    }
+    eprintln!("{server}: {} ok ({:.1}s)", change.summary, started.elapsed().as_secs_f32());
+    Ok(())
+}
+
+async fn run_checked(ssh: &Ssh, script: &str, what: &str) -> anyhow::Result<()> {
+    let out = ssh.run(script).await?;
+    if !out.success() {
+        bail!("{}: {what} failed: {}", ssh.name(), out.stderr_tail());
+    }
+    Ok(())
+}
+
+async fn confirm_ssh(name: &str, destination: &str, options: &SshOptions) -> anyhow::Result<()> {
+    let fresh = SshOptions {
+        bootstrap_user: None,
+        accept_new_host_keys: false,
+        ..options.clone()
+    };
+    let ssh = Ssh::connect(name, destination, &fresh).await?;
+    let out = ssh.run("true").await;
+    ssh.close().await;
+    let out = out?;
+    anyhow::ensure!(out.success(), "a command over the new connection failed: {}", out.stderr_tail());
+    Ok(())
+}
+
+/// Saves sshd's drop-ins and ufw's state, writes a revert script, and schedules it with a
+/// transient systemd timer: if tandem cannot confirm SSH access (or dies), the host puts the
+/// previous settings back by itself.
+fn arm_guard_script() -> String {
+    let revert = format!(
+        "#!/bin/sh\nG={STATE_DIR}/guard\n\
+         rm -rf /etc/ssh/sshd_config.d && cp -a \"$G/sshd_config.d\" /etc/ssh/sshd_config.d\n\
+         systemctl reload ssh 2>/dev/null || systemctl restart ssh 2>/dev/null || true\n\
+         if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl daemon-reload; systemctl restart ssh.socket; fi\n\
+         if [ -d \"$G/ufw\" ]; then rm -rf /etc/ufw && cp -a \"$G/ufw\" /etc/ufw; fi\n\
+         if [ \"$(cat \"$G/ufw-state\")\" = active ]; then ufw reload; elif command -v ufw >/dev/null; then ufw --force disable; fi\n\
+         echo \"$(date -Is) lockout guard: restored sshd_config.d and ufw\" >>{STATE_DIR}/audit.log\n"
+    );
+    format!(
+        "set -e\numask 077\nG={STATE_DIR}/guard\nrm -rf \"$G\"\nmkdir -p \"$G\"\n\
+         if [ -d /etc/ssh/sshd_config.d ]; then cp -a /etc/ssh/sshd_config.d \"$G/\"; else mkdir \"$G/sshd_config.d\"; fi\n\
+         if [ -d /etc/ufw ]; then cp -a /etc/ufw \"$G/ufw\"; fi\n\
+         if command -v ufw >/dev/null && ufw status | grep -q '^Status: active'; then echo active; else echo inactive; fi >\"$G/ufw-state\"\n\
+         {}\nchmod 700 \"$G/revert\"\n\
+         systemctl stop tandem-guard.timer 2>/dev/null || true\n\
+         systemctl reset-failed tandem-guard.timer tandem-guard.service 2>/dev/null || true\n\
+         systemd-run --quiet --unit=tandem-guard --on-active={GUARD_SECONDS} --timer-property=AccuracySec=1s /bin/sh \"$G/revert\"\n",
+        payload(revert.as_bytes(), ">\"$G/revert\"")
+    )
+}
+
+const DISARM_GUARD: &str = "systemctl stop tandem-guard.timer 2>/dev/null || true\n\
+     systemctl reset-failed tandem-guard.timer tandem-guard.service 2>/dev/null || true\n";
+
+fn handler_script(h: &HandlerRun, discovery: &Discovery) -> String {
+    let mut s = String::from("set -e\n");
+    if let Some(check) = &h.check {
+        s.push_str(&format!(
+            "if ! OUT=$({check} 2>&1); then echo \"`{check}` failed, not reloading: $OUT\" >&2; exit 1; fi\n",
+            check = check
+        ));
+    }
+    let service = shell_word(&h.service);
+    if h.service == "postgresql" {
+        // Reload, then ask PostgreSQL whether a changed setting needs a restart
+        // (pg_settings.pending_restart) instead of guessing.
+        s.push_str(
+            "q() { (cd / && runuser -u postgres -- psql -XAtq -c \"$1\"); }\n\
+             before=$(q 'SELECT pg_conf_load_time()')\nq 'SELECT pg_reload_conf()' >/dev/null\n\
+             i=0; while [ $i -lt 50 ] && [ \"$(q 'SELECT pg_conf_load_time()')\" = \"$before\" ]; do sleep 0.1; i=$((i+1)); done\n\
+             pending=$(q \"SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart\")\n\
+             if [ -n \"$pending\" ]; then systemctl restart postgresql; echo \"restarted for $pending\"; else echo reloaded; fi\n",
+        );
+        return s;
+    }
+    if h.service == "ssh" && discovery.ssh_socket_activated {
+        s.push_str("systemctl daemon-reload\nsystemctl restart ssh.socket\n");
+        return s;
+    }
+    match h.action {
+        HandlerAction::Reload => s.push_str(&format!("systemctl try-reload-or-restart {service}\n")),
+        HandlerAction::Restart => s.push_str(&format!("systemctl try-restart {service}\n")),
+    }
+    s
+}
+
+fn audit_script(run_id: &str, who: &str, report: &HostReport) -> String {
+    let mut lines = String::new();
+    for a in &report.applied {
+        lines.push_str(&format!("run={run_id} by={who} applied: {a}\n"));
+    }
+    if let Some(e) = &report.error {
+        lines.push_str(&format!("run={run_id} by={who} FAILED: {}\n", e.replace('\n', " ")));
+    }
+    if lines.is_empty() {
+        return "true".into();
+    }
+    format!(
+        "umask 077\nmkdir -p {STATE_DIR}\n{}\n",
+        payload(
+            lines.as_bytes(),
+            &format!("| while IFS= read -r l; do printf '%s %s\\n' \"$(date -Is)\" \"$l\"; done >>{STATE_DIR}/audit.log")
+        )
+    )
+}
+
+/// "user@machine", for the lock owner and the audit log.
+pub fn who() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{user}@{}", host.trim())
+}
+
+/// One line per host for the end of apply.
+pub fn summary(reports: &[HostReport]) -> (String, bool) {
+    let mut ok = true;
+    let mut out = String::new();
+    for r in reports {
+        match &r.error {
+            None => out.push_str(&format!("{}: {} change(s) applied\n", r.server, r.applied.len())),
+            Some(e) => {
+                ok = false;
+                out.push_str(&format!("{}: FAILED after {} change(s): {e}\n", r.server, r.applied.len()));
+            }
+        }
+    }
+    (out, ok)
+}

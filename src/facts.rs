@@ -1,0 +1,248 @@
+//! `Facts`: what a host is like now, gathered in one probe script per host (after a tiny
+//! discovery script that finds versions and paths). The probe is a list of named queries; its
+//! output is one `@id status base64(stdout)` line per query, so any bytes survive the trip.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::desired::{Desired, Op};
+use crate::identifier::{shell_word, sql_literal};
+
+/// Versions and paths found on the host before anything else is asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Discovery {
+    pub os: String,
+    pub os_version: String,
+    /// Installed PostgreSQL major version, or the one apt would install.
+    pub postgres_version: Option<String>,
+    pub postgres_installed: bool,
+    /// `ssh.socket` enabled: Ubuntu 24.04 runs sshd socket-activated.
+    pub ssh_socket_activated: bool,
+}
+
+pub const DISCOVERY_SCRIPT: &str = r#"export LC_ALL=C
+. /etc/os-release 2>/dev/null
+echo "os=${ID:-unknown}"
+echo "os_version=${VERSION_ID:-}"
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  echo "pg_installed=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}')"
+fi
+echo "pg_candidate=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')"
+echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
+"#;
+
+pub fn parse_discovery(text: &str) -> Discovery {
+    let mut d = Discovery::default();
+    let mut candidate = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let value = value.trim();
+        match key {
+            "os" => d.os = value.to_string(),
+            "os_version" => d.os_version = value.to_string(),
+            "pg_installed" if !value.is_empty() => {
+                d.postgres_version = Some(value.to_string());
+                d.postgres_installed = true;
+            }
+            // Debian/Ubuntu's `postgresql` metapackage is versioned `<major>+<n>`.
+            "pg_candidate" => {
+                candidate = value
+                    .split(['+', '~'])
+                    .next()
+                    .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
+                    .map(str::to_string)
+            }
+            "ssh_socket" => d.ssh_socket_activated = value == "enabled",
+            _ => {}
+        }
+    }
+    if d.postgres_version.is_none() {
+        d.postgres_version = candidate;
+    }
+    d
+}
+
+/// Names of the shared queries (the rest are `t<task index>`).
+pub const UFW: &str = "ufw";
+pub const PG: &str = "pg";
+pub const PG_EXTENSIONS: &str = "pgext";
+
+/// Builds the one probe script for a host from what is desired there.
+pub fn probe_script(desired: &Desired) -> String {
+    let mut queries: Vec<(String, String)> = Vec::new();
+    let mut role = None;
+    let mut database = None;
+    let mut settings: Vec<String> = Vec::new();
+    for (i, task) in desired.tasks.iter().enumerate() {
+        let id = format!("t{i}");
+        let q = |s: &str| shell_word(s);
+        let body = match &task.op {
+            Op::Packages { names } => Some(format!(
+                "dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' -- {} 2>/dev/null; true",
+                names.iter().map(|n| q(n)).collect::<Vec<_>>().join(" ")
+            )),
+            Op::DeployUser { user, .. } => Some(format!(
+                "getent passwd {u} >/dev/null || exit 3; id -nG {u}; echo ---; \
+                 h=$(getent passwd {u} | cut -d: -f6); cat \"$h/.ssh/authorized_keys\" 2>/dev/null; true",
+                u = q(user)
+            )),
+            Op::SystemUser { user, .. } => Some(format!("getent passwd {}", q(user))),
+            Op::Hostname { .. } => Some("cat /etc/hostname; hostname".into()),
+            Op::File(file) => Some(format!("stat -c '%a %U %G' -- {p} && cat -- {p}", p = q(&file.path))),
+            Op::Directory { path, .. } => Some(format!("stat -c '%F %a %U %G' -- {}", q(path))),
+            Op::Symlink { link, .. } => Some(format!("readlink -- {}", q(link))),
+            Op::Absent { path } => Some(format!("ls -d -- {}", q(path))),
+            Op::PgHbaBlock { path, .. } => Some(format!("cat -- {}", q(path))),
+            Op::Service { name, .. } => Some(format!(
+                "systemctl is-enabled -- {n} 2>/dev/null; echo; systemctl is-active -- {n} 2>/dev/null; true",
+                n = q(name)
+            )),
+            Op::PostgresRole { role: r, .. } => {
+                role = Some(r.clone());
+                None
+            }
+            Op::PostgresDatabase { name, .. } | Op::PostgresExtensions { database: name, .. } => {
+                database = Some(name.clone());
+                None
+            }
+            Op::UfwDefaults | Op::UfwAllow(_) | Op::UfwEnable => None,
+        };
+        if let Op::File(file) = &task.op {
+            if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") {
+                settings.extend(crate::postgres::setting_names(&file.content));
+            }
+        }
+        if let Some(body) = body {
+            queries.push((id, body));
+        }
+    }
+    if desired.tasks.iter().any(|t| matches!(t.op, Op::UfwAllow(_) | Op::UfwEnable | Op::UfwDefaults)) {
+        queries.push((
+            UFW.into(),
+            "command -v ufw >/dev/null || exit 3; ufw status verbose; echo ---; ufw show added".into(),
+        ));
+    }
+    if role.is_some() || database.is_some() || !settings.is_empty() {
+        let role = role.unwrap_or_default();
+        let db = database.clone().unwrap_or_default();
+        let names = if settings.is_empty() {
+            "''".to_string()
+        } else {
+            settings.iter().map(|s| sql_literal(s)).collect::<Vec<_>>().join(",")
+        };
+        let sql = format!(
+            "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
+             SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
+             SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
+             SELECT 'setting', name, setting, context, pending_restart FROM pg_settings WHERE name IN ({names});\n\
+             SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
+            r = sql_literal(&role),
+            d = sql_literal(&db),
+        );
+        queries.push((PG.into(), psql_query(None, &sql)));
+        if let Some(db) = database {
+            queries.push((PG_EXTENSIONS.into(), psql_query(Some(&db), "SELECT extname FROM pg_extension;\n")));
+        }
+    }
+    let mut script = String::from(
+        "export LC_ALL=C\nT=$(mktemp)\ntrap 'rm -f \"$T\"' EXIT\n\
+         run() { ( eval \"$2\" ) >\"$T\" 2>/dev/null </dev/null; printf '@%s %s ' \"$1\" \"$?\"; base64 -w0 <\"$T\"; echo; }\n",
+    );
+    for (id, body) in &queries {
+        script.push_str(&format!("run {id} {}\n", shell_word(body)));
+    }
+    script
+}
+
+/// psql as the postgres superuser, unaligned and `|`-separated; fails with 3 when PostgreSQL
+/// is not installed.
+fn psql_query(database: Option<&str>, sql: &str) -> String {
+    let db = database.map(|d| format!(" -d {}", shell_word(d))).unwrap_or_default();
+    format!(
+        "command -v psql >/dev/null || exit 3; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1{db} <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
+    )
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct QueryResult {
+    pub status: i32,
+    pub stdout: String,
+}
+
+impl QueryResult {
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// The probe's answers, by query id.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub discovery: Discovery,
+    pub results: BTreeMap<String, QueryResult>,
+}
+
+impl Facts {
+    pub fn parse(discovery: Discovery, output: &str) -> anyhow::Result<Facts> {
+        let mut results = BTreeMap::new();
+        for line in output.lines() {
+            let Some(rest) = line.strip_prefix('@') else { continue };
+            let mut parts = rest.splitn(3, ' ');
+            let (Some(id), Some(status), data) = (parts.next(), parts.next(), parts.next().unwrap_or("")) else {
+                continue;
+            };
+            let bytes = STANDARD
+                .decode(data.trim())
+                .map_err(|e| anyhow::anyhow!("probe answer {id} is not base64: {e}"))?;
+            results.insert(
+                id.to_string(),
+                QueryResult {
+                    status: status.parse().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            );
+        }
+        Ok(Facts { discovery, results })
+    }
+
+    pub fn task(&self, index: usize) -> QueryResult {
+        self.get(&format!("t{index}"))
+    }
+
+    pub fn get(&self, id: &str) -> QueryResult {
+        self.results.get(id).cloned().unwrap_or(QueryResult {
+            status: -1,
+            stdout: String::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_of_an_installed_and_a_fresh_host() {
+        let installed = parse_discovery("os=debian\nos_version=12\npg_installed=15\npg_candidate=15+248\nssh_socket=disabled\n");
+        assert_eq!(installed.postgres_version.as_deref(), Some("15"));
+        assert!(installed.postgres_installed);
+        let fresh = parse_discovery("os=debian\nos_version=13\npg_candidate=17+278\nssh_socket=\n");
+        assert_eq!(fresh.postgres_version.as_deref(), Some("17"));
+        assert!(!fresh.postgres_installed);
+        let ubuntu = parse_discovery("os=ubuntu\nos_version=24.04\npg_candidate=16+257build1.1\nssh_socket=enabled\n");
+        assert_eq!(ubuntu.postgres_version.as_deref(), Some("16"));
+        assert!(ubuntu.ssh_socket_activated);
+    }
+
+    #[test]
+    fn probe_output_round_trips_any_bytes() {
+        let out = "noise\n@t0 0 aGVsbG8KJ3dvcmxkJw==\n@ufw 3 \n";
+        let facts = Facts::parse(Discovery::default(), out).unwrap();
+        assert_eq!(facts.task(0).stdout, "hello\n'world'");
+        assert!(facts.task(0).ok());
+        assert_eq!(facts.get(UFW).status, 3);
+        assert_eq!(facts.task(9).status, -1);
+    }
+}

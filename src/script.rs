@@ -1,0 +1,138 @@
+//! Building the shell scripts apply runs on a host. Every dynamic word is quoted; payloads
+//! (file contents, SQL with verifiers) travel as base64 inside a heredoc of the script, which
+//! itself is sent on stdin: nothing secret ever appears in a command line.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::desired::FileSpec;
+use crate::identifier::shell_word;
+
+/// Where backups of replaced files go: `/var/lib/tandem/backups/<run>/<path with / as %>`.
+pub const STATE_DIR: &str = "/var/lib/tandem";
+
+/// A command that decodes `data` from a heredoc, followed by `rest` (a redirection or a pipe)
+/// on the same line: `base64 -d <<'TANDEM_DATA' >"$TMP"` ... `TANDEM_DATA`.
+pub fn payload(data: &[u8], rest: &str) -> String {
+    let encoded = STANDARD.encode(data);
+    let mut lines = String::new();
+    for chunk in encoded.as_bytes().chunks(76) {
+        lines.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        lines.push('\n');
+    }
+    format!("base64 -d <<'TANDEM_DATA' {rest}\n{lines}TANDEM_DATA")
+}
+
+/// Saves the current `$DEST` (if any) to the run's backup directory; sets `$BACKUP`.
+fn backup(run_id: &str) -> String {
+    format!(
+        "BACKUP=\"{STATE_DIR}/backups/{run}/$(printf %s \"$DEST\" | tr / %)\"\n\
+         if [ -e \"$DEST\" ] || [ -L \"$DEST\" ]; then mkdir -p \"$(dirname \"$BACKUP\")\"; cp -a \"$DEST\" \"$BACKUP\"; else BACKUP=; fi\n",
+        run = shell_word(run_id)
+    )
+}
+
+/// Puts the previous `$DEST` back (or removes a file that did not exist).
+pub const RESTORE: &str = "restore() { if [ -n \"$BACKUP\" ]; then cp -a \"$BACKUP\" \"$DEST\"; else rm -f \"$DEST\"; fi; }\n";
+
+/// Writes a file atomically (temp file in the same directory, then rename) with its mode and
+/// owner set before it becomes visible, keeps a backup, and validates: a `{path}` validator
+/// checks the temp file before the swap; any other validator runs after the swap and the
+/// previous file is restored when it fails.
+pub fn write_file(file: &FileSpec, run_id: &str) -> String {
+    let mut s = String::from("set -e\numask 077\n");
+    s.push_str(&format!("DEST={}\n", shell_word(&file.path)));
+    s.push_str("mkdir -p \"$(dirname \"$DEST\")\"\nTMP=\"$DEST.tandem-new\"\n");
+    s.push_str(&backup(run_id));
+    s.push_str(RESTORE);
+    s.push_str(&format!("{}\n", payload(file.content.as_bytes(), ">\"$TMP\"")));
+    s.push_str(&format!(
+        "chown {}:{} \"$TMP\"\nchmod {} \"$TMP\"\n",
+        shell_word(&file.owner),
+        shell_word(&file.group),
+        shell_word(&file.mode)
+    ));
+    match &file.validate {
+        Some(cmd) if cmd.contains("{path}") => {
+            let cmd = cmd.replace("{path}", "\"$TMP\"");
+            s.push_str(&format!(
+                "if ! OUT=$({cmd} 2>&1); then rm -f \"$TMP\"; echo \"validation failed: $OUT\" >&2; exit 1; fi\n"
+            ));
+            s.push_str("mv -f \"$TMP\" \"$DEST\"\n");
+        }
+        Some(cmd) => {
+            s.push_str("mv -f \"$TMP\" \"$DEST\"\n");
+            s.push_str(&format!(
+                "if ! OUT=$({cmd} 2>&1); then restore; echo \"validation failed, previous file restored: $OUT\" >&2; exit 1; fi\n"
+            ));
+        }
+        None => s.push_str("mv -f \"$TMP\" \"$DEST\"\n"),
+    }
+    if file.path.starts_with("/etc/systemd/system/") {
+        s.push_str("systemctl daemon-reload\n");
+    }
+    s
+}
+
+/// Removes a path, keeping a backup.
+pub fn remove(path: &str, run_id: &str) -> String {
+    let mut s = String::from("set -e\n");
+    s.push_str(&format!("DEST={}\n", shell_word(path)));
+    s.push_str(&backup(run_id));
+    s.push_str("rm -f \"$DEST\"\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(validate: Option<&str>) -> FileSpec {
+        FileSpec {
+            path: "/etc/x y/conf".into(),
+            content: "secret=1\n".into(),
+            mode: "0600".into(),
+            owner: "root".into(),
+            group: "root".into(),
+            secret: true,
+            validate: validate.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn content_travels_encoded_and_paths_are_quoted() {
+        let s = write_file(&spec(None), "r1");
+        assert!(!s.contains("secret=1"), "{s}");
+        assert!(s.contains("DEST='/etc/x y/conf'"), "{s}");
+        assert!(s.contains(&STANDARD.encode("secret=1\n")));
+    }
+
+    /// Runs the script for real against a temp dir (as the current user, no chown to root).
+    fn run_local(script: &str) -> std::process::Output {
+        std::process::Command::new("sh").args(["-c", script]).output().unwrap()
+    }
+
+    #[test]
+    fn failed_validation_restores_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf");
+        std::fs::write(&path, "old\n").unwrap();
+        let me = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let group = String::from_utf8(std::process::Command::new("id").arg("-gn").output().unwrap().stdout).unwrap();
+        let mut file = spec(Some("false"));
+        file.path = path.display().to_string();
+        file.owner = me.trim().into();
+        file.group = group.trim().into();
+        let script = write_file(&file, "r1").replace("/var/lib/tandem", &dir.path().display().to_string());
+        let out = run_local(&script);
+        assert!(!out.status.success());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        file.validate = Some("test -s {path}".into());
+        let script = write_file(&file, "r2").replace("/var/lib/tandem", &dir.path().display().to_string());
+        let out = run_local(&script);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "secret=1\n");
+        let backup = dir.path().join("backups/r2").join(file.path.replace('/', "%"));
+        assert_eq!(std::fs::read_to_string(backup).unwrap(), "old\n");
+    }
+}

@@ -1,0 +1,277 @@
+//! `Transport`: how tandem runs a script on a server. `Ssh` is the real one: one multiplexed
+//! OpenSSH connection per host through the system `ssh` (so ~/.ssh/config, the agent, jump
+//! hosts and known_hosts just work). Scripts travel on stdin, never in argv, and run as root:
+//! directly when logged in as root, through `sudo -n` otherwise.
+
+use std::future::Future;
+use std::path::PathBuf;
+use openssh::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use openssh::{KnownHosts, Session, SessionBuilder};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// What a remote script returned.
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The last lines of stderr, for error messages.
+    pub fn stderr_tail(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(8)..].join("\n")
+    }
+}
+
+/// Runs scripts on one host. Planning is tested with a fake; the SSH one is used for real.
+pub trait Transport: Send + Sync {
+    /// The server's name in tandem.yml, for messages.
+    fn name(&self) -> &str;
+    /// Runs `script` with `sh` as root; the script is sent on stdin.
+    fn run(&self, script: &str) -> impl Future<Output = anyhow::Result<Output>> + Send;
+}
+
+/// How to reach servers: the system ssh with these options.
+#[derive(Clone, Debug, Default)]
+pub struct SshOptions {
+    /// `ssh -F FILE` instead of ~/.ssh/config.
+    pub config_file: Option<PathBuf>,
+    /// Accept and remember the key of a host never seen before (a changed key is always refused).
+    pub accept_new_host_keys: bool,
+    /// Log in as this user where the configured one cannot log in yet (a fresh server's root).
+    pub bootstrap_user: Option<String>,
+}
+
+/// `user@host:port` split into its parts; an alias is just a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Destination {
+    pub fn parse(text: &str) -> Destination {
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((u, r)) => (Some(u.to_string()), r),
+            None => (None, text),
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => match p.parse() {
+                Ok(port) => (h.to_string(), Some(port)),
+                Err(_) => (rest.to_string(), None),
+            },
+            _ => (rest.to_string(), None),
+        };
+        Destination { user, host, port }
+    }
+}
+
+pub struct Ssh {
+    name: String,
+    session: Arc<Session>,
+    /// Who we logged in as, for messages.
+    pub login: String,
+}
+
+/// The remote login shell runs this; the script itself follows on stdin.
+const ELEVATE: &str = r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s; fi"#;
+
+impl Ssh {
+    /// Opens the master connection to `destination` for server `name`.
+    pub async fn connect(name: &str, destination: &str, options: &SshOptions) -> anyhow::Result<Ssh> {
+        which::which("ssh").context(
+            "tandem runs the system `ssh` client, which is not installed: apt-get install openssh-client",
+        )?;
+        let dest = Destination::parse(destination);
+        match Self::connect_as(name, &dest, dest.user.clone(), options).await {
+            Ok(ssh) => Ok(ssh),
+            Err(first) => {
+                let Some(user) = &options.bootstrap_user else { return Err(first) };
+                if dest.user.as_deref() == Some(user.as_str()) {
+                    return Err(first);
+                }
+                Self::connect_as(name, &dest, Some(user.clone()), options)
+                    .await
+                    .with_context(|| format!("{first:#}; and as bootstrap user {user}"))
+            }
+        }
+    }
+
+    async fn connect_as(
+        name: &str,
+        dest: &Destination,
+        user: Option<String>,
+        options: &SshOptions,
+    ) -> anyhow::Result<Ssh> {
+        let mut builder = SessionBuilder::default();
+        builder
+            .known_hosts_check(if options.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
+            .connect_timeout(Duration::from_secs(10))
+            .server_alive_interval(Duration::from_secs(10))
+            .control_directory(std::env::temp_dir());
+        if let Some(file) = &options.config_file {
+            builder.config_file(file);
+        }
+        if let Some(user) = &user {
+            builder.user(user.clone());
+        }
+        if let Some(port) = dest.port {
+            builder.port(port);
+        }
+        let login = format!("{}{}", user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), dest.host);
+        let session = builder.connect(&dest.host).await.map_err(|err| explain_connect_error(name, &login, err))?;
+        Ok(Ssh {
+            name: name.to_string(),
+            session: Arc::new(session),
+            login,
+        })
+    }
+
+    pub async fn close(self) {
+        if let Ok(session) = Arc::try_unwrap(self.session) {
+            let _ = session.close().await;
+        }
+    }
+
+    /// Takes the host's apply lock (`/var/lib/tandem/lock`, flock): held by a remote process
+    /// until the returned guard is dropped or the connection dies, so a killed run never leaves
+    /// it behind. Waits up to `wait` for another holder, naming it.
+    pub async fn lock(&self, who: &str, wait: Duration) -> anyhow::Result<RemoteLock> {
+        let script = format!(
+            "umask 077\nmkdir -p /var/lib/tandem\nexec 9>>/var/lib/tandem/lock\n\
+             if ! flock -n 9; then echo \"waiting $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; \
+             flock -w {secs} 9 || {{ echo \"timeout $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; exit 75; }}; fi\n\
+             printf '%s\\n' {who} >/var/lib/tandem/lock.owner\necho locked\ncat >/dev/null\n",
+            secs = wait.as_secs().max(1),
+            who = crate::identifier::shell_word(who),
+        );
+        let mut child = Session::arc_raw_command(self.session.clone(), ELEVATE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .await
+            .with_context(|| format!("taking the lock on {}", self.name))?;
+        let mut stdin = child.stdin().take().context("remote stdin")?;
+        stdin.write_all(script.as_bytes()).await?;
+        stdin.flush().await?;
+        let stdout = child.stdout().take().context("remote stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next_line().await? {
+            if line == "locked" {
+                return Ok(RemoteLock { _stdin: stdin, _child: child });
+            }
+            if let Some(owner) = line.strip_prefix("waiting") {
+                eprintln!("{}: waiting up to {}s for the lock held by{owner}", self.name, wait.as_secs());
+            }
+            if let Some(owner) = line.strip_prefix("timeout") {
+                bail!(
+                    "{}: another tandem run still holds /var/lib/tandem/lock after {}s (held by{owner}); wait for it to finish, or end it",
+                    self.name,
+                    wait.as_secs()
+                );
+            }
+        }
+        bail!("{}: the lock holder ended before taking the lock", self.name)
+    }
+}
+
+fn explain_connect_error(name: &str, login: &str, err: openssh::Error) -> anyhow::Error {
+    let text = format!("{err:#}");
+    let detail = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
+    let all = format!("{text} {detail}");
+    let hint = if all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || all.contains("Host key for") {
+        "the server's host key CHANGED since it was recorded in known_hosts: refusing. If the \
+         server was really rebuilt, remove the old key with `ssh-keygen -R HOST` after checking \
+         the new fingerprint out of band"
+    } else if all.contains("Host key verification failed") || all.contains("No ED25519 host key is known")
+    {
+        "the server's host key is not in known_hosts: check its fingerprint, then connect once \
+         with ssh, or pass --accept-new-host-keys"
+    } else if all.contains("Permission denied") {
+        "the key was refused: is your key in the user's authorized_keys? For a fresh server, \
+         pass --bootstrap-user root"
+    } else {
+        "check that the server is up and the ssh destination in tandem.yml is right"
+    };
+    anyhow::anyhow!("connecting to {name} ({login}): {text} {detail}\nhint: {hint}")
+}
+
+/// The remote process holding a host's apply lock; dropping it releases the lock.
+pub struct RemoteLock {
+    _stdin: openssh::ChildStdin,
+    _child: openssh::Child<Arc<Session>>,
+}
+
+impl Transport for Ssh {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self, script: &str) -> anyhow::Result<Output> {
+        let mut child = self
+            .session
+            .raw_command(ELEVATE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .with_context(|| format!("starting a command on {}", self.name))?;
+        let mut stdin = child.stdin().take().context("remote stdin")?;
+        stdin.write_all(script.as_bytes()).await.context("sending the script")?;
+        stdin.shutdown().await.ok();
+        drop(stdin);
+        let out = child.wait_with_output().await.with_context(|| format!("running a script on {}", self.name))?;
+        let output = Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status != 0 && stderr.contains("sudo:") && stderr.contains("password") {
+            bail!(
+                "sudo on {} ({}) asks for a password. tandem runs `sudo -n`: give the user \
+                 passwordless sudo (a file in /etc/sudoers.d with `USER ALL=(ALL:ALL) NOPASSWD: ALL`), \
+                 or log in as root",
+                self.name,
+                self.login
+            );
+        }
+        Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        assert_eq!(
+            Destination::parse("deploy@db.example.com:2222"),
+            Destination { user: Some("deploy".into()), host: "db.example.com".into(), port: Some(2222) }
+        );
+        assert_eq!(Destination::parse("tl10"), Destination { user: None, host: "tl10".into(), port: None });
+        assert_eq!(
+            Destination::parse("root@[fd00::1]"),
+            Destination { user: Some("root".into()), host: "[fd00::1]".into(), port: None }
+        );
+    }
+}
