@@ -15,7 +15,7 @@ use crate::identifier::shell_word;
 use crate::plan::{Change, HandlerRun, HostPlan, Plan};
 use crate::playbook::HandlerAction;
 use crate::script::{STATE_DIR, payload};
-use crate::transport::{Ssh, SshOptions, Transport};
+use crate::transport::{RemoteLock, Ssh, SshOptions, Transport};
 
 /// Seconds after which an armed guard restores sshd and ufw by itself.
 const GUARD_SECONDS: u64 = 120;
@@ -34,10 +34,57 @@ pub struct HostReport {
     pub error: Option<String>,
 }
 
+/// Takes every host's apply lock (concurrently); held until the returned locks are dropped.
+pub async fn lock_all(engine: &Engine, options: &ApplyOptions) -> anyhow::Result<Vec<RemoteLock>> {
+    let who = format!("{} run {}", options.who, engine.run_id);
+    join_all(engine.hosts.iter().map(|h| h.lock(&who, options.lock_wait)))
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Installs each host's missing packages, all hosts at once. Returns whether anything was
+/// installed (then the caller probes again) and a report per host.
+pub async fn install_packages(engine: &Engine, plan: &Plan) -> (bool, Vec<HostReport>) {
+    let installed = plan
+        .hosts
+        .iter()
+        .any(|h| h.changes.iter().any(|c| c.packages));
+    let reports = join_all(
+        engine
+            .hosts
+            .iter()
+            .zip(&plan.hosts)
+            .map(|(ssh, host)| async move {
+                let mut report = HostReport {
+                    server: host.server.clone(),
+                    applied: Vec::new(),
+                    error: None,
+                };
+                for change in host.changes.iter().filter(|c| c.packages) {
+                    match run_change(ssh, &host.server, change).await {
+                        Ok(()) => report.applied.push(change.summary.clone()),
+                        Err(e) => report.error = Some(format!("{e:#}")),
+                    }
+                }
+                report
+            }),
+    )
+    .await;
+    (installed, reports)
+}
+
+/// Applies `plan` (whose packages are already installed), holding the locks taken before.
 pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<HostReport> {
     let config = &engine.config;
     let order = |role: Role| -> Vec<usize> {
-        config.servers.iter().enumerate().filter(|(_, s)| s.role == role).map(|(i, _)| i).collect()
+        config
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.role == role)
+            .map(|(i, _)| i)
+            .collect()
     };
     let mut reports = Vec::new();
     for (i, host) in order(Role::Db).into_iter().map(|i| (i, &plan.hosts[i])) {
@@ -57,11 +104,22 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
         }
     }
     let apps = order(Role::App);
-    reports.extend(join_all(apps.iter().map(|&i| apply_host(engine, i, &plan.hosts[i], options))).await);
+    reports.extend(
+        join_all(
+            apps.iter()
+                .map(|&i| apply_host(engine, i, &plan.hosts[i], options)),
+        )
+        .await,
+    );
     reports
 }
 
-async fn apply_host(engine: &Engine, index: usize, host: &HostPlan, options: &ApplyOptions) -> HostReport {
+async fn apply_host(
+    engine: &Engine,
+    index: usize,
+    host: &HostPlan,
+    options: &ApplyOptions,
+) -> HostReport {
     let mut report = HostReport {
         server: host.server.clone(),
         applied: Vec::new(),
@@ -90,7 +148,7 @@ async fn run_host(
     report: &mut HostReport,
 ) -> anyhow::Result<()> {
     let name = &host.server;
-    let _lock = ssh.lock(&format!("{} run {}", options.who, engine.run_id), options.lock_wait).await?;
+    let _ = options;
     let guarded = host.changes.iter().any(|c| c.guarded);
     if guarded {
         run_checked(ssh, &arm_guard_script(), "arming the lockout guard").await?;
@@ -107,12 +165,20 @@ async fn run_host(
             result
         }
         Err(e) => {
-            let revert = ssh.run(&format!("/bin/sh {STATE_DIR}/guard/revert; {DISARM_GUARD}")).await;
+            let revert = ssh
+                .run(&format!("/bin/sh {STATE_DIR}/guard/revert; {DISARM_GUARD}"))
+                .await;
             let how = match revert {
-                Ok(out) if out.success() => "the previous sshd and ufw settings were restored".to_string(),
-                _ => format!("the host restores the previous sshd and ufw settings by itself within {GUARD_SECONDS}s"),
+                Ok(out) if out.success() => {
+                    "the previous sshd and ufw settings were restored".to_string()
+                }
+                _ => format!(
+                    "the host restores the previous sshd and ufw settings by itself within {GUARD_SECONDS}s"
+                ),
             };
-            bail!("{name}: after the changes a new SSH connection failed ({e:#}); {how}. Nothing about SSH access was left changed")
+            bail!(
+                "{name}: after the changes a new SSH connection failed ({e:#}); {how}. Nothing about SSH access was left changed"
+            )
         }
     }
 }
@@ -125,7 +191,11 @@ async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> any
         }
     }
     for role in roles {
-        for change in host.changes.iter().filter(|c| c.role == role) {
+        for change in host
+            .changes
+            .iter()
+            .filter(|c| c.role == role && !c.packages)
+        {
             run_change(ssh, &host.server, change).await?;
             report.applied.push(change.summary.clone());
         }
@@ -133,11 +203,25 @@ async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> any
             let started = Instant::now();
             let out = ssh.run(&handler_script(h, &host.discovery)).await?;
             if !out.success() {
-                bail!("{}: handler `{}` failed: {}", host.server, h.name, out.stderr_tail());
+                bail!(
+                    "{}: handler `{}` failed: {}",
+                    host.server,
+                    h.name,
+                    out.stderr_tail()
+                );
             }
             let said = out.stdout_text();
-            eprintln!("{}: handler {} ok ({:.1}s){}", host.server, h.name, started.elapsed().as_secs_f32(),
-                if said.trim().is_empty() { String::new() } else { format!(": {}", said.trim()) });
+            eprintln!(
+                "{}: handler {} ok ({:.1}s){}",
+                host.server,
+                h.name,
+                started.elapsed().as_secs_f32(),
+                if said.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", said.trim())
+                }
+            );
             report.applied.push(format!("handler {}", h.name));
         }
     }
@@ -146,11 +230,23 @@ async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> any
 
 async fn run_change(ssh: &Ssh, server: &str, change: &Change) -> anyhow::Result<()> {
     let started = Instant::now();
-    let out = ssh.run(&change.script).await.with_context(|| format!("{server}: {}", change.summary))?;
+    let out = ssh
+        .run(&change.script)
+        .await
+        .with_context(|| format!("{server}: {}", change.summary))?;
     if !out.success() {
-        bail!("{server}: `{}` failed (exit {}): {}", change.summary, out.status, out.stderr_tail());
+        bail!(
+            "{server}: `{}` failed (exit {}): {}",
+            change.summary,
+            out.status,
+            out.stderr_tail()
+        );
     }
-    eprintln!("{server}: {} ok ({:.1}s)", change.summary, started.elapsed().as_secs_f32());
+    eprintln!(
+        "{server}: {} ok ({:.1}s)",
+        change.summary,
+        started.elapsed().as_secs_f32()
+    );
     Ok(())
 }
 
@@ -172,7 +268,11 @@ async fn confirm_ssh(name: &str, destination: &str, options: &SshOptions) -> any
     let out = ssh.run("true").await;
     ssh.close().await;
     let out = out?;
-    anyhow::ensure!(out.success(), "a command over the new connection failed: {}", out.stderr_tail());
+    anyhow::ensure!(
+        out.success(),
+        "a command over the new connection failed: {}",
+        out.stderr_tail()
+    );
     Ok(())
 }
 
@@ -231,19 +331,24 @@ fn handler_script(h: &HandlerRun, discovery: &Discovery) -> String {
         return s;
     }
     match h.action {
-        HandlerAction::Reload => s.push_str(&format!("systemctl try-reload-or-restart {service}\n")),
+        HandlerAction::Reload => {
+            s.push_str(&format!("systemctl try-reload-or-restart {service}\n"))
+        }
         HandlerAction::Restart => s.push_str(&format!("systemctl try-restart {service}\n")),
     }
     s
 }
 
-fn audit_script(run_id: &str, who: &str, report: &HostReport) -> String {
+pub fn audit_script(run_id: &str, who: &str, report: &HostReport) -> String {
     let mut lines = String::new();
     for a in &report.applied {
         lines.push_str(&format!("run={run_id} by={who} applied: {a}\n"));
     }
     if let Some(e) = &report.error {
-        lines.push_str(&format!("run={run_id} by={who} FAILED: {}\n", e.replace('\n', " ")));
+        lines.push_str(&format!(
+            "run={run_id} by={who} FAILED: {}\n",
+            e.replace('\n', " ")
+        ));
     }
     if lines.is_empty() {
         return "true".into();
@@ -252,14 +357,24 @@ fn audit_script(run_id: &str, who: &str, report: &HostReport) -> String {
         "umask 077\nmkdir -p {STATE_DIR}\n{}\n",
         payload(
             lines.as_bytes(),
-            &format!("| while IFS= read -r l; do printf '%s %s\\n' \"$(date -Is)\" \"$l\"; done >>{STATE_DIR}/audit.log")
+            &format!(
+                "| while IFS= read -r l; do printf '%s %s\\n' \"$(date -Is)\" \"$l\"; done >>{STATE_DIR}/audit.log"
+            )
         )
     )
 }
 
 /// "user@machine", for the lock owner and the audit log.
 pub fn who() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            if std::env::var("HOME").as_deref() == Ok("/root") {
+                "root".into()
+            } else {
+                "unknown".into()
+            }
+        });
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     format!("{user}@{}", host.trim())
 }
@@ -270,12 +385,36 @@ pub fn summary(reports: &[HostReport]) -> (String, bool) {
     let mut out = String::new();
     for r in reports {
         match &r.error {
-            None => out.push_str(&format!("{}: {} change(s) applied\n", r.server, r.applied.len())),
+            None => out.push_str(&format!(
+                "{}: {} change(s) applied\n",
+                r.server,
+                r.applied.len()
+            )),
             Some(e) => {
                 ok = false;
-                out.push_str(&format!("{}: FAILED after {} change(s): {e}\n", r.server, r.applied.len()));
+                out.push_str(&format!(
+                    "{}: FAILED after {} change(s): {e}\n",
+                    r.server,
+                    r.applied.len()
+                ));
             }
         }
     }
     (out, ok)
+}
+
+/// Writes the package phase's report to each host's audit log.
+pub async fn audit(engine: &Engine, reports: &[HostReport]) {
+    for (ssh, report) in engine.hosts.iter().zip(reports) {
+        if let Err(e) = ssh
+            .run(&audit_script(&engine.run_id, &apply_who(), report))
+            .await
+        {
+            eprintln!("{}: could not write the audit log: {e:#}", report.server);
+        }
+    }
+}
+
+fn apply_who() -> String {
+    who()
 }

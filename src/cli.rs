@@ -7,10 +7,10 @@ use clap::{Parser, Subcommand};
 
 use crate::assets::Assets;
 use crate::config;
+use crate::engine::{self, Engine};
 use crate::init;
 use crate::render;
 use crate::templates::Templates;
-use crate::engine::{self, Engine};
 use crate::transport::SshOptions;
 use crate::vars::HostFacts;
 
@@ -181,7 +181,9 @@ fn load_and_render(args: &ConfigArgs) -> anyhow::Result<(config::Config, usize)>
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn connect_and_plan(remote: &RemoteArgs) -> anyhow::Result<(Engine, engine::Planned)> {
@@ -227,7 +229,7 @@ async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow
 
 async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
-    let (engine, planned) = connect_and_plan(&remote).await?;
+    let (mut engine, planned) = connect_and_plan(&remote).await?;
     let plan = planned.plan;
     println!("{plan}");
     if plan.change_count() == 0 {
@@ -253,10 +255,65 @@ async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
         who: crate::apply::who(),
     };
     let started = std::time::Instant::now();
-    let reports = crate::apply::apply(&engine, &plan, &options).await;
+    let result = apply_phases(&mut engine, plan, &options, &remote).await;
     engine.close().await;
+    let reports = result?;
     let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
     eprintln!("apply took {:.1}s", started.elapsed().as_secs_f32());
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Locks, installs packages everywhere, probes again (packages create files and services the
+/// first probe could not see), then applies the refreshed plan.
+async fn apply_phases(
+    engine: &mut Engine,
+    plan: crate::plan::Plan,
+    options: &crate::apply::ApplyOptions,
+    remote: &RemoteArgs,
+) -> anyhow::Result<Vec<crate::apply::HostReport>> {
+    let _locks = crate::apply::lock_all(engine, options).await?;
+    let (installed, package_reports) = crate::apply::install_packages(engine, &plan).await;
+    crate::apply::audit(engine, &package_reports).await;
+    if package_reports.iter().any(|r| r.error.is_some()) {
+        return Ok(package_reports);
+    }
+    let plan = if installed {
+        let mut templates = templates(&remote.config)?;
+        let password = engine::password(&engine.config)?;
+        let fresh = engine.plan(&mut templates, &password).await?.plan;
+        let before: Vec<&str> = plan
+            .hosts
+            .iter()
+            .flat_map(|h| h.changes.iter().map(|c| c.summary.as_str()))
+            .collect();
+        for host in &fresh.hosts {
+            for c in host
+                .changes
+                .iter()
+                .filter(|c| !before.contains(&c.summary.as_str()))
+            {
+                eprintln!(
+                    "{}: after installing packages, also: {}",
+                    host.server, c.summary
+                );
+            }
+        }
+        fresh
+    } else {
+        plan
+    };
+    let mut reports = crate::apply::apply(engine, &plan, options).await;
+    for packages in package_reports {
+        if let Some(report) = reports.iter_mut().find(|r| r.server == packages.server) {
+            let mut applied = packages.applied;
+            applied.append(&mut report.applied);
+            report.applied = applied;
+        }
+    }
+    Ok(reports)
 }

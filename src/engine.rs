@@ -35,7 +35,13 @@ pub struct Planned {
 impl Engine {
     pub async fn connect(config: Config, options: SshOptions) -> anyhow::Result<Engine> {
         let started = Instant::now();
-        let results = join_all(config.servers.iter().map(|s| Ssh::connect(&s.name, &s.ssh, &options))).await;
+        let results = join_all(
+            config
+                .servers
+                .iter()
+                .map(|s| Ssh::connect(&s.name, &s.ssh, &options)),
+        )
+        .await;
         let mut hosts = Vec::new();
         let mut errors = Vec::new();
         for r in results {
@@ -50,7 +56,11 @@ impl Engine {
             }
             bail!("{}", errors.join("\n"));
         }
-        log::debug(&format!("connected to {} servers in {:?}", hosts.len(), started.elapsed()));
+        log::debug(&format!(
+            "connected to {} servers in {:?}",
+            hosts.len(),
+            started.elapsed()
+        ));
         Ok(Engine {
             config,
             options,
@@ -68,10 +78,19 @@ impl Engine {
 
     /// Discovery and probe on every host (two round trips each, hosts in parallel), then the
     /// pure comparison.
-    pub async fn plan(&mut self, templates: &mut Templates, password: &Secret) -> anyhow::Result<Planned> {
+    pub async fn plan(
+        &mut self,
+        templates: &mut Templates,
+        password: &Secret,
+    ) -> anyhow::Result<Planned> {
         let discoveries = join_all(self.hosts.iter().map(|h| async move {
             let out = h.run(facts::DISCOVERY_SCRIPT).await?;
-            anyhow::ensure!(out.success(), "discovery on {} failed: {}", h.name(), out.stderr_tail());
+            anyhow::ensure!(
+                out.success(),
+                "discovery on {} failed: {}",
+                h.name(),
+                out.stderr_tail()
+            );
             Ok::<_, anyhow::Error>(facts::parse_discovery(&out.stdout_text()))
         }))
         .await
@@ -81,14 +100,30 @@ impl Engine {
         let mut probes = Vec::new();
         for (server, discovery) in self.config.servers.iter().zip(&discoveries) {
             let host_facts = host_facts(server.role, discovery, &server.name)?;
-            let redacted = desired::expand(&self.config, server, &host_facts, Secrets::redacted(&self.config), templates)?;
+            let redacted = desired::expand(
+                &self.config,
+                server,
+                &host_facts,
+                Secrets::redacted(&self.config),
+                templates,
+            )?;
             probes.push(facts::probe_script(&redacted));
         }
-        let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, script)| async move {
-            let out = h.run(script).await?;
-            anyhow::ensure!(out.success(), "probe on {} failed: {}", h.name(), out.stderr_tail());
-            Ok::<_, anyhow::Error>(out.stdout_text())
-        }))
+        let outputs = join_all(
+            self.hosts
+                .iter()
+                .zip(&probes)
+                .map(|(h, script)| async move {
+                    let out = h.run(script).await?;
+                    anyhow::ensure!(
+                        out.success(),
+                        "probe on {} failed: {}",
+                        h.name(),
+                        out.stderr_tail()
+                    );
+                    Ok::<_, anyhow::Error>(out.stdout_text())
+                }),
+        )
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -96,19 +131,36 @@ impl Engine {
 
         let mut hosts = Vec::new();
         let mut all = Vec::new();
-        for ((server, discovery), output) in self.config.servers.iter().zip(discoveries).zip(outputs) {
+        for ((server, discovery), output) in
+            self.config.servers.iter().zip(discoveries).zip(outputs)
+        {
             let host_facts = host_facts(server.role, &discovery, &server.name)?;
-            let facts = Facts::parse(discovery, &output).with_context(|| format!("reading the probe of {}", server.name))?;
+            let facts = Facts::parse(discovery, &output)
+                .with_context(|| format!("reading the probe of {}", server.name))?;
             // First pass (redacted) finds the env file; its SECRET_KEY is kept across runs.
-            let redacted = desired::expand(&self.config, server, &host_facts, Secrets::redacted(&self.config), templates)?;
+            let redacted = desired::expand(
+                &self.config,
+                server,
+                &host_facts,
+                Secrets::redacted(&self.config),
+                templates,
+            )?;
             let secrets = Secrets {
                 db_password: password.expose().to_string(),
                 secret_key: existing_secret_key(&redacted, &facts).unwrap_or_else(new_secret_key),
             };
             let desired = desired::expand(&self.config, server, &host_facts, secrets, templates)?;
-            let mut host = plan::plan_host(&desired, &facts, &PlanSecrets { db_password: password }, &self.run_id);
+            let mut host = plan::plan_host(
+                &desired,
+                &facts,
+                &PlanSecrets {
+                    db_password: password,
+                },
+                &self.run_id,
+            );
             if server.role == Role::Db {
-                host.notes.extend(plan::postgres_restart_notes(&desired, &facts));
+                host.notes
+                    .extend(plan::postgres_restart_notes(&desired, &facts));
             }
             hosts.push(host);
             all.push(desired);
@@ -142,7 +194,10 @@ fn existing_secret_key(desired: &Desired, facts: &Facts) -> Option<String> {
         if !r.ok() {
             return None;
         }
-        let line = r.stdout.lines().find_map(|l| l.strip_prefix("DJANGO_SECRET_KEY="))?;
+        let line = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("DJANGO_SECRET_KEY="))?;
         return unquote_env(line).filter(|k| !k.is_empty() && !k.starts_with("<redacted"));
     }
     None
@@ -167,13 +222,16 @@ fn unquote_env(value: &str) -> Option<String> {
 fn new_secret_key() -> String {
     use base64::Engine as _;
     let mut bytes = [0u8; 48];
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
     ok.expect("reading /dev/urandom");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 

@@ -37,7 +37,9 @@ pub fn parse_discovery(text: &str) -> Discovery {
     let mut d = Discovery::default();
     let mut candidate = None;
     for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let value = value.trim();
         match key {
             "os" => d.os = value.to_string(),
@@ -90,7 +92,10 @@ pub fn probe_script(desired: &Desired) -> String {
             )),
             Op::SystemUser { user, .. } => Some(format!("getent passwd {}", q(user))),
             Op::Hostname { .. } => Some("cat /etc/hostname; hostname".into()),
-            Op::File(file) => Some(format!("stat -c '%a %U %G' -- {p} && cat -- {p}", p = q(&file.path))),
+            Op::File(file) => Some(format!(
+                "stat -c '%a %U %G' -- {p} && cat -- {p}",
+                p = q(&file.path)
+            )),
             Op::Directory { path, .. } => Some(format!("stat -c '%F %a %U %G' -- {}", q(path))),
             Op::Symlink { link, .. } => Some(format!("readlink -- {}", q(link))),
             Op::Absent { path } => Some(format!("ls -d -- {}", q(path))),
@@ -109,19 +114,25 @@ pub fn probe_script(desired: &Desired) -> String {
             }
             Op::UfwDefaults | Op::UfwAllow(_) | Op::UfwEnable => None,
         };
-        if let Op::File(file) = &task.op {
-            if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") {
-                settings.extend(crate::postgres::setting_names(&file.content));
-            }
+        if let Op::File(file) = &task.op
+            && file.path.contains("/postgresql/")
+            && file.path.contains("/conf.d/")
+        {
+            settings.extend(crate::postgres::setting_names(&file.content));
         }
         if let Some(body) = body {
             queries.push((id, body));
         }
     }
-    if desired.tasks.iter().any(|t| matches!(t.op, Op::UfwAllow(_) | Op::UfwEnable | Op::UfwDefaults)) {
+    if desired
+        .tasks
+        .iter()
+        .any(|t| matches!(t.op, Op::UfwAllow(_) | Op::UfwEnable | Op::UfwDefaults))
+    {
         queries.push((
             UFW.into(),
-            "command -v ufw >/dev/null || exit 3; ufw status verbose; echo ---; ufw show added".into(),
+            "command -v ufw >/dev/null || exit 3; ufw status verbose; echo ---; ufw show added"
+                .into(),
         ));
     }
     if role.is_some() || database.is_some() || !settings.is_empty() {
@@ -130,7 +141,11 @@ pub fn probe_script(desired: &Desired) -> String {
         let names = if settings.is_empty() {
             "''".to_string()
         } else {
-            settings.iter().map(|s| sql_literal(s)).collect::<Vec<_>>().join(",")
+            settings
+                .iter()
+                .map(|s| sql_literal(s))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let sql = format!(
             "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
@@ -143,7 +158,10 @@ pub fn probe_script(desired: &Desired) -> String {
         );
         queries.push((PG.into(), psql_query(None, &sql)));
         if let Some(db) = database {
-            queries.push((PG_EXTENSIONS.into(), psql_query(Some(&db), "SELECT extname FROM pg_extension;\n")));
+            queries.push((
+                PG_EXTENSIONS.into(),
+                psql_query(Some(&db), "SELECT extname FROM pg_extension;\n"),
+            ));
         }
     }
     let mut script = String::from(
@@ -159,7 +177,9 @@ pub fn probe_script(desired: &Desired) -> String {
 /// psql as the postgres superuser, unaligned and `|`-separated; fails with 3 when PostgreSQL
 /// is not installed.
 fn psql_query(database: Option<&str>, sql: &str) -> String {
-    let db = database.map(|d| format!(" -d {}", shell_word(d))).unwrap_or_default();
+    let db = database
+        .map(|d| format!(" -d {}", shell_word(d)))
+        .unwrap_or_default();
     format!(
         "command -v psql >/dev/null || exit 3; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1{db} <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
     )
@@ -188,9 +208,13 @@ impl Facts {
     pub fn parse(discovery: Discovery, output: &str) -> anyhow::Result<Facts> {
         let mut results = BTreeMap::new();
         for line in output.lines() {
-            let Some(rest) = line.strip_prefix('@') else { continue };
+            let Some(rest) = line.strip_prefix('@') else {
+                continue;
+            };
             let mut parts = rest.splitn(3, ' ');
-            let (Some(id), Some(status), data) = (parts.next(), parts.next(), parts.next().unwrap_or("")) else {
+            let (Some(id), Some(status), data) =
+                (parts.next(), parts.next(), parts.next().unwrap_or(""))
+            else {
                 continue;
             };
             let bytes = STANDARD
@@ -225,13 +249,17 @@ mod tests {
 
     #[test]
     fn discovery_of_an_installed_and_a_fresh_host() {
-        let installed = parse_discovery("os=debian\nos_version=12\npg_installed=15\npg_candidate=15+248\nssh_socket=disabled\n");
+        let installed = parse_discovery(
+            "os=debian\nos_version=12\npg_installed=15\npg_candidate=15+248\nssh_socket=disabled\n",
+        );
         assert_eq!(installed.postgres_version.as_deref(), Some("15"));
         assert!(installed.postgres_installed);
         let fresh = parse_discovery("os=debian\nos_version=13\npg_candidate=17+278\nssh_socket=\n");
         assert_eq!(fresh.postgres_version.as_deref(), Some("17"));
         assert!(!fresh.postgres_installed);
-        let ubuntu = parse_discovery("os=ubuntu\nos_version=24.04\npg_candidate=16+257build1.1\nssh_socket=enabled\n");
+        let ubuntu = parse_discovery(
+            "os=ubuntu\nos_version=24.04\npg_candidate=16+257build1.1\nssh_socket=enabled\n",
+        );
         assert_eq!(ubuntu.postgres_version.as_deref(), Some("16"));
         assert!(ubuntu.ssh_socket_activated);
     }

@@ -29,6 +29,9 @@ pub struct Change {
     pub notify: Vec<String>,
     /// Touches sshd or ufw: apply arms the lockout guard first.
     pub guarded: bool,
+    /// Installs packages: apply does these first on every host, then probes again, because
+    /// packages create files and services the first probe could not see.
+    pub packages: bool,
     #[serde(skip)]
     pub script: String,
 }
@@ -71,7 +74,12 @@ pub struct PlanSecrets<'a> {
 }
 
 /// Compares `desired` with `facts` for one host.
-pub fn plan_host(desired: &Desired, facts: &Facts, secrets: &PlanSecrets, run_id: &str) -> HostPlan {
+pub fn plan_host(
+    desired: &Desired,
+    facts: &Facts,
+    secrets: &PlanSecrets,
+    run_id: &str,
+) -> HostPlan {
     let mut p = Planner {
         desired,
         facts,
@@ -102,7 +110,10 @@ pub fn plan_host(desired: &Desired, facts: &Facts, secrets: &PlanSecrets, run_id
         .handlers
         .iter()
         .filter_map(|h| {
-            let role = notified.iter().find(|(_, n)| n == &h.name).map(|(r, _)| r.clone())?;
+            let role = notified
+                .iter()
+                .find(|(_, n)| n == &h.name)
+                .map(|(r, _)| r.clone())?;
             Some(HandlerRun {
                 role,
                 name: h.name.clone(),
@@ -141,6 +152,7 @@ fn change(summary: String, detail: Option<String>, script: String) -> Change {
         detail,
         notify: Vec::new(),
         guarded: false,
+        packages: false,
         script,
     }
 }
@@ -155,7 +167,10 @@ impl Planner<'_> {
         let r = self.facts.task(i);
         match &self.desired.tasks[i].op {
             Op::Packages { .. } => self.packages(),
-            Op::DeployUser { user, authorized_keys } => self.deploy_user(&r, user, authorized_keys),
+            Op::DeployUser {
+                user,
+                authorized_keys,
+            } => self.deploy_user(&r, user, authorized_keys),
             Op::SystemUser { user, home } => {
                 if !r.ok() {
                     let script = format!(
@@ -163,7 +178,11 @@ impl Planner<'_> {
                         u = shell_word(user),
                         h = shell_word(home)
                     );
-                    self.push(format!("+ system user {user} (home {home}, no login)"), None, script);
+                    self.push(
+                        format!("+ system user {user} (home {home}, no login)"),
+                        None,
+                        script,
+                    );
                 }
             }
             Op::Hostname { fqdn } => {
@@ -182,11 +201,14 @@ impl Planner<'_> {
                 }
             }
             Op::File(file) => self.file(&r, file),
-            Op::Directory { path, mode, owner, group } => {
+            Op::Directory {
+                path,
+                mode,
+                owner,
+                group,
+            } => {
                 let want = format!("directory {} {owner} {group}", normal_mode(mode));
-                let have = r.stdout.trim();
-                let have = have.split_once(' ').map(|(kind, rest)| format!("{kind} {rest}")).unwrap_or_default();
-                if !r.ok() || have.replace("directory", "directory") != want {
+                if !r.ok() || r.stdout.trim() != want {
                     let script = format!(
                         "set -e\ninstall -d -m {m} -o {o} -g {g} {p}\n",
                         m = shell_word(mode),
@@ -195,12 +217,20 @@ impl Planner<'_> {
                         p = shell_word(path)
                     );
                     let verb = if r.ok() { "~" } else { "+" };
-                    self.push(format!("{verb} directory {path} ({mode} {owner}:{group})"), None, script);
+                    self.push(
+                        format!("{verb} directory {path} ({mode} {owner}:{group})"),
+                        None,
+                        script,
+                    );
                 }
             }
             Op::Symlink { target, link } => {
                 if !r.ok() || r.stdout.trim() != target {
-                    let script = format!("set -e\nln -sfn {} {}\n", shell_word(target), shell_word(link));
+                    let script = format!(
+                        "set -e\nln -sfn {} {}\n",
+                        shell_word(target),
+                        shell_word(link)
+                    );
                     self.push(format!("+ symlink {link} -> {target}"), None, script);
                 }
             }
@@ -212,8 +242,14 @@ impl Planner<'_> {
             }
             Op::UfwDefaults => {
                 if self.ufw.incoming != "deny" || self.ufw.outgoing != "allow" {
-                    let script = "set -e\nufw default deny incoming\nufw default allow outgoing\n".to_string();
-                    self.push("~ ufw default deny incoming, allow outgoing".into(), None, script).guarded = true;
+                    let script = "set -e\nufw default deny incoming\nufw default allow outgoing\n"
+                        .to_string();
+                    self.push(
+                        "~ ufw default deny incoming, allow outgoing".into(),
+                        None,
+                        script,
+                    )
+                    .guarded = true;
                 }
             }
             Op::UfwAllow(rule) => {
@@ -225,22 +261,39 @@ impl Planner<'_> {
             Op::UfwEnable => {
                 if !self.ufw.active {
                     let script = "set -e\nufw --force enable\n".to_string();
-                    self.push("+ ufw --force enable".into(), None, script).guarded = true;
+                    self.push("+ ufw --force enable".into(), None, script)
+                        .guarded = true;
                 }
             }
             Op::PgHbaBlock { path, block } => self.pg_hba(&r, path, block),
-            Op::PostgresRole { role, superuser, settings } => self.role(role, *superuser, settings),
+            Op::PostgresRole {
+                role,
+                superuser,
+                settings,
+            } => self.role(role, *superuser, settings),
             Op::PostgresDatabase { name, owner } => self.database(name, owner),
             Op::PostgresExtensions { database, names } => {
-                let missing: Vec<&String> = names.iter().filter(|n| !self.pg.extensions.contains(n)).collect();
+                let missing: Vec<&String> = names
+                    .iter()
+                    .filter(|n| !self.pg.extensions.contains(n))
+                    .collect();
                 if !missing.is_empty() {
-                    let sql: Vec<String> = missing.iter().map(|n| sql::create_extension(n)).collect();
+                    let sql: Vec<String> =
+                        missing.iter().map(|n| sql::create_extension(n)).collect();
                     let script = psql_script(Some(database), &sql.join("\n"));
                     let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                    self.push(format!("+ extensions {} in {database}", names.join(", ")), Some(sql.join("\n")), script);
+                    self.push(
+                        format!("+ extensions {} in {database}", names.join(", ")),
+                        Some(sql.join("\n")),
+                        script,
+                    );
                 }
             }
-            Op::Service { name, enabled, running } => {
+            Op::Service {
+                name,
+                enabled,
+                running,
+            } => {
                 let mut lines = r.stdout.lines().map(str::trim).filter(|l| !l.is_empty());
                 let is_enabled = lines.next().unwrap_or("");
                 let is_active = lines.next().unwrap_or("");
@@ -260,7 +313,11 @@ impl Planner<'_> {
                     if todo.contains(&"start") {
                         script.push_str(&format!("systemctl start {n}\n"));
                     }
-                    self.push(format!("~ service {name}: {}", todo.join(" and ")), None, script);
+                    self.push(
+                        format!("~ service {name}: {}", todo.join(" and ")),
+                        None,
+                        script,
+                    );
                 }
             }
         }
@@ -296,7 +353,8 @@ impl Planner<'_> {
              for i in 1 2 3; do\n  apt-get update -qq && apt-get install -y -qq -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
             list.join(" ")
         );
-        self.push(format!("+ apt install {}", missing.join(" ")), None, script);
+        self.push(format!("+ apt install {}", missing.join(" ")), None, script)
+            .packages = true;
     }
 
     fn deploy_user(&mut self, r: &QueryResult, user: &str, keys: &[String]) {
@@ -306,7 +364,11 @@ impl Planner<'_> {
         } else {
             let (head, keys_part) = r.stdout.split_once("---\n").unwrap_or((&r.stdout, ""));
             let groups = head.lines().next().unwrap_or("");
-            (true, groups.split_whitespace().any(|g| g == "sudo"), keys_part.to_string())
+            (
+                true,
+                groups.split_whitespace().any(|g| g == "sudo"),
+                keys_part.to_string(),
+            )
         };
         if exists && in_sudo && have_keys == want_keys {
             return;
@@ -319,14 +381,18 @@ impl Planner<'_> {
              {}\n\
              chown {u}:\"$(id -gn {u})\" \"$H/.ssh/authorized_keys.tandem-new\"\nchmod 600 \"$H/.ssh/authorized_keys.tandem-new\"\n\
              mv -f \"$H/.ssh/authorized_keys.tandem-new\" \"$H/.ssh/authorized_keys\"\n",
-            payload(want_keys.as_bytes(), ">\"$H/.ssh/authorized_keys.tandem-new\"")
+            payload(
+                want_keys.as_bytes(),
+                ">\"$H/.ssh/authorized_keys.tandem-new\""
+            )
         );
         let summary = if !exists {
             format!("+ user {user} (sudo) with {} authorized key(s)", keys.len())
         } else {
             format!("~ user {user}: sudo group and authorized keys")
         };
-        let detail = (have_keys != want_keys).then(|| unified(&have_keys, &want_keys, "authorized_keys"));
+        let detail =
+            (have_keys != want_keys).then(|| unified(&have_keys, &want_keys, "authorized_keys"));
         self.push(summary, detail, script);
     }
 
@@ -344,7 +410,10 @@ impl Planner<'_> {
         }
         let guarded = file.path.starts_with("/etc/ssh/");
         let summary = match (exists, content_same) {
-            (false, _) => format!("+ file {} ({} {}:{})", file.path, file.mode, file.owner, file.group),
+            (false, _) => format!(
+                "+ file {} ({} {}:{})",
+                file.path, file.mode, file.owner, file.group
+            ),
             (true, true) => format!("~ file {}: mode/owner {meta} -> {want_meta}", file.path),
             (true, false) => format!("~ file {}", file.path),
         };
@@ -360,7 +429,11 @@ impl Planner<'_> {
     }
 
     fn pg_hba(&mut self, r: &QueryResult, path: &str, block: &str) {
-        let current = if r.ok() { r.stdout.clone() } else { String::new() };
+        let current = if r.ok() {
+            r.stdout.clone()
+        } else {
+            String::new()
+        };
         let wanted = postgres::splice_block(&current, block);
         if r.ok() && wanted == current {
             return;
@@ -386,7 +459,11 @@ impl Planner<'_> {
         );
         let detail = unified(&current, &wanted, path);
         let verb = if r.ok() { "~" } else { "+" };
-        self.push(format!("{verb} tandem block in {path}"), Some(detail), script);
+        self.push(
+            format!("{verb} tandem block in {path}"),
+            Some(detail),
+            script,
+        );
     }
 
     fn role(&mut self, role: &str, superuser: bool, settings: &[(String, String)]) {
@@ -407,7 +484,11 @@ impl Planner<'_> {
                 sql_run.push(format!(
                     "ALTER ROLE {} LOGIN {} NOCREATEDB NOCREATEROLE PASSWORD {verifier};",
                     sql_ident(role),
-                    if superuser { "SUPERUSER" } else { "NOSUPERUSER" }
+                    if superuser {
+                        "SUPERUSER"
+                    } else {
+                        "NOSUPERUSER"
+                    }
                 ));
                 what.push("create".to_string());
             }
@@ -416,7 +497,11 @@ impl Planner<'_> {
                     let attrs = format!(
                         "ALTER ROLE {} LOGIN {} NOCREATEDB NOCREATEROLE;",
                         sql_ident(role),
-                        if superuser { "SUPERUSER" } else { "NOSUPERUSER" }
+                        if superuser {
+                            "SUPERUSER"
+                        } else {
+                            "NOSUPERUSER"
+                        }
                     );
                     sql_shown.push(attrs.clone());
                     sql_run.push(attrs);
@@ -433,7 +518,12 @@ impl Planner<'_> {
         for (name, value) in settings {
             // PostgreSQL stores names in their canonical case (`TimeZone=UTC`).
             let want = format!("{name}={value}");
-            if !self.pg.role_settings.iter().any(|s| s.eq_ignore_ascii_case(&want)) {
+            if !self
+                .pg
+                .role_settings
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&want))
+            {
                 let s = sql::role_setting(role, name, value);
                 sql_shown.push(s.clone());
                 sql_run.push(s);
@@ -454,8 +544,7 @@ impl Planner<'_> {
     fn database(&mut self, name: &str, owner: &str) {
         let mut shown = Vec::new();
         let mut run = Vec::new();
-        let summary;
-        match &self.pg.database {
+        let summary = match &self.pg.database {
             None => {
                 shown.push(sql::create_database(name, owner));
                 run.push(format!(
@@ -465,11 +554,15 @@ impl Planner<'_> {
                 ));
                 shown.push(sql::revoke_public_connect(name));
                 run.push(sql::revoke_public_connect(name));
-                summary = format!("+ database {name} owned by {owner}");
+                format!("+ database {name} owned by {owner}")
             }
             Some((have_owner, public_connect)) => {
                 if have_owner != owner {
-                    let s = format!("ALTER DATABASE {} OWNER TO {};", sql_ident(name), sql_ident(owner));
+                    let s = format!(
+                        "ALTER DATABASE {} OWNER TO {};",
+                        sql_ident(name),
+                        sql_ident(owner)
+                    );
                     shown.push(s.clone());
                     run.push(s);
                 }
@@ -480,9 +573,9 @@ impl Planner<'_> {
                 if run.is_empty() {
                     return;
                 }
-                summary = format!("~ database {name}");
+                format!("~ database {name}")
             }
-        }
+        };
         let script = psql_script(None, &run.join("\n"));
         self.push(summary, Some(shown.join("\n")), script);
     }
@@ -499,9 +592,16 @@ impl Planner<'_> {
                 _ => None,
             })
             .collect();
-        let lines: Vec<String> = self.ufw.unwanted(&wanted).into_iter().map(str::to_string).collect();
+        let lines: Vec<String> = self
+            .ufw
+            .unwanted(&wanted)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         for line in lines {
-            let Some(words) = shlex::split(&line) else { continue };
+            let Some(words) = shlex::split(&line) else {
+                continue;
+            };
             let args: Vec<String> = words[1..].iter().map(|w| shell_word(w)).collect();
             let script = format!("set -e\nufw delete {}\n", args.join(" "));
             let c = self.push(format!("- {line} (no longer in the config)"), None, script);
@@ -548,13 +648,20 @@ impl PgFacts {
                         })
                     }
                     ["rolesetting", s] => f.role_settings.push(s.to_string()),
-                    ["database", _, owner, public] => f.database = Some((owner.to_string(), *public == "t")),
+                    ["database", _, owner, public] => {
+                        f.database = Some((owner.to_string(), *public == "t"))
+                    }
                     _ => {}
                 }
             }
         }
         if ext.ok() {
-            f.extensions = ext.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            f.extensions = ext
+                .stdout
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
         }
         f
     }
@@ -609,12 +716,19 @@ pub fn postgres_restart_notes(desired: &Desired, facts: &Facts) -> Vec<String> {
 
 fn psql_script(database: Option<&str>, sql: &str) -> String {
     let psql = format!("| {}", postgres::psql(database));
-    format!("set -e\n{}\n", payload(format!("{sql}\n").as_bytes(), &psql))
+    format!(
+        "set -e\n{}\n",
+        payload(format!("{sql}\n").as_bytes(), &psql)
+    )
 }
 
 fn normal_mode(mode: &str) -> String {
     let trimmed = mode.trim_start_matches('0');
-    if trimmed.is_empty() { "0".into() } else { trimmed.into() }
+    if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
 }
 
 fn unified(old: &str, new: &str, name: &str) -> String {
@@ -629,14 +743,31 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for host in &self.hosts {
             let d = &host.discovery;
-            let is_db = host.changes.iter().any(|c| c.role == "db") || host.notes.iter().any(|n| n.contains("PostgreSQL"));
+            let is_db = host.changes.iter().any(|c| c.role == "db")
+                || host.notes.iter().any(|n| n.contains("PostgreSQL"));
             let pg = d
                 .postgres_version
                 .as_deref()
                 .filter(|_| is_db || d.postgres_installed)
-                .map(|v| format!(", PostgreSQL {v}{}", if d.postgres_installed { "" } else { " (to install)" }))
+                .map(|v| {
+                    format!(
+                        ", PostgreSQL {v}{}",
+                        if d.postgres_installed {
+                            ""
+                        } else {
+                            " (to install)"
+                        }
+                    )
+                })
                 .unwrap_or_default();
-            writeln!(f, "{} ({} {}{pg}): {} change(s)", host.server, d.os, d.os_version, host.changes.len())?;
+            writeln!(
+                f,
+                "{} ({} {}{pg}): {} change(s)",
+                host.server,
+                d.os,
+                d.os_version,
+                host.changes.len()
+            )?;
             for c in &host.changes {
                 writeln!(f, "  {}    [{}: {}]", c.summary, c.role, c.step)?;
                 if let Some(detail) = &c.detail {
@@ -656,7 +787,11 @@ impl fmt::Display for Plan {
         if total == 0 {
             write!(f, "No changes: every server matches tandem.yml.")
         } else {
-            let per: Vec<String> = self.hosts.iter().map(|h| format!("{} {}", h.server, h.changes.len())).collect();
+            let per: Vec<String> = self
+                .hosts
+                .iter()
+                .map(|h| format!("{} {}", h.server, h.changes.len()))
+                .collect();
             write!(f, "Plan: {total} change(s) ({}).", per.join(", "))
         }
     }

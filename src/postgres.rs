@@ -21,7 +21,10 @@ pub fn settings(conf: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| {
             let v = v.split('#').next().unwrap_or("").trim();
-            let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
             (k.trim().to_string(), v.replace("''", "'"))
         })
         .collect()
@@ -89,7 +92,9 @@ pub fn splice_shell(path: &str, block: &str) -> String {
 
 /// A psql invocation as postgres, reading SQL from the heredoc that follows it in the script.
 pub fn psql(database: Option<&str>) -> String {
-    let db = database.map(|d| format!(" -d {}", shell_word(d))).unwrap_or_default();
+    let db = database
+        .map(|d| format!(" -d {}", shell_word(d)))
+        .unwrap_or_default();
     format!("(cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1{db})")
 }
 
@@ -102,8 +107,14 @@ mod tests {
     #[test]
     fn settings_of_a_dropin() {
         let conf = "# c\nlisten_addresses = 'localhost,10.0.0.3'\npassword_encryption = 'scram-sha-256' # x\n";
-        assert_eq!(setting_names(conf), ["listen_addresses", "password_encryption"]);
-        assert_eq!(settings(conf)[0], ("listen_addresses".into(), "localhost,10.0.0.3".into()));
+        assert_eq!(
+            setting_names(conf),
+            ["listen_addresses", "password_encryption"]
+        );
+        assert_eq!(
+            settings(conf)[0],
+            ("listen_addresses".into(), "localhost,10.0.0.3".into())
+        );
         assert_eq!(settings(conf)[1].1, "scram-sha-256");
     }
 
@@ -131,7 +142,10 @@ mod tests {
             dir.path().join("new").display(),
             splice_shell(file.to_str().unwrap(), BLOCK)
         );
-        let status = std::process::Command::new("sh").args(["-c", &script]).status().unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
         assert!(status.success());
         let shell = std::fs::read_to_string(dir.path().join("new")).unwrap();
         assert_eq!(shell, splice_block(original, BLOCK));

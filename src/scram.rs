@@ -28,9 +28,11 @@ pub fn matches(stored: &str, password: &str) -> bool {
     let Some((stored_key, _server_key)) = keys.split_once(':') else {
         return false;
     };
-    let (Ok(iterations), Ok(salt), Ok(stored_key)) =
-        (iterations.parse::<u32>(), STANDARD.decode(salt), STANDARD.decode(stored_key))
-    else {
+    let (Ok(iterations), Ok(salt), Ok(stored_key)) = (
+        iterations.parse::<u32>(),
+        STANDARD.decode(salt),
+        STANDARD.decode(stored_key),
+    ) else {
         return false;
     };
     if iterations == 0 || iterations > 10_000_000 {

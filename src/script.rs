@@ -45,7 +45,10 @@ pub fn write_file(file: &FileSpec, run_id: &str) -> String {
     s.push_str("mkdir -p \"$(dirname \"$DEST\")\"\nTMP=\"$DEST.tandem-new\"\n");
     s.push_str(&backup(run_id));
     s.push_str(RESTORE);
-    s.push_str(&format!("{}\n", payload(file.content.as_bytes(), ">\"$TMP\"")));
+    s.push_str(&format!(
+        "{}\n",
+        payload(file.content.as_bytes(), ">\"$TMP\"")
+    ));
     s.push_str(&format!(
         "chown {}:{} \"$TMP\"\nchmod {} \"$TMP\"\n",
         shell_word(&file.owner),
@@ -109,7 +112,10 @@ mod tests {
 
     /// Runs the script for real against a temp dir (as the current user, no chown to root).
     fn run_local(script: &str) -> std::process::Output {
-        std::process::Command::new("sh").args(["-c", script]).output().unwrap()
+        std::process::Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .unwrap()
     }
 
     #[test]
@@ -117,22 +123,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("conf");
         std::fs::write(&path, "old\n").unwrap();
-        let me = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        let group = String::from_utf8(std::process::Command::new("id").arg("-gn").output().unwrap().stdout).unwrap();
+        let me = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let group = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-gn")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         let mut file = spec(Some("false"));
         file.path = path.display().to_string();
         file.owner = me.trim().into();
         file.group = group.trim().into();
-        let script = write_file(&file, "r1").replace("/var/lib/tandem", &dir.path().display().to_string());
+        let script =
+            write_file(&file, "r1").replace("/var/lib/tandem", &dir.path().display().to_string());
         let out = run_local(&script);
         assert!(!out.status.success());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
         file.validate = Some("test -s {path}".into());
-        let script = write_file(&file, "r2").replace("/var/lib/tandem", &dir.path().display().to_string());
+        let script =
+            write_file(&file, "r2").replace("/var/lib/tandem", &dir.path().display().to_string());
         let out = run_local(&script);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "secret=1\n");
-        let backup = dir.path().join("backups/r2").join(file.path.replace('/', "%"));
+        let backup = dir
+            .path()
+            .join("backups/r2")
+            .join(file.path.replace('/', "%"));
         assert_eq!(std::fs::read_to_string(backup).unwrap(), "old\n");
     }
 }

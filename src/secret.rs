@@ -43,10 +43,16 @@ pub fn db_password(config: &Config) -> anyhow::Result<Secret> {
         }
     };
     if value.is_empty() {
-        bail!("the database password ({}) is empty", config.database.password.describe());
+        bail!(
+            "the database password ({}) is empty",
+            config.database.password.describe()
+        );
     }
     if value.contains(['\n', '\r', '\0']) {
-        bail!("the database password ({}) contains a line break or NUL", config.database.password.describe());
+        bail!(
+            "the database password ({}) contains a line break or NUL",
+            config.database.password.describe()
+        );
     }
     Ok(Secret(value))
 }

@@ -3,9 +3,9 @@
 //! hosts and known_hosts just work). Scripts travel on stdin, never in argv, and run as root:
 //! directly when logged in as root, through `sudo -n` otherwise.
 
+use openssh::Stdio;
 use std::future::Future;
 use std::path::PathBuf;
-use openssh::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,7 +94,11 @@ const ELEVATE: &str = r#"if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sud
 
 impl Ssh {
     /// Opens the master connection to `destination` for server `name`.
-    pub async fn connect(name: &str, destination: &str, options: &SshOptions) -> anyhow::Result<Ssh> {
+    pub async fn connect(
+        name: &str,
+        destination: &str,
+        options: &SshOptions,
+    ) -> anyhow::Result<Ssh> {
         which::which("ssh").context(
             "tandem runs the system `ssh` client, which is not installed: apt-get install openssh-client",
         )?;
@@ -102,7 +106,9 @@ impl Ssh {
         match Self::connect_as(name, &dest, dest.user.clone(), options).await {
             Ok(ssh) => Ok(ssh),
             Err(first) => {
-                let Some(user) = &options.bootstrap_user else { return Err(first) };
+                let Some(user) = &options.bootstrap_user else {
+                    return Err(first);
+                };
                 if dest.user.as_deref() == Some(user.as_str()) {
                     return Err(first);
                 }
@@ -121,7 +127,11 @@ impl Ssh {
     ) -> anyhow::Result<Ssh> {
         let mut builder = SessionBuilder::default();
         builder
-            .known_hosts_check(if options.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
+            .known_hosts_check(if options.accept_new_host_keys {
+                KnownHosts::Add
+            } else {
+                KnownHosts::Strict
+            })
             .connect_timeout(Duration::from_secs(10))
             .server_alive_interval(Duration::from_secs(10))
             .control_directory(std::env::temp_dir());
@@ -134,8 +144,15 @@ impl Ssh {
         if let Some(port) = dest.port {
             builder.port(port);
         }
-        let login = format!("{}{}", user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(), dest.host);
-        let session = builder.connect(&dest.host).await.map_err(|err| explain_connect_error(name, &login, err))?;
+        let login = format!(
+            "{}{}",
+            user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(),
+            dest.host
+        );
+        let session = builder
+            .connect(&dest.host)
+            .await
+            .map_err(|err| explain_connect_error(name, &login, err))?;
         Ok(Ssh {
             name: name.to_string(),
             session: Arc::new(session),
@@ -175,10 +192,17 @@ impl Ssh {
         let mut lines = BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await? {
             if line == "locked" {
-                return Ok(RemoteLock { _stdin: stdin, _child: child });
+                return Ok(RemoteLock {
+                    _stdin: stdin,
+                    _child: child,
+                });
             }
             if let Some(owner) = line.strip_prefix("waiting") {
-                eprintln!("{}: waiting up to {}s for the lock held by{owner}", self.name, wait.as_secs());
+                eprintln!(
+                    "{}: waiting up to {}s for the lock held by{owner}",
+                    self.name,
+                    wait.as_secs()
+                );
             }
             if let Some(owner) = line.strip_prefix("timeout") {
                 bail!(
@@ -188,28 +212,35 @@ impl Ssh {
                 );
             }
         }
-        bail!("{}: the lock holder ended before taking the lock", self.name)
+        bail!(
+            "{}: the lock holder ended before taking the lock",
+            self.name
+        )
     }
 }
 
 fn explain_connect_error(name: &str, login: &str, err: openssh::Error) -> anyhow::Error {
     let text = format!("{err:#}");
-    let detail = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
+    let detail = std::error::Error::source(&err)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     let all = format!("{text} {detail}");
-    let hint = if all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || all.contains("Host key for") {
-        "the server's host key CHANGED since it was recorded in known_hosts: refusing. If the \
+    let hint =
+        if all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || all.contains("Host key for") {
+            "the server's host key CHANGED since it was recorded in known_hosts: refusing. If the \
          server was really rebuilt, remove the old key with `ssh-keygen -R HOST` after checking \
          the new fingerprint out of band"
-    } else if all.contains("Host key verification failed") || all.contains("No ED25519 host key is known")
-    {
-        "the server's host key is not in known_hosts: check its fingerprint, then connect once \
+        } else if all.contains("Host key verification failed")
+            || all.contains("No ED25519 host key is known")
+        {
+            "the server's host key is not in known_hosts: check its fingerprint, then connect once \
          with ssh, or pass --accept-new-host-keys"
-    } else if all.contains("Permission denied") {
-        "the key was refused: is your key in the user's authorized_keys? For a fresh server, \
+        } else if all.contains("Permission denied") {
+            "the key was refused: is your key in the user's authorized_keys? For a fresh server, \
          pass --bootstrap-user root"
-    } else {
-        "check that the server is up and the ssh destination in tandem.yml is right"
-    };
+        } else {
+            "check that the server is up and the ssh destination in tandem.yml is right"
+        };
     anyhow::anyhow!("connecting to {name} ({login}): {text} {detail}\nhint: {hint}")
 }
 
@@ -235,10 +266,16 @@ impl Transport for Ssh {
             .await
             .with_context(|| format!("starting a command on {}", self.name))?;
         let mut stdin = child.stdin().take().context("remote stdin")?;
-        stdin.write_all(script.as_bytes()).await.context("sending the script")?;
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .context("sending the script")?;
         stdin.shutdown().await.ok();
         drop(stdin);
-        let out = child.wait_with_output().await.with_context(|| format!("running a script on {}", self.name))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .with_context(|| format!("running a script on {}", self.name))?;
         let output = Output {
             status: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
@@ -266,12 +303,27 @@ mod tests {
     fn destinations() {
         assert_eq!(
             Destination::parse("deploy@db.example.com:2222"),
-            Destination { user: Some("deploy".into()), host: "db.example.com".into(), port: Some(2222) }
+            Destination {
+                user: Some("deploy".into()),
+                host: "db.example.com".into(),
+                port: Some(2222)
+            }
         );
-        assert_eq!(Destination::parse("tl10"), Destination { user: None, host: "tl10".into(), port: None });
+        assert_eq!(
+            Destination::parse("tl10"),
+            Destination {
+                user: None,
+                host: "tl10".into(),
+                port: None
+            }
+        );
         assert_eq!(
             Destination::parse("root@[fd00::1]"),
-            Destination { user: Some("root".into()), host: "[fd00::1]".into(), port: None }
+            Destination {
+                user: Some("root".into()),
+                host: "[fd00::1]".into(),
+                port: None
+            }
         );
     }
 }

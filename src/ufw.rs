@@ -106,7 +106,9 @@ impl UfwState {
         if let Some(line) = status_part.lines().find(|l| l.starts_with("Default:")) {
             for part in line.trim_start_matches("Default:").split(',') {
                 let mut words = part.split_whitespace();
-                let (Some(policy), Some(direction)) = (words.next(), words.next()) else { continue };
+                let (Some(policy), Some(direction)) = (words.next(), words.next()) else {
+                    continue;
+                };
                 match direction {
                     "(incoming)" => state.incoming = policy.to_string(),
                     "(outgoing)" => state.outgoing = policy.to_string(),
@@ -130,7 +132,8 @@ impl UfwState {
             .iter()
             .filter(|(_, rule)| {
                 rule.as_ref().is_some_and(|r| {
-                    (r.comment == COMMENT_PREFIX || r.comment.starts_with(&format!("{COMMENT_PREFIX}:")))
+                    (r.comment == COMMENT_PREFIX
+                        || r.comment.starts_with(&format!("{COMMENT_PREFIX}:")))
                         && !wanted.contains(&r)
                 })
             })
@@ -190,7 +193,10 @@ mod state_tests {
     fn parses_status_and_added_rules() {
         let state = UfwState::parse(0, STATUS);
         assert!(state.installed && state.active);
-        assert_eq!((state.incoming.as_str(), state.outgoing.as_str()), ("deny", "allow"));
+        assert_eq!(
+            (state.incoming.as_str(), state.outgoing.as_str()),
+            ("deny", "allow")
+        );
         let pg = UfwRule {
             port: 5432,
             proto: "tcp".into(),
@@ -198,7 +204,12 @@ mod state_tests {
             comment: "tandem: postgresql from app1".into(),
         };
         assert!(state.has(&pg));
-        let ssh = UfwRule { port: 22, proto: "tcp".into(), from: None, comment: "tandem: ssh".into() };
+        let ssh = UfwRule {
+            port: 22,
+            proto: "tcp".into(),
+            from: None,
+            comment: "tandem: ssh".into(),
+        };
         assert!(state.has(&ssh));
         // Unwanted: only tandem's own rules that are no longer desired; never the operator's 8080.
         assert_eq!(state.unwanted(&[&ssh]), vec![state.added[1].0.as_str()]);

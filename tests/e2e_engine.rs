@@ -1,0 +1,356 @@
+//! tandem's engine against real lab servers over real SSH: fresh servers converge, a second
+//! plan is empty, only the app server reaches PostgreSQL, secrets stay out of argv and output,
+//! moved app servers are pruned, broken files never go live, and SSH lockouts are reverted.
+//! Every scenario gets fresh servers.
+
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use support::lab::{Lab, Server, Suite};
+use support::scenario::{PASSWORD, Scenario, assert_ok, text};
+
+/// From `from`, does a TCP connection to `ip:port` open within 3 seconds (optionally from a
+/// given source address)?
+fn connects(s: &Scenario, from: &Server, source: Option<&str>, ip: &str, port: u16) -> bool {
+    let bind = source
+        .map(|a| format!(", source_address=(\"{a}\", 0)"))
+        .unwrap_or_default();
+    let probe = format!(
+        "python3 -c 'import socket; socket.create_connection((\"{ip}\", {port}), timeout=3{bind}).close()'"
+    );
+    s.sudo(from, &probe).status.success()
+}
+
+fn psql_from(s: &Scenario, server: &Server, sql: &str) -> std::process::Output {
+    let script = format!(
+        "PGPASSWORD={} PGCONNECT_TIMEOUT=5 psql -h {} -U timesheet -d timesheet -XAt -c {}",
+        support::scenario::shell_quote(PASSWORD),
+        s.db.ip,
+        support::scenario::shell_quote(sql)
+    );
+    s.sudo(server, &script)
+}
+
+fn converge_and_check(suite: Suite) {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let s = Scenario::new(lab, suite);
+
+    // Sample every process's command line on this machine while apply runs: the lab servers'
+    // processes are visible from here too (one kernel), so this covers local and remote argv.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sampler = {
+        let (stop, seen) = (stop.clone(), seen.clone());
+        thread::spawn(move || {
+            let mut samples = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let out = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+                let all = text(&out.stdout);
+                if all.contains(PASSWORD) || all.contains("c0rrect") {
+                    seen.lock().unwrap().push(all);
+                }
+                samples += 1;
+                thread::sleep(Duration::from_millis(50));
+            }
+            samples
+        })
+    };
+    let apply = s.apply_fresh();
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    assert_ok("first apply", &apply);
+    assert!(
+        samples > 20,
+        "too few ps samples ({samples}) to prove anything"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the password appeared in a command line"
+    );
+
+    // A second plan finds nothing to do, with the documented exit code.
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "second plan:\n{}{}",
+        text(&plan.stdout),
+        text(&plan.stderr)
+    );
+    assert!(
+        text(&plan.stdout).contains("No changes"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let json = s.run(&["plan", "--json"]);
+    assert_ok("plan --json", &json);
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("plan --json is JSON");
+    assert_eq!(parsed["hosts"].as_array().map(Vec::len), Some(2));
+
+    // The app server logs in over the internal network and sees Django's role settings.
+    s.sudo_ok(
+        &s.app,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null",
+    );
+    // The outsider is reachable at all (so "blocked" below means the firewall).
+    assert!(
+        connects(&s, &s.outsider, None, &s.app.ip, 22),
+        "outsider cannot reach the app's SSH"
+    );
+    let out = psql_from(
+        &s,
+        &s.app,
+        "SHOW client_encoding; SHOW default_transaction_isolation; SHOW timezone;",
+    );
+    assert_eq!(
+        text(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join("|"),
+        "UTF8|read|committed|UTC",
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nobody else reaches 5432; and with ufw off, pg_hba still turns the outsider away.
+    assert!(connects(&s, &s.app, None, &s.db.ip, 5432));
+    assert!(
+        !connects(&s, &s.outsider, None, &s.db.ip, 5432),
+        "outsider reaches 5432"
+    );
+    s.outsider.apt_install("postgresql-client");
+    s.sudo_ok(&s.db, "ufw --force disable");
+    let out = psql_from(&s, &s.outsider, "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no pg_hba.conf entry"),
+        "{}",
+        text(&out.stderr)
+    );
+    s.sudo_ok(&s.db, "ufw --force enable");
+
+    // Hardening: root and passwords refused, hostname is the FQDN.
+    let root = Command::new("ssh")
+        .arg("-F")
+        .arg(&s.lab.ssh_config)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            &format!("root@{}", s.db.name),
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!root.status.success(), "root login still works");
+    assert_eq!(s.sudo_ok(&s.db, "hostname").trim(), "db.lab.test");
+    let sshd = s.sudo_ok(&s.app, "sshd -T");
+    assert!(
+        sshd.contains("permitrootlogin no") && sshd.contains("passwordauthentication no"),
+        "{sshd}"
+    );
+
+    // No secret in the plan, its JSON or the audit log.
+    for (what, output) in [
+        ("plan", text(&plan.stdout)),
+        ("plan --json", text(&json.stdout)),
+        ("apply", text(&apply.stdout) + &text(&apply.stderr)),
+    ] {
+        assert!(!output.contains("c0rrect"), "{what} shows the password");
+        assert!(
+            !output.contains("SCRAM-SHA-256$4096"),
+            "{what} shows the verifier"
+        );
+    }
+    for server in [&s.db, &s.app] {
+        let audit = s.sudo_ok(
+            server,
+            "cat /var/lib/tandem/audit.log; stat -c %a /var/lib/tandem/audit.log",
+        );
+        assert!(
+            audit.contains("applied:") && audit.trim_end().ends_with("600"),
+            "{audit}"
+        );
+        assert!(
+            !audit.contains("c0rrect") && !audit.contains("SCRAM-SHA-256$"),
+            "audit log leaks: {audit}"
+        );
+    }
+    let env_mode = s.sudo_ok(&s.app, "stat -c '%a %U' /etc/timesheet/env");
+    assert_eq!(env_mode.trim(), "600 root");
+}
+
+#[test]
+fn fresh_bookworm_servers_converge_and_only_the_app_reaches_postgres() {
+    converge_and_check(Suite::Bookworm);
+}
+
+#[test]
+fn fresh_trixie_servers_converge_and_only_the_app_reaches_postgres() {
+    converge_and_check(Suite::Trixie);
+}
+
+#[test]
+fn a_moved_app_server_gets_its_old_access_removed() {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let mut s = Scenario::new(lab, Suite::Bookworm);
+    assert_ok("first apply", &s.apply_fresh());
+
+    // The app server gets a new internal address (outside the lab's allocation range).
+    let old_ip = s.app.ip.clone();
+    let new_ip = format!("{}.250", old_ip.rsplit_once('.').unwrap().0);
+    s.sudo_ok(&s.app, &format!("ip addr add {new_ip}/24 dev host0"));
+    s.app_internal_ip = new_ip.clone();
+    s.write_config();
+
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}{}",
+        text(&plan.stdout),
+        text(&plan.stderr)
+    );
+    let shown = text(&plan.stdout);
+    assert!(
+        shown.contains(&format!(
+            "-host    timesheet    timesheet    {old_ip}/32    scram-sha-256"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "+host    timesheet    timesheet    {new_ip}/32    scram-sha-256"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "+ ufw allow proto tcp from {new_ip} to any port 5432"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("- ufw allow from {old_ip} to any port 5432")),
+        "{shown}"
+    );
+
+    assert_ok("apply after the move", &s.run(&["apply", "--yes"]));
+    assert!(
+        connects(&s, &s.app, Some(&new_ip), &s.db.ip, 5432),
+        "new address refused"
+    );
+    assert!(
+        !connects(&s, &s.app, Some(&old_ip), &s.db.ip, 5432),
+        "old address still admitted"
+    );
+    let hba = s.sudo_ok(&s.db, "cat /etc/postgresql/*/main/pg_hba.conf");
+    assert!(
+        !hba.contains(&format!("{old_ip}/32")) && hba.contains(&format!("{new_ip}/32")),
+        "{hba}"
+    );
+    let again = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+}
+
+#[test]
+fn a_broken_pg_hba_never_goes_live() {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let s = Scenario::new(lab, Suite::Bookworm);
+    let overrides = s.dir.path().join("overrides/templates/postgres");
+    std::fs::create_dir_all(&overrides).unwrap();
+    std::fs::write(
+        overrides.join("pg_hba.block"),
+        "# BEGIN tandem {{ project }}: broken on purpose\nhost {{ db.name }} {{ db.role }} 10.0.0.1/99 scram-sha-256\n# END tandem {{ project }}\n",
+    )
+    .unwrap();
+    let overrides_dir = s.dir.path().join("overrides");
+    let out = s.run(&[
+        "apply",
+        "--yes",
+        "--bootstrap-user",
+        "root",
+        "--overrides",
+        overrides_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pg_hba.conf rejected by PostgreSQL"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The live file is Debian's own, untouched; PostgreSQL still serves.
+    let hba = s.sudo_ok(&s.db, "cat /etc/postgresql/*/main/pg_hba.conf");
+    assert!(
+        !hba.contains("not-an-address") && !hba.contains("BEGIN tandem"),
+        "{hba}"
+    );
+    let q = s.sudo_ok(&s.db, "cd / && runuser -u postgres -- psql -XAtc 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL'");
+    assert_eq!(q.trim(), "0");
+    assert!(
+        s.sudo(&s.db, "systemctl is-active postgresql")
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn an_sshd_change_that_cuts_ssh_is_reverted_by_the_guard() {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let s = Scenario::new(lab, Suite::Bookworm);
+    let overrides = s.dir.path().join("overrides/templates/ssh");
+    std::fs::create_dir_all(&overrides).unwrap();
+    // sshd moves to a port that ufw does not open (and tandem's config does not say).
+    std::fs::write(
+        overrides.join("00-tandem.conf"),
+        "Port 2222\nPermitRootLogin no\nPasswordAuthentication no\n",
+    )
+    .unwrap();
+    let overrides_dir = s.dir.path().join("overrides");
+    let out = s.run(&[
+        "apply",
+        "--yes",
+        "--bootstrap-user",
+        "root",
+        "--overrides",
+        overrides_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("new SSH connection failed") && stderr.contains("restored"),
+        "{stderr}"
+    );
+    // SSH on the usual port works again, as the deploy user, and the drop-in is gone.
+    let sshd = s.sudo_ok(
+        &s.db,
+        "sshd -T | grep -E '^port '; ls /etc/ssh/sshd_config.d/",
+    );
+    assert!(
+        sshd.contains("port 22") && !sshd.contains("port 2222"),
+        "{sshd}"
+    );
+    assert!(!sshd.contains("00-tandem.conf"), "{sshd}");
+    assert!(
+        s.sudo_ok(&s.db, "systemctl list-timers --all")
+            .lines()
+            .all(|l| !l.contains("tandem-guard"))
+    );
+}

@@ -1,0 +1,173 @@
+//! An end-to-end scenario: fresh lab servers (db, app, outsider), a tandem.yml pointing at
+//! them, and the real `tandem` binary run against them over real SSH.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::lab::{Lab, Server, Suite};
+
+pub const PASSWORD: &str = "c0rrect h0rse \"battery\" $taple";
+
+pub struct Scenario {
+    pub lab: Lab,
+    pub db: Server,
+    pub app: Server,
+    pub outsider: Server,
+    pub dir: tempfile::TempDir,
+    /// internal_ip written for app1 (normally `app.ip`).
+    pub app_internal_ip: String,
+}
+
+impl Scenario {
+    pub fn new(lab: Lab, suite: Suite) -> Scenario {
+        let mut servers = lab.servers(3, suite);
+        let outsider = servers.pop().unwrap();
+        let app = servers.pop().unwrap();
+        let db = servers.pop().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/timesheet");
+        copy_dir(&source, &dir.path().join("timesheet"));
+        let app_internal_ip = app.ip.clone();
+        let s = Scenario {
+            lab,
+            db,
+            app,
+            outsider,
+            dir,
+            app_internal_ip,
+        };
+        s.write_config();
+        s
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tandem.yml")
+    }
+
+    pub fn write_config(&self) {
+        let text = format!(
+            "project: timesheet
+servers:
+  - name: db
+    role: db
+    ssh: deploy@{db}
+    fqdn: db.lab.test
+    internal_ip: {db_ip}
+  - name: app1
+    role: app
+    ssh: deploy@{app}
+    fqdn: app1.lab.test
+    internal_ip: {app_ip}
+domains: [timesheet.lab.test]
+database:
+  name: timesheet
+  role: timesheet
+  password: {{env: TANDEM_DB_PASSWORD}}
+django:
+  source: timesheet
+  wsgi_module: timesheet.wsgi
+  settings_module: timesheet.settings
+ssh:
+  authorized_key_files: [{key}.pub]
+",
+            db = self.db.name,
+            db_ip = self.db.ip,
+            app = self.app.name,
+            app_ip = self.app_internal_ip,
+            key = self.lab.key.display(),
+        );
+        fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// `tandem ARGS -c tandem.yml --ssh-config <lab> [EXTRA]` with the password in the environment.
+    pub fn tandem(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.args(args)
+            .arg("-c")
+            .arg(self.config_path())
+            .arg("--ssh-config")
+            .arg(&self.lab.ssh_config)
+            .env("TANDEM_DB_PASSWORD", PASSWORD)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.tandem(args).output().expect("running tandem")
+    }
+
+    /// A first apply on fresh servers: logs in as root until the deploy user exists.
+    pub fn apply_fresh(&self) -> Output {
+        self.run(&["apply", "--yes", "--bootstrap-user", "root"])
+    }
+
+    /// Runs `script` on `server` as root: through the deploy user's sudo on servers tandem
+    /// provisioned (root login is off there), directly on the outsider.
+    pub fn sudo(&self, server: &Server, script: &str) -> Output {
+        if server.name == self.outsider.name {
+            return server.ssh(script);
+        }
+        Command::new("ssh")
+            .arg("-F")
+            .arg(&self.lab.ssh_config)
+            .args([
+                "-o",
+                "BatchMode=yes",
+                &format!("deploy@{}", server.name),
+                "sudo",
+                "sh",
+                "-c",
+            ])
+            .arg(shell_quote(script))
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh")
+    }
+
+    pub fn sudo_ok(&self, server: &Server, script: &str) -> String {
+        let out = self.sudo(server, script);
+        assert!(
+            out.status.success(),
+            "on {}: `{script}` failed:\n{}{}",
+            server.name,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Asserts a tandem run succeeded, showing its output otherwise.
+pub fn assert_ok(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
