@@ -97,17 +97,20 @@ impl Engine {
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+        // Expanded once with placeholders for the secrets: enough to know what to probe.
+        let mut redacted = Vec::new();
         let mut probes = Vec::new();
         for (server, discovery) in self.config.servers.iter().zip(&discoveries) {
             let host_facts = host_facts(server.role, discovery, &server.name)?;
-            let redacted = desired::expand(
+            let desired = desired::expand(
                 &self.config,
                 server,
                 &host_facts,
                 Secrets::redacted(&self.config),
                 templates,
             )?;
-            probes.push(facts::probe_script(&redacted));
+            probes.push(facts::probe_script(&desired));
+            redacted.push((host_facts, desired));
         }
         let outputs = join_all(
             self.hosts
@@ -131,20 +134,17 @@ impl Engine {
 
         let mut hosts = Vec::new();
         let mut all = Vec::new();
-        for ((server, discovery), output) in
-            self.config.servers.iter().zip(discoveries).zip(outputs)
+        for (((server, discovery), output), (host_facts, redacted)) in self
+            .config
+            .servers
+            .iter()
+            .zip(discoveries)
+            .zip(outputs)
+            .zip(redacted)
         {
-            let host_facts = host_facts(server.role, &discovery, &server.name)?;
             let facts = Facts::parse(discovery, &output)
                 .with_context(|| format!("reading the probe of {}", server.name))?;
-            // First pass (redacted) finds the env file; its SECRET_KEY is kept across runs.
-            let redacted = desired::expand(
-                &self.config,
-                server,
-                &host_facts,
-                Secrets::redacted(&self.config),
-                templates,
-            )?;
+            // The SECRET_KEY already in the host's env file is kept across runs.
             let secrets = Secrets {
                 db_password: password.expose().to_string(),
                 secret_key: existing_secret_key(&redacted, &facts).unwrap_or_else(new_secret_key),

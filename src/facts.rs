@@ -129,11 +129,7 @@ pub fn probe_script(desired: &Desired) -> String {
         .iter()
         .any(|t| matches!(t.op, Op::UfwAllow(_) | Op::UfwEnable | Op::UfwDefaults))
     {
-        queries.push((
-            UFW.into(),
-            "command -v ufw >/dev/null || exit 3; ufw status verbose; echo ---; ufw show added"
-                .into(),
-        ));
+        queries.push((UFW.into(), crate::ufw::PROBE.into()));
     }
     if role.is_some() || database.is_some() || !settings.is_empty() {
         let role = role.unwrap_or_default();

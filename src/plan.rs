@@ -592,19 +592,11 @@ impl Planner<'_> {
                 _ => None,
             })
             .collect();
-        let lines: Vec<String> = self
-            .ufw
-            .unwanted(&wanted)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        for line in lines {
-            let Some(words) = shlex::split(&line) else {
-                continue;
-            };
-            let args: Vec<String> = words[1..].iter().map(|w| shell_word(w)).collect();
+        let unwanted: Vec<UfwRule> = self.ufw.unwanted(&wanted).into_iter().cloned().collect();
+        for rule in unwanted {
+            let args: Vec<String> = rule.args().iter().map(|w| shell_word(w)).collect();
             let script = format!("set -e\nufw delete {}\n", args.join(" "));
-            let c = self.push(format!("- {line} (no longer in the config)"), None, script);
+            let c = self.push(format!("- {rule} (no longer in the config)"), None, script);
             c.role = "base".into();
             c.step = "Prune ufw rules tandem no longer wants".into();
             c.guarded = true;

@@ -242,7 +242,9 @@ fn a_moved_app_server_gets_its_old_access_removed() {
         "{shown}"
     );
     assert!(
-        shown.contains(&format!("- ufw allow from {old_ip} to any port 5432")),
+        shown.contains(&format!(
+            "- ufw allow proto tcp from {old_ip} to any port 5432"
+        )),
         "{shown}"
     );
 
@@ -271,36 +273,30 @@ fn a_broken_pg_hba_never_goes_live() {
         None => return,
     };
     let s = Scenario::new(lab, Suite::Bookworm);
-    let overrides = s.dir.path().join("overrides/templates/postgres");
-    std::fs::create_dir_all(&overrides).unwrap();
-    std::fs::write(
-        overrides.join("pg_hba.block"),
-        "# BEGIN tandem {{ project }}: broken on purpose\nhost {{ db.name }} {{ db.role }} 10.0.0.1/99 scram-sha-256\n# END tandem {{ project }}\n",
-    )
-    .unwrap();
-    let overrides_dir = s.dir.path().join("overrides");
-    let out = s.run(&[
-        "apply",
-        "--yes",
-        "--bootstrap-user",
-        "root",
-        "--overrides",
-        overrides_dir.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = s.apply_fresh_with_override(
+        "templates/postgres/pg_hba.block",
+        "# BEGIN tandem {{ project }}: broken on purpose\n\
+         host {{ db.name }} {{ db.role }} 10.0.0.1/99 scram-sha-256\n\
+         # END tandem {{ project }}\n",
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        text(&out.stderr).contains("pg_hba.conf rejected by PostgreSQL"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("pg_hba.conf rejected by PostgreSQL"),
+        "{stderr}"
     );
     // The live file is Debian's own, untouched; PostgreSQL still serves.
     let hba = s.sudo_ok(&s.db, "cat /etc/postgresql/*/main/pg_hba.conf");
     assert!(
-        !hba.contains("not-an-address") && !hba.contains("BEGIN tandem"),
+        !hba.contains("10.0.0.1/99") && !hba.contains("BEGIN tandem"),
         "{hba}"
     );
-    let q = s.sudo_ok(&s.db, "cd / && runuser -u postgres -- psql -XAtc 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL'");
-    assert_eq!(q.trim(), "0");
+    let errors = s.sudo_ok(
+        &s.db,
+        "cd / && runuser -u postgres -- psql -XAtc \
+         'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL'",
+    );
+    assert_eq!(errors.trim(), "0");
     assert!(
         s.sudo(&s.db, "systemctl is-active postgresql")
             .status
@@ -315,25 +311,13 @@ fn an_sshd_change_that_cuts_ssh_is_reverted_by_the_guard() {
         None => return,
     };
     let s = Scenario::new(lab, Suite::Bookworm);
-    let overrides = s.dir.path().join("overrides/templates/ssh");
-    std::fs::create_dir_all(&overrides).unwrap();
     // sshd moves to a port that ufw does not open (and tandem's config does not say).
-    std::fs::write(
-        overrides.join("00-tandem.conf"),
+    let out = s.apply_fresh_with_override(
+        "templates/ssh/00-tandem.conf",
         "Port 2222\nPermitRootLogin no\nPasswordAuthentication no\n",
-    )
-    .unwrap();
-    let overrides_dir = s.dir.path().join("overrides");
-    let out = s.run(&[
-        "apply",
-        "--yes",
-        "--bootstrap-user",
-        "root",
-        "--overrides",
-        overrides_dir.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    );
     let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("new SSH connection failed") && stderr.contains("restored"),
         "{stderr}"
@@ -348,9 +332,6 @@ fn an_sshd_change_that_cuts_ssh_is_reverted_by_the_guard() {
         "{sshd}"
     );
     assert!(!sshd.contains("00-tandem.conf"), "{sshd}");
-    assert!(
-        s.sudo_ok(&s.db, "systemctl list-timers --all")
-            .lines()
-            .all(|l| !l.contains("tandem-guard"))
-    );
+    let timers = s.sudo_ok(&s.db, "systemctl list-timers --all");
+    assert!(!timers.contains("tandem-guard"), "{timers}");
 }

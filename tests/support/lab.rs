@@ -130,14 +130,9 @@ pub struct Server {
 
 impl Server {
     /// Runs `script` with `sh` on the server as root.
+    /// The script goes on stdin, so nothing it holds (test passwords) shows up in any argv.
     pub fn ssh(&self, script: &str) -> Output {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(&self.lab.ssh_config)
-            .args(["-o", "BatchMode=yes", &self.name, script])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running ssh")
+        ssh_stdin(&self.lab.ssh_config, &self.name, "sh -s", script)
     }
 
     /// Runs `script`, fails the test unless it succeeds, returns its stdout.
@@ -173,6 +168,25 @@ impl Server {
              apt-get update -qq && apt-get install -y -qq {packages} >/dev/null && exit 0; sleep $((i*3)); done; exit 1"
         ));
     }
+}
+
+/// `ssh -F config destination remote_command` with `script` written to its stdin.
+pub fn ssh_stdin(config: &Path, destination: &str, remote_command: &str, script: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args(["-o", "BatchMode=yes", destination, remote_command])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running ssh");
+    let mut stdin = child.stdin.take().expect("ssh stdin");
+    // A server that already closed the connection is reported through the exit status.
+    let _ = stdin.write_all(script.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("waiting for ssh")
 }
 
 impl Drop for Server {

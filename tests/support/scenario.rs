@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::lab::{Lab, Server, Suite};
+use super::lab::{Lab, Server, Suite, ssh_stdin};
 
 pub const PASSWORD: &str = "c0rrect h0rse \"battery\" $taple";
 
@@ -104,27 +104,32 @@ ssh:
         self.run(&["apply", "--yes", "--bootstrap-user", "root"])
     }
 
+    /// A first apply with one built-in file replaced through `--overrides` (`rel` is e.g.
+    /// `templates/ssh/00-tandem.conf`).
+    pub fn apply_fresh_with_override(&self, rel: &str, content: &str) -> Output {
+        let overrides = self.dir.path().join("overrides");
+        let path = overrides.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        let overrides = overrides.to_str().unwrap().to_string();
+        self.run(&[
+            "apply",
+            "--yes",
+            "--bootstrap-user",
+            "root",
+            "--overrides",
+            &overrides,
+        ])
+    }
+
     /// Runs `script` on `server` as root: through the deploy user's sudo on servers tandem
     /// provisioned (root login is off there), directly on the outsider.
     pub fn sudo(&self, server: &Server, script: &str) -> Output {
         if server.name == self.outsider.name {
             return server.ssh(script);
         }
-        Command::new("ssh")
-            .arg("-F")
-            .arg(&self.lab.ssh_config)
-            .args([
-                "-o",
-                "BatchMode=yes",
-                &format!("deploy@{}", server.name),
-                "sudo",
-                "sh",
-                "-c",
-            ])
-            .arg(shell_quote(script))
-            .stdin(Stdio::null())
-            .output()
-            .expect("ssh")
+        let destination = format!("deploy@{}", server.name);
+        ssh_stdin(&self.lab.ssh_config, &destination, "sudo sh -s", script)
     }
 
     pub fn sudo_ok(&self, server: &Server, script: &str) -> String {
