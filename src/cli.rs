@@ -102,6 +102,16 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Ship the Django code as a new release on every app server, without provisioning.
+    Deploy {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Switch every app server back to its previous release.
+    Rollback {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -112,6 +122,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => runtime()?.block_on(plan(remote, detailed_exitcode, json)),
         Command::Apply { remote, yes } => runtime()?.block_on(apply(remote, yes)),
+        Command::Deploy { remote } => runtime()?.block_on(releases(remote, ReleaseAction::Deploy)),
+        Command::Rollback { remote } => {
+            runtime()?.block_on(releases(remote, ReleaseAction::Rollback))
+        }
         Command::Init { path } => {
             init::write_starter(&path)?;
             eprintln!(
@@ -316,4 +330,90 @@ async fn apply_phases(
         }
     }
     Ok(reports)
+}
+
+enum ReleaseAction {
+    Deploy,
+    Rollback,
+}
+
+/// `deploy` keeps only the plan's release changes; `rollback` makes one per app server that
+/// switches back to the release before the current one. Both run under the hosts' locks.
+async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<ExitCode> {
+    let (engine, planned) = connect_and_plan(&remote).await?;
+    let mut plan = planned.plan;
+    let mut problems = Vec::new();
+    for (host, server) in plan.hosts.iter_mut().zip(&engine.config.servers) {
+        let provisioning = host.changes.iter().filter(|c| c.role != "release").count();
+        host.handlers.clear();
+        match action {
+            ReleaseAction::Deploy => {
+                if provisioning > 0 && server.role == crate::config::Role::App {
+                    eprintln!(
+                        "{}: {provisioning} provisioning change(s) pending; `tandem apply` makes them",
+                        host.server
+                    );
+                }
+                host.changes.retain(|c| c.role == "release");
+            }
+            ReleaseAction::Rollback => {
+                host.changes.clear();
+                let Some(state) = &host.release else { continue };
+                let Some(previous) = state.previous() else {
+                    problems.push(format!(
+                        "{}: no release before the current one to roll back to",
+                        host.server
+                    ));
+                    continue;
+                };
+                let vars = crate::vars::Vars::new(
+                    &engine.config,
+                    server,
+                    &HostFacts {
+                        postgres_version: String::new(),
+                    },
+                    crate::vars::Secrets::redacted(&engine.config),
+                );
+                host.changes.push(crate::plan::Change {
+                    role: "release".into(),
+                    step: "Roll back".into(),
+                    summary: format!(
+                        "~ current: {} -> {previous}",
+                        state.current.as_deref().unwrap_or("none")
+                    ),
+                    detail: None,
+                    notify: Vec::new(),
+                    guarded: false,
+                    packages: false,
+                    script: crate::release::rollback_script(&vars, previous),
+                });
+            }
+        }
+    }
+    if !problems.is_empty() {
+        engine.close().await;
+        anyhow::bail!("{}", problems.join("\n"));
+    }
+    println!("{plan}");
+    if plan.change_count() == 0 {
+        engine.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = crate::apply::ApplyOptions {
+        lock_wait: std::time::Duration::from_secs(remote.lock_wait),
+        who: crate::apply::who(),
+    };
+    let result = async {
+        let _locks = crate::apply::lock_all(&engine, &options).await?;
+        Ok::<_, anyhow::Error>(crate::apply::apply(&engine, &plan, &options).await)
+    }
+    .await;
+    engine.close().await;
+    let (summary, ok) = crate::apply::summary(&result?);
+    eprint!("{summary}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -11,10 +11,11 @@ use crate::config::{Config, Role};
 use crate::desired::{self, Desired, Op};
 use crate::facts::{self, Facts};
 use crate::plan::{self, Plan, PlanSecrets};
+use crate::release::{self, Bundle, ReleaseState};
 use crate::secret::{self, Secret};
 use crate::templates::Templates;
 use crate::transport::{Ssh, SshOptions, Transport};
-use crate::vars::{HostFacts, Secrets};
+use crate::vars::{HostFacts, Secrets, Vars};
 
 pub struct Engine {
     pub config: Config,
@@ -83,6 +84,7 @@ impl Engine {
         templates: &mut Templates,
         password: &Secret,
     ) -> anyhow::Result<Planned> {
+        let bundle = release::bundle(&self.config)?;
         let discoveries = join_all(self.hosts.iter().map(|h| async move {
             let out = h.run(facts::DISCOVERY_SCRIPT).await?;
             anyhow::ensure!(
@@ -109,7 +111,17 @@ impl Engine {
                 Secrets::redacted(&self.config),
                 templates,
             )?;
-            probes.push(facts::probe_script(&desired));
+            let mut probe = facts::probe_script(&desired);
+            if server.role == Role::App {
+                let vars = Vars::new(
+                    &self.config,
+                    server,
+                    &host_facts,
+                    Secrets::redacted(&self.config),
+                );
+                facts::add_query(&mut probe, facts::RELEASE, &release::probe(&vars));
+            }
+            probes.push(probe);
             redacted.push((host_facts, desired));
         }
         let outputs = join_all(
@@ -158,6 +170,20 @@ impl Engine {
                 },
                 &self.run_id,
             );
+            if server.role == Role::App {
+                let found = facts.get(facts::RELEASE);
+                let state = ReleaseState::parse(found.status, &found.stdout);
+                let vars = Vars::new(
+                    &self.config,
+                    server,
+                    &host_facts,
+                    Secrets::redacted(&self.config),
+                );
+                if let Some(change) = release_change(&self.config, &vars, &bundle, &state) {
+                    host.changes.push(change);
+                }
+                host.release = Some(state);
+            }
             if server.role == Role::Db {
                 host.notes
                     .extend(plan::postgres_restart_notes(&desired, &facts));
@@ -181,6 +207,30 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
         (None, Role::App) => String::new(),
     };
     Ok(HostFacts { postgres_version })
+}
+
+/// A new release when the code on the host is not this bundle's.
+fn release_change(
+    config: &Config,
+    vars: &Vars,
+    bundle: &Bundle,
+    state: &ReleaseState,
+) -> Option<plan::Change> {
+    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
+        return None;
+    }
+    let id = release::release_id(&bundle.hash);
+    let was = state.current.as_deref().unwrap_or("none");
+    Some(plan::Change {
+        role: "release".into(),
+        step: "Ship the Django code".into(),
+        summary: format!("+ release {id} ({} files; current: {was})", bundle.files),
+        detail: None,
+        notify: Vec::new(),
+        guarded: false,
+        packages: false,
+        script: release::release_script(config, vars, bundle, &id),
+    })
 }
 
 /// The DJANGO_SECRET_KEY already in the host's env file, if any.

@@ -170,6 +170,14 @@ pub fn probe_script(desired: &Desired) -> String {
     script
 }
 
+/// Adds query `id` to a probe script made by `probe_script`.
+pub fn add_query(script: &mut String, id: &str, body: &str) {
+    script.push_str(&format!("run {id} {}\n", shell_word(body)));
+}
+
+/// The release query's id (app servers).
+pub const RELEASE: &str = "release";
+
 /// psql as the postgres superuser, unaligned and `|`-separated; fails with 3 when PostgreSQL
 /// is not installed.
 fn psql_query(database: Option<&str>, sql: &str) -> String {

@@ -13,6 +13,7 @@ pub mod init;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;
+pub mod release;
 pub mod render;
 pub mod scram;
 pub mod script;

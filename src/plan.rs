@@ -55,6 +55,8 @@ pub struct HostPlan {
     pub notes: Vec<String>,
     #[serde(skip)]
     pub handlers: Vec<HandlerRun>,
+    /// Releases on an app server.
+    pub release: Option<crate::release::ReleaseState>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -129,6 +131,7 @@ pub fn plan_host(
         changes: p.changes,
         notes: p.notes,
         handlers,
+        release: None,
     }
 }
 

@@ -1,0 +1,121 @@
+//! The example Django app deployed by `tandem apply` onto fresh lab servers: the page, fetched
+//! through nginx on the app server, shows rows stored on the database server; nginx serves the
+//! static CSS and refuses unknown hosts; `deploy` ships a code change and `rollback` undoes it.
+
+mod support;
+
+use support::lab::{Lab, Server, Suite};
+use support::scenario::{Scenario, assert_ok, text};
+
+/// GET `path` from `ip` with `Host: host`, as seen from `from`: (status, body) or ("closed", "").
+fn fetch(from: &Server, ip: &str, host: &str, path: &str) -> (String, String) {
+    let script = r#"python3 - <<'EOF'
+import http.client
+c = http.client.HTTPConnection('IP', 80, timeout=10)
+try:
+    c.request('GET', 'PATH', headers={'Host': 'HOST'})
+    r = c.getresponse()
+    print(r.status)
+    print(r.read().decode())
+except (http.client.RemoteDisconnected, ConnectionResetError):
+    print('closed')
+EOF"#
+        .replace("IP", ip)
+        .replace("PATH", path)
+        .replace("HOST", host);
+    let out = text(&from.ssh(&script).stdout);
+    let (status, body) = out.split_once('\n').unwrap_or((&out, ""));
+    (status.trim().to_string(), body.to_string())
+}
+
+fn manage(s: &Scenario, python: &str) -> String {
+    s.sudo_ok(
+        &s.app,
+        &format!(
+            "cd /srv/timesheet/current && set -a && . /etc/timesheet/env && set +a && \
+             runuser -u timesheet -- ./venv/bin/python manage.py shell -c \"{python}\""
+        ),
+    )
+}
+
+#[test]
+fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let s = Scenario::new(lab, Suite::Bookworm);
+    assert_ok("first apply", &s.apply_fresh());
+
+    // Rows written by the app land on the database server and come back through nginx.
+    manage(
+        &s,
+        "from entries.models import Entry; Entry.objects.create(person='Ada', project='tandem', hours=3.5, day='2026-11-27')",
+    );
+    let rows = s.sudo_ok(
+        &s.db,
+        "cd / && runuser -u postgres -- psql -XAt -d timesheet -c 'SELECT person FROM entries_entry'",
+    );
+    assert_eq!(rows.trim(), "Ada");
+    let (status, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
+    assert_eq!(status, "200", "{page}");
+    assert!(
+        page.contains("<td>Ada</td>") && page.contains("<h1 id=\"title\">Timesheet</h1>"),
+        "{page}"
+    );
+
+    // nginx serves the static files itself; unknown host names get no answer at all.
+    let (status, css) = fetch(
+        &s.outsider,
+        &s.app.ip,
+        "timesheet.lab.test",
+        "/static/entries/style.css",
+    );
+    assert_eq!(status, "200");
+    assert!(css.contains("rgb(0, 102, 51)"), "{css}");
+    let (status, _) = fetch(&s.outsider, &s.app.ip, "evil.example", "/");
+    assert_eq!(status, "closed", "unknown Host was answered");
+
+    // Converged: nothing to do, the code included.
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+
+    // A code change goes out with `deploy`, and `rollback` brings the old page back.
+    let template = s
+        .dir
+        .path()
+        .join("timesheet/entries/templates/entries/list.html");
+    let original = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        original.replace(">Timesheet</h1>", ">Timesheet v2</h1>"),
+    )
+    .unwrap();
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(
+        text(&plan.stdout).contains("+ release "),
+        "{}",
+        text(&plan.stdout)
+    );
+    assert_ok("deploy", &s.run(&["deploy"]));
+    let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
+    assert!(
+        page.contains("Timesheet v2</h1>") && page.contains("<td>Ada</td>"),
+        "{page}"
+    );
+
+    assert_ok("rollback", &s.run(&["rollback"]));
+    let (status, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
+    assert_eq!(status, "200");
+    assert!(
+        page.contains(">Timesheet</h1>") && !page.contains("v2"),
+        "{page}"
+    );
+    assert_eq!(
+        s.sudo_ok(&s.app, "ls /srv/timesheet/releases | wc -l")
+            .trim(),
+        "2",
+        "both releases are kept"
+    );
+}
