@@ -102,6 +102,14 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Prove the deployment works and is closed; exit 0 when every check passes, 1 otherwise.
+    Verify {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Print every check with its result and hint as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ship the Django code as a new release on every app server, without provisioning.
     Deploy {
         #[command(flatten)]
@@ -122,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => runtime()?.block_on(plan(remote, detailed_exitcode, json)),
         Command::Apply { remote, yes } => runtime()?.block_on(apply(remote, yes)),
+        Command::Verify { remote, json } => runtime()?.block_on(verify(remote, json)),
         Command::Deploy { remote } => runtime()?.block_on(releases(remote, ReleaseAction::Deploy)),
         Command::Rollback { remote } => {
             runtime()?.block_on(releases(remote, ReleaseAction::Rollback))
@@ -275,11 +284,11 @@ async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
     let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
     eprintln!("apply took {:.1}s", started.elapsed().as_secs_f32());
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    if !ok {
+        return Ok(ExitCode::FAILURE);
+    }
+    // Every apply ends with the proof.
+    verify(remote, false).await
 }
 
 /// Locks, installs packages everywhere, probes again (packages create files and services the
@@ -412,6 +421,22 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
     let (summary, ok) = crate::apply::summary(&result?);
     eprint!("{summary}");
     Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn verify(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let (engine, planned) = connect_and_plan(&remote).await?;
+    let report = crate::verify::verify(&engine, &planned).await;
+    engine.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!("{report}");
+    }
+    Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

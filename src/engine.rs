@@ -31,6 +31,10 @@ pub struct Engine {
 pub struct Planned {
     pub plan: Plan,
     pub desired: Vec<Desired>,
+    /// What each host's probe found, in config order.
+    pub facts: Vec<Facts>,
+    /// Identity of the code in `django.source`.
+    pub code_hash: String,
 }
 
 impl Engine {
@@ -146,6 +150,7 @@ impl Engine {
 
         let mut hosts = Vec::new();
         let mut all = Vec::new();
+        let mut all_facts = Vec::new();
         for (((server, discovery), output), (host_facts, redacted)) in self
             .config
             .servers
@@ -190,10 +195,13 @@ impl Engine {
             }
             hosts.push(host);
             all.push(desired);
+            all_facts.push(facts);
         }
         Ok(Planned {
             plan: Plan { hosts },
             desired: all,
+            facts: all_facts,
+            code_hash: bundle.hash,
         })
     }
 }

@@ -23,4 +23,5 @@ pub mod templates;
 pub mod transport;
 pub mod ufw;
 pub mod vars;
+pub mod verify;
 pub mod yaml;

@@ -1,0 +1,470 @@
+//! `Verification`: proof that the deployment works and is closed. Each check passes or fails
+//! with what was seen and, on failure, what to do. Server-side checks reuse the facts of the
+//! plan's probe and add one script per app server; the rest runs from this machine.
+
+use std::fmt;
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::config::{Config, Role, Server};
+use crate::desired::Op;
+use crate::engine::{Engine, Planned};
+use crate::facts::{PG, UFW};
+use crate::transport::{SshOptions, Transport};
+use crate::ufw::UfwState;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub server: String,
+    pub name: String,
+    pub ok: bool,
+    /// What was seen.
+    pub detail: String,
+    /// What to do when it failed.
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    pub checks: Vec<Check>,
+}
+
+impl Verification {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    fn add(&mut self, server: &str, name: &str, ok: bool, detail: impl Into<String>, hint: &str) {
+        self.checks.push(Check {
+            server: server.to_string(),
+            name: name.to_string(),
+            ok,
+            detail: detail.into(),
+            hint: (!ok).then(|| hint.to_string()),
+        });
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.checks {
+            writeln!(
+                f,
+                "{} {}: {} ({})",
+                if c.ok { "PASS" } else { "FAIL" },
+                c.server,
+                c.name,
+                c.detail
+            )?;
+            if let Some(h) = &c.hint {
+                writeln!(f, "     fix: {h}")?;
+            }
+        }
+        let failed = self.checks.iter().filter(|c| !c.ok).count();
+        if failed == 0 {
+            write!(f, "verify: all {} checks passed", self.checks.len())
+        } else {
+            write!(f, "verify: {failed} of {} checks FAILED", self.checks.len())
+        }
+    }
+}
+
+/// Runs every check. `planned` is a plan computed just now (its probe is the evidence).
+pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
+    let config = &engine.config;
+    let mut v = Verification::default();
+    let db_index = config
+        .servers
+        .iter()
+        .position(|s| s.role == Role::Db)
+        .expect("one db");
+    let db = &config.servers[db_index];
+
+    // From each app server: the app's own credentials, over the internal network.
+    let app_results = join_all(
+        config
+            .servers
+            .iter()
+            .zip(&engine.hosts)
+            .filter(|(s, _)| s.role == Role::App)
+            .map(|(server, ssh)| async move {
+                let out = ssh.run(&app_script(config)).await;
+                (server, out)
+            }),
+    )
+    .await;
+    for (server, out) in app_results {
+        let text = match out {
+            Ok(o) => o.stdout_text(),
+            Err(e) => format!("error={e:#}"),
+        };
+        app_checks(&mut v, config, server, &text);
+    }
+
+    // On the db server: pg_hba holds tandem's lines only; ufw admits only the app servers.
+    let facts = &planned.facts[db_index];
+    let desired = &planned.desired[db_index];
+    hba_check(
+        &mut v,
+        db,
+        desired,
+        &facts
+            .results
+            .get(&format!("t{}", hba_task(desired).unwrap_or(usize::MAX)))
+            .map(|r| r.stdout.clone()),
+    );
+    let pg = facts.get(PG);
+    v.add(
+        &db.name,
+        "PostgreSQL answers",
+        pg.ok(),
+        if pg.ok() {
+            "psql as postgres works"
+        } else {
+            "psql as postgres failed"
+        },
+        "start it: systemctl start postgresql; see journalctl -u postgresql",
+    );
+
+    for (i, server) in config.servers.iter().enumerate() {
+        let ufw = UfwState::parse(
+            planned.facts[i].get(UFW).status,
+            &planned.facts[i].get(UFW).stdout,
+        );
+        ufw_checks(&mut v, config, server, &planned.desired[i], &ufw);
+    }
+
+    // From this machine: the database port is closed to everyone but the app servers.
+    let addr = SocketAddr::new(db.internal_ip, 5432);
+    let open = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok();
+    v.add(&db.name, "5432 closed to this machine", !open,
+        if open { format!("{addr} accepted a connection") } else { format!("{addr} refused or timed out") },
+        "only the app servers' internal IPs may reach 5432: check `ufw status` on the db server for wider rules");
+
+    // SSH: passwords and root really refused (attempts, not just sshd -T).
+    for server in &config.servers {
+        ssh_checks(&mut v, server, &engine.options);
+    }
+
+    // Releases: the one tandem deployed is current.
+    for (host, server) in planned.plan.hosts.iter().zip(&config.servers) {
+        if let Some(state) = &host.release {
+            let ok = state.current_hash.as_deref() == Some(planned.code_hash.as_str());
+            v.add(
+                &server.name,
+                "current release is tandem's",
+                ok,
+                format!("current {}", state.current.as_deref().unwrap_or("none")),
+                "run `tandem deploy` (or apply) to ship the code in django.source",
+            );
+        }
+    }
+    v
+}
+
+fn hba_task(desired: &crate::desired::Desired) -> Option<usize> {
+    desired
+        .tasks
+        .iter()
+        .position(|t| matches!(t.op, Op::PgHbaBlock { .. }))
+}
+
+fn hba_check(
+    v: &mut Verification,
+    db: &Server,
+    desired: &crate::desired::Desired,
+    file: &Option<String>,
+) {
+    let Some(i) = hba_task(desired) else { return };
+    let Op::PgHbaBlock { block, .. } = &desired.tasks[i].op else {
+        return;
+    };
+    let Some(file) = file else {
+        v.add(
+            &db.name,
+            "pg_hba.conf holds only the expected lines",
+            false,
+            "pg_hba.conf not readable",
+            "run tandem apply",
+        );
+        return;
+    };
+    let has_block = file.contains(block.as_str());
+    // Outside tandem's block, only local connections may be admitted.
+    let outside = file.replace(block.as_str(), "");
+    let wider: Vec<&str> = outside
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("host"))
+        .filter(|l| {
+            let addr = l.split_whitespace().nth(3).unwrap_or("");
+            !matches!(addr, "127.0.0.1/32" | "::1/128" | "localhost" | "samehost")
+        })
+        .collect();
+    let ok = has_block && wider.is_empty();
+    let detail = if !has_block {
+        "tandem's block is missing or edited".to_string()
+    } else if !wider.is_empty() {
+        format!("other remote lines: {}", wider.join(" | "))
+    } else {
+        "tandem's block, local lines only".to_string()
+    };
+    v.add(&db.name, "pg_hba.conf holds only the expected lines", ok, detail,
+        "run tandem apply to restore the block; remove other `host` lines that admit remote addresses");
+}
+
+fn ufw_checks(
+    v: &mut Verification,
+    config: &Config,
+    server: &Server,
+    desired: &crate::desired::Desired,
+    ufw: &UfwState,
+) {
+    let wanted: Vec<_> = desired
+        .tasks
+        .iter()
+        .filter_map(|t| match &t.op {
+            Op::UfwAllow(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|r| !ufw.has(r))
+        .map(|r| r.to_string())
+        .collect();
+    let ok = ufw.active && ufw.incoming == "deny" && missing.is_empty();
+    let detail = if !ufw.active {
+        "ufw is not active".to_string()
+    } else if !missing.is_empty() {
+        format!("missing: {}", missing.join("; "))
+    } else {
+        format!(
+            "active, default {} incoming, tandem's {} rule(s) present",
+            ufw.incoming,
+            wanted.len()
+        )
+    };
+    v.add(
+        &server.name,
+        "ufw active with tandem's rules",
+        ok,
+        detail,
+        "run tandem apply",
+    );
+    if server.role == Role::Db {
+        let app_ips: Vec<_> = config.app_servers().map(|s| s.internal_ip).collect();
+        let wide: Vec<String> = ufw
+            .rules
+            .iter()
+            .filter(|r| r.port == 5432 && r.from.is_none_or(|ip| !app_ips.contains(&ip)))
+            .map(|r| r.to_string())
+            .collect();
+        v.add(&server.name, "5432 open to the app servers only", wide.is_empty(),
+            if wide.is_empty() { "no wider rule".to_string() } else { format!("wider: {}", wide.join("; ")) },
+            "delete the wider rule (`ufw delete allow 5432`, ...): only app servers' internal IPs belong there");
+    }
+}
+
+/// Runs on an app server as root: TCP and a real login with the app's credentials (read from
+/// the env file by the app's own Python, never on a command line), Django's role settings,
+/// nginx for each domain and for an unknown host, gunicorn units.
+fn app_script(config: &Config) -> String {
+    let project = &config.project;
+    let hosts: Vec<String> = config
+        .domains
+        .iter()
+        .map(|d| match d.strip_prefix("*.") {
+            Some(apex) => format!("tandem-verify.{apex}"),
+            None => d.clone(),
+        })
+        .collect();
+    let python = r#"import json, os, socket, http.client
+r = {}
+host, port = os.environ.get('DATABASE_HOST', ''), int(os.environ.get('DATABASE_PORT', '5432'))
+try:
+    socket.create_connection((host, port), timeout=5).close(); r['tcp'] = 'ok'
+except Exception as e:
+    r['tcp'] = str(e)
+try:
+    try:
+        import psycopg as driver
+    except ImportError:
+        import psycopg2 as driver
+    c = driver.connect(host=host, port=port, dbname=os.environ['DATABASE_NAME'], user=os.environ['DATABASE_USER'], password=os.environ['DATABASE_PASSWORD'], connect_timeout=5)
+    cur = c.cursor()
+    s = []
+    for q in ('client_encoding', 'default_transaction_isolation', 'timezone'):
+        cur.execute('SHOW ' + q); s.append(cur.fetchone()[0])
+    r['settings'] = s
+    c.close()
+except Exception as e:
+    r['login'] = str(e).strip()
+r['http'] = {}
+for h in HOSTS + ['tandem-unknown-host.invalid']:
+    try:
+        c = http.client.HTTPConnection('127.0.0.1', 80, timeout=10)
+        c.request('GET', '/', headers={'Host': h}); r['http'][h] = c.getresponse().status
+    except Exception as e:
+        r['http'][h] = 'closed'
+print('json=' + json.dumps(r))
+"#
+    .replace("HOSTS", &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()));
+    format!(
+        // Units are read after the HTTP requests: with socket activation the service starts
+        // on the first request.
+        "R=/srv/{p}/current\n\
+         if cd \"$R\" 2>/dev/null; then\n\
+         (set -a; . /etc/{p}/env; set +a; runuser -u {p} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
+         else echo 'error=no current release'; fi\n\
+         for u in gunicorn-{p}.socket gunicorn-{p}.service; do echo \"unit=$u $(systemctl is-active $u)\"; done\n",
+        p = project
+    )
+}
+
+fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str) {
+    let name = &server.name;
+    for line in out.lines().filter_map(|l| l.strip_prefix("unit=")) {
+        let (unit, state) = line.split_once(' ').unwrap_or((line, ""));
+        v.add(
+            name,
+            &format!("{unit} active"),
+            state == "active",
+            state,
+            &format!("systemctl start {unit}; see journalctl -u {unit}"),
+        );
+    }
+    if let Some(err) = out.lines().find_map(|l| l.strip_prefix("error=")) {
+        v.add(
+            name,
+            "app checks",
+            false,
+            err,
+            "run tandem apply (or deploy) to ship a release",
+        );
+        return;
+    }
+    let json: serde_json::Value = out
+        .lines()
+        .find_map(|l| l.strip_prefix("json="))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let tcp = json["tcp"].as_str().unwrap_or("no answer");
+    v.add(name, "TCP to the database's internal IP:5432", tcp == "ok", tcp,
+        "check that PostgreSQL runs and listens on the internal IP, and that ufw on the db server allows this app server");
+    match json["settings"].as_array() {
+        Some(s) => {
+            let got: Vec<&str> = s.iter().filter_map(|x| x.as_str()).collect();
+            v.add(
+                name,
+                "login with the app's credentials",
+                true,
+                format!("as {}", config.database.role),
+                "",
+            );
+            v.add(name, "Django's role settings", got == ["UTF8", "read committed", "UTC"], got.join(", "),
+                "run tandem apply: it sets client_encoding, default_transaction_isolation and timezone on the role");
+        }
+        None => {
+            let err = json["login"].as_str().unwrap_or("no answer");
+            let hint = if err.contains("no pg_hba.conf entry") {
+                "pg_hba.conf has no line for this app server: run tandem apply"
+            } else if err.contains("password authentication failed") {
+                "the role's password differs from the env file's: run tandem apply with the right password"
+            } else {
+                "check that PostgreSQL is running on the db server (systemctl status postgresql)"
+            };
+            v.add(name, "login with the app's credentials", false, err, hint);
+        }
+    }
+    if let Some(http) = json["http"].as_object() {
+        for (host, status) in http {
+            let status = status
+                .as_i64()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| status.as_str().unwrap_or("?").to_string());
+            if host == "tandem-unknown-host.invalid" {
+                v.add(
+                    name,
+                    "nginx refuses unknown host names",
+                    status == "closed",
+                    format!("unknown Host: {status}"),
+                    "the default_server with `return 444` is missing: run tandem apply",
+                );
+            } else {
+                let ok = status.starts_with('2') || status.starts_with('3');
+                let hint = if status == "400" {
+                    "Django answered 400 Bad Request: the host is missing from ALLOWED_HOSTS (the env file's DJANGO_ALLOWED_HOSTS), or, for tenants, no tenant has this domain"
+                } else if status == "502" {
+                    "nginx cannot reach gunicorn: systemctl status gunicorn-<project>.socket/.service"
+                } else {
+                    "check nginx (nginx -t; systemctl status nginx) and the site's server_name"
+                };
+                v.add(
+                    name,
+                    &format!("nginx answers {host}"),
+                    ok,
+                    format!("HTTP {status}"),
+                    hint,
+                );
+            }
+        }
+    }
+}
+
+/// Tries to log in with a password and as root: both must be refused by the server itself.
+fn ssh_checks(v: &mut Verification, server: &Server, options: &SshOptions) {
+    let dest = crate::transport::Destination::parse(&server.ssh);
+    let attempt = |user: &str, extra: &[&str]| {
+        let mut cmd = Command::new("ssh");
+        if let Some(file) = &options.config_file {
+            cmd.arg("-F").arg(file);
+        }
+        if let Some(port) = dest.port {
+            cmd.args(["-p", &port.to_string()]);
+        }
+        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-l", user]);
+        cmd.args(extra).arg(&dest.host).arg("true");
+        cmd.stdin(Stdio::null()).output()
+    };
+    let user = dest.user.clone().unwrap_or_else(|| "root".into());
+    if let Ok(out) = attempt(
+        &user,
+        &[
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+        ],
+    ) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let methods = err
+            .split("Permission denied (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or("");
+        let ok = !out.status.success()
+            && !methods.is_empty()
+            && !methods.contains("password")
+            && !methods.contains("keyboard");
+        v.add(&server.name, "SSH refuses passwords", ok, format!("server offers: {}", if methods.is_empty() { err.trim() } else { methods }),
+            "PasswordAuthentication and KbdInteractiveAuthentication must be no: run tandem apply, check other sshd_config.d files");
+    }
+    if let Ok(out) = attempt("root", &[]) {
+        v.add(
+            &server.name,
+            "SSH refuses root",
+            !out.status.success(),
+            if out.status.success() {
+                "root logged in"
+            } else {
+                "root refused"
+            },
+            "PermitRootLogin must be no: run tandem apply, check other sshd_config.d files",
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! `tandem verify` on a real deployment: all checks pass after apply; then, one at a time,
+//! something is broken by hand and verify must fail on the right check with the right hint,
+//! and pass again once it is put back.
+
+mod support;
+
+use support::lab::{Lab, Suite};
+use support::scenario::{Scenario, assert_ok, text};
+
+/// `(name, hint)` of every failed check, from `tandem verify --json`.
+fn failures(s: &Scenario) -> Vec<(String, String)> {
+    let out = s.run(&["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify --json: {e}\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    let failed: Vec<(String, String)> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["hint"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(if failed.is_empty() { 0 } else { 1 }),
+        "exit code"
+    );
+    failed
+}
+
+fn assert_fails(s: &Scenario, what: &str, check: &str, hint_has: &str) {
+    let failed = failures(s);
+    let found = failed.iter().find(|(name, _)| name.contains(check));
+    assert!(
+        found.is_some(),
+        "{what}: expected `{check}` to fail; failed: {failed:?}"
+    );
+    let (_, hint) = found.unwrap();
+    assert!(
+        hint.contains(hint_has),
+        "{what}: hint `{hint}` lacks `{hint_has}`"
+    );
+}
+
+#[test]
+fn verify_passes_after_apply_and_names_each_breakage() {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let s = Scenario::new(lab, Suite::Bookworm);
+    let apply = s.apply_fresh();
+    assert_ok("first apply", &apply);
+    assert!(
+        text(&apply.stderr).contains("verify: all"),
+        "apply ends with verify:\n{}",
+        text(&apply.stderr)
+    );
+    assert_eq!(failures(&s), vec![], "fresh deployment");
+
+    s.sudo_ok(&s.db, "systemctl stop postgresql");
+    assert_fails(
+        &s,
+        "PostgreSQL stopped",
+        "login with the app's credentials",
+        "PostgreSQL is running",
+    );
+    s.sudo_ok(&s.db, "systemctl start postgresql");
+    assert_eq!(failures(&s), vec![]);
+
+    s.sudo_ok(&s.db, "ufw allow 5432/tcp");
+    assert_fails(
+        &s,
+        "5432 open to all",
+        "5432 open to the app servers only",
+        "ufw delete",
+    );
+    s.sudo_ok(&s.db, "ufw delete allow 5432/tcp");
+    assert_eq!(failures(&s), vec![]);
+
+    s.sudo_ok(&s.db, "sed -i '/scram-sha-256$/{/^host    timesheet/d}' /etc/postgresql/*/main/pg_hba.conf && systemctl reload postgresql");
+    assert_fails(
+        &s,
+        "pg_hba line removed",
+        "pg_hba.conf holds only the expected lines",
+        "tandem apply",
+    );
+    assert_fails(
+        &s,
+        "pg_hba line removed",
+        "login with the app's credentials",
+        "pg_hba.conf has no line",
+    );
+    assert_ok("apply restores pg_hba", &s.run(&["apply", "--yes"]));
+
+    s.sudo_ok(&s.app, "sed -i 's/^DJANGO_ALLOWED_HOSTS=.*/DJANGO_ALLOWED_HOSTS=other.example/' /etc/timesheet/env && systemctl restart gunicorn-timesheet.service");
+    assert_fails(
+        &s,
+        "host missing from ALLOWED_HOSTS",
+        "nginx answers timesheet.lab.test",
+        "ALLOWED_HOSTS",
+    );
+    assert_ok("apply restores the env file", &s.run(&["apply", "--yes"]));
+
+    s.sudo_ok(
+        &s.app,
+        "systemctl stop gunicorn-timesheet.socket gunicorn-timesheet.service",
+    );
+    assert_fails(
+        &s,
+        "gunicorn stopped",
+        "gunicorn-timesheet.socket active",
+        "systemctl start",
+    );
+    s.sudo_ok(&s.app, "systemctl start gunicorn-timesheet.socket");
+
+    s.sudo_ok(&s.app, "printf 'PasswordAuthentication yes\\nKbdInteractiveAuthentication yes\\nAuthenticationMethods any\\n' >/etc/ssh/sshd_config.d/00-aaa.conf && systemctl reload ssh");
+    assert_fails(
+        &s,
+        "password SSH re-enabled",
+        "SSH refuses passwords",
+        "PasswordAuthentication",
+    );
+    s.sudo_ok(
+        &s.app,
+        "rm /etc/ssh/sshd_config.d/00-aaa.conf && systemctl reload ssh",
+    );
+    assert_eq!(failures(&s), vec![], "everything put back");
+}
