@@ -103,15 +103,56 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
             return reports;
         }
     }
+    // App servers: provisioning concurrently; then the release of the first one, which runs
+    // the migrations; then the other releases concurrently (concurrent migrations would race).
     let apps = order(Role::App);
-    reports.extend(
-        join_all(
-            apps.iter()
-                .map(|&i| apply_host(engine, i, &plan.hosts[i], options)),
-        )
-        .await,
-    );
+    let part = |i: usize, release: bool| {
+        let mut host = plan.hosts[i].clone();
+        host.changes.retain(|c| (c.role == "release") == release);
+        host.handlers.retain(|h| (h.role == "release") == release);
+        host
+    };
+    let provisioning: Vec<HostPlan> = apps.iter().map(|&i| part(i, false)).collect();
+    let mut app_reports = join_all(
+        apps.iter()
+            .zip(&provisioning)
+            .map(|(&i, host)| apply_host(engine, i, host, options)),
+    )
+    .await;
+    let releases: Vec<HostPlan> = apps.iter().map(|&i| part(i, true)).collect();
+    if let (true, Some(&first), Some(first_release)) = (
+        app_reports.iter().all(|r| r.error.is_none()),
+        apps.first(),
+        releases.first(),
+    ) {
+        let first_report = apply_host(engine, first, first_release, options).await;
+        let first_ok = first_report.error.is_none();
+        merge(&mut app_reports, first_report);
+        if first_ok {
+            let rest = join_all(
+                apps.iter()
+                    .zip(&releases)
+                    .skip(1)
+                    .map(|(&i, host)| apply_host(engine, i, host, options)),
+            )
+            .await;
+            for r in rest {
+                merge(&mut app_reports, r);
+            }
+        }
+    }
+    reports.extend(app_reports);
     reports
+}
+
+/// Adds `more` to the report of the same server.
+fn merge(reports: &mut [HostReport], more: HostReport) {
+    if let Some(r) = reports.iter_mut().find(|r| r.server == more.server) {
+        r.applied.extend(more.applied);
+        if more.error.is_some() {
+            r.error = more.error;
+        }
+    }
 }
 
 async fn apply_host(

@@ -184,7 +184,11 @@ impl Engine {
                     &host_facts,
                     Secrets::redacted(&self.config),
                 );
-                if let Some(change) = release_change(&self.config, &vars, &bundle, &state) {
+                let first_app = self.config.app_servers().next().map(|s| s.name.as_str())
+                    == Some(server.name.as_str());
+                if let Some(change) =
+                    release_change(first_app, &self.config, &vars, &bundle, &state)
+                {
                     host.changes.push(change);
                 }
                 host.release = Some(state);
@@ -219,6 +223,7 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
 
 /// A new release when the code on the host is not this bundle's.
 fn release_change(
+    migrate: bool,
     config: &Config,
     vars: &Vars,
     bundle: &Bundle,
@@ -237,7 +242,7 @@ fn release_change(
         notify: Vec::new(),
         guarded: false,
         packages: false,
-        script: release::release_script(config, vars, bundle, &id),
+        script: release::release_script(config, vars, bundle, &id, migrate),
     })
 }
 

@@ -190,7 +190,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
 
 /// The script that ships `bundle` as release `id` and switches to it.
-pub fn release_script(config: &Config, vars: &Vars, bundle: &Bundle, id: &str) -> String {
+/// `migrate`: run the migrations (only one app server does: concurrent `migrate` runs race on
+/// the same tables; apply runs that server's release before the others').
+pub fn release_script(
+    config: &Config,
+    vars: &Vars,
+    bundle: &Bundle,
+    id: &str,
+    migrate: bool,
+) -> String {
     let mut s = String::from("set -e\numask 022\n");
     s.push_str(&format!(
         "ROOT={root}\nR=\"$ROOT/releases\"/{id}\nAPPUSER={user}\nENVFILE={env}\nV=\"$ROOT/venvs\"/{req}\n",
@@ -228,7 +236,9 @@ pub fn release_script(config: &Config, vars: &Vars, bundle: &Bundle, id: &str) -
     s.push_str(
         "echo '== manage.py check --deploy' >&2\nmanage check --deploy --fail-level ERROR >&2\n",
     );
-    if config.django.is_multi_tenant() {
+    if !migrate {
+        s.push_str("echo 'migrations: run by the first app server' >&2\n");
+    } else if config.django.is_multi_tenant() {
         s.push_str(
             "manage migrate_schemas --shared --noinput >&2\nmanage migrate_schemas --noinput >&2\n",
         );
