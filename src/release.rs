@@ -186,6 +186,21 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Creates the public tenant (schema `public`) and its domain when missing. Tenant models are
+/// the project's own: a `name` field, the usual one, is filled when the model has it.
+const PUBLIC_TENANT: &str = r#"from django_tenants.utils import get_tenant_model, get_tenant_domain_model, get_public_schema_name
+Tenant, Domain = get_tenant_model(), get_tenant_domain_model()
+public = Tenant.objects.filter(schema_name=get_public_schema_name()).first()
+if public is None:
+    fields = {f.name for f in Tenant._meta.get_fields()}
+    public = Tenant(schema_name=get_public_schema_name(), **({'name': 'public'} if 'name' in fields else {}))
+    public.save()
+    print('created the public tenant')
+if not Domain.objects.filter(domain='APEX').exists():
+    Domain.objects.create(domain='APEX', tenant=public, is_primary=True)
+    print('created the public domain APEX')
+"#;
+
 /// Runs manage.py in release `$R` as the app user, with the env file's variables.
 const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
 
@@ -239,9 +254,20 @@ pub fn release_script(
     if !migrate {
         s.push_str("echo 'migrations: run by the first app server' >&2\n");
     } else if config.django.is_multi_tenant() {
-        s.push_str(
-            "manage migrate_schemas --shared --noinput >&2\nmanage migrate_schemas --noinput >&2\n",
-        );
+        // Shared apps first; then the public tenant and its domain (the apex), without which
+        // django-tenants answers every request with 400/404; then every tenant's schema.
+        let apex = config
+            .domains
+            .iter()
+            .find(|d| !d.starts_with("*."))
+            .cloned()
+            .unwrap_or_default();
+        s.push_str("manage migrate_schemas --shared --noinput >&2\n");
+        s.push_str(&format!(
+            "manage shell >&2 <<'TANDEM_PY'\n{}TANDEM_PY\n",
+            PUBLIC_TENANT.replace("APEX", &apex.replace('\'', ""))
+        ));
+        s.push_str("manage migrate_schemas --noinput >&2\n");
     } else {
         s.push_str("manage migrate --noinput >&2\n");
     }

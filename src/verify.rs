@@ -396,7 +396,13 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
                     "the default_server with `return 444` is missing: run tandem apply",
                 );
             } else {
-                let ok = status.starts_with('2') || status.starts_with('3');
+                // A wildcard is probed with a made-up tenant: nginx must hand it to Django,
+                // which may well say 404 (no such tenant); 400 and 5xx are failures.
+                let ok = if host.starts_with("tandem-verify.") {
+                    status.len() == 3 && status != "400" && !status.starts_with('5')
+                } else {
+                    status.starts_with('2') || status.starts_with('3')
+                };
                 let hint = if status == "400" {
                     "Django answered 400 Bad Request: the host is missing from ALLOWED_HOSTS (the env file's DJANGO_ALLOWED_HOSTS), or, for tenants, no tenant has this domain"
                 } else if status == "502" {

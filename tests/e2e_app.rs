@@ -4,29 +4,8 @@
 
 mod support;
 
-use support::lab::{Lab, Server, Suite};
-use support::scenario::{Scenario, assert_ok, text};
-
-/// GET `path` from `ip` with `Host: host`, as seen from `from`: (status, body) or ("closed", "").
-fn fetch(from: &Server, ip: &str, host: &str, path: &str) -> (String, String) {
-    let script = r#"python3 - <<'EOF'
-import http.client
-c = http.client.HTTPConnection('IP', 80, timeout=10)
-try:
-    c.request('GET', 'PATH', headers={'Host': 'HOST'})
-    r = c.getresponse()
-    print(r.status)
-    print(r.read().decode())
-except (http.client.RemoteDisconnected, ConnectionResetError):
-    print('closed')
-EOF"#
-        .replace("IP", ip)
-        .replace("PATH", path)
-        .replace("HOST", host);
-    let out = text(&from.ssh(&script).stdout);
-    let (status, body) = out.split_once('\n').unwrap_or((&out, ""));
-    (status.trim().to_string(), body.to_string())
-}
+use support::lab::{Lab, Suite};
+use support::scenario::{Scenario, assert_ok, fetch, text};
 
 fn manage(s: &Scenario, python: &str) -> String {
     s.sudo_ok(

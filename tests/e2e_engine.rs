@@ -207,10 +207,17 @@ fn a_moved_app_server_gets_its_old_access_removed() {
     let mut s = Scenario::new(lab, Suite::Bookworm);
     assert_ok("first apply", &s.apply_fresh());
 
-    // The app server gets a new internal address (outside the lab's allocation range).
+    // The app server gets a new internal address (outside the lab's allocation range), and
+    // talks to the database from it, as after a real move.
     let old_ip = s.app.ip.clone();
     let new_ip = format!("{}.250", old_ip.rsplit_once('.').unwrap().0);
-    s.sudo_ok(&s.app, &format!("ip addr add {new_ip}/24 dev host0"));
+    s.sudo_ok(
+        &s.app,
+        &format!(
+            "ip addr add {new_ip}/24 dev host0 && ip route replace {}/32 dev host0 src {new_ip}",
+            s.db.ip
+        ),
+    );
     s.app_internal_ip = new_ip.clone();
     s.write_config();
 

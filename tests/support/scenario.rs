@@ -11,7 +11,17 @@ use super::lab::{Lab, Server, Suite, ssh_stdin};
 
 pub const PASSWORD: &str = "c0rrect h0rse \"battery\" $taple";
 
+/// Which example app a scenario deploys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Example {
+    /// examples/timesheet: plain Django.
+    Timesheet,
+    /// examples/tenants: django-tenants, tenants on subdomains.
+    Tenants,
+}
+
 pub struct Scenario {
+    pub example: Example,
     pub lab: Lab,
     pub db: Server,
     pub app: Server,
@@ -23,15 +33,26 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(lab: Lab, suite: Suite) -> Scenario {
+        Scenario::with_example(lab, suite, Example::Timesheet)
+    }
+
+    pub fn with_example(lab: Lab, suite: Suite, example: Example) -> Scenario {
         let mut servers = lab.servers(3, suite);
         let outsider = servers.pop().unwrap();
         let app = servers.pop().unwrap();
         let db = servers.pop().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/timesheet");
-        copy_dir(&source, &dir.path().join("timesheet"));
+        let source_dir = match example {
+            Example::Timesheet => "timesheet",
+            Example::Tenants => "tenants",
+        };
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(source_dir);
+        copy_dir(&source, &dir.path().join(source_dir));
         let app_internal_ip = app.ip.clone();
         let s = Scenario {
+            example,
             lab,
             db,
             app,
@@ -48,8 +69,17 @@ impl Scenario {
     }
 
     pub fn write_config(&self) {
+        let (project, source, domains, migrate) = match self.example {
+            Example::Timesheet => ("timesheet", "timesheet", "[timesheet.lab.test]", "migrate"),
+            Example::Tenants => (
+                "crowdminder",
+                "tenants",
+                "[crowdminder.lab.test, \"*.crowdminder.lab.test\"]",
+                "migrate_schemas",
+            ),
+        };
         let text = format!(
-            "project: timesheet
+            "project: {project}
 servers:
   - name: db
     role: db
@@ -61,15 +91,16 @@ servers:
     ssh: deploy@{app}
     fqdn: app1.lab.test
     internal_ip: {app_ip}
-domains: [timesheet.lab.test]
+domains: {domains}
 database:
-  name: timesheet
-  role: timesheet
+  name: {project}
+  role: {project}
   password: {{env: TANDEM_DB_PASSWORD}}
 django:
-  source: timesheet
-  wsgi_module: timesheet.wsgi
-  settings_module: timesheet.settings
+  source: {source}
+  wsgi_module: {project}.wsgi
+  settings_module: {project}.settings
+  migrate: {migrate}
 ssh:
   authorized_key_files: [{key}.pub]
 ",
@@ -143,6 +174,27 @@ ssh:
         );
         text(&out.stdout)
     }
+}
+
+/// GET `path` from `ip` with `Host: host`, as seen from `from`: (status, body) or ("closed", "").
+pub fn fetch(from: &Server, ip: &str, host: &str, path: &str) -> (String, String) {
+    let script = r#"python3 - <<'EOF'
+import http.client
+c = http.client.HTTPConnection('IP', 80, timeout=10)
+try:
+    c.request('GET', 'PATH', headers={'Host': 'HOST'})
+    r = c.getresponse()
+    print(r.status)
+    print(r.read().decode())
+except (http.client.RemoteDisconnected, ConnectionResetError):
+    print('closed')
+EOF"#
+        .replace("IP", ip)
+        .replace("PATH", path)
+        .replace("HOST", host);
+    let out = text(&from.ssh(&script).stdout);
+    let (status, body) = out.split_once('\n').unwrap_or((&out, ""));
+    (status.trim().to_string(), body.to_string())
 }
 
 pub fn text(bytes: &[u8]) -> String {

@@ -1,0 +1,6 @@
+"""Tenant sites (<tenant>.<apex>): the tenant's own entries."""
+from django.urls import path
+
+from entries.views import entry_list
+
+urlpatterns = [path("", entry_list, name="entry-list")]

@@ -1,0 +1,76 @@
+//! Multi-tenant Django (django-tenants) deployed by tandem: `migrate_schemas`, the public
+//! tenant created on the apex domain, tenants answering on their own subdomains through the
+//! nginx wildcard, each with its own data in its own schema.
+
+mod support;
+
+use support::lab::{Lab, Suite};
+use support::scenario::{Example, Scenario, assert_ok, fetch, text};
+
+#[test]
+fn tenants_answer_on_their_subdomains_with_their_own_data() {
+    let lab = match Lab::get() {
+        Some(lab) => lab,
+        None => return,
+    };
+    let s = Scenario::with_example(lab, Suite::Bookworm, Example::Tenants);
+    let apply = s.apply_fresh();
+    assert_ok("first apply", &apply);
+    assert!(
+        text(&apply.stderr).contains("verify: all"),
+        "{}",
+        text(&apply.stderr)
+    );
+
+    // Two tenants, each with a row in its own schema.
+    let python = r#"from customers.models import Client, Domain
+from django_tenants.utils import schema_context
+from entries.models import Entry
+for schema, name in [('acme', 'Acme'), ('globex', 'Globex')]:
+    t = Client.objects.create(schema_name=schema, name=name)
+    Domain.objects.create(domain=schema + '.crowdminder.lab.test', tenant=t, is_primary=True)
+    with schema_context(schema):
+        Entry.objects.create(person=name + ' person', project='p', hours=1, day='2026-11-27')
+"#;
+    s.sudo_ok(
+        &s.app,
+        &format!(
+            "cd /srv/crowdminder/current && set -a && . /etc/crowdminder/env && set +a && \
+             runuser -u crowdminder -- ./venv/bin/python manage.py shell <<'PY'\n{python}PY"
+        ),
+    );
+
+    let (status, public) = fetch(&s.outsider, &s.app.ip, "crowdminder.lab.test", "/");
+    assert_eq!(status, "200", "{public}");
+    assert!(
+        public.contains("crowdminder: time tracking")
+            && public.contains("Acme")
+            && public.contains("Globex"),
+        "{public}"
+    );
+    assert!(
+        !public.contains("Acme person"),
+        "the public site shows tenant data"
+    );
+
+    let (status, acme) = fetch(&s.outsider, &s.app.ip, "acme.crowdminder.lab.test", "/");
+    assert_eq!(status, "200", "{acme}");
+    assert!(
+        acme.contains("Timesheet: Acme") && acme.contains("Acme person"),
+        "{acme}"
+    );
+    assert!(
+        !acme.contains("Globex person"),
+        "a tenant sees another tenant's rows"
+    );
+    let (_, globex) = fetch(&s.outsider, &s.app.ip, "globex.crowdminder.lab.test", "/");
+    assert!(
+        globex.contains("Globex person") && !globex.contains("Acme person"),
+        "{globex}"
+    );
+
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+    let verify = s.run(&["verify"]);
+    assert_ok("verify with tenants", &verify);
+}
