@@ -320,10 +320,37 @@ print('json=' + json.dumps(r))
         "R=/srv/{p}/current\n\
          if cd \"$R\" 2>/dev/null; then\n\
          (set -a; . /etc/{p}/env; set +a; runuser -u {p} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
+         {migrations}\
          else echo 'error=no current release'; fi\n\
          for u in gunicorn-{p}.socket gunicorn-{p}.service; do echo \"unit=$u $(systemctl is-active $u)\"; done\n",
-        p = project
+        p = project,
+        migrations = migrations_check(config),
     )
+}
+
+/// Shell lines (inside the release directory) that print `migrations=ok|unapplied` and, for
+/// multi-tenant projects, `public_tenant=yes|no`.
+fn migrations_check(config: &Config) -> String {
+    let p = &config.project;
+    let manage = format!(
+        "(set -a; . /etc/{p}/env; set +a; runuser -u {p} -- \"$R/venv/bin/python\" manage.py"
+    );
+    let mut s = String::new();
+    let migrate = if config.django.is_multi_tenant() {
+        "migrate_schemas"
+    } else {
+        "migrate"
+    };
+    s.push_str(&format!(
+        "if {manage} {migrate} --check >/dev/null 2>&1); then echo migrations=ok; else echo migrations=unapplied; fi\n"
+    ));
+    if config.django.is_multi_tenant() {
+        s.push_str(&format!(
+            "{manage} shell -c \"from django_tenants.utils import get_tenant_model as T, get_public_schema_name as p; \
+             print('public_tenant=' + ('yes' if T().objects.filter(schema_name=p()).exists() else 'no'))\" 2>/dev/null)\n"
+        ));
+    }
+    s
 }
 
 fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str) {
@@ -337,6 +364,28 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
             state,
             &format!("systemctl start {unit}; see journalctl -u {unit}"),
         );
+    }
+    let released = !out.lines().any(|l| l.starts_with("error="));
+    if released {
+        let m = out
+            .lines()
+            .find_map(|l| l.strip_prefix("migrations="))
+            .unwrap_or("not checked");
+        let migrate = if config.django.is_multi_tenant() {
+            "migrate_schemas"
+        } else {
+            "migrate"
+        };
+        v.add(name, "no unapplied migrations", m == "ok", m,
+            &format!("run `tandem deploy` (it runs manage.py {migrate}), or look at `manage.py showmigrations`"));
+    }
+    if config.django.is_multi_tenant() {
+        let public = out
+            .lines()
+            .find_map(|l| l.strip_prefix("public_tenant="))
+            .unwrap_or("unknown");
+        v.add(name, "the public tenant exists", public == "yes", public,
+            "django-tenants needs a tenant with schema_name 'public' and a domain row for the apex: run `tandem deploy`");
     }
     if let Some(err) = out.lines().find_map(|l| l.strip_prefix("error=")) {
         v.add(

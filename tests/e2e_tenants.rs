@@ -71,6 +71,19 @@ for schema, name in [('acme', 'Acme'), ('globex', 'Globex')]:
 
     let plan = s.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
-    let verify = s.run(&["verify"]);
+    let verify = s.run(&["verify", "--json"]);
     assert_ok("verify with tenants", &verify);
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    for name in ["the public tenant exists", "no unapplied migrations"] {
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name);
+        assert_eq!(
+            check.map(|c| c["ok"].clone()),
+            Some(serde_json::Value::Bool(true)),
+            "{name}"
+        );
+    }
 }
