@@ -406,19 +406,24 @@ fn overridden_template_is_used_and_a_broken_one_is_reported() {
     assert_eq!(conf, "# custom\nmax_connections = 50\n");
 
     fs::write(overrides.join("00-tandem.conf"), "{{ no_such_variable }}\n").unwrap();
-    let out = tandem()
-        .args(["check", "-c"])
-        .arg(&path)
-        .arg("--overrides")
-        .arg(dir.path().join("overrides"))
-        .output()
-        .unwrap();
+    let out = check_with_overrides(&path, &dir.path().join("overrides"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("00-tandem.conf") && stderr.contains("server db"),
         "{stderr}"
     );
+}
+
+/// `tandem check -c PATH --overrides DIR`.
+fn check_with_overrides(path: &Path, overrides: &Path) -> std::process::Output {
+    tandem()
+        .args(["check", "-c"])
+        .arg(path)
+        .arg("--overrides")
+        .arg(overrides)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -431,13 +436,7 @@ fn broken_playbook_override_is_rejected_at_load() {
         "steps:\n  - kind: postgres_rol\n    name: x\n",
     )
     .unwrap();
-    let out = tandem()
-        .args(["check", "-c"])
-        .arg(&path)
-        .arg("--overrides")
-        .arg(dir.path().join("overrides"))
-        .output()
-        .unwrap();
+    let out = check_with_overrides(&path, &dir.path().join("overrides"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::lab::{Lab, Suite};
+use support::lab::Suite;
 use support::scenario::{Scenario, assert_ok, fetch, text};
 
 fn manage(s: &Scenario, python: &str) -> String {
@@ -19,10 +19,7 @@ fn manage(s: &Scenario, python: &str) -> String {
 
 #[test]
 fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     assert_ok("first apply", &s.apply_fresh());
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use support::lab::{Lab, Server, Suite};
+use support::lab::{Server, Suite};
 use support::scenario::{PASSWORD, Scenario, assert_ok, text};
 
 /// From `from`, does a TCP connection to `ip:port` open within 3 seconds (optionally from a
@@ -37,10 +37,7 @@ fn psql_from(s: &Scenario, server: &Server, sql: &str) -> std::process::Output {
 }
 
 fn converge_and_check(suite: Suite) {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let s = Scenario::new(lab, suite);
 
     // Sample every process's command line on this machine while apply runs: the lab servers'
@@ -200,10 +197,7 @@ fn fresh_trixie_servers_converge_and_only_the_app_reaches_postgres() {
 
 #[test]
 fn a_moved_app_server_gets_its_old_access_removed() {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let mut s = Scenario::new(lab, Suite::Bookworm);
     assert_ok("first apply", &s.apply_fresh());
 
@@ -275,10 +269,7 @@ fn a_moved_app_server_gets_its_old_access_removed() {
 
 #[test]
 fn a_broken_pg_hba_never_goes_live() {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     let out = s.apply_fresh_with_override(
         "templates/postgres/pg_hba.block",
@@ -313,10 +304,7 @@ fn a_broken_pg_hba_never_goes_live() {
 
 #[test]
 fn an_sshd_change_that_cuts_ssh_is_reverted_by_the_guard() {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     // sshd moves to a port that ufw does not open (and tandem's config does not say).
     let out = s.apply_fresh_with_override(

@@ -4,15 +4,12 @@
 
 mod support;
 
-use support::lab::{Lab, Suite};
+use support::lab::Suite;
 use support::scenario::{Example, Scenario, assert_ok, fetch, text};
 
 #[test]
 fn tenants_answer_on_their_subdomains_with_their_own_data() {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let s = Scenario::with_example(lab, Suite::Bookworm, Example::Tenants);
     let apply = s.apply_fresh();
     assert_ok("first apply", &apply);

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::lab::{Lab, Suite};
+use support::lab::Suite;
 use support::scenario::{Scenario, assert_ok, text};
 
 /// `(name, hint)` of every failed check, from `tandem verify --json`.
@@ -53,10 +53,7 @@ fn assert_fails(s: &Scenario, what: &str, check: &str, hint_has: &str) {
 
 #[test]
 fn verify_passes_after_apply_and_names_each_breakage() {
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     let apply = s.apply_fresh();
     assert_ok("first apply", &apply);

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use support::lab::{Lab, Suite};
+use support::lab::Suite;
 
 static HOST: Mutex<()> = Mutex::new(());
 
@@ -47,10 +47,7 @@ fn lab_script(args: &[&str]) {
 #[test]
 fn servers_going_down_leave_nothing_behind() {
     let _one_at_a_time = HOST.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let before = host_state();
     {
         let servers = lab.servers(2, Suite::Bookworm);
@@ -67,10 +64,7 @@ fn servers_going_down_leave_nothing_behind() {
 #[test]
 fn teardown_removes_every_server_and_the_network() {
     let _one_at_a_time = HOST.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let before = host_state();
     let servers = lab.servers(2, Suite::Bookworm);
     lab_script(&["teardown"]);
@@ -82,10 +76,7 @@ fn teardown_removes_every_server_and_the_network() {
 #[test]
 fn a_run_killed_halfway_is_cleaned_up_by_the_next() {
     let _one_at_a_time = HOST.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = match Lab::get() {
-        Some(lab) => lab,
-        None => return,
-    };
+    let lab = lab_or_skip!();
     let before = host_state();
     let server = lab.server(Suite::Bookworm);
     // What a session's end does: SIGKILL to the lab's own processes (supervisor and nspawn),
