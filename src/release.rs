@@ -4,7 +4,6 @@
 //! live only when check, migrations and collectstatic succeeded.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -322,11 +321,6 @@ pub fn rollback_script(vars: &Vars, id: &str) -> String {
         root = shell_word(&vars.paths.root),
         id = shell_word(id),
     )
-}
-
-/// Does `path` hold a Django project tandem can ship?
-pub fn has_manage_py(path: &Path) -> bool {
-    path.join("manage.py").is_file()
 }
 
 #[cfg(test)]
