@@ -21,13 +21,15 @@ fn sh(script: &str) -> String {
 }
 
 /// What the lab may touch on the host: links, NAT and filter rules, ip_forward, mounts,
-/// container processes and the lab's server directories.
+/// container processes and the lab's server directories. Zombies are left out: a killed
+/// systemd-nspawn stays a zombie until PID 1 reaps it, and this machine's PID 1 reaps late
+/// (or never); a zombie holds no mount, link or address, only a process-table entry.
 fn host_state() -> String {
     sh("ip -o link show | cut -d: -f2 | sort; \
         iptables -t nat -S; iptables -S; \
         cat /proc/sys/net/ipv4/ip_forward; \
         cut -d' ' -f2 /proc/mounts | sort; \
-        pgrep -x systemd-nspawn; \
+        ps -e -o stat=,pid=,comm= | awk '$3 == \"systemd-nspawn\" && $1 !~ /^Z/ {print $2}'; \
         ls /var/lib/tandem-lab/servers 2>/dev/null")
 }
 
