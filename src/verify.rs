@@ -3,7 +3,7 @@
 //! plan's probe and add one script per app server; the rest runs from this machine.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -138,12 +138,16 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         ufw_checks(&mut v, config, server, &planned.desired[i], &ufw);
     }
 
-    // From this machine: the database port is closed to everyone but the app servers.
-    let addr = SocketAddr::new(db.internal_ip, 5432);
-    let open = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok();
-    v.add(&db.name, "5432 closed to this machine", !open,
-        if open { format!("{addr} accepted a connection") } else { format!("{addr} refused or timed out") },
-        "only the app servers' internal IPs may reach 5432: check `ufw status` on the db server for wider rules");
+    // From this machine: the database port is closed on every address the db server has that
+    // we know of: its internal IP and whatever its SSH destination resolves to (its public
+    // address in production).
+    for ip in db_addresses(db, &engine.options) {
+        let addr = SocketAddr::new(ip, 5432);
+        let open = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok();
+        v.add(&db.name, &format!("5432 closed to this machine at {ip}"), !open,
+            if open { format!("{addr} accepted a connection") } else { format!("{addr} refused or timed out") },
+            "only the app servers' internal IPs may reach 5432: check `ufw status` on the db server for wider rules");
+    }
 
     // SSH: passwords and root really refused (attempts, not just sshd -T).
     for server in &config.servers {
@@ -471,6 +475,41 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
     }
 }
 
+/// The db server's internal IP, then the addresses its SSH destination resolves to (through
+/// `ssh -G`, so aliases in the operator's ssh config count), without duplicates.
+fn db_addresses(db: &Server, options: &SshOptions) -> Vec<IpAddr> {
+    let mut addresses = vec![db.internal_ip];
+    let dest = crate::transport::Destination::parse(&db.ssh);
+    let mut cmd = Command::new("ssh");
+    if let Some(file) = &options.config_file {
+        cmd.arg("-F").arg(file);
+    }
+    let hostname = cmd
+        .args(["-G", &dest.host])
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| ssh_g_hostname(&String::from_utf8_lossy(&out.stdout)))
+        .unwrap_or(dest.host);
+    if let Ok(resolved) = (hostname.as_str(), 5432).to_socket_addrs() {
+        for addr in resolved {
+            if !addresses.contains(&addr.ip()) {
+                addresses.push(addr.ip());
+            }
+        }
+    }
+    addresses
+}
+
+/// The `hostname` line of `ssh -G` output: where ssh really connects.
+fn ssh_g_hostname(output: &str) -> Option<String> {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("hostname "))
+        .map(|h| h.trim().to_string())
+}
+
 /// Tries to log in with a password and as root: both must be refused by the server itself.
 fn ssh_checks(v: &mut Verification, server: &Server, options: &SshOptions) {
     let dest = crate::transport::Destination::parse(&server.ssh);
@@ -521,5 +560,17 @@ fn ssh_checks(v: &mut Verification, server: &Server, options: &SshOptions) {
             },
             "PermitRootLogin must be no: run tandem apply, check other sshd_config.d files",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_g_names_the_real_host() {
+        let out = "user deploy\nhostname 203.0.113.7\nport 22\naddressfamily any\n";
+        assert_eq!(ssh_g_hostname(out).as_deref(), Some("203.0.113.7"));
+        assert_eq!(ssh_g_hostname("user deploy\n"), None);
     }
 }

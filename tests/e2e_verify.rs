@@ -81,6 +81,12 @@ fn verify_passes_after_apply_and_names_each_breakage() {
         "5432 open to the app servers only",
         "ufw delete",
     );
+    assert_fails(
+        &s,
+        "5432 open to all",
+        "5432 closed to this machine",
+        "ufw status",
+    );
     s.sudo_ok(&s.db, "ufw delete allow 5432/tcp");
     assert_eq!(failures(&s), vec![]);
 
