@@ -4,6 +4,7 @@
 
 mod support;
 
+use support::browser::Browser;
 use support::lab::Suite;
 use support::scenario::{Example, Scenario, assert_ok, fetch, text};
 
@@ -65,6 +66,40 @@ for schema, name in [('acme', 'Acme'), ('globex', 'Globex')]:
         globex.contains("Globex person") && !globex.contains("Acme person"),
         "{globex}"
     );
+
+    // In a real browser: the pages render with the static CSS applied (served by nginx from
+    // collectstatic's output), the public site on the apex and a tenant on its subdomain.
+    if let Some(browser) = Browser::start(&["crowdminder.lab.test"], &s.app.ip) {
+        let public = browser.visit("http://crowdminder.lab.test/");
+        let shot = browser.screenshot("tenants-public");
+        assert_eq!(
+            public.title, "crowdminder: time tracking for consultancies",
+            "{public:?}"
+        );
+        assert!(
+            public.body.contains("Acme") && public.body.contains("Globex"),
+            "{public:?}"
+        );
+        assert_eq!(
+            public.title_color,
+            "rgb(0, 102, 51)",
+            "style.css not applied on the public site (screenshot: {})",
+            shot.display()
+        );
+        let acme = browser.visit("http://acme.crowdminder.lab.test/");
+        let shot = browser.screenshot("tenants-acme");
+        assert_eq!(acme.title, "Timesheet: Acme", "{acme:?}");
+        assert!(
+            acme.body.contains("Acme person") && !acme.body.contains("Globex person"),
+            "{acme:?}"
+        );
+        assert_eq!(
+            acme.title_color,
+            "rgb(0, 102, 51)",
+            "style.css not applied on the tenant site (screenshot: {})",
+            shot.display()
+        );
+    }
 
     let plan = s.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));

@@ -34,7 +34,7 @@ pub struct Lab {
     pub key: PathBuf,
 }
 
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
         || std::env::var("TANDEM_LAB").is_ok_and(|v| v == "required")
 }
