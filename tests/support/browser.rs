@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::lab::required;
+use super::lab::{lab_command, required};
 
 /// One chromedriver process with one browser session; both end on drop.
 pub struct Browser {
@@ -35,20 +35,7 @@ pub struct PageView {
 /// Installs the browser once per test run (`lab browser`), or says why there is none.
 fn installed() -> Result<(), String> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab");
-            let out = Command::new(script)
-                .arg("browser")
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| e.to_string())?;
-            out.status
-                .success()
-                .then_some(())
-                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
-        })
-        .clone()
+    INSTALLED.get_or_init(|| lab_command(&["browser"])).clone()
 }
 
 impl Browser {

@@ -34,6 +34,19 @@ pub struct Lab {
     pub key: PathBuf,
 }
 
+/// Runs `tests/lab/lab ARGS...` to the end; its stderr when it fails.
+pub fn lab_command(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    out.status
+        .success()
+        .then_some(())
+        .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 pub fn required() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
         || std::env::var("TANDEM_LAB").is_ok_and(|v| v == "required")
@@ -59,17 +72,7 @@ impl Lab {
             return None;
         }
         // Idempotent and quick once the rootfs are cached; builds them on a fresh machine.
-        let prepared = PREPARED.get_or_init(|| {
-            let out = Command::new(&script)
-                .args(["prepare", "bookworm", "trixie"])
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| e.to_string())?;
-            out.status
-                .success()
-                .then_some(())
-                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
-        });
+        let prepared = PREPARED.get_or_init(|| lab_command(&["prepare", "bookworm", "trixie"]));
         if let Err(err) = prepared {
             panic!("lab prepare failed:\n{err}");
         }
