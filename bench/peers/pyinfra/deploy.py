@@ -166,7 +166,11 @@ if "app" in host.groups:
         path=f"/etc/nginx/sites-enabled/{project}",
         target=f"/etc/nginx/sites-available/{project}",
     )
-    default = files.file(name="Distribution's default site removed", path="/etc/nginx/sites-enabled/default", present=False)
+    default = files.link(
+        name="Distribution's default site removed",
+        path="/etc/nginx/sites-enabled/default",
+        present=False,
+    )
     systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
     server.shell(
         name="reload nginx",
