@@ -89,16 +89,18 @@ impl Engine {
         password: &Secret,
     ) -> anyhow::Result<Planned> {
         let bundle = release::bundle(&self.config)?;
-        let discoveries = join_all(self.hosts.iter().map(|h| async move {
-            let out = h.run(facts::DISCOVERY_SCRIPT).await?;
-            anyhow::ensure!(
-                out.success(),
-                "discovery on {} failed: {}",
-                h.name(),
-                out.stderr_tail()
-            );
-            Ok::<_, anyhow::Error>(facts::parse_discovery(&out.stdout_text()))
-        }))
+        let discoveries = join_all(self.hosts.iter().zip(&self.config.servers).map(
+            |(h, server)| async move {
+                let out = h.run(&facts::discovery_script(server.role)).await?;
+                anyhow::ensure!(
+                    out.success(),
+                    "discovery on {} failed: {}",
+                    h.name(),
+                    out.stderr_tail()
+                );
+                Ok::<_, anyhow::Error>(facts::parse_discovery(&out.stdout_text()))
+            },
+        ))
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::config::Role;
 use crate::desired::{Desired, Op};
 use crate::identifier::{shell_word, sql_literal};
 
@@ -22,16 +23,30 @@ pub struct Discovery {
     pub ssh_socket_activated: bool,
 }
 
-pub const DISCOVERY_SCRIPT: &str = r#"export LC_ALL=C
+/// The discovery script for a server of `role`. Only the db server asks about PostgreSQL, and
+/// asks apt (the slowest question) only while PostgreSQL is not installed yet.
+pub fn discovery_script(role: Role) -> String {
+    let mut script = String::from(
+        r#"export LC_ALL=C
 . /etc/os-release 2>/dev/null
 echo "os=${ID:-unknown}"
 echo "os_version=${VERSION_ID:-}"
-if command -v pg_lsclusters >/dev/null 2>&1; then
-  echo "pg_installed=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}')"
-fi
-echo "pg_candidate=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')"
 echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
-"#;
+"#,
+    );
+    if role == Role::Db {
+        script.push_str(
+            r#"installed=$(command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}')
+if [ -n "$installed" ]; then
+  echo "pg_installed=$installed"
+else
+  echo "pg_candidate=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')"
+fi
+"#,
+        );
+    }
+    script
+}
 
 pub fn parse_discovery(text: &str) -> Discovery {
     let mut d = Discovery::default();
@@ -69,7 +84,6 @@ pub fn parse_discovery(text: &str) -> Discovery {
 /// Names of the shared queries (the rest are `t<task index>`).
 pub const UFW: &str = "ufw";
 pub const PG: &str = "pg";
-pub const PG_EXTENSIONS: &str = "pgext";
 
 /// Builds the one probe script for a host from what is desired there.
 pub fn probe_script(desired: &Desired) -> String {
@@ -143,7 +157,7 @@ pub fn probe_script(desired: &Desired) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let sql = format!(
+        let mut sql = format!(
             "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
              SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
              SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
@@ -152,13 +166,16 @@ pub fn probe_script(desired: &Desired) -> String {
             r = sql_literal(&role),
             d = sql_literal(&db),
         );
-        queries.push((PG.into(), psql_query(None, &sql)));
+        // The extensions live in the app's database: one psql session (a psql start costs
+        // more than all the queries) reconnects there when it exists.
         if let Some(db) = database {
-            queries.push((
-                PG_EXTENSIONS.into(),
-                psql_query(Some(&db), "SELECT extname FROM pg_extension;\n"),
+            let db = sql_literal(&db);
+            sql.push_str(&format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {db}) AS tandem_has_db \\gset\n\
+                 \\if :tandem_has_db\n\\connect {db}\nSELECT 'extension', extname FROM pg_extension;\n\\endif\n"
             ));
         }
+        queries.push((PG.into(), psql_query(&sql)));
     }
     let mut script = String::from(
         "export LC_ALL=C\nT=$(mktemp)\ntrap 'rm -f \"$T\"' EXIT\n\
@@ -180,12 +197,9 @@ pub const RELEASE: &str = "release";
 
 /// psql as the postgres superuser, unaligned and `|`-separated; fails with 3 when PostgreSQL
 /// is not installed.
-fn psql_query(database: Option<&str>, sql: &str) -> String {
-    let db = database
-        .map(|d| format!(" -d {}", shell_word(d)))
-        .unwrap_or_default();
+fn psql_query(sql: &str) -> String {
     format!(
-        "command -v psql >/dev/null || exit 3; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1{db} <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
+        "command -v psql >/dev/null || exit 3; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1 <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
     )
 }
 
@@ -266,6 +280,15 @@ mod tests {
         );
         assert_eq!(ubuntu.postgres_version.as_deref(), Some("16"));
         assert!(ubuntu.ssh_socket_activated);
+    }
+
+    #[test]
+    fn only_the_db_server_asks_about_postgresql_and_apt_only_before_it_is_installed() {
+        assert!(!discovery_script(Role::App).contains("postgres"));
+        let db = discovery_script(Role::Db);
+        let (installed, missing) = db.split_once("else").expect("two branches");
+        assert!(installed.contains("pg_lsclusters") && !installed.contains("apt-cache"));
+        assert!(missing.contains("apt-cache policy postgresql"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use similar::TextDiff;
 
 use crate::desired::{Desired, FileSpec, Op};
-use crate::facts::{Discovery, Facts, PG, PG_EXTENSIONS, QueryResult, UFW};
+use crate::facts::{Discovery, Facts, PG, QueryResult, UFW};
 use crate::identifier::{shell_word, sql_ident, sql_literal};
 use crate::playbook::HandlerAction;
 use crate::postgres;
@@ -91,7 +91,7 @@ pub fn plan_host(
         notes: Vec::new(),
         packages_done: false,
         ufw: UfwState::parse(facts.get(UFW).status, &facts.get(UFW).stdout),
-        pg: PgFacts::parse(&facts.get(PG), &facts.get(PG_EXTENSIONS)),
+        pg: PgFacts::parse(&facts.get(PG)),
     };
     for (i, task) in desired.tasks.iter().enumerate() {
         let before = p.changes.len();
@@ -627,7 +627,7 @@ struct PgRole {
 }
 
 impl PgFacts {
-    fn parse(pg: &QueryResult, ext: &QueryResult) -> PgFacts {
+    fn parse(pg: &QueryResult) -> PgFacts {
         let mut f = PgFacts::default();
         if pg.ok() {
             for line in pg.stdout.lines() {
@@ -646,17 +646,10 @@ impl PgFacts {
                     ["database", _, owner, public] => {
                         f.database = Some((owner.to_string(), *public == "t"))
                     }
+                    ["extension", name] => f.extensions.push(name.trim().to_string()),
                     _ => {}
                 }
             }
-        }
-        if ext.ok() {
-            f.extensions = ext
-                .stdout
-                .lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect();
         }
         f
     }
@@ -789,5 +782,30 @@ impl fmt::Display for Plan {
                 .collect();
             write!(f, "Plan: {total} change(s) ({}).", per.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_psql_session_answers_role_database_and_extensions() {
+        let pg = QueryResult {
+            status: 0,
+            stdout: "role|app|f|t|f|f|SCRAM-SHA-256$4096:salt$a:b\nrolesetting|timezone=UTC\n\
+                     database|app|app|f\nextension|plpgsql\nextension|citext\n"
+                .into(),
+        };
+        let f = PgFacts::parse(&pg);
+        assert_eq!(f.extensions, ["plpgsql", "citext"]);
+        assert_eq!(f.database, Some(("app".to_string(), false)));
+        assert_eq!(f.role_settings, ["timezone=UTC"]);
+        assert!(f.role.is_some_and(|r| r.login && !r.superuser));
+        let failed = QueryResult {
+            status: 3,
+            stdout: String::new(),
+        };
+        assert!(PgFacts::parse(&failed).extensions.is_empty());
     }
 }

@@ -69,13 +69,21 @@ impl Scenario {
     }
 
     pub fn write_config(&self) {
-        let (project, source, domains, migrate) = match self.example {
-            Example::Timesheet => ("timesheet", "timesheet", "[timesheet.lab.test]", "migrate"),
+        // The tenants example also asks for extensions, as examples/tenants.yml does.
+        let (project, source, domains, migrate, extensions) = match self.example {
+            Example::Timesheet => (
+                "timesheet",
+                "timesheet",
+                "[timesheet.lab.test]",
+                "migrate",
+                "[]",
+            ),
             Example::Tenants => (
                 "crowdminder",
                 "tenants",
                 "[crowdminder.lab.test, \"*.crowdminder.lab.test\"]",
                 "migrate_schemas",
+                "[citext, pg_trgm]",
             ),
         };
         let text = format!(
@@ -96,6 +104,7 @@ database:
   name: {project}
   role: {project}
   password: {{env: TANDEM_DB_PASSWORD}}
+  extensions: {extensions}
 django:
   source: {source}
   wsgi_module: {project}.wsgi
