@@ -273,10 +273,7 @@ async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    let options = crate::apply::ApplyOptions {
-        lock_wait: std::time::Duration::from_secs(remote.lock_wait),
-        who: crate::apply::who(),
-    };
+    let options = apply_options(&remote);
     let started = std::time::Instant::now();
     let result = apply_phases(&mut engine, plan, &options, &remote).await;
     engine.close().await;
@@ -341,6 +338,13 @@ async fn apply_phases(
     Ok(reports)
 }
 
+fn apply_options(remote: &RemoteArgs) -> crate::apply::ApplyOptions {
+    crate::apply::ApplyOptions {
+        lock_wait: std::time::Duration::from_secs(remote.lock_wait),
+        who: crate::apply::who(),
+    }
+}
+
 enum ReleaseAction {
     Deploy,
     Rollback,
@@ -383,19 +387,14 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
                     },
                     crate::vars::Secrets::redacted(&engine.config),
                 );
-                host.changes.push(crate::plan::Change {
-                    role: "release".into(),
-                    step: "Roll back".into(),
-                    summary: format!(
+                host.changes.push(crate::plan::Change::release(
+                    "Roll back",
+                    format!(
                         "~ current: {} -> {previous}",
                         state.current.as_deref().unwrap_or("none")
                     ),
-                    detail: None,
-                    notify: Vec::new(),
-                    guarded: false,
-                    packages: false,
-                    script: crate::release::rollback_script(&vars, previous),
-                });
+                    crate::release::rollback_script(&vars, previous),
+                ));
             }
         }
     }
@@ -408,10 +407,7 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
         engine.close().await;
         return Ok(ExitCode::SUCCESS);
     }
-    let options = crate::apply::ApplyOptions {
-        lock_wait: std::time::Duration::from_secs(remote.lock_wait),
-        who: crate::apply::who(),
-    };
+    let options = apply_options(&remote);
     let result = async {
         let _locks = crate::apply::lock_all(&engine, &options).await?;
         Ok::<_, anyhow::Error>(crate::apply::apply(&engine, &plan, &options).await)

@@ -118,17 +118,20 @@ impl Engine {
                 templates,
             )?;
             let mut probe = facts::probe_script(&desired);
-            if server.role == Role::App {
-                let vars = Vars::new(
+            // App servers: the release paths, for the probe now and the release script later.
+            let app_vars = (server.role == Role::App).then(|| {
+                Vars::new(
                     &self.config,
                     server,
                     &host_facts,
                     Secrets::redacted(&self.config),
-                );
-                facts::add_query(&mut probe, facts::RELEASE, &release::probe(&vars));
+                )
+            });
+            if let Some(vars) = &app_vars {
+                facts::add_query(&mut probe, facts::RELEASE, &release::probe(vars));
             }
             probes.push(probe);
-            redacted.push((host_facts, desired));
+            redacted.push((host_facts, desired, app_vars));
         }
         let outputs = join_all(
             self.hosts
@@ -153,7 +156,7 @@ impl Engine {
         let mut hosts = Vec::new();
         let mut all = Vec::new();
         let mut all_facts = Vec::new();
-        for (((server, discovery), output), (host_facts, redacted)) in self
+        for (((server, discovery), output), (host_facts, redacted, app_vars)) in self
             .config
             .servers
             .iter()
@@ -177,15 +180,9 @@ impl Engine {
                 },
                 &self.run_id,
             );
-            if server.role == Role::App {
+            if let Some(vars) = app_vars {
                 let found = facts.get(facts::RELEASE);
                 let state = ReleaseState::parse(found.status, &found.stdout);
-                let vars = Vars::new(
-                    &self.config,
-                    server,
-                    &host_facts,
-                    Secrets::redacted(&self.config),
-                );
                 let first_app = self.config.app_servers().next().map(|s| s.name.as_str())
                     == Some(server.name.as_str());
                 if let Some(change) =
@@ -236,16 +233,11 @@ fn release_change(
     }
     let id = release::release_id(&bundle.hash);
     let was = state.current.as_deref().unwrap_or("none");
-    Some(plan::Change {
-        role: "release".into(),
-        step: "Ship the Django code".into(),
-        summary: format!("+ release {id} ({} files; current: {was})", bundle.files),
-        detail: None,
-        notify: Vec::new(),
-        guarded: false,
-        packages: false,
-        script: release::release_script(config, vars, bundle, &id, migrate),
-    })
+    Some(plan::Change::release(
+        "Ship the Django code",
+        format!("+ release {id} ({} files; current: {was})", bundle.files),
+        release::release_script(config, vars, bundle, &id, migrate),
+    ))
 }
 
 /// The DJANGO_SECRET_KEY already in the host's env file, if any.

@@ -182,7 +182,7 @@ pub fn probe_script(desired: &Desired) -> String {
          run() { ( eval \"$2\" ) >\"$T\" 2>/dev/null </dev/null; printf '@%s %s ' \"$1\" \"$?\"; base64 -w0 <\"$T\"; echo; }\n",
     );
     for (id, body) in &queries {
-        script.push_str(&format!("run {id} {}\n", shell_word(body)));
+        add_query(&mut script, id, body);
     }
     script
 }

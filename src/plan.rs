@@ -147,6 +147,17 @@ struct Planner<'a> {
     pg: PgFacts,
 }
 
+impl Change {
+    /// A change of the Django release (ship, roll back): no handlers, no packages, no guard.
+    pub fn release(step: &str, summary: String, script: String) -> Change {
+        Change {
+            role: "release".into(),
+            step: step.into(),
+            ..change(summary, None, script)
+        }
+    }
+}
+
 fn change(summary: String, detail: Option<String>, script: String) -> Change {
     Change {
         role: String::new(),

@@ -480,11 +480,7 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
 fn db_addresses(db: &Server, options: &SshOptions) -> Vec<IpAddr> {
     let mut addresses = vec![db.internal_ip];
     let dest = crate::transport::Destination::parse(&db.ssh);
-    let mut cmd = Command::new("ssh");
-    if let Some(file) = &options.config_file {
-        cmd.arg("-F").arg(file);
-    }
-    let hostname = cmd
+    let hostname = ssh_command(options)
         .args(["-G", &dest.host])
         .stdin(Stdio::null())
         .output()
@@ -502,6 +498,15 @@ fn db_addresses(db: &Server, options: &SshOptions) -> Vec<IpAddr> {
     addresses
 }
 
+/// The system `ssh`, reading the operator's config file when one was given.
+fn ssh_command(options: &SshOptions) -> Command {
+    let mut cmd = Command::new("ssh");
+    if let Some(file) = &options.config_file {
+        cmd.arg("-F").arg(file);
+    }
+    cmd
+}
+
 /// The `hostname` line of `ssh -G` output: where ssh really connects.
 fn ssh_g_hostname(output: &str) -> Option<String> {
     output
@@ -514,10 +519,7 @@ fn ssh_g_hostname(output: &str) -> Option<String> {
 fn ssh_checks(v: &mut Verification, server: &Server, options: &SshOptions) {
     let dest = crate::transport::Destination::parse(&server.ssh);
     let attempt = |user: &str, extra: &[&str]| {
-        let mut cmd = Command::new("ssh");
-        if let Some(file) = &options.config_file {
-            cmd.arg("-F").arg(file);
-        }
+        let mut cmd = ssh_command(options);
         if let Some(port) = dest.port {
             cmd.args(["-p", &port.to_string()]);
         }

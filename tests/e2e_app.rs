@@ -7,16 +7,6 @@ mod support;
 use support::lab::Suite;
 use support::scenario::{Scenario, assert_ok, fetch, text};
 
-fn manage(s: &Scenario, python: &str) -> String {
-    s.sudo_ok(
-        &s.app,
-        &format!(
-            "cd /srv/timesheet/current && set -a && . /etc/timesheet/env && set +a && \
-             runuser -u timesheet -- ./venv/bin/python manage.py shell -c \"{python}\""
-        ),
-    )
-}
-
 #[test]
 fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     let lab = lab_or_skip!();
@@ -24,8 +14,7 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     assert_ok("first apply", &s.apply_fresh());
 
     // Rows written by the app land on the database server and come back through nginx.
-    manage(
-        &s,
+    s.manage_shell(
         "from entries.models import Entry; Entry.objects.create(person='Ada', project='tandem', hours=3.5, day='2026-11-27')",
     );
     let rows = s.sudo_ok(

@@ -30,13 +30,7 @@ for schema, name in [('acme', 'Acme'), ('globex', 'Globex')]:
     with schema_context(schema):
         Entry.objects.create(person=name + ' person', project='p', hours=1, day='2026-11-27')
 "#;
-    s.sudo_ok(
-        &s.app,
-        &format!(
-            "cd /srv/crowdminder/current && set -a && . /etc/crowdminder/env && set +a && \
-             runuser -u crowdminder -- ./venv/bin/python manage.py shell <<'PY'\n{python}PY"
-        ),
-    );
+    s.manage_shell(python);
 
     let (status, public) = fetch(&s.outsider, &s.app.ip, "crowdminder.lab.test", "/");
     assert_eq!(status, "200", "{public}");

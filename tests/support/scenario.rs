@@ -68,18 +68,33 @@ impl Scenario {
         self.dir.path().join("tandem.yml")
     }
 
+    /// The example's project name: its system user, /srv and /etc directories.
+    pub fn project(&self) -> &'static str {
+        match self.example {
+            Example::Timesheet => "timesheet",
+            Example::Tenants => "crowdminder",
+        }
+    }
+
+    /// Runs `python` in the current release's `manage.py shell` on the app server, as the app
+    /// user with its env file; returns what it printed.
+    pub fn manage_shell(&self, python: &str) -> String {
+        let p = self.project();
+        self.sudo_ok(
+            &self.app,
+            &format!(
+                "cd /srv/{p}/current && set -a && . /etc/{p}/env && set +a && \
+                 runuser -u {p} -- ./venv/bin/python manage.py shell <<'PY'\n{python}\nPY"
+            ),
+        )
+    }
+
     pub fn write_config(&self) {
         // The tenants example also asks for extensions, as examples/tenants.yml does.
-        let (project, source, domains, migrate, extensions) = match self.example {
-            Example::Timesheet => (
-                "timesheet",
-                "timesheet",
-                "[timesheet.lab.test]",
-                "migrate",
-                "[]",
-            ),
+        let project = self.project();
+        let (source, domains, migrate, extensions) = match self.example {
+            Example::Timesheet => ("timesheet", "[timesheet.lab.test]", "migrate", "[]"),
             Example::Tenants => (
-                "crowdminder",
                 "tenants",
                 "[crowdminder.lab.test, \"*.crowdminder.lab.test\"]",
                 "migrate_schemas",
