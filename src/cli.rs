@@ -34,8 +34,9 @@ struct ConfigArgs {
     #[arg(long, value_name = "DIR")]
     overrides: Option<PathBuf>,
     /// PostgreSQL major version assumed offline (apply reads the real one from the server).
-    #[arg(long, default_value = "15", value_name = "VERSION")]
-    postgres_version: String,
+    #[arg(long, default_value = "15", value_name = "VERSION",
+          value_parser = clap::value_parser!(u16).range(9..100))]
+    postgres_version: u16,
 }
 
 #[derive(clap::Args, Debug)]
@@ -191,7 +192,7 @@ fn templates(args: &ConfigArgs) -> anyhow::Result<Templates> {
 
 fn facts(args: &ConfigArgs) -> HostFacts {
     HostFacts {
-        postgres_version: args.postgres_version.clone(),
+        postgres_version: args.postgres_version.to_string(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `Config`: tandem.yml parsed and validated. The one place where user input becomes trusted;
 //! every problem is reported with file:line:column, the field and the fix.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -351,11 +351,19 @@ impl Validator<'_> {
 
     fn config(&mut self, raw: raw::Config) -> Option<Config> {
         let project = self.safe_name(&raw.project, "project");
+        if identifier::SYSTEM_ACCOUNTS.contains(&project.as_str()) {
+            self.error(
+                &raw.project,
+                "project",
+                format!("`{project}` is a system account: the project's user would take it over"),
+                "name the project after the app, e.g. `timesheet`",
+            );
+        }
         let servers = self.servers(&raw.servers);
         let domains = self.domains(&raw.domains);
         let database = self.database(raw.database);
         let django = self.django(raw.django, &domains, &raw.domains);
-        let ssh = self.ssh(raw.ssh);
+        let ssh = self.ssh(raw.ssh, &project);
         Some(Config {
             path: self.path.to_path_buf(),
             project,
@@ -371,6 +379,8 @@ impl Validator<'_> {
         let mut servers = Vec::new();
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut ips: HashMap<IpAddr, String> = HashMap::new();
+        let mut destinations: HashMap<&str, &str> = HashMap::new();
+        let mut fqdns: HashMap<String, &str> = HashMap::new();
         for (i, s) in raw.value.iter().enumerate() {
             let at = |f: &str| format!("servers[{i}].{f}");
             if !identifier::is_server_name(&s.name.value) {
@@ -391,12 +401,26 @@ impl Validator<'_> {
                     "give every server its own name",
                 );
             }
-            if !identifier::is_ssh_destination(&s.ssh.value) {
+            let destination = crate::transport::Destination::parse(&s.ssh.value).and_then(|_| {
+                if identifier::is_ssh_destination(&s.ssh.value) {
+                    Ok(())
+                } else {
+                    Err("only letters, digits and `.-_@:[]` may appear".to_string())
+                }
+            });
+            if let Err(why) = destination {
                 self.error(
                     &s.ssh,
                     &at("ssh"),
-                    format!("`{}` is not an SSH destination", s.ssh.value),
-                    "write user@host, user@host:port or an alias from ~/.ssh/config",
+                    format!("`{}` is not an SSH destination: {why}", s.ssh.value),
+                    "write user@host, user@host:port, user@[fd00::3]:port or an alias from ~/.ssh/config",
+                );
+            } else if let Some(other) = destinations.insert(&s.ssh.value, &s.name.value) {
+                self.error(
+                    &s.ssh,
+                    &at("ssh"),
+                    format!("`{}` is also the ssh destination of server `{other}`", s.ssh.value),
+                    "every server needs its own destination: two entries for one machine would fight over it",
                 );
             }
             if !identifier::is_fqdn(&s.fqdn.value) {
@@ -406,6 +430,16 @@ impl Validator<'_> {
                     format!("`{}` is not a fully qualified domain name", s.fqdn.value),
                     "write the server's full host name, e.g. db.example.com; it becomes the hostname",
                 );
+            } else {
+                let fqdn = s.fqdn.value.trim_end_matches('.').to_ascii_lowercase();
+                if let Some(other) = fqdns.insert(fqdn, &s.name.value) {
+                    self.error(
+                        &s.fqdn,
+                        &at("fqdn"),
+                        format!("`{}` is also the fqdn of server `{other}`", s.fqdn.value),
+                        "every server needs its own host name",
+                    );
+                }
             }
             let ip = match s.internal_ip.value.parse::<IpAddr>() {
                 Ok(ip) => ip,
@@ -419,7 +453,24 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+            if let IpAddr::V6(v6) = ip
+                && let Some(v4) = v6.to_ipv4_mapped()
+            {
+                self.error(
+                    &s.internal_ip,
+                    &at("internal_ip"),
+                    format!("{ip} is an IPv4 address written in IPv6 form"),
+                    &format!("write it as {v4}: pg_hba.conf and ufw match the IPv4 form"),
+                );
+            } else if is_link_local(ip) {
+                self.error(
+                    &s.internal_ip,
+                    &at("internal_ip"),
+                    format!("{ip} is a link-local address"),
+                    "link-local addresses change and need an interface name: write the server's \
+                     private address, e.g. 10.0.0.3",
+                );
+            } else if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
                 self.error(
                     &s.internal_ip,
                     &at("internal_ip"),
@@ -489,6 +540,7 @@ impl Validator<'_> {
             );
         }
         let mut seen = Vec::new();
+        let mut unique = HashSet::new();
         for (i, d) in raw.value.iter().enumerate() {
             let name = d.value.trim_end_matches('.').to_ascii_lowercase();
             if !identifier::is_domain(&name) {
@@ -498,7 +550,7 @@ impl Validator<'_> {
                     format!("`{}` is not a domain name", d.value),
                     "write a host name such as example.com, or *.example.com for tenant subdomains",
                 );
-            } else if seen.contains(&name) {
+            } else if !unique.insert(name.clone()) {
                 self.error(
                     d,
                     &format!("domains[{i}]"),
@@ -515,12 +567,30 @@ impl Validator<'_> {
     fn database(&mut self, raw: raw::Database) -> Database {
         let name = self.safe_name(&raw.name, "database.name");
         let role = self.safe_name(&raw.role, "database.role");
+        if let Some(why) = identifier::reserved_role(&role) {
+            self.error(
+                &raw.role,
+                "database.role",
+                format!("the app's role cannot be `{role}`: {why}"),
+                "use a role of the app's own, e.g. the project name",
+            );
+        }
+        if let Some(why) = identifier::reserved_database(&name) {
+            self.error(
+                &raw.name,
+                "database.name",
+                format!("the app's database cannot be `{name}`: {why}"),
+                "use a database of the app's own, e.g. the project name",
+            );
+        }
         match &raw.password.value {
-            PasswordSource::Env(var) if var.is_empty() || var.contains(['=', '\0']) => self.error(
+            // The value is not echoed: whoever got this wrong may have pasted the password.
+            PasswordSource::Env(var) if !identifier::is_env_name(var) => self.error(
                 &raw.password,
                 "database.password.env",
-                format!("`{var}` is not an environment variable name"),
-                "write the variable's name, e.g. `env: TANDEM_DB_PASSWORD`, never the password",
+                "not an environment variable name (value not shown: it may be a secret)".into(),
+                "write the variable's name (letters, digits, `_`), e.g. `env: TANDEM_DB_PASSWORD`, \
+                 never the password",
             ),
             PasswordSource::File(path) if path.as_os_str().is_empty() => self.error(
                 &raw.password,
@@ -534,7 +604,17 @@ impl Validator<'_> {
             .extensions
             .iter()
             .enumerate()
-            .map(|(i, e)| self.safe_name(e, &format!("database.extensions[{i}]")))
+            .map(|(i, e)| {
+                if !identifier::is_extension_name(&e.value) {
+                    self.error(
+                        e,
+                        &format!("database.extensions[{i}]"),
+                        format!("`{}` is not an extension name", e.value),
+                        "write the name as in CREATE EXTENSION, e.g. citext or uuid-ossp",
+                    );
+                }
+                e.value.clone()
+            })
             .collect();
         let superuser = raw.superuser.as_ref().is_some_and(|s| s.value);
         if let Some(at) = raw.superuser.as_ref().filter(|s| s.value) {
@@ -612,14 +692,31 @@ impl Validator<'_> {
                     .value
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
-            if !ok {
+            if !ok || value.value.contains("//") || value.value.split('/').any(|p| p == "..") {
                 self.error(
                     value,
                     field,
                     format!("`{}` is not a URL path prefix", value.value),
-                    "write a path that starts and ends with `/`, e.g. /static/",
+                    "write a path that starts and ends with `/`, without `..` or `//`, e.g. /static/",
                 );
             }
+        }
+        let (static_url, media_url) = (&raw.static_url.value, &raw.media_url.value);
+        if static_url.starts_with(media_url.as_str()) || media_url.starts_with(static_url.as_str())
+        {
+            // Point at whichever of the two the file sets (a default has no line).
+            let (at, field) = if Position::of(&raw.media_url).line > 0 {
+                (&raw.media_url, "django.media_url")
+            } else {
+                (&raw.static_url, "django.static_url")
+            };
+            self.error(
+                at,
+                field,
+                format!("media_url `{media_url}` overlaps static_url `{static_url}`"),
+                "give uploads and static files their own prefixes, e.g. /static/ and /media/ \
+                 (nginx serves each from its own directory)",
+            );
         }
         if raw.migrate == MigrateCommand::MigrateSchemas
             && !domains.iter().any(|d| d.starts_with("*."))
@@ -644,7 +741,7 @@ impl Validator<'_> {
         })
     }
 
-    fn ssh(&mut self, raw: raw::Ssh) -> SshSettings {
+    fn ssh(&mut self, raw: raw::Ssh, project: &str) -> SshSettings {
         let deploy_user = self.safe_name(&raw.deploy_user, "ssh.deploy_user");
         if deploy_user == "root" {
             self.error(
@@ -652,6 +749,24 @@ impl Validator<'_> {
                 "ssh.deploy_user",
                 "the deploy user cannot be root: root login is disabled".into(),
                 "use an unprivileged name such as `deploy`",
+            );
+        } else if identifier::SYSTEM_ACCOUNTS.contains(&deploy_user.as_str()) {
+            self.error(
+                &raw.deploy_user,
+                "ssh.deploy_user",
+                format!(
+                    "`{deploy_user}` is a system account: tandem would give it sudo and your keys"
+                ),
+                "use a name of its own such as `deploy`",
+            );
+        } else if deploy_user == project {
+            self.error(
+                &raw.deploy_user,
+                "ssh.deploy_user",
+                format!(
+                    "`{deploy_user}` is the project's own user, which runs the app without a shell"
+                ),
+                "use a different name such as `deploy`",
             );
         }
         let mut keys = Vec::new();
@@ -670,23 +785,48 @@ impl Validator<'_> {
         let base = self.path.parent().unwrap_or(Path::new("."));
         for (i, file) in raw.authorized_key_files.iter().enumerate() {
             let path = expand_home(&file.value, base);
-            match std::fs::read_to_string(&path) {
+            match crate::local_file::read_small(&path) {
                 Ok(text) => {
-                    let found: Vec<_> = text.lines().filter(|l| is_public_key(l)).collect();
-                    if found.is_empty() {
+                    let lines: Vec<&str> = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .collect();
+                    let field = format!("ssh.authorized_key_files[{i}]");
+                    if text.contains("PRIVATE KEY") {
                         self.error(
                             file,
-                            &format!("ssh.authorized_key_files[{i}]"),
+                            &field,
+                            format!("{} is a PRIVATE key", path.display()),
+                            "name the .pub file beside it; a private key never leaves your machine",
+                        );
+                    } else if lines.is_empty() {
+                        self.error(
+                            file,
+                            &field,
                             format!("{} holds no SSH public key", path.display()),
                             "name a .pub file (never the private key)",
                         );
+                    } else if let Some(n) = lines.iter().position(|l| !is_public_key(l)) {
+                        self.error(
+                            file,
+                            &field,
+                            format!(
+                                "{}: key {} of {} is not an SSH public key line",
+                                path.display(),
+                                n + 1,
+                                lines.len()
+                            ),
+                            "the file must hold only public key lines, as a .pub file does",
+                        );
+                    } else {
+                        keys.extend(lines.into_iter().map(str::to_string));
                     }
-                    keys.extend(found.into_iter().map(|l| l.trim().to_string()));
                 }
-                Err(err) => self.error(
+                Err(why) => self.error(
                     file,
                     &format!("ssh.authorized_key_files[{i}]"),
-                    format!("cannot read {}: {err}", path.display()),
+                    format!("cannot read {}: {why}", path.display()),
                     "name an existing .pub file (relative paths are from this file's directory)",
                 ),
             }
@@ -727,16 +867,37 @@ fn is_public_key(line: &str) -> bool {
     let mut parts = line.split_whitespace();
     let kind = parts.next().unwrap_or("");
     let blob = parts.next().unwrap_or("");
-    let known = kind.starts_with("ssh-")
-        || kind.starts_with("ecdsa-sha2-")
-        || kind.starts_with("sk-ssh-")
-        || kind.starts_with("sk-ecdsa-");
-    known
-        && blob.len() >= 16
-        && blob
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
-        && !line.contains(['\n', '\r'])
+    !line.contains(['\n', '\r']) && KEY_TYPES.contains(&kind) && blob_key_type(blob) == Some(kind)
+}
+
+/// The key type written inside a public key's base64 blob (a length-prefixed string), which
+/// must agree with the type in front of it: this tells a key from text that merely looks like one.
+fn blob_key_type(blob: &str) -> Option<&'static str> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .ok()?;
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let name = bytes.get(4..4usize.checked_add(len)?)?;
+    KEY_TYPES.iter().find(|k| k.as_bytes() == name).copied()
+}
+
+const KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
 }
 
 /// Private, shared (CGNAT) and unique-local addresses: the ones an internal network uses.
@@ -744,7 +905,7 @@ fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
-            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+            v4.is_private() || (a == 100 && (64..128).contains(&b))
         }
         IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }

@@ -22,8 +22,10 @@ pub struct Diagnostic {
     pub message: String,
     /// What to do about it, in one sentence.
     pub fix: Option<String>,
-    /// The offending source line, shown under the message.
+    /// The offending source line (an excerpt of a long one), shown under the message.
     pub source_line: Option<String>,
+    /// Where the caret goes in `source_line` (1-based).
+    caret_column: u64,
 }
 
 impl Diagnostic {
@@ -55,16 +57,32 @@ impl Diagnostic {
         field: &str,
         message: String,
     ) -> Self {
-        let source_line = (position.line > 0)
+        let line = (position.line > 0)
             .then(|| source.lines().nth(position.line as usize - 1))
-            .flatten()
-            .map(str::to_string);
+            .flatten();
+        let mut message = message;
+        let mut source_line = line.map(str::to_string);
+        if let Some(value) = secret_value(source, position.line) {
+            // A value where a secret belongs may be the secret itself: never echo it.
+            if !value.is_empty() {
+                message = message.replace(&value, "<not shown>");
+            }
+            source_line = source_line.map(|l| mask_secret_line(&l));
+        }
+        let (source_line, column) = match source_line {
+            Some(l) => {
+                let (excerpt, column) = excerpt(&l, position.column);
+                (Some(excerpt), column)
+            }
+            None => (None, position.column),
+        };
         Diagnostic {
             severity,
             file: file.to_path_buf(),
             position,
+            caret_column: column,
             field: field.to_string(),
-            message,
+            message: bounded(message),
             fix: None,
             source_line,
         }
@@ -95,7 +113,7 @@ impl fmt::Display for Diagnostic {
             let gutter = " ".repeat(number.len());
             let caret_pad: String = line
                 .chars()
-                .take(self.position.column.saturating_sub(1) as usize)
+                .take(self.caret_column.saturating_sub(1) as usize)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             writeln!(f, "{gutter} |")?;
@@ -106,6 +124,126 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "  = fix: {fix}")?;
         }
         Ok(())
+    }
+}
+
+/// Longest message or source excerpt shown, in characters: a 10 MB value is shown as a piece.
+const SHOWN: usize = 160;
+
+fn bounded(message: String) -> String {
+    let count = message.chars().count();
+    if count <= 2 * SHOWN {
+        return message;
+    }
+    let head: String = message.chars().take(2 * SHOWN).collect();
+    format!("{head}... ({count} characters in all)")
+}
+
+/// A window of at most `SHOWN` characters of `line` around `column`, and the column in it.
+fn excerpt(line: &str, column: u64) -> (String, u64) {
+    let count = line.chars().count();
+    if count <= SHOWN {
+        return (line.to_string(), column);
+    }
+    let at = (column.max(1) - 1) as usize;
+    let start = at
+        .saturating_sub(SHOWN / 2)
+        .min(count.saturating_sub(SHOWN));
+    let piece: String = line.chars().skip(start).take(SHOWN).collect();
+    let before = if start > 0 { "..." } else { "" };
+    let after = if start + SHOWN < count { "..." } else { "" };
+    let column = (at - start) as u64 + 1 + before.len() as u64;
+    (format!("{before}{piece}{after}"), column)
+}
+
+/// When line `line` (1-based) holds the value of a `password:` key, that value as written
+/// (unquoted): `password: hunter2`, or a lone value under a bare `password:` line.
+fn secret_value(source: &str, line: u64) -> Option<String> {
+    if line == 0 {
+        return None;
+    }
+    let lines: Vec<&str> = source.lines().collect();
+    let this = *lines.get(line as usize - 1)?;
+    let value_of = |l: &str| -> Option<String> {
+        let rest = l.trim_start().trim_start_matches("- ").trim_start();
+        let value = rest
+            .strip_prefix("password")?
+            .trim_start()
+            .strip_prefix(':')?;
+        Some(value.trim().trim_matches(['"', '\'']).to_string())
+    };
+    if let Some(value) = value_of(this) {
+        return Some(value);
+    }
+    let previous = lines[..line as usize - 1]
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())?;
+    match value_of(previous) {
+        Some(v) if v.is_empty() => Some(this.trim().trim_matches(['"', '\'']).to_string()),
+        _ => None,
+    }
+}
+
+/// The line with everything after `password:` (or the whole lone value) replaced.
+fn mask_secret_line(line: &str) -> String {
+    match line.find("password") {
+        Some(i) => match line[i..].find(':') {
+            Some(j) => format!("{} <not shown>", &line[..i + j + 1]),
+            None => "<not shown>".into(),
+        },
+        None => {
+            let indent = line.len() - line.trim_start().len();
+            format!("{}<not shown>", &line[..indent])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_at(source: &str, line: u64, column: u64, message: &str) -> String {
+        Diagnostic::error(
+            Path::new("t.yml"),
+            source,
+            Position { line, column },
+            "",
+            message.into(),
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn a_value_where_the_password_belongs_is_never_echoed() {
+        let shown = error_at(
+            "database:\n  password: hunter2\n",
+            2,
+            13,
+            "unknown value `hunter2`",
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("password: <not shown>"), "{shown}");
+        let block = error_at(
+            "database:\n  password:\n    'hunter2'\n",
+            3,
+            5,
+            "unknown value `hunter2`",
+        );
+        assert!(!block.contains("hunter2"), "{block}");
+    }
+
+    #[test]
+    fn a_huge_value_is_shown_as_a_bounded_excerpt() {
+        let line = format!("project: {}", "x".repeat(10_000_000));
+        let shown = error_at(
+            &line,
+            1,
+            10,
+            &format!("`{}` is not a safe name", &line[9..]),
+        );
+        assert!(shown.len() < 2_000, "{} bytes", shown.len());
+        assert!(shown.contains("characters in all"), "{shown}");
     }
 }
 

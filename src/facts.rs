@@ -59,7 +59,8 @@ pub fn parse_discovery(text: &str) -> Discovery {
         match key {
             "os" => d.os = value.to_string(),
             "os_version" => d.os_version = value.to_string(),
-            "pg_installed" if !value.is_empty() => {
+            // A number only: the version becomes part of paths (/etc/postgresql/<v>/main).
+            "pg_installed" if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) => {
                 d.postgres_version = Some(value.to_string());
                 d.postgres_installed = true;
             }

@@ -11,6 +11,75 @@ pub fn is_safe_name(name: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
+/// Accounts and names that Debian, sshd or PostgreSQL already own: the project (a system user),
+/// the deploy user, the database role and the database must not take them over.
+pub const SYSTEM_ACCOUNTS: &[&str] = &[
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "backup",
+    "list",
+    "irc",
+    "gnats",
+    "nobody",
+    "nogroup",
+    "sshd",
+    "messagebus",
+    "postgres",
+    "sudo",
+    "adm",
+    "staff",
+    "users",
+];
+
+/// Why `name` cannot be the PostgreSQL role tandem owns, if it cannot.
+pub fn reserved_role(name: &str) -> Option<&'static str> {
+    if name == "postgres" {
+        Some("`postgres` is PostgreSQL's superuser: tandem would demote it")
+    } else if name == "public" {
+        Some("`public` is PostgreSQL's pseudo-role for everyone")
+    } else if name.starts_with("pg_") {
+        Some("names starting with `pg_` are reserved for PostgreSQL's own roles")
+    } else {
+        None
+    }
+}
+
+/// Why `name` cannot be the database tandem owns, if it cannot.
+pub fn reserved_database(name: &str) -> Option<&'static str> {
+    match name {
+        "postgres" => Some("`postgres` is PostgreSQL's maintenance database"),
+        "template0" | "template1" => Some("template0 and template1 are PostgreSQL's templates"),
+        _ => None,
+    }
+}
+
+/// A name for `{env: NAME}`: what a POSIX shell accepts as a variable name.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A PostgreSQL extension name as the contrib ones are spelled (`citext`, `uuid-ossp`):
+/// lowercase letters, digits, `_` and `-`. Always quoted as an identifier when used.
+pub fn is_extension_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+}
+
 /// Server names: a hostname label (lowercase letters, digits, `-`, not at either end).
 pub fn is_server_name(name: &str) -> bool {
     is_dns_label(name) && name.chars().all(|c| !c.is_ascii_uppercase())
@@ -111,6 +180,35 @@ mod tests {
         assert!(!is_ssh_destination("-oProxyCommand=x"));
         assert!(!is_ssh_destination("a b"));
         assert!(!is_ssh_destination("a;b"));
+    }
+
+    #[test]
+    fn env_and_extension_names() {
+        assert!(is_env_name("TANDEM_DB_PASSWORD") && is_env_name("_x1"));
+        for bad in [
+            "",
+            "1X",
+            "X'; DROP DATABASE timesheet; --",
+            "A-B",
+            "A B",
+            "A=B",
+        ] {
+            assert!(!is_env_name(bad), "{bad:?}");
+        }
+        assert!(is_extension_name("uuid-ossp") && is_extension_name("pg_trgm"));
+        assert!(!is_extension_name("x\"; DROP") && !is_extension_name("-x"));
+    }
+
+    #[test]
+    fn reserved_names() {
+        for role in ["postgres", "public", "pg_monitor"] {
+            assert!(reserved_role(role).is_some(), "{role}");
+        }
+        assert!(reserved_role("timesheet").is_none());
+        for db in ["postgres", "template0", "template1"] {
+            assert!(reserved_database(db).is_some(), "{db}");
+        }
+        assert!(reserved_database("timesheet").is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod facts;
 pub mod identifier;
 pub mod init;
+pub mod local_file;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;

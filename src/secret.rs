@@ -37,8 +37,12 @@ pub fn db_password(config: &Config) -> anyhow::Result<Secret> {
         PasswordSource::File(path) => {
             let base = config.path.parent().unwrap_or(Path::new("."));
             let path = base.join(path);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading the database password from {}", path.display()))?;
+            let text = crate::local_file::read_small(&path).map_err(|why| {
+                anyhow::anyhow!(
+                    "reading the database password from {}: {why}",
+                    path.display()
+                )
+            })?;
             text.lines().next().unwrap_or("").to_string()
         }
     };

@@ -479,9 +479,12 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
 /// `ssh -G`, so aliases in the operator's ssh config count), without duplicates.
 fn db_addresses(db: &Server, options: &SshOptions) -> Vec<IpAddr> {
     let mut addresses = vec![db.internal_ip];
-    let dest = crate::transport::Destination::parse(&db.ssh);
+    // The config refused destinations that do not parse.
+    let Ok(dest) = crate::transport::Destination::parse(&db.ssh) else {
+        return addresses;
+    };
     let hostname = ssh_command(options)
-        .args(["-G", &dest.host])
+        .args(["-G", "--", &dest.host])
         .stdin(Stdio::null())
         .output()
         .ok()
@@ -517,14 +520,16 @@ fn ssh_g_hostname(output: &str) -> Option<String> {
 
 /// Tries to log in with a password and as root: both must be refused by the server itself.
 fn ssh_checks(v: &mut Verification, server: &Server, options: &SshOptions) {
-    let dest = crate::transport::Destination::parse(&server.ssh);
+    let Ok(dest) = crate::transport::Destination::parse(&server.ssh) else {
+        return;
+    };
     let attempt = |user: &str, extra: &[&str]| {
         let mut cmd = ssh_command(options);
         if let Some(port) = dest.port {
             cmd.args(["-p", &port.to_string()]);
         }
         cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-l", user]);
-        cmd.args(extra).arg(&dest.host).arg("true");
+        cmd.args(extra).arg("--").arg(&dest.host).arg("true");
         cmd.stdin(Stdio::null()).output()
     };
     let user = dest.user.clone().unwrap_or_else(|| "root".into());

@@ -154,7 +154,7 @@ const BAD: &[Bad] = &[
         from: "{env: TANDEM_DB_PASSWORD}",
         to: "hunter2",
         line: 17,
-        says: "unknown value `hunter2`",
+        says: "unknown value `<not shown>`",
     },
     Bad {
         what: "bad role",
@@ -239,6 +239,153 @@ const BAD: &[Bad] = &[
         to: "  settings_module: shop.settings\n  migrate: syncdb\n",
         line: 22,
         says: "unknown value `syncdb`",
+    },
+    Bad {
+        what: "SQL in the password's variable name",
+        from: "{env: TANDEM_DB_PASSWORD}",
+        to: "{env: \"X'; DROP DATABASE shop; --\"}",
+        line: 17,
+        says: "not an environment variable name",
+    },
+    Bad {
+        what: "ssh host read as an option",
+        from: "ssh: deploy@db.example.com",
+        to: "ssh: deploy@-oProxyCommand=evil",
+        line: 5,
+        says: "cannot start with `-`",
+    },
+    Bad {
+        what: "ssh port out of range",
+        from: "ssh: deploy@db.example.com",
+        to: "ssh: deploy@db.example.com:99999",
+        line: 5,
+        says: "not between 1 and 65535",
+    },
+    Bad {
+        what: "ssh port 0",
+        from: "ssh: deploy@db.example.com",
+        to: "ssh: deploy@db.example.com:0",
+        line: 5,
+        says: "not between 1 and 65535",
+    },
+    Bad {
+        what: "the superuser as the app's role",
+        from: "  role: shop",
+        to: "  role: postgres",
+        line: 16,
+        says: "PostgreSQL's superuser",
+    },
+    Bad {
+        what: "a pg_ role",
+        from: "  role: shop",
+        to: "  role: pg_monitor",
+        line: 16,
+        says: "reserved for PostgreSQL's own roles",
+    },
+    Bad {
+        what: "the maintenance database",
+        from: "  name: shop\n",
+        to: "  name: postgres\n",
+        line: 15,
+        says: "maintenance database",
+    },
+    Bad {
+        what: "a template database",
+        from: "  name: shop\n",
+        to: "  name: template1\n",
+        line: 15,
+        says: "templates",
+    },
+    Bad {
+        what: "a system account as deploy user",
+        from: "ssh:\n",
+        to: "ssh:\n  deploy_user: nobody\n",
+        line: 23,
+        says: "is a system account",
+    },
+    Bad {
+        what: "the project's user as deploy user",
+        from: "ssh:\n",
+        to: "ssh:\n  deploy_user: shop\n",
+        line: 23,
+        says: "the project's own user",
+    },
+    Bad {
+        what: "a system account as project",
+        from: "project: shop",
+        to: "project: postgres",
+        line: 1,
+        says: "is a system account",
+    },
+    Bad {
+        what: "two servers, one ssh destination",
+        from: "ssh: deploy@app1.example.com",
+        to: "ssh: deploy@db.example.com",
+        line: 10,
+        says: "also the ssh destination of server `db`",
+    },
+    Bad {
+        what: "two servers, one fqdn",
+        from: "fqdn: app1.example.com",
+        to: "fqdn: DB.example.com.",
+        line: 11,
+        says: "also the fqdn of server `db`",
+    },
+    Bad {
+        what: "IPv4-mapped IPv6",
+        from: "10.0.0.2",
+        to: "\"::ffff:10.0.0.3\"",
+        line: 12,
+        says: "written in IPv6 form",
+    },
+    Bad {
+        what: "IPv4 link-local",
+        from: "10.0.0.2",
+        to: "169.254.10.2",
+        line: 12,
+        says: "is a link-local address",
+    },
+    Bad {
+        what: "IPv6 link-local",
+        from: "10.0.0.2",
+        to: "\"fe80::2\"",
+        line: 12,
+        says: "is a link-local address",
+    },
+    Bad {
+        what: "static and media share a prefix",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  static_url: /media/\n",
+        line: 22,
+        says: "overlaps",
+    },
+    Bad {
+        what: "dot-dot in static_url",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  static_url: /static/../etc/\n",
+        line: 22,
+        says: "not a URL path prefix",
+    },
+    Bad {
+        what: "double slash in media_url",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  media_url: //media/\n",
+        line: 22,
+        says: "not a URL path prefix",
+    },
+    Bad {
+        what: "SQL in an extension name",
+        from: "  password: {env: TANDEM_DB_PASSWORD}\n",
+        to: "  password: {env: TANDEM_DB_PASSWORD}\n  extensions: [\"x\\\"; DROP\"]\n",
+        line: 18,
+        says: "not an extension name",
+    },
+    Bad {
+        what: "a key-shaped line that is no key",
+        from: "  authorized_keys: [\"",
+        to: "  authorized_keys: [\"ssh-ed25519 AAAAAAAAAAAAAAAAAAAAAAAAAAAA x\", \"",
+        line: 23,
+        says: "not an SSH public key line",
     },
 ];
 
@@ -443,4 +590,128 @@ fn broken_playbook_override_is_rejected_at_load() {
         stderr.contains("db.yml:2:") && stderr.contains("postgres_role"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_password_written_inline_is_never_echoed() {
+    for inline in [
+        "  password: hunter2\n",
+        "  password: \"hunter2 with spaces\"\n",
+        "  password:\n    hunter2\n",
+        "  password: {value: hunter2}\n",
+        "  password: {env: hunter2 is my password}\n",
+    ] {
+        let text = good_config().replace("  password: {env: TANDEM_DB_PASSWORD}\n", inline);
+        let (_dir, path) = workspace(&text);
+        let (code, stderr) = check(&path);
+        assert_eq!(code, 1, "{inline:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{inline:?} echoed:\n{stderr}");
+        assert!(stderr.contains("tandem.yml:"), "{inline:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_huge_value_is_reported_with_a_bounded_excerpt() {
+    let huge = "x".repeat(10 * 1024 * 1024);
+    let (_dir, path) =
+        workspace(&good_config().replace("project: shop", &format!("project: {huge}")));
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("tandem.yml:1:"),
+        "{}",
+        &stderr[..2000.min(stderr.len())]
+    );
+    assert!(stderr.len() < 4_000, "{} bytes of error", stderr.len());
+}
+
+#[test]
+fn key_files_must_be_small_regular_files_holding_only_public_keys() {
+    let (dir, path) = workspace(&good_config());
+    let fifo = dir.path().join("fifo.pub");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let private = dir.path().join("id_ed25519");
+    fs::write(
+        &private,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let mixed = dir.path().join("mixed.pub");
+    fs::write(&mixed, format!("{KEY}\nnot a key at all\n")).unwrap();
+    for (file, says) in [
+        (fifo.display().to_string(), "not a regular file"),
+        ("/dev/zero".to_string(), "not a regular file"),
+        (private.display().to_string(), "PRIVATE key"),
+        (
+            mixed.display().to_string(),
+            "key 2 of 2 is not an SSH public key line",
+        ),
+    ] {
+        let text = good_config().replace(
+            "  authorized_keys: [",
+            &format!("  authorized_key_files: [\"{file}\"]\n  authorized_keys: ["),
+        );
+        fs::write(&path, text).unwrap();
+        // A hang here (a FIFO opened for reading) is the bug this guards against.
+        let out = tandem()
+            .arg("check")
+            .arg("-c")
+            .arg(&path)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{file}: expected {says:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn extensions_with_a_dash_are_allowed_and_quoted() {
+    let text = good_config().replace(
+        "  password: {env: TANDEM_DB_PASSWORD}\n",
+        "  password: {env: TANDEM_DB_PASSWORD}\n  extensions: [uuid-ossp, citext]\n",
+    );
+    let (dir, path) = workspace(&text);
+    let out = dir.path().join("out");
+    tandem()
+        .args(["render", "-c"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let sql = fs::read_to_string(out.join("db/tandem/postgres.sql")).unwrap();
+    assert!(
+        sql.contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";"),
+        "{sql}"
+    );
+}
+
+#[test]
+fn postgres_version_must_be_a_number() {
+    let (dir, path) = workspace(&good_config());
+    for bad in ["../../../../../escaped", "abc", "15/../..", "0"] {
+        let out = dir.path().join("out");
+        let run = tandem()
+            .args(["render", "-c"])
+            .arg(&path)
+            .args(["--postgres-version", bad, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!run.status.success(), "{bad} accepted");
+        assert!(!out.exists(), "{bad}: something was written");
+        assert!(String::from_utf8_lossy(&run.stderr).contains("--postgres-version"));
+    }
+    assert!(!dir.path().join("escaped").exists());
 }
