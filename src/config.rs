@@ -66,6 +66,9 @@ pub struct Database {
     pub password: PasswordSource,
     pub extensions: Vec<String>,
     pub superuser: bool,
+    /// Machines besides the app servers that may reach the database (a BI tool, a bastion):
+    /// each gets a pg_hba line in tandem's block and a ufw rule, like an app server.
+    pub allow: Vec<IpAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -126,6 +129,14 @@ impl Config {
 
     pub fn app_servers(&self) -> impl Iterator<Item = &Server> {
         self.servers.iter().filter(|s| s.role == Role::App)
+    }
+
+    /// Everyone who may reach the database: the app servers and `database.allow`.
+    pub fn database_clients(&self) -> Vec<IpAddr> {
+        self.app_servers()
+            .map(|s| s.internal_ip)
+            .chain(self.database.allow.iter().copied())
+            .collect()
     }
 
     pub fn server(&self, name: &str) -> Option<&Server> {
@@ -255,6 +266,8 @@ mod raw {
         #[serde(default)]
         pub extensions: Vec<Spanned<String>>,
         pub superuser: Option<Spanned<bool>>,
+        #[serde(default)]
+        pub allow: Vec<Spanned<String>>,
     }
 
     #[derive(Deserialize)]
@@ -361,7 +374,7 @@ impl Validator<'_> {
         }
         let servers = self.servers(&raw.servers);
         let domains = self.domains(&raw.domains);
-        let database = self.database(raw.database);
+        let database = self.database(raw.database, servers.as_deref().unwrap_or_default());
         let django = self.django(raw.django, &domains, &raw.domains);
         let ssh = self.ssh(raw.ssh, &project);
         Some(Config {
@@ -453,28 +466,11 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if let IpAddr::V6(v6) = ip
-                && let Some(v4) = v6.to_ipv4_mapped()
-            {
+            if let Err(why) = usable_internal(ip) {
                 self.error(
                     &s.internal_ip,
                     &at("internal_ip"),
-                    format!("{ip} is an IPv4 address written in IPv6 form"),
-                    &format!("write it as {v4}: pg_hba.conf and ufw match the IPv4 form"),
-                );
-            } else if is_link_local(ip) {
-                self.error(
-                    &s.internal_ip,
-                    &at("internal_ip"),
-                    format!("{ip} is a link-local address"),
-                    "link-local addresses change and need an interface name: write the server's \
-                     private address, e.g. 10.0.0.3",
-                );
-            } else if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
-                self.error(
-                    &s.internal_ip,
-                    &at("internal_ip"),
-                    format!("{ip} cannot be a server's internal address"),
+                    format!("{ip} {why}"),
                     "write the address other servers reach this one on, e.g. 10.0.0.3",
                 );
             } else if !is_private(ip) {
@@ -564,7 +560,7 @@ impl Validator<'_> {
         seen
     }
 
-    fn database(&mut self, raw: raw::Database) -> Database {
+    fn database(&mut self, raw: raw::Database, servers: &[Server]) -> Database {
         let name = self.safe_name(&raw.name, "database.name");
         let role = self.safe_name(&raw.role, "database.role");
         if let Some(why) = identifier::reserved_role(&role) {
@@ -626,12 +622,53 @@ impl Validator<'_> {
                  postgres, so the role needs no superuser",
             );
         }
+        let mut allow = Vec::new();
+        for (i, entry) in raw.allow.iter().enumerate() {
+            let field = format!("database.allow[{i}]");
+            match entry.value.parse::<IpAddr>() {
+                Err(_) => self.error(
+                    entry,
+                    &field,
+                    format!("`{}` is not an IP address", entry.value),
+                    "list single addresses, e.g. 10.0.0.9 (one line each in pg_hba.conf and ufw)",
+                ),
+                Ok(ip) if usable_internal(ip).is_err() => {
+                    let why = usable_internal(ip).unwrap_err();
+                    self.error(
+                        entry,
+                        &field,
+                        format!("{ip} {why}"),
+                        "list the machine's own private address",
+                    )
+                }
+                Ok(ip)
+                    if servers
+                        .iter()
+                        .any(|s| s.role == Role::App && s.internal_ip == ip) =>
+                {
+                    self.error(
+                        entry,
+                        &field,
+                        format!("{ip} is an app server: it is admitted already"),
+                        "remove it from `allow`",
+                    )
+                }
+                Ok(ip) if allow.contains(&ip) => self.error(
+                    entry,
+                    &field,
+                    format!("{ip} is listed twice"),
+                    "remove the duplicate",
+                ),
+                Ok(ip) => allow.push(ip),
+            }
+        }
         Database {
             name,
             role,
             password: raw.password.value,
             extensions,
             superuser,
+            allow,
         }
     }
 
@@ -892,6 +929,24 @@ const KEY_TYPES: &[&str] = &[
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
+
+/// Why `ip` cannot stand for a machine on the internal network, if it cannot.
+fn usable_internal(ip: IpAddr) -> Result<(), String> {
+    if let IpAddr::V6(v6) = ip
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        return Err(format!(
+            "is an IPv4 address written in IPv6 form: write it as {v4} (pg_hba.conf and ufw match that form)"
+        ));
+    }
+    if is_link_local(ip) {
+        return Err("is a link-local address: those change and need an interface name".to_string());
+    }
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+        return Err("cannot be a server's internal address".to_string());
+    }
+    Ok(())
+}
 
 fn is_link_local(ip: IpAddr) -> bool {
     match ip {

@@ -304,6 +304,23 @@ fn ufw_rules(
                 comment: format!("{COMMENT_PREFIX}: {what} from {}", app.name),
             })
             .collect(),
+        Source::DatabaseClients => {
+            let mut rules = ufw_rules(
+                config,
+                vars,
+                &port.to_string(),
+                proto,
+                Source::AppServers,
+                label,
+            )?;
+            rules.extend(config.database.allow.iter().map(|ip| UfwRule {
+                port,
+                proto: proto.to_string(),
+                from: Some(*ip),
+                comment: format!("{COMMENT_PREFIX}: {what} from allowed {ip}"),
+            }));
+            rules
+        }
     })
 }
 

@@ -103,6 +103,7 @@ pub fn plan_host(
         }
     }
     p.prune_ufw();
+    p.close_database();
     let notified: Vec<(String, String)> = p
         .changes
         .iter()
@@ -473,11 +474,21 @@ impl Planner<'_> {
         );
         let detail = unified(&current, &wanted, path);
         let verb = if r.ok() { "~" } else { "+" };
-        self.push(
-            format!("{verb} tandem block in {path}"),
-            Some(detail),
-            script,
-        );
+        let foreign = postgres::foreign_lines(&current, block).len();
+        let summary = if foreign > 0 {
+            format!(
+                "~ {path}: disable {foreign} line(s) admitting machines other than the app \
+                 servers and database.allow{}",
+                if current.contains(block) {
+                    ""
+                } else {
+                    "; tandem block"
+                }
+            )
+        } else {
+            format!("{verb} tandem block in {path}")
+        };
+        self.push(summary, Some(detail), script);
     }
 
     fn role(&mut self, role: &str, superuser: bool, settings: &[(String, String)]) {
@@ -613,6 +624,46 @@ impl Planner<'_> {
             let c = self.push(format!("- {rule} (no longer in the config)"), None, script);
             c.role = "base".into();
             c.step = "Prune ufw rules tandem no longer wants".into();
+            c.guarded = true;
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// On the database server: any ufw rule that lets others than the database's clients
+    /// (the app servers and `database.allow`) reach PostgreSQL's port, whoever added it, is
+    /// deleted after tandem's own rules are in.
+    fn close_database(&mut self) {
+        let clients: Vec<std::net::IpAddr> = self
+            .desired
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.op {
+                Op::UfwAllow(rule) if rule.port == postgres::PORT => rule.from,
+                _ => None,
+            })
+            .collect();
+        if clients.is_empty() {
+            return;
+        }
+        let wider: Vec<_> = self
+            .ufw
+            .opening_wider(postgres::PORT, "tcp", &clients)
+            .into_iter()
+            .cloned()
+            .collect();
+        for rule in wider {
+            let script = format!("set -e\n{}\n", rule.delete_command());
+            let c = self.push(
+                format!(
+                    "- ufw rule {} (admits more than the app servers and database.allow)",
+                    rule.describe()
+                ),
+                None,
+                script,
+            );
+            c.role = "db".into();
+            c.step = "Close PostgreSQL's port to everyone but its clients".into();
             c.guarded = true;
         }
     }

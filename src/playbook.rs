@@ -136,6 +136,9 @@ pub enum Source {
     Anywhere,
     /// Each app server's internal IP, one rule each.
     AppServers,
+    /// The app servers and the machines in `database.allow`, one rule each: who may reach
+    /// the database.
+    DatabaseClients,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]

@@ -3,6 +3,9 @@
 
 use crate::identifier::shell_word;
 
+/// The port PostgreSQL listens on (Debian's default; tandem does not change it).
+pub const PORT: u16 = 5432;
+
 /// `name` of each `name = value` line in a postgresql.conf fragment.
 pub fn setting_names(conf: &str) -> Vec<String> {
     conf.lines()
@@ -38,8 +41,48 @@ pub fn block_markers(block: &str) -> Option<(String, String)> {
     Some((format!("# BEGIN {owner}"), format!("# END {owner}")))
 }
 
+/// Addresses a pg_hba.conf line may name outside tandem's block: this machine only. Every
+/// other `host*` line (and any `include*` line, which could bring such lines in) admits more
+/// than the app servers and is disabled.
+const LOCAL_ADDRESSES: &[&str] = &[
+    "127.0.0.1/32",
+    "127.0.0.0/8",
+    "::1/128",
+    "localhost",
+    "samehost",
+];
+
+/// What a disabled line starts with: the line is kept, commented out, so the operator sees
+/// what was there and why it stopped working.
+pub const DISABLED_PREFIX: &str = "# disabled by tandem (admits more than the app servers): ";
+
+/// Does this pg_hba.conf line (outside tandem's block) admit a connection from another
+/// machine? Mirrored by the awk function `foreign` in `splice_shell`.
+pub fn admits_others(line: &str) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let Some(kind) = fields.first() else {
+        return false;
+    };
+    if kind.starts_with('#') {
+        return false;
+    }
+    if kind.starts_with("include") {
+        return true;
+    }
+    if !kind.starts_with("host") {
+        return false;
+    }
+    let address = fields.get(3).copied().unwrap_or("");
+    let mask = fields.get(4).copied().unwrap_or("");
+    let local = LOCAL_ADDRESSES.contains(&address)
+        || (address == "127.0.0.1" && mask == "255.255.255.255")
+        || (address == "::1" && mask == "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    !local
+}
+
 /// `file` with tandem's block (between its BEGIN and END lines) replaced by `block`, or
-/// `block` appended when the file has none. Lines outside the block are kept as they are.
+/// `block` appended when the file has none, and every line outside it that admits another
+/// machine commented out (`DISABLED_PREFIX`). Other lines are kept as they are.
 pub fn splice_block(file: &str, block: &str) -> String {
     let Some((begin, end)) = block_markers(block) else {
         return format!("{file}{block}");
@@ -62,6 +105,9 @@ pub fn splice_block(file: &str, block: &str) -> String {
             }
             continue;
         }
+        if admits_others(line) {
+            out.push_str(DISABLED_PREFIX);
+        }
         out.push_str(line);
     }
     if !placed {
@@ -73,19 +119,53 @@ pub fn splice_block(file: &str, block: &str) -> String {
     out
 }
 
+/// The lines of `file` outside tandem's block that admit other machines (for plan and verify).
+pub fn foreign_lines(file: &str, block: &str) -> Vec<String> {
+    let (begin, end) = block_markers(block).unwrap_or_default();
+    let mut inside = false;
+    let mut found = Vec::new();
+    for line in file.lines() {
+        if !inside && !begin.is_empty() && line.starts_with(&begin) {
+            inside = true;
+        } else if inside {
+            inside = !line.starts_with(&end);
+        } else if admits_others(line) {
+            found.push(line.to_string());
+        }
+    }
+    found
+}
+
 /// The same splice, done on the host at apply time (the file may not exist at plan time:
-/// installing PostgreSQL creates it). Reads the block from `$BLOCK`, writes `$NEW`.
+/// installing PostgreSQL creates it, and it may have been edited since). Reads the block from
+/// `$BLOCK`, writes `$NEW`.
 pub fn splice_shell(path: &str, block: &str) -> String {
     let (begin, end) = block_markers(block).unwrap_or_default();
+    let local: Vec<String> = LOCAL_ADDRESSES
+        .iter()
+        .map(|a| format!("local[\"{a}\"]=1;"))
+        .collect();
     format!(
-        "awk -v b={b} -v e={e} -v blockfile=\"$BLOCK\" '\n\
+        "awk -v b={b} -v e={e} -v blockfile=\"$BLOCK\" -v disabled={d} '\n\
+           BEGIN {{ {local} }}\n\
            function emit() {{ while ((getline l < blockfile) > 0) print l; close(blockfile); placed = 1 }}\n\
+           function foreign(line,   f, n) {{\n\
+             n = split(line, f, /[ \\t]+/); if (f[1] == \"\" && n > 1) {{ for (i = 1; i < n; i++) f[i] = f[i+1]; n-- }}\n\
+             if (n == 0 || substr(f[1], 1, 1) == \"#\") return 0\n\
+             if (index(f[1], \"include\") == 1) return 1\n\
+             if (index(f[1], \"host\") != 1) return 0\n\
+             if (f[4] in local) return 0\n\
+             if (f[4] == \"127.0.0.1\" && f[5] == \"255.255.255.255\") return 0\n\
+             if (f[4] == \"::1\" && f[5] == \"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\") return 0\n\
+             return 1 }}\n\
            !skip && index($0, b) == 1 {{ skip = 1; if (!placed) emit(); next }}\n\
            skip {{ if (index($0, e) == 1) skip = 0; next }}\n\
-           {{ print }}\n\
+           {{ if (foreign($0)) printf \"%s\", disabled; print }}\n\
            END {{ if (!placed) emit() }}' {p} >\"$NEW\"",
         b = shell_word(&begin),
         e = shell_word(&end),
+        d = shell_word(DISABLED_PREFIX),
+        local = local.join(" "),
         p = shell_word(path)
     )
 }
@@ -129,12 +209,51 @@ mod tests {
         assert_eq!(splice_block(&twice, &moved), twice, "idempotent");
     }
 
+    /// Lines an operator or an attacker might add by hand, each with whether it admits
+    /// another machine.
+    const HAND_EDITS: &[(&str, bool)] = &[
+        ("host all all 0.0.0.0/0 trust", true),
+        ("hostssl all all ::/0 scram-sha-256", true),
+        ("host    all all 10.0.0.9/32 md5  # bi tool", true),
+        ("\thost all all 192.168.0.0 255.255.0.0 trust", true),
+        ("host all all samenet trust", true),
+        ("include_dir conf.d", true),
+        ("host all all 127.0.0.1/32 scram-sha-256", false),
+        ("host all all ::1/128 scram-sha-256", false),
+        ("host replication all 127.0.0.1 255.255.255.255 md5", false),
+        ("host all all localhost trust", false),
+        ("local all postgres peer", false),
+        ("# host all all 0.0.0.0/0 trust", false),
+        ("", false),
+    ];
+
+    #[test]
+    fn lines_admitting_other_machines_are_found() {
+        for (line, admits) in HAND_EDITS {
+            assert_eq!(admits_others(line), *admits, "{line:?}");
+        }
+        let file = format!("host all all 0.0.0.0/0 trust\n{BLOCK}local all all peer\n");
+        assert_eq!(
+            foreign_lines(&file, BLOCK),
+            ["host all all 0.0.0.0/0 trust"],
+            "tandem's own block is not foreign"
+        );
+        let spliced = splice_block(&file, BLOCK);
+        assert!(spliced.starts_with(&format!("{DISABLED_PREFIX}host all all 0.0.0.0/0 trust\n")));
+        assert!(foreign_lines(&spliced, BLOCK).is_empty());
+        assert_eq!(splice_block(&spliced, BLOCK), spliced, "idempotent");
+    }
+
     #[test]
     fn shell_splice_agrees_with_the_rust_one() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pg_hba.conf");
-        let original = "local all postgres peer\n# BEGIN tandem shop: old\nhost shop shop 10.0.0.1/32 scram-sha-256\n# END tandem shop\nlocal all all peer\n";
-        std::fs::write(&file, original).unwrap();
+        let mut original = "local all postgres peer\n# BEGIN tandem shop: old\nhost shop shop 10.0.0.1/32 scram-sha-256\n# END tandem shop\nlocal all all peer\n".to_string();
+        for (line, _) in HAND_EDITS {
+            original.push_str(line);
+            original.push('\n');
+        }
+        std::fs::write(&file, &original).unwrap();
         std::fs::write(dir.path().join("block"), BLOCK).unwrap();
         let script = format!(
             "BLOCK={} NEW={}\n{}",
@@ -148,6 +267,6 @@ mod tests {
             .unwrap();
         assert!(status.success());
         let shell = std::fs::read_to_string(dir.path().join("new")).unwrap();
-        assert_eq!(shell, splice_block(original, BLOCK));
+        assert_eq!(shell, splice_block(&original, BLOCK));
     }
 }

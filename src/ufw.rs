@@ -97,6 +97,8 @@ pub struct UfwState {
     pub outgoing: String,
     /// The `allow` rules tandem can read (IPv4 and IPv6 copies count once).
     pub rules: Vec<UfwRule>,
+    /// Every incoming allow/limit rule, whatever its shape (IPv4 and IPv6 copies count once).
+    pub inbound: Vec<InboundAllow>,
 }
 
 impl UfwState {
@@ -122,13 +124,30 @@ impl UfwState {
                 state.incoming = policy(v).to_string();
             } else if let Some(v) = line.strip_prefix("DEFAULT_OUTPUT_POLICY=") {
                 state.outgoing = policy(v).to_string();
-            } else if let Some(rule) = parse_tuple(line)
-                && !state.rules.contains(&rule)
-            {
-                state.rules.push(rule);
+            } else {
+                if let Some(rule) = parse_tuple(line)
+                    && !state.rules.contains(&rule)
+                {
+                    state.rules.push(rule);
+                }
+                if let Some(allow) = InboundAllow::parse(line)
+                    && !state.inbound.iter().any(|seen| seen.key() == allow.key())
+                {
+                    // `ufw allow 5432` writes a v4 and a v6 copy; one delete removes both.
+                    state.inbound.push(allow);
+                }
             }
         }
         state
+    }
+
+    /// Incoming rules that let `port`/`proto` in from anything but `sources`: each must go.
+    pub fn opening_wider(&self, port: u16, proto: &str, sources: &[IpAddr]) -> Vec<&InboundAllow> {
+        self.inbound
+            .iter()
+            .filter(|r| r.opens(port, proto))
+            .filter(|r| r.single_source().is_none_or(|ip| !sources.contains(&ip)))
+            .collect()
     }
 
     pub fn has(&self, rule: &UfwRule) -> bool {
@@ -181,6 +200,137 @@ pub fn parse_tuple(line: &str) -> Option<UfwRule> {
         },
         comment,
     })
+}
+
+/// Any `allow`/`limit` rule for incoming traffic, as user.rules records it, whatever its shape:
+/// the view used to find rules that open a port to more sources than tandem admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundAllow {
+    pub action: String,
+    pub proto: String,
+    /// `any`, `5432`, `5000:6000` or `80,443,5432`.
+    pub dport: String,
+    pub dst: String,
+    pub sport: String,
+    pub src: String,
+    /// The interface of `allow in on IFACE`.
+    pub interface: Option<String>,
+}
+
+impl InboundAllow {
+    pub fn parse(line: &str) -> Option<InboundAllow> {
+        let rest = line.strip_prefix("### tuple ###")?;
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let [action, proto, dport, dst, sport, src, direction, ..] = words[..] else {
+            return None;
+        };
+        if !matches!(action, "allow" | "limit") {
+            return None;
+        }
+        let interface = match direction {
+            "in" => None,
+            d => Some(d.strip_prefix("in_")?.to_string()),
+        };
+        Some(InboundAllow {
+            action: action.into(),
+            proto: proto.into(),
+            dport: dport.into(),
+            dst: dst.into(),
+            sport: sport.into(),
+            src: src.into(),
+            interface,
+        })
+    }
+
+    /// What identifies the rule to `ufw delete`: its IPv4 and IPv6 copies share it.
+    fn key(&self) -> String {
+        self.delete_command()
+    }
+
+    /// Does this rule let `proto`/`port` in?
+    pub fn opens(&self, port: u16, proto: &str) -> bool {
+        let proto_ok = self.proto == "any" || self.proto == proto;
+        let port_ok = self.dport == "any"
+            || self
+                .dport
+                .split(',')
+                .any(|part| match part.split_once(':') {
+                    Some((lo, hi)) => matches!(
+                        (lo.parse::<u16>(), hi.parse::<u16>()),
+                        (Ok(lo), Ok(hi)) if (lo..=hi).contains(&port)
+                    ),
+                    None => part.parse::<u16>() == Ok(port),
+                });
+        proto_ok && port_ok
+    }
+
+    /// The source as an address when it is exactly one host (`10.0.0.2` or `10.0.0.2/32`).
+    pub fn single_source(&self) -> Option<IpAddr> {
+        let (addr, prefix) = match self.src.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (self.src.as_str(), None),
+        };
+        let ip: IpAddr = addr.parse().ok()?;
+        let full = if ip.is_ipv4() { "32" } else { "128" };
+        (prefix.is_none() || prefix == Some(full)).then_some(ip)
+    }
+
+    /// `ufw delete ...` for this rule: the same words ufw was given, rebuilt from the tuple.
+    pub fn delete_command(&self) -> String {
+        let any = |a: &str| a == "0.0.0.0/0" || a == "::/0" || a == "any";
+        let mut words = vec!["ufw".to_string(), "delete".into(), self.action.clone()];
+        if let Some(iface) = &self.interface {
+            words.extend(["in".into(), "on".into(), iface.clone()]);
+        }
+        if self.proto != "any" {
+            words.extend(["proto".into(), self.proto.clone()]);
+        }
+        words.extend([
+            "from".into(),
+            if any(&self.src) {
+                "any".into()
+            } else {
+                self.src.clone()
+            },
+        ]);
+        if self.sport != "any" {
+            words.extend(["port".into(), self.sport.clone()]);
+        }
+        words.extend([
+            "to".into(),
+            if any(&self.dst) {
+                "any".into()
+            } else {
+                self.dst.clone()
+            },
+        ]);
+        if self.dport != "any" {
+            words.extend(["port".into(), self.dport.clone()]);
+        }
+        words
+            .iter()
+            .map(|w| shell_word(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// `from SRC to port DPORT/PROTO`, for plan lines.
+    pub fn describe(&self) -> String {
+        let src = if self.src == "0.0.0.0/0" || self.src == "::/0" {
+            "anywhere"
+        } else {
+            &self.src
+        };
+        let on = self
+            .interface
+            .as_ref()
+            .map(|i| format!(" on {i}"))
+            .unwrap_or_default();
+        format!(
+            "{} from {src}{on} to port {}/{}",
+            self.action, self.dport, self.proto
+        )
+    }
 }
 
 fn decode_hex(hex: &str) -> Option<String> {
@@ -238,5 +388,43 @@ DEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n\
         // Unwanted: only tandem's own rules that are no longer desired; never the operator's 8080.
         assert_eq!(state.unwanted(&[&ssh]), vec![&pg]);
         assert!(!UfwState::parse(3, "").installed);
+    }
+
+    #[test]
+    fn rules_opening_the_database_wider_than_the_app_servers_are_found() {
+        let app: IpAddr = "10.77.0.11".parse().unwrap();
+        let hand = format!(
+            "{PROBED}\
+### tuple ### allow any 5432 0.0.0.0/0 any 0.0.0.0/0 in\n\
+### tuple ### allow any 5432 ::/0 any ::/0 in\n\
+### tuple ### allow any any 0.0.0.0/0 any 10.0.0.66 in\n\
+### tuple ### allow tcp 5000:6000 0.0.0.0/0 any 0.0.0.0/0 in\n\
+### tuple ### limit tcp 80,443,5432 0.0.0.0/0 any 10.9.0.0/16 in\n\
+### tuple ### allow tcp 5432 0.0.0.0/0 any 10.77.0.11 in_eth1\n\
+### tuple ### allow tcp 5432 0.0.0.0/0 any 10.77.0.12 in_eth1\n\
+### tuple ### allow tcp 5433 0.0.0.0/0 any 0.0.0.0/0 in\n\
+### tuple ### allow tcp 5432 0.0.0.0/0 any 10.77.0.11/32 in\n"
+        );
+        let state = UfwState::parse(0, &hand);
+        let wider: Vec<String> = state
+            .opening_wider(5432, "tcp", &[app])
+            .iter()
+            .map(|r| r.delete_command())
+            .collect();
+        assert_eq!(
+            wider,
+            [
+                "ufw delete allow from any to any port 5432",
+                "ufw delete allow from 10.0.0.66 to any",
+                "ufw delete allow proto tcp from any to any port 5000:6000",
+                "ufw delete limit proto tcp from 10.9.0.0/16 to any port '80,443,5432'",
+                "ufw delete allow in on eth1 proto tcp from 10.77.0.12 to any port 5432",
+            ]
+        );
+        assert!(
+            UfwState::parse(0, PROBED)
+                .opening_wider(5432, "tcp", &[app])
+                .is_empty()
+        );
     }
 }

@@ -54,6 +54,8 @@ pub struct Vars {
     pub db: DbVars,
     /// `a.b/32` for each app server's internal IP (`/128` for IPv6).
     pub app_cidrs: Vec<String>,
+    /// The same for each address in `database.allow`.
+    pub allow_cidrs: Vec<String>,
     pub domains: Vec<String>,
     /// nginx `server_name` value.
     pub server_names: String,
@@ -141,11 +143,17 @@ impl Vars {
                 name: config.database.name.clone(),
                 role: config.database.role.clone(),
                 host: db.internal_ip.to_string(),
-                port: 5432,
+                port: crate::postgres::PORT,
             },
             app_cidrs: config
                 .app_servers()
                 .map(|s| host_cidr(s.internal_ip))
+                .collect(),
+            allow_cidrs: config
+                .database
+                .allow
+                .iter()
+                .map(|ip| host_cidr(*ip))
                 .collect(),
             domains: config.domains.clone(),
             server_names: config.domains.join(" "),

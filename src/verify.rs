@@ -199,16 +199,7 @@ fn hba_check(
     };
     let has_block = file.contains(block.as_str());
     // Outside tandem's block, only local connections may be admitted.
-    let outside = file.replace(block.as_str(), "");
-    let wider: Vec<&str> = outside
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("host"))
-        .filter(|l| {
-            let addr = l.split_whitespace().nth(3).unwrap_or("");
-            !matches!(addr, "127.0.0.1/32" | "::1/128" | "localhost" | "samehost")
-        })
-        .collect();
+    let wider = crate::postgres::foreign_lines(file, block);
     let ok = has_block && wider.is_empty();
     let detail = if !has_block {
         "tandem's block is missing or edited".to_string()
@@ -218,7 +209,7 @@ fn hba_check(
         "tandem's block, local lines only".to_string()
     };
     v.add(&db.name, "pg_hba.conf holds only the expected lines", ok, detail,
-        "run tandem apply to restore the block; remove other `host` lines that admit remote addresses");
+        "run tandem apply: it restores the block and disables other lines admitting remote addresses; list deliberate extra clients under `database.allow`");
 }
 
 fn ufw_checks(
@@ -261,16 +252,14 @@ fn ufw_checks(
         "run tandem apply",
     );
     if server.role == Role::Db {
-        let app_ips: Vec<_> = config.app_servers().map(|s| s.internal_ip).collect();
         let wide: Vec<String> = ufw
-            .rules
+            .opening_wider(crate::postgres::PORT, "tcp", &config.database_clients())
             .iter()
-            .filter(|r| r.port == 5432 && r.from.is_none_or(|ip| !app_ips.contains(&ip)))
-            .map(|r| r.to_string())
+            .map(|r| r.describe())
             .collect();
         v.add(&server.name, "5432 open to the app servers only", wide.is_empty(),
             if wide.is_empty() { "no wider rule".to_string() } else { format!("wider: {}", wide.join("; ")) },
-            "delete the wider rule (`ufw delete allow 5432`, ...): only app servers' internal IPs belong there");
+            "run tandem apply, which deletes it; list deliberate extra clients under `database.allow`");
     }
 }
 

@@ -715,3 +715,48 @@ fn postgres_version_must_be_a_number() {
     }
     assert!(!dir.path().join("escaped").exists());
 }
+
+#[test]
+fn database_allow_admits_exactly_the_listed_machines() {
+    let text = good_config().replace(
+        "  password: {env: TANDEM_DB_PASSWORD}\n",
+        "  password: {env: TANDEM_DB_PASSWORD}\n  allow: [10.0.0.9]\n",
+    );
+    let (dir, path) = workspace(&text);
+    let out = dir.path().join("out");
+    tandem()
+        .args(["render", "-c"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let hba =
+        fs::read_to_string(out.join("db/etc/postgresql/15/main/pg_hba.conf.tandem-block")).unwrap();
+    assert!(
+        hba.contains("host    shop    shop    10.0.0.2/32    scram-sha-256\n")
+            && hba.contains(
+                "host    shop    shop    10.0.0.9/32    scram-sha-256    # database.allow\n"
+            ),
+        "{hba}"
+    );
+    let ufw = fs::read_to_string(out.join("db/tandem/ufw.sh")).unwrap();
+    assert!(
+        ufw.contains("ufw allow proto tcp from 10.0.0.9 to any port 5432 comment 'tandem: postgresql from allowed 10.0.0.9'"),
+        "{ufw}"
+    );
+    for (allow, says) in [
+        ("[10.0.0.2]", "is an app server"),
+        ("[10.0.0.9, 10.0.0.9]", "listed twice"),
+        ("[0.0.0.0]", "cannot be a server's internal address"),
+        ("[10.0.0.0/8]", "not an IP address"),
+    ] {
+        fs::write(&path, text.replace("[10.0.0.9]", allow)).unwrap();
+        let (code, stderr) = check(&path);
+        assert_eq!(code, 1, "{allow}: {stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains("tandem.yml:18:"),
+            "{allow}: {stderr}"
+        );
+    }
+}
