@@ -26,6 +26,20 @@ pub struct ApplyOptions {
     pub who: String,
 }
 
+/// Whose run a remote script belongs to: for the work lock's audit line.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    id: &'a str,
+    who: &'a str,
+}
+
+impl Run<'_> {
+    /// `script` under the work lock, announced in the audit log as `what`.
+    fn held(&self, script: &str, what: &str) -> String {
+        crate::script::held(script, self.id, self.who, what)
+    }
+}
+
 /// What happened on one host.
 #[derive(Debug)]
 pub struct HostReport {
@@ -34,22 +48,34 @@ pub struct HostReport {
     pub error: Option<String>,
 }
 
-/// Takes every host's apply lock (concurrently); held until the returned locks are dropped.
-pub async fn lock_all(engine: &Engine, options: &ApplyOptions) -> anyhow::Result<Vec<RemoteLock>> {
+/// Takes every host's apply lock (concurrently); the engine holds them until it is closed.
+pub async fn lock_all(engine: &mut Engine, options: &ApplyOptions) -> anyhow::Result<()> {
     let who = format!("{} run {}", options.who, engine.run_id);
-    join_all(engine.hosts.iter().map(|h| h.lock(&who, options.lock_wait)))
-        .await
-        .into_iter()
-        .collect()
+    let locks: Vec<RemoteLock> =
+        join_all(engine.hosts.iter().map(|h| h.lock(&who, options.lock_wait)))
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
+    engine.locks = locks;
+    Ok(())
 }
 
-/// Installs each host's missing packages, all hosts at once. Returns whether anything was
-/// installed (then the caller probes again) and a report per host.
-pub async fn install_packages(engine: &Engine, plan: &Plan) -> (bool, Vec<HostReport>) {
-    let installed = plan
+/// Runs each host's prepare changes (missing packages, starting a stopped PostgreSQL), all
+/// hosts at once. Returns whether anything ran (then the caller probes again) and a report
+/// per host.
+pub async fn prepare_hosts(
+    engine: &Engine,
+    plan: &Plan,
+    options: &ApplyOptions,
+) -> (bool, Vec<HostReport>) {
+    let run = Run {
+        id: &engine.run_id,
+        who: &options.who,
+    };
+    let prepared = plan
         .hosts
         .iter()
-        .any(|h| h.changes.iter().any(|c| c.packages));
+        .any(|h| h.changes.iter().any(|c| c.prepare));
     let reports = join_all(
         engine
             .hosts
@@ -61,8 +87,8 @@ pub async fn install_packages(engine: &Engine, plan: &Plan) -> (bool, Vec<HostRe
                     applied: Vec::new(),
                     error: None,
                 };
-                for change in host.changes.iter().filter(|c| c.packages) {
-                    match run_change(ssh, &host.server, change).await {
+                for change in host.changes.iter().filter(|c| c.prepare) {
+                    match run_change(ssh, &host.server, change, run).await {
                         Ok(()) => report.applied.push(change.summary.clone()),
                         Err(e) => report.error = Some(format!("{e:#}")),
                     }
@@ -71,7 +97,7 @@ pub async fn install_packages(engine: &Engine, plan: &Plan) -> (bool, Vec<HostRe
             }),
     )
     .await;
-    (installed, reports)
+    (prepared, reports)
 }
 
 /// Applies `plan` (whose packages are already installed), holding the locks taken before.
@@ -189,12 +215,16 @@ async fn run_host(
     report: &mut HostReport,
 ) -> anyhow::Result<()> {
     let name = &host.server;
-    let _ = options;
+    let run = Run {
+        id: &engine.run_id,
+        who: &options.who,
+    };
     let guarded = host.changes.iter().any(|c| c.guarded);
     if guarded {
-        run_checked(ssh, &arm_guard_script(), "arming the lockout guard").await?;
+        let arm = run.held(&arm_guard_script(), "arm the lockout guard");
+        run_checked(ssh, &arm, "arming the lockout guard").await?;
     }
-    let result = run_changes(ssh, host, report).await;
+    let result = run_changes(ssh, host, report, run).await;
     if !guarded {
         return result;
     }
@@ -224,7 +254,12 @@ async fn run_host(
     }
 }
 
-async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> anyhow::Result<()> {
+async fn run_changes(
+    ssh: &Ssh,
+    host: &HostPlan,
+    report: &mut HostReport,
+    run: Run<'_>,
+) -> anyhow::Result<()> {
     let mut roles: Vec<&str> = Vec::new();
     for c in &host.changes {
         if !roles.contains(&c.role.as_str()) {
@@ -232,24 +267,58 @@ async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> any
         }
     }
     for role in roles {
-        for change in host
-            .changes
-            .iter()
-            .filter(|c| c.role == role && !c.packages)
-        {
-            run_change(ssh, &host.server, change).await?;
+        for change in host.changes.iter().filter(|c| c.role == role && !c.prepare) {
+            run_change(ssh, &host.server, change, run).await?;
             report.applied.push(change.summary.clone());
         }
         for h in host.handlers.iter().filter(|h| h.role == role) {
             let started = Instant::now();
-            let out = ssh.run(&handler_script(h, &host.discovery)).await?;
+            let script = run.held(
+                &handler_script(h, &host.discovery),
+                &format!("handler {}", h.name),
+            );
+            let out = ssh.run(&script).await?;
             if !out.success() {
-                bail!(
+                let failed = format!(
                     "{}: handler `{}` failed: {}",
                     host.server,
                     h.name,
                     out.stderr_tail()
                 );
+                if h.check.is_none() {
+                    bail!("{failed}");
+                }
+                // The config failed its check: put back what this role changed for it, so a
+                // broken file never stays in place for the next restart to trip over.
+                let undo: Vec<(&str, &str)> = host
+                    .changes
+                    .iter()
+                    .filter(|c| c.role == role && c.notify.contains(&h.name))
+                    .filter_map(|c| Some((c.summary.as_str(), c.undo.as_deref()?)))
+                    .rev()
+                    .collect();
+                let script: String = undo.iter().map(|(_, s)| *s).collect();
+                let what: Vec<&str> = undo.iter().map(|(summary, _)| *summary).collect();
+                let put_back = ssh
+                    .run(&run.held(
+                        &format!("set -e\n{script}"),
+                        &format!("undo for {}", h.name),
+                    ))
+                    .await;
+                match put_back {
+                    Ok(o) if o.success() => {
+                        bail!("{failed}\nput back as before this run: {}", what.join("; "))
+                    }
+                    Ok(o) => bail!(
+                        "{failed}\nputting back the previous files ALSO failed: {}; backups are in {STATE_DIR}/backups/{}",
+                        o.stderr_tail(),
+                        run.id
+                    ),
+                    Err(e) => bail!(
+                        "{failed}\nputting back the previous files ALSO failed: {e:#}; backups are in {STATE_DIR}/backups/{}",
+                        run.id
+                    ),
+                }
             }
             let said = out.stdout_text();
             eprintln!(
@@ -269,10 +338,10 @@ async fn run_changes(ssh: &Ssh, host: &HostPlan, report: &mut HostReport) -> any
     Ok(())
 }
 
-async fn run_change(ssh: &Ssh, server: &str, change: &Change) -> anyhow::Result<()> {
+async fn run_change(ssh: &Ssh, server: &str, change: &Change, run: Run<'_>) -> anyhow::Result<()> {
     let started = Instant::now();
     let out = ssh
-        .run(&change.script)
+        .run(&run.held(&change.script, &change.summary))
         .await
         .with_context(|| format!("{server}: {}", change.summary))?;
     if !out.success() {

@@ -210,14 +210,32 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn connect_and_plan(remote: &RemoteArgs) -> anyhow::Result<(Engine, engine::Planned)> {
+/// Whether a command takes every server's lock before it probes: the ones that change servers
+/// do, so their plan is made from what the servers are once no other run can change them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Locking {
+    ReadOnly,
+    Exclusive,
+}
+
+async fn connect_and_plan(
+    remote: &RemoteArgs,
+    locking: Locking,
+) -> anyhow::Result<(Engine, engine::Planned)> {
     let config = load(&remote.config)?;
     let mut templates = templates(&remote.config)?;
     let password = engine::password(&config)?;
     let started = std::time::Instant::now();
     let mut engine = Engine::connect(config, remote.ssh_options()).await?;
     let connected = started.elapsed();
-    let planned = engine.plan(&mut templates, &password).await;
+    let locked = match locking {
+        Locking::ReadOnly => Ok(()),
+        Locking::Exclusive => crate::apply::lock_all(&mut engine, &apply_options(remote)).await,
+    };
+    let planned = match locked {
+        Ok(()) => engine.plan(&mut templates, &password).await,
+        Err(e) => Err(e),
+    };
     let planned = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -236,7 +254,7 @@ async fn connect_and_plan(remote: &RemoteArgs) -> anyhow::Result<(Engine, engine
 }
 
 async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let (engine, planned) = connect_and_plan(&remote).await?;
+    let (engine, planned) = connect_and_plan(&remote, Locking::ReadOnly).await?;
     engine.close().await;
     let plan = planned.plan;
     if json {
@@ -253,7 +271,7 @@ async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow
 
 async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
-    let (mut engine, planned) = connect_and_plan(&remote).await?;
+    let (mut engine, planned) = connect_and_plan(&remote, Locking::Exclusive).await?;
     let plan = planned.plan;
     println!("{plan}");
     if plan.change_count() == 0 {
@@ -289,7 +307,7 @@ async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
     verify(remote, false).await
 }
 
-/// Locks, installs packages everywhere, probes again (packages create files and services the
+/// Under the locks taken before the plan: installs packages everywhere, probes again (packages create files and services the
 /// first probe could not see), then applies the refreshed plan.
 async fn apply_phases(
     engine: &mut Engine,
@@ -297,13 +315,12 @@ async fn apply_phases(
     options: &crate::apply::ApplyOptions,
     remote: &RemoteArgs,
 ) -> anyhow::Result<Vec<crate::apply::HostReport>> {
-    let _locks = crate::apply::lock_all(engine, options).await?;
-    let (installed, package_reports) = crate::apply::install_packages(engine, &plan).await;
-    crate::apply::audit(engine, &package_reports).await;
-    if package_reports.iter().any(|r| r.error.is_some()) {
-        return Ok(package_reports);
+    let (prepared, prepare_reports) = crate::apply::prepare_hosts(engine, &plan, options).await;
+    crate::apply::audit(engine, &prepare_reports).await;
+    if prepare_reports.iter().any(|r| r.error.is_some()) {
+        return Ok(prepare_reports);
     }
-    let plan = if installed {
+    let plan = if prepared {
         let mut templates = templates(&remote.config)?;
         let password = engine::password(&engine.config)?;
         let fresh = engine.plan(&mut templates, &password).await?.plan;
@@ -319,7 +336,7 @@ async fn apply_phases(
                 .filter(|c| !before.contains(&c.summary.as_str()))
             {
                 eprintln!(
-                    "{}: after installing packages, also: {}",
+                    "{}: after preparing (packages, services), also: {}",
                     host.server, c.summary
                 );
             }
@@ -329,7 +346,7 @@ async fn apply_phases(
         plan
     };
     let mut reports = crate::apply::apply(engine, &plan, options).await;
-    for packages in package_reports {
+    for packages in prepare_reports {
         if let Some(report) = reports.iter_mut().find(|r| r.server == packages.server) {
             let mut applied = packages.applied;
             applied.append(&mut report.applied);
@@ -354,7 +371,7 @@ enum ReleaseAction {
 /// `deploy` keeps only the plan's release changes; `rollback` makes one per app server that
 /// switches back to the release before the current one. Both run under the hosts' locks.
 async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<ExitCode> {
-    let (engine, planned) = connect_and_plan(&remote).await?;
+    let (engine, planned) = connect_and_plan(&remote, Locking::Exclusive).await?;
     let mut plan = planned.plan;
     let mut problems = Vec::new();
     for (host, server) in plan.hosts.iter_mut().zip(&engine.config.servers) {
@@ -409,13 +426,9 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
         return Ok(ExitCode::SUCCESS);
     }
     let options = apply_options(&remote);
-    let result = async {
-        let _locks = crate::apply::lock_all(&engine, &options).await?;
-        Ok::<_, anyhow::Error>(crate::apply::apply(&engine, &plan, &options).await)
-    }
-    .await;
+    let reports = crate::apply::apply(&engine, &plan, &options).await;
     engine.close().await;
-    let (summary, ok) = crate::apply::summary(&result?);
+    let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
     Ok(if ok {
         ExitCode::SUCCESS
@@ -425,7 +438,7 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
 }
 
 async fn verify(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let (engine, planned) = connect_and_plan(&remote).await?;
+    let (engine, planned) = connect_and_plan(&remote, Locking::ReadOnly).await?;
     let report = crate::verify::verify(&engine, &planned).await;
     engine.close().await;
     if json {

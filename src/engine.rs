@@ -25,6 +25,8 @@ pub struct Engine {
     pub run_id: String,
     /// SSH round trips per host so far (discovery + probe), for the closing summary.
     pub round_trips: usize,
+    /// The hosts' apply locks, once taken (`apply::lock_all`); released by `close`.
+    pub locks: Vec<crate::transport::RemoteLock>,
 }
 
 /// The plan and what it was computed from.
@@ -72,10 +74,14 @@ impl Engine {
             hosts,
             run_id: run_id(),
             round_trips: 0,
+            locks: Vec::new(),
         })
     }
 
     pub async fn close(self) {
+        // A lock holds a clone of its host's session: release the locks first, so each
+        // session can be closed (a session still shared would be left to its master).
+        drop(self.locks);
         for h in self.hosts {
             h.close().await;
         }

@@ -196,11 +196,14 @@ pub fn add_query(script: &mut String, id: &str, body: &str) {
 /// The release query's id (app servers).
 pub const RELEASE: &str = "release";
 
+/// The PostgreSQL query's status when PostgreSQL is installed but not answering.
+pub const PG_STOPPED: i32 = 4;
+
 /// psql as the postgres superuser, unaligned and `|`-separated; fails with 3 when PostgreSQL
-/// is not installed.
+/// is not installed, `PG_STOPPED` when it does not answer.
 fn psql_query(sql: &str) -> String {
     format!(
-        "command -v psql >/dev/null || exit 3; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1 <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
+        "command -v psql >/dev/null || exit 3; pg_isready -q -t 5 || exit {PG_STOPPED}; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1 <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
     )
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use similar::TextDiff;
 
 use crate::desired::{Desired, FileSpec, Op};
-use crate::facts::{Discovery, Facts, PG, QueryResult, UFW};
+use crate::facts::{Discovery, Facts, PG, PG_STOPPED, QueryResult, UFW};
 use crate::identifier::{shell_word, sql_ident, sql_literal};
 use crate::playbook::HandlerAction;
 use crate::postgres;
@@ -29,11 +29,16 @@ pub struct Change {
     pub notify: Vec<String>,
     /// Touches sshd or ufw: apply arms the lockout guard first.
     pub guarded: bool,
-    /// Installs packages: apply does these first on every host, then probes again, because
-    /// packages create files and services the first probe could not see.
-    pub packages: bool,
+    /// Prepares the host (installs packages, starts a stopped PostgreSQL): apply does these
+    /// first on every host, then probes again, because they create files, services and
+    /// database facts the first probe could not see.
+    pub prepare: bool,
     #[serde(skip)]
     pub script: String,
+    /// Puts back what `script` replaced (from the run's backup), for when a handler's check
+    /// (`nginx -t`, ...) fails after this change: a config that fails its check never stays.
+    #[serde(skip)]
+    pub undo: Option<String>,
 }
 
 /// A handler to run after its role's changes.
@@ -92,6 +97,7 @@ pub fn plan_host(
         packages_done: false,
         ufw: UfwState::parse(facts.get(UFW).status, &facts.get(UFW).stdout),
         pg: PgFacts::parse(&facts.get(PG)),
+        pg_stopped: facts.get(PG).status == PG_STOPPED,
     };
     for (i, task) in desired.tasks.iter().enumerate() {
         let before = p.changes.len();
@@ -146,6 +152,8 @@ struct Planner<'a> {
     packages_done: bool,
     ufw: UfwState,
     pg: PgFacts,
+    /// PostgreSQL is installed but does not answer: its roles and databases are unknown.
+    pg_stopped: bool,
 }
 
 impl Change {
@@ -167,8 +175,9 @@ fn change(summary: String, detail: Option<String>, script: String) -> Change {
         detail,
         notify: Vec::new(),
         guarded: false,
-        packages: false,
+        prepare: false,
         script,
+        undo: None,
     }
 }
 
@@ -246,13 +255,24 @@ impl Planner<'_> {
                         shell_word(target),
                         shell_word(link)
                     );
-                    self.push(format!("+ symlink {link} -> {target}"), None, script);
+                    let undo = if r.ok() {
+                        format!(
+                            "ln -sfn {} {}\n",
+                            shell_word(r.stdout.trim()),
+                            shell_word(link)
+                        )
+                    } else {
+                        format!("rm -f {}\n", shell_word(link))
+                    };
+                    self.push(format!("+ symlink {link} -> {target}"), None, script)
+                        .undo = Some(undo);
                 }
             }
             Op::Absent { path } => {
                 if r.ok() {
                     let script = script::remove(path, self.run_id);
-                    self.push(format!("- remove {path}"), None, script);
+                    let undo = script::undo(path, self.run_id);
+                    self.push(format!("- remove {path}"), None, script).undo = Some(undo);
                 }
             }
             Op::UfwDefaults => {
@@ -281,6 +301,17 @@ impl Planner<'_> {
                 }
             }
             Op::PgHbaBlock { path, block } => self.pg_hba(&r, path, block),
+            Op::PostgresRole { .. }
+            | Op::PostgresDatabase { .. }
+            | Op::PostgresExtensions { .. }
+                if self.pg_stopped =>
+            {
+                let note = "PostgreSQL is installed but stopped: apply starts it first, then \
+                            checks the role, database and extensions (unknown until it runs)";
+                if !self.notes.iter().any(|n| n == note) {
+                    self.notes.push(note.to_string());
+                }
+            }
             Op::PostgresRole {
                 role,
                 superuser,
@@ -328,11 +359,14 @@ impl Planner<'_> {
                     if todo.contains(&"start") {
                         script.push_str(&format!("systemctl start {n}\n"));
                     }
+                    // Started in the prepare phase, so the second probe sees its database.
+                    let prepare = self.pg_stopped && name == "postgresql";
                     self.push(
                         format!("~ service {name}: {}", todo.join(" and ")),
                         None,
                         script,
-                    );
+                    )
+                    .prepare = prepare;
                 }
             }
         }
@@ -365,11 +399,12 @@ impl Planner<'_> {
         let list: Vec<String> = missing.iter().map(|p| shell_word(p)).collect();
         let script = format!(
             "export DEBIAN_FRONTEND=noninteractive\n\
-             for i in 1 2 3; do\n  apt-get update -qq && apt-get install -y -qq -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
+             L='-o DPkg::Lock::Timeout=300'\n\
+             for i in 1 2 3 4; do\n  apt-get $L update -qq && apt-get $L install -y -qq -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
             list.join(" ")
         );
         self.push(format!("+ apt install {}", missing.join(" ")), None, script)
-            .packages = true;
+            .prepare = true;
     }
 
     fn deploy_user(&mut self, r: &QueryResult, user: &str, keys: &[String]) {
@@ -440,7 +475,10 @@ impl Planner<'_> {
             Some(unified(&content, &file.content, &file.path))
         };
         let script = script::write_file(file, self.run_id);
-        self.push(summary, detail, script).guarded = guarded;
+        let undo = script::undo(&file.path, self.run_id);
+        let c = self.push(summary, detail, script);
+        c.guarded = guarded;
+        c.undo = Some(undo);
     }
 
     fn pg_hba(&mut self, r: &QueryResult, path: &str, block: &str) {
@@ -754,6 +792,9 @@ pub fn postgres_restart_notes(desired: &Desired, facts: &Facts) -> Vec<String> {
                     if context == "postmaster" { "restart" } else { "reload" }
                 )),
                 Some(_) => {}
+                None if facts.get(PG).status == PG_STOPPED => notes.push(format!(
+                    "PostgreSQL is stopped: {name} = '{value}' takes effect when apply starts it"
+                )),
                 None => notes.push(format!(
                     "PostgreSQL is not installed yet: {name} takes effect when apply restarts it if pg_settings says so"
                 )),

@@ -11,6 +11,24 @@ use crate::identifier::shell_word;
 /// Where backups of replaced files go: `/var/lib/tandem/backups/<run>/<path with / as %>`.
 pub const STATE_DIR: &str = "/var/lib/tandem";
 
+/// Held (shared) by every script that changes a host, for as long as it runs, even when the
+/// tandem that started it was killed; a new run's lock waits for it exclusively (see
+/// `Ssh::lock`), so it never starts while a killed run's apt or release is still going.
+pub const WORK_LOCK: &str = "/var/lib/tandem/work.lock";
+
+/// `script` run under the shared work lock, with a `started:` line in the audit log first, so
+/// a change that never finished (tandem killed, connection lost) still shows in the log.
+pub fn held(script: &str, run_id: &str, who: &str, what: &str) -> String {
+    format!(
+        "TANDEM_UMASK=$(umask)\numask 077\nmkdir -p {STATE_DIR}\nexec 8>>{WORK_LOCK}\nflock -s 8\n\
+         printf '%s run=%s by=%s started: %s\\n' \"$(date -Is)\" {run} {who} {what} >>{STATE_DIR}/audit.log\n\
+         umask \"$TANDEM_UMASK\"\n{script}",
+        run = shell_word(run_id),
+        who = shell_word(who),
+        what = shell_word(&what.replace('\n', " ")),
+    )
+}
+
 /// A command that decodes `data` from a heredoc, followed by `rest` (a redirection or a pipe)
 /// on the same line: `base64 -d <<'TANDEM_DATA' >"$TMP"` ... `TANDEM_DATA`.
 pub fn payload(data: &[u8], rest: &str) -> String {
@@ -75,6 +93,17 @@ pub fn write_file(file: &FileSpec, run_id: &str) -> String {
         s.push_str("systemctl daemon-reload\n");
     }
     s
+}
+
+/// Puts `path` back as it was before this run changed it: from the run's backup, or removed
+/// when the run created it. For `write_file` and `remove`.
+pub fn undo(path: &str, run_id: &str) -> String {
+    format!(
+        "DEST={}\nB=\"{STATE_DIR}/backups/{run}/$(printf %s \"$DEST\" | tr / %)\"\n\
+         if [ -e \"$B\" ] || [ -L \"$B\" ]; then cp -a \"$B\" \"$DEST\"; else rm -f \"$DEST\"; fi\n",
+        shell_word(path),
+        run = shell_word(run_id)
+    )
 }
 
 /// Removes a path, keeping a backup.

@@ -173,7 +173,7 @@ impl Ssh {
             })
             .connect_timeout(Duration::from_secs(10))
             .server_alive_interval(Duration::from_secs(10))
-            .control_directory(std::env::temp_dir());
+            .control_directory(control_dir()?);
         if let Some(file) = &options.config_file {
             builder.config_file(file);
         }
@@ -213,7 +213,11 @@ impl Ssh {
             "umask 077\nmkdir -p /var/lib/tandem\nexec 9>>/var/lib/tandem/lock\n\
              if ! flock -n 9; then echo \"waiting $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; \
              flock -w {secs} 9 || {{ echo \"timeout $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; exit 75; }}; fi\n\
-             printf '%s\\n' {who} >/var/lib/tandem/lock.owner\necho locked\ncat >/dev/null\n",
+             printf '%s\\n' {who} >/var/lib/tandem/lock.owner\n\
+             exec 8>>{work}\n\
+             if ! flock -n 8; then echo busy; flock -w {secs} 8 || {{ echo worktimeout; exit 75; }}; fi\n\
+             flock -u 8\nexec 8>&-\necho locked\ncat >/dev/null\n",
+            work = crate::script::WORK_LOCK,
             secs = wait.as_secs().max(1),
             who = crate::identifier::shell_word(who),
         );
@@ -243,6 +247,20 @@ impl Ssh {
                     wait.as_secs()
                 );
             }
+            if line == "busy" {
+                eprintln!(
+                    "{}: waiting up to {}s for remote work of an earlier run that was cut off (it still runs there)",
+                    self.name,
+                    wait.as_secs()
+                );
+            }
+            if line == "worktimeout" {
+                bail!(
+                    "{}: remote work of an earlier, cut-off run still runs after {}s (see `ps` there and /var/lib/tandem/audit.log); wait for it, or end it",
+                    self.name,
+                    wait.as_secs()
+                );
+            }
             if let Some(owner) = line.strip_prefix("timeout") {
                 bail!(
                     "{}: another tandem run still holds /var/lib/tandem/lock after {}s (held by{owner}); wait for it to finish, or end it",
@@ -255,6 +273,53 @@ impl Ssh {
             "{}: the lock holder ended before taking the lock",
             self.name
         )
+    }
+}
+
+/// This process's private directory for SSH control sockets. Created on first use, with a
+/// watchdog that ends the SSH masters in it and removes it once tandem exits, however it
+/// exits: the masters run detached (`ssh -f`), so without it a killed run would leave them
+/// and their sockets behind. The watchdog waits for end-of-file on a pipe that only this
+/// process holds; the kernel closes it when tandem exits, `kill -9` included.
+fn control_dir() -> anyhow::Result<PathBuf> {
+    static DIR: std::sync::OnceLock<Result<(PathBuf, std::process::ChildStdin), String>> =
+        std::sync::OnceLock::new();
+    let made = DIR.get_or_init(|| {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::process::CommandExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("tandem-ssh-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let mut watchdog = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "cat >/dev/null
+                 for s in \"$1\"/.ssh-connection*/master; do
+                   [ -S \"$s\" ] && ssh -F /dev/null -S \"$s\" -O exit tandem >/dev/null 2>&1
+                 done
+                 rm -rf \"$1\"",
+                "tandem-ssh-watchdog",
+            ])
+            .arg(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            // Its own process group: a Ctrl-C to tandem's group must not end it first.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("starting the ssh watchdog: {e}"))?;
+        let stdin = watchdog.stdin.take().ok_or("watchdog stdin")?;
+        Ok((dir, stdin))
+    });
+    match made {
+        Ok((dir, _)) => Ok(dir.clone()),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
     }
 }
 
