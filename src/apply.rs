@@ -48,14 +48,15 @@ pub struct HostReport {
     pub error: Option<String>,
 }
 
-/// Takes every host's apply lock (concurrently); the engine holds them until it is closed.
+/// Takes every host's apply lock, one host after the other in config order (two runs that
+/// each took some hosts concurrently could wait on each other until both time out); the
+/// engine holds them until it is closed.
 pub async fn lock_all(engine: &mut Engine, options: &ApplyOptions) -> anyhow::Result<()> {
     let who = format!("{} run {}", options.who, engine.run_id);
-    let locks: Vec<RemoteLock> =
-        join_all(engine.hosts.iter().map(|h| h.lock(&who, options.lock_wait)))
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
+    let mut locks: Vec<RemoteLock> = Vec::new();
+    for host in &engine.hosts {
+        locks.push(host.lock(&who, options.lock_wait).await?);
+    }
     engine.locks = locks;
     Ok(())
 }
@@ -221,7 +222,10 @@ async fn run_host(
     };
     let guarded = host.changes.iter().any(|c| c.guarded);
     if guarded {
-        let arm = run.held(&arm_guard_script(), "arm the lockout guard");
+        let arm = run.held(
+            &arm_guard_script(&engine.config.ssh.deploy_user),
+            "arm the lockout guard",
+        );
         run_checked(ssh, &arm, "arming the lockout guard").await?;
     }
     let result = run_changes(ssh, host, report, run).await;
@@ -240,16 +244,23 @@ async fn run_host(
                 .run(&format!("/bin/sh {STATE_DIR}/guard/revert; {DISARM_GUARD}"))
                 .await;
             let how = match revert {
-                Ok(out) if out.success() => {
-                    "the previous sshd and ufw settings were restored".to_string()
-                }
+                Ok(out) if out.success() => "the previous sshd, ufw, authorized_keys and sudoers \
+                     settings were restored"
+                    .to_string(),
                 _ => format!(
-                    "the host restores the previous sshd and ufw settings by itself within {GUARD_SECONDS}s"
+                    "the host restores the previous sshd, ufw, authorized_keys and sudoers settings \
+                     by itself within {GUARD_SECONDS}s of arming"
                 ),
             };
-            bail!(
-                "{name}: after the changes a new SSH connection failed ({e:#}); {how}. Nothing about SSH access was left changed"
-            )
+            let check = match confirm_ssh(&server.name, &server.ssh, &engine.options).await {
+                Ok(()) => "a new connection works again".to_string(),
+                Err(again) => format!(
+                    "a new connection as configured STILL fails ({}): log in the way you did before \
+                     this run (e.g. --bootstrap-user) and check",
+                    format!("{again:#}").lines().next().unwrap_or("")
+                ),
+            };
+            bail!("{name}: after the changes a new SSH connection failed ({e:#}); {how}; {check}")
         }
     }
 }
@@ -368,47 +379,86 @@ async fn run_checked(ssh: &Ssh, script: &str, what: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Logs in over a new connection as the configured user and runs a command through sudo.
+/// Retried with backoff for a bounded time: right after `reload ssh` on a loaded host, sshd
+/// may refuse connections for a moment, and a correct change must not be rolled back for that.
 async fn confirm_ssh(name: &str, destination: &str, options: &SshOptions) -> anyhow::Result<()> {
     let fresh = SshOptions {
         bootstrap_user: None,
         accept_new_host_keys: false,
         ..options.clone()
     };
-    let ssh = Ssh::connect(name, destination, &fresh).await?;
-    let out = ssh.run("true").await;
-    ssh.close().await;
-    let out = out?;
-    anyhow::ensure!(
-        out.success(),
-        "a command over the new connection failed: {}",
-        out.stderr_tail()
-    );
-    Ok(())
+    let mut wait = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        let result = async {
+            let ssh = Ssh::connect(name, destination, &fresh).await?;
+            let out = ssh.run("true").await;
+            ssh.close().await;
+            let out = out?;
+            anyhow::ensure!(
+                out.success(),
+                "a command over the new connection failed: {}",
+                out.stderr_tail()
+            );
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= CONFIRM_ATTEMPTS => {
+                return Err(e.context(format!("after {attempt} attempts")));
+            }
+            Err(e) => {
+                eprintln!(
+                    "{name}: SSH not confirmed yet (attempt {attempt} of {CONFIRM_ATTEMPTS}): {}",
+                    format!("{e:#}").lines().next().unwrap_or("")
+                );
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+        }
+    }
 }
 
-/// Saves sshd's drop-ins and ufw's state, writes a revert script, and schedules it with a
-/// transient systemd timer: if tandem cannot confirm SSH access (or dies), the host puts the
-/// previous settings back by itself.
-fn arm_guard_script() -> String {
+/// Attempts at confirming SSH after a guarded change: 0.5 + 1 + 2 + 4 + 8 s of waiting in
+/// all, well inside the guard's own deadline.
+const CONFIRM_ATTEMPTS: u32 = 6;
+
+/// Saves what decides whether the operator can log in (sshd's drop-ins, ufw, the deploy user's
+/// authorized_keys, sudoers.d), writes a revert script, and schedules it with a transient
+/// systemd timer: if tandem cannot confirm SSH access (or dies), the host puts all of it back
+/// by itself.
+fn arm_guard_script(deploy_user: &str) -> String {
     let revert = format!(
         "#!/bin/sh\nG={STATE_DIR}/guard\n\
          rm -rf /etc/ssh/sshd_config.d && cp -a \"$G/sshd_config.d\" /etc/ssh/sshd_config.d\n\
+         rm -rf /etc/sudoers.d && cp -a \"$G/sudoers.d\" /etc/sudoers.d\n\
+         H=$(getent passwd {u} | cut -d: -f6)\n\
+         if [ -n \"$H\" ]; then if [ -e \"$G/authorized_keys\" ]; then cp -a \"$G/authorized_keys\" \"$H/.ssh/authorized_keys\"; \
+           else rm -f \"$H/.ssh/authorized_keys\"; fi; fi\n\
          systemctl reload ssh 2>/dev/null || systemctl restart ssh 2>/dev/null || true\n\
          if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl daemon-reload; systemctl restart ssh.socket; fi\n\
          if [ -d \"$G/ufw\" ]; then rm -rf /etc/ufw && cp -a \"$G/ufw\" /etc/ufw; fi\n\
          if [ \"$(cat \"$G/ufw-state\")\" = active ]; then ufw reload; elif command -v ufw >/dev/null; then ufw --force disable; fi\n\
-         echo \"$(date -Is) lockout guard: restored sshd_config.d and ufw\" >>{STATE_DIR}/audit.log\n"
+         echo \"$(date -Is) lockout guard: restored sshd_config.d, sudoers.d, authorized_keys and ufw\" >>{STATE_DIR}/audit.log\n",
+        u = shell_word(deploy_user),
     );
     format!(
         "set -e\numask 077\nG={STATE_DIR}/guard\nrm -rf \"$G\"\nmkdir -p \"$G\"\n\
          if [ -d /etc/ssh/sshd_config.d ]; then cp -a /etc/ssh/sshd_config.d \"$G/\"; else mkdir \"$G/sshd_config.d\"; fi\n\
+         cp -a /etc/sudoers.d \"$G/sudoers.d\"\n\
+         H=$(getent passwd {u} | cut -d: -f6 || true)\n\
+         if [ -n \"$H\" ] && [ -e \"$H/.ssh/authorized_keys\" ]; then cp -a \"$H/.ssh/authorized_keys\" \"$G/authorized_keys\"; fi\n\
          if [ -d /etc/ufw ]; then cp -a /etc/ufw \"$G/ufw\"; fi\n\
          if command -v ufw >/dev/null && ufw status | grep -q '^Status: active'; then echo active; else echo inactive; fi >\"$G/ufw-state\"\n\
          {}\nchmod 700 \"$G/revert\"\n\
          systemctl stop tandem-guard.timer 2>/dev/null || true\n\
          systemctl reset-failed tandem-guard.timer tandem-guard.service 2>/dev/null || true\n\
          systemd-run --quiet --unit=tandem-guard --on-active={GUARD_SECONDS} --timer-property=AccuracySec=1s /bin/sh \"$G/revert\"\n",
-        payload(revert.as_bytes(), ">\"$G/revert\"")
+        payload(revert.as_bytes(), ">\"$G/revert\""),
+        u = shell_word(deploy_user),
     )
 }
 

@@ -33,6 +33,9 @@ pub struct Change {
     /// first on every host, then probes again, because they create files, services and
     /// database facts the first probe could not see.
     pub prepare: bool,
+    /// The managed file (or link) this change writes or removes, if it is one: verify reports
+    /// these as drift.
+    pub file: Option<String>,
     #[serde(skip)]
     pub script: String,
     /// Puts back what `script` replaced (from the run's backup), for when a handler's check
@@ -176,6 +179,7 @@ fn change(summary: String, detail: Option<String>, script: String) -> Change {
         notify: Vec::new(),
         guarded: false,
         prepare: false,
+        file: None,
         script,
         undo: None,
     }
@@ -264,15 +268,18 @@ impl Planner<'_> {
                     } else {
                         format!("rm -f {}\n", shell_word(link))
                     };
-                    self.push(format!("+ symlink {link} -> {target}"), None, script)
-                        .undo = Some(undo);
+                    let c = self.push(format!("+ symlink {link} -> {target}"), None, script);
+                    c.undo = Some(undo);
+                    c.file = Some(link.clone());
                 }
             }
             Op::Absent { path } => {
                 if r.ok() {
                     let script = script::remove(path, self.run_id);
                     let undo = script::undo(path, self.run_id);
-                    self.push(format!("- remove {path}"), None, script).undo = Some(undo);
+                    let c = self.push(format!("- remove {path}"), None, script);
+                    c.undo = Some(undo);
+                    c.file = Some(path.clone());
                 }
             }
             Op::UfwDefaults => {
@@ -443,7 +450,8 @@ impl Planner<'_> {
         };
         let detail =
             (have_keys != want_keys).then(|| unified(&have_keys, &want_keys, "authorized_keys"));
-        self.push(summary, detail, script);
+        // The operator's way in: under the lockout guard like sshd and ufw.
+        self.push(summary, detail, script).guarded = true;
     }
 
     fn file(&mut self, r: &QueryResult, file: &FileSpec) {
@@ -458,7 +466,9 @@ impl Planner<'_> {
         if content_same && meta == want_meta {
             return;
         }
-        let guarded = file.path.starts_with("/etc/ssh/");
+        // sshd's config and the deploy user's sudo rights decide whether the operator gets in.
+        let guarded =
+            file.path.starts_with("/etc/ssh/") || file.path.starts_with("/etc/sudoers.d/");
         let summary = match (exists, content_same) {
             (false, _) => format!(
                 "+ file {} ({} {}:{})",
@@ -479,6 +489,7 @@ impl Planner<'_> {
         let c = self.push(summary, detail, script);
         c.guarded = guarded;
         c.undo = Some(undo);
+        c.file = Some(file.path.clone());
     }
 
     fn pg_hba(&mut self, r: &QueryResult, path: &str, block: &str) {
@@ -526,7 +537,7 @@ impl Planner<'_> {
         } else {
             format!("{verb} tandem block in {path}")
         };
-        self.push(summary, Some(detail), script);
+        self.push(summary, Some(detail), script).file = Some(path.to_string());
     }
 
     fn role(&mut self, role: &str, superuser: bool, settings: &[(String, String)]) {

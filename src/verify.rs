@@ -154,6 +154,28 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         ssh_checks(&mut v, server, &engine.options);
     }
 
+    // Managed files: each as tandem would write it now (a hand edit is drift, even when the
+    // service still works).
+    for (host, server) in planned.plan.hosts.iter().zip(&config.servers) {
+        let drifted: Vec<&str> = host
+            .changes
+            .iter()
+            .filter_map(|c| c.file.as_deref())
+            .collect();
+        v.add(
+            &server.name,
+            "managed files as tandem writes them",
+            drifted.is_empty(),
+            if drifted.is_empty() {
+                "no difference".to_string()
+            } else {
+                format!("differ or missing: {}", drifted.join(", "))
+            },
+            "`tandem plan` shows the difference; `tandem apply` writes them back (put lasting \
+             changes in tandem.yml or --overrides templates)",
+        );
+    }
+
     // Releases: the one tandem deployed is current.
     for (host, server) in planned.plan.hosts.iter().zip(&config.servers) {
         if let Some(state) = &host.release {

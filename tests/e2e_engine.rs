@@ -317,16 +317,16 @@ fn an_sshd_change_that_cuts_ssh_is_reverted_by_the_guard() {
         stderr.contains("new SSH connection failed") && stderr.contains("restored"),
         "{stderr}"
     );
-    // SSH on the usual port works again, as the deploy user, and the drop-in is gone.
-    let sshd = s.sudo_ok(
-        &s.db,
-        "sshd -T | grep -E '^port '; ls /etc/ssh/sshd_config.d/",
-    );
+    // SSH on the usual port works again the way it did before the run (root with the lab's
+    // key: the guard put back sshd's drop-ins, sudoers.d and the deploy user's keys too).
+    let sshd =
+        s.db.run("sshd -T | grep -E '^port '; ls /etc/ssh/sshd_config.d/ /etc/sudoers.d/");
     assert!(
         sshd.contains("port 22") && !sshd.contains("port 2222"),
         "{sshd}"
     );
     assert!(!sshd.contains("00-tandem.conf"), "{sshd}");
-    let timers = s.sudo_ok(&s.db, "systemctl list-timers --all");
+    assert!(!sshd.contains("tandem-deploy"), "sudoers file left: {sshd}");
+    let timers = s.db.run("systemctl list-timers --all");
     assert!(!timers.contains("tandem-guard"), "{timers}");
 }

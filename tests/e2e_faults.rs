@@ -1,0 +1,322 @@
+//! tandem's promises under faults, on real lab servers: drift that opens the database is found
+//! and closed, hand edits are reported, a stopped PostgreSQL is started, a config that fails
+//! its check is put back, overlapping runs and the apt lock are waited for, a killed run leaves
+//! nothing running here and the next run converges, and a key set the operator does not hold
+//! is rolled back by the lockout guard. Every scenario gets fresh servers.
+
+mod support;
+
+use std::process::{Child, Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::lab::Suite;
+use support::scenario::{Scenario, assert_ok, text};
+
+/// Waits up to `limit` for `condition`, polling; false when it never held.
+fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    condition()
+}
+
+/// Does a TCP connection from the outsider to the database's port open within 3 s?
+fn outsider_reaches_postgres(s: &Scenario) -> bool {
+    let probe = format!(
+        "python3 -c 'import socket; socket.create_connection((\"{}\", 5432), timeout=3).close()'",
+        s.db.ip
+    );
+    s.outsider.ssh(&probe).status.success()
+}
+
+fn plan_exit(s: &Scenario) -> (Option<i32>, String) {
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    (plan.status.code(), text(&plan.stdout) + &text(&plan.stderr))
+}
+
+#[test]
+fn drift_that_opens_the_database_is_found_and_closed() {
+    let lab = lab_or_skip!();
+    let s = Scenario::new(lab, Suite::Bookworm);
+    assert_ok("first apply", &s.apply_fresh());
+
+    // By hand: a trust line for everyone outside tandem's block, 5432 open to the world, and
+    // an edit to the nginx site.
+    s.sudo_ok(
+        &s.db,
+        "for f in /etc/postgresql/*/main/pg_hba.conf; do echo 'host all all 0.0.0.0/0 trust' >>\"$f\"; done && \
+         systemctl reload postgresql && ufw allow 5432 >/dev/null",
+    );
+    s.sudo_ok(
+        &s.app,
+        "echo '# edited by hand' >>/etc/nginx/sites-available/timesheet",
+    );
+    assert!(
+        outsider_reaches_postgres(&s),
+        "the hand-made hole is not open: the test proves nothing"
+    );
+
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("disable 1 line(s) admitting machines other than the app servers"),
+        "{shown}"
+    );
+    assert!(shown.contains("-host all all 0.0.0.0/0 trust"), "{shown}");
+    assert!(
+        shown.contains("- ufw rule allow from anywhere to port 5432/any"),
+        "{shown}"
+    );
+
+    let verify = s.run(&["verify"]);
+    let report = text(&verify.stdout) + &text(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("/etc/nginx/sites-available/timesheet")
+            && report.contains("managed files as tandem writes them"),
+        "verify does not report the hand-edited site:\n{report}"
+    );
+
+    assert_ok("apply closes the hole", &s.run(&["apply", "--yes"]));
+    assert!(!outsider_reaches_postgres(&s), "5432 still open");
+    let hba = s.sudo_ok(&s.db, "cat /etc/postgresql/*/main/pg_hba.conf");
+    assert!(
+        hba.contains(
+            "# disabled by tandem (admits more than the app servers): host all all 0.0.0.0/0 trust"
+        ),
+        "{hba}"
+    );
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "after apply:\n{shown}");
+
+    // PostgreSQL stopped on a converged server: said so, nothing to create.
+    s.sudo_ok(&s.db, "systemctl stop postgresql");
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(shown.contains("installed but stopped"), "{shown}");
+    assert!(
+        !shown.contains("+ role")
+            && !shown.contains("+ database")
+            && !shown.contains("not installed"),
+        "plans as if PostgreSQL were missing:\n{shown}"
+    );
+    assert_ok("apply starts PostgreSQL", &s.run(&["apply", "--yes"]));
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "after starting PostgreSQL:\n{shown}");
+
+    // A site that fails `nginx -t` never stays in place.
+    let before = s.sudo_ok(&s.app, "cat /etc/nginx/sites-available/timesheet");
+    let overrides = s.dir.path().join("overrides/templates/nginx");
+    std::fs::create_dir_all(&overrides).unwrap();
+    std::fs::write(
+        overrides.join("site.conf"),
+        "server { listen 80; no_such_directive on; }\n",
+    )
+    .unwrap();
+    let broken = s.run(&[
+        "apply",
+        "--yes",
+        "--overrides",
+        s.dir.path().join("overrides").to_str().unwrap(),
+    ]);
+    let stderr = text(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("put back as before this run"), "{stderr}");
+    let after = s.sudo_ok(&s.app, "cat /etc/nginx/sites-available/timesheet");
+    assert_eq!(after, before, "the broken site stayed on disk");
+    s.sudo_ok(&s.app, "nginx -t 2>&1 && systemctl restart nginx");
+}
+
+#[test]
+fn overlapping_applies_converge_and_wait_for_the_apt_lock() {
+    let lab = lab_or_skip!();
+    let s = Scenario::new(lab, Suite::Bookworm);
+    // Another apt (unattended-upgrades, a person) holds dpkg's lock for a while, the way apt
+    // itself takes it (fcntl), detached from this SSH session.
+    s.db.run(
+        "setsid python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", \"w\"); \
+         fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(20)' </dev/null >/dev/null 2>&1 &",
+    );
+    let both: Vec<Child> = (0..2)
+        .map(|_| {
+            // A fresh provision takes minutes: the second run waits for all of it.
+            s.tandem(&[
+                "apply",
+                "--yes",
+                "--bootstrap-user",
+                "root",
+                "--lock-wait",
+                "900",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = both
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for (i, out) in outputs.iter().enumerate() {
+        assert_ok(&format!("apply {i}"), out);
+    }
+    // The one that waited planned after the other had finished: nothing left to do.
+    let idle = outputs
+        .iter()
+        .filter(|o| text(&o.stdout).contains("No changes"))
+        .count();
+    assert_eq!(
+        idle,
+        1,
+        "exactly one run should find the work done:\n{}\n---\n{}",
+        text(&outputs[0].stdout),
+        text(&outputs[1].stdout)
+    );
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "{shown}");
+}
+
+/// Starts a tandem run in the background, waits until `busy` is true on a server (its remote
+/// work is under way), then kills it with SIGKILL. Its pid, or `None` when it finished first.
+fn kill_when(mut run: Command, busy: impl Fn() -> bool, what: &str) -> Option<u32> {
+    let mut child = run
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = wait_for(Duration::from_secs(300), || {
+        busy() || child.try_wait().unwrap().is_some()
+    });
+    assert!(started, "{what} never started");
+    if child.try_wait().unwrap().is_some() {
+        return None;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    Some(pid)
+}
+
+/// After tandem (pid) died: its SSH masters and control sockets go too.
+fn assert_nothing_left_of(pid: u32) {
+    let mark = format!("tandem-ssh-{pid}-");
+    let gone = wait_for(Duration::from_secs(20), || {
+        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        let dirs = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(&mark));
+        !text(&ps.stdout).contains(&mark) && !dirs
+    });
+    assert!(
+        gone,
+        "ssh masters or sockets of the killed run {pid} are still here"
+    );
+}
+
+#[test]
+fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
+    let lab = lab_or_skip!();
+    let s = Scenario::new(lab, Suite::Bookworm);
+
+    // Killed while apt installs PostgreSQL on the db server.
+    let pid = kill_when(
+        s.tandem(&["apply", "--yes", "--bootstrap-user", "root"]),
+        || s.db.ssh("pgrep -x apt-get").status.success(),
+        "apt on the db server",
+    )
+    .expect("apt of a fresh server takes long enough to be caught");
+    assert_nothing_left_of(pid);
+    let again = s.apply_fresh();
+    assert_ok("apply after the killed one", &again);
+    let audit = s.sudo_ok(&s.db, "cat /var/lib/tandem/audit.log");
+    assert!(
+        audit.contains(&format!("-{pid} by=")) && audit.contains("started: + apt install"),
+        "the killed run's package install is not in the audit log:\n{audit}"
+    );
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "{shown}");
+
+    // Killed during a release of changed code (Django's checks, migrate or collectstatic on
+    // the app server). A release takes seconds: tried again with new code if it was too quick.
+    let mut killed = None;
+    for attempt in 0..4 {
+        std::fs::write(
+            s.dir.path().join("timesheet/timesheet/killed_release.py"),
+            format!("# change {attempt}\n"),
+        )
+        .unwrap();
+        killed = kill_when(
+            s.tandem(&["deploy"]),
+            || {
+                s.sudo(&s.app, "pgrep -f 'manage.py' >/dev/null")
+                    .status
+                    .success()
+            },
+            "the release on the app server",
+        );
+        if killed.is_some() {
+            break;
+        }
+    }
+    let pid = killed.expect("no release could be caught running in 4 tries");
+    assert_nothing_left_of(pid);
+    assert_ok("deploy after the killed one", &s.run(&["deploy"]));
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "{shown}");
+    assert_ok("verify", &s.run(&["verify"]));
+}
+
+#[test]
+fn a_key_set_the_operator_does_not_hold_is_rolled_back() {
+    let lab = lab_or_skip!();
+    let s = Scenario::new(lab, Suite::Bookworm);
+    assert_ok("first apply", &s.apply_fresh());
+
+    // A key nobody here holds replaces the operator's.
+    let stranger = s.dir.path().join("stranger");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = std::fs::read_to_string(s.config_path()).unwrap();
+    let key_line = config
+        .lines()
+        .find(|l| l.contains("authorized_key_files"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        s.config_path(),
+        config.replace(
+            &key_line,
+            &format!("  authorized_key_files: [{}.pub]", stranger.display()),
+        ),
+    )
+    .unwrap();
+
+    let out = s.run(&["apply", "--yes"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("authorized_keys") && stderr.contains("restored"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("a new connection works again"), "{stderr}");
+    // The operator still gets in as the deploy user, with sudo, on both servers.
+    for server in [&s.db, &s.app] {
+        let keys = s.sudo_ok(server, "cat ~deploy/.ssh/authorized_keys");
+        assert!(
+            !keys.contains(&std::fs::read_to_string(stranger.with_extension("pub")).unwrap()),
+            "{}: the stranger's key stayed",
+            server.name
+        );
+    }
+}
