@@ -407,7 +407,7 @@ impl Planner<'_> {
         let script = format!(
             "export DEBIAN_FRONTEND=noninteractive\n\
              L='-o DPkg::Lock::Timeout=300'\n\
-             for i in 1 2 3 4; do\n  apt-get $L update -qq && apt-get $L install -y -qq -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
+             for i in 1 2 3 4; do\n  dpkg --force-confold --configure -a </dev/null >/dev/null 2>&1 || true\n  apt-get $L update -qq && apt-get $L install -y -qq -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
             list.join(" ")
         );
         self.push(format!("+ apt install {}", missing.join(" ")), None, script)

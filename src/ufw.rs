@@ -182,8 +182,7 @@ pub fn parse_tuple(line: &str) -> Option<UfwRule> {
         words.next()?,
         words.next()?,
     );
-    let anywhere = |a: &str| a == "0.0.0.0/0" || a == "::/0";
-    if action != "allow" || direction != "in" || sport != "any" || !anywhere(dst) {
+    if action != "allow" || direction != "in" || sport != "any" || !is_anywhere(dst) {
         return None;
     }
     let comment = match words.next() {
@@ -193,7 +192,7 @@ pub fn parse_tuple(line: &str) -> Option<UfwRule> {
     Some(UfwRule {
         port: dport.parse().ok()?,
         proto: proto.to_string(),
-        from: if anywhere(src) {
+        from: if is_anywhere(src) {
             None
         } else {
             Some(src.parse().ok()?)
@@ -277,7 +276,7 @@ impl InboundAllow {
 
     /// `ufw delete ...` for this rule: the same words ufw was given, rebuilt from the tuple.
     pub fn delete_command(&self) -> String {
-        let any = |a: &str| a == "0.0.0.0/0" || a == "::/0" || a == "any";
+        let address = |a: &str| if is_anywhere(a) { "any" } else { a }.to_string();
         let mut words = vec!["ufw".to_string(), "delete".into(), self.action.clone()];
         if let Some(iface) = &self.interface {
             words.extend(["in".into(), "on".into(), iface.clone()]);
@@ -285,27 +284,14 @@ impl InboundAllow {
         if self.proto != "any" {
             words.extend(["proto".into(), self.proto.clone()]);
         }
-        words.extend([
-            "from".into(),
-            if any(&self.src) {
-                "any".into()
-            } else {
-                self.src.clone()
-            },
-        ]);
-        if self.sport != "any" {
-            words.extend(["port".into(), self.sport.clone()]);
-        }
-        words.extend([
-            "to".into(),
-            if any(&self.dst) {
-                "any".into()
-            } else {
-                self.dst.clone()
-            },
-        ]);
-        if self.dport != "any" {
-            words.extend(["port".into(), self.dport.clone()]);
+        for (direction, addr, port) in [
+            ("from", &self.src, &self.sport),
+            ("to", &self.dst, &self.dport),
+        ] {
+            words.extend([direction.to_string(), address(addr)]);
+            if port != "any" {
+                words.extend(["port".to_string(), port.clone()]);
+            }
         }
         words
             .iter()
@@ -316,7 +302,7 @@ impl InboundAllow {
 
     /// `from SRC to port DPORT/PROTO`, for plan lines.
     pub fn describe(&self) -> String {
-        let src = if self.src == "0.0.0.0/0" || self.src == "::/0" {
+        let src = if is_anywhere(&self.src) {
             "anywhere"
         } else {
             &self.src
@@ -331,6 +317,11 @@ impl InboundAllow {
             self.action, self.dport, self.proto
         )
     }
+}
+
+/// ufw's "any address" in its IPv4 and IPv6 tuples (and in its command words).
+fn is_anywhere(address: &str) -> bool {
+    matches!(address, "0.0.0.0/0" | "::/0" | "any")
 }
 
 fn decode_hex(hex: &str) -> Option<String> {

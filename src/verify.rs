@@ -281,7 +281,7 @@ fn ufw_checks(
             .collect();
         v.add(&server.name, "5432 open to the app servers only", wide.is_empty(),
             if wide.is_empty() { "no wider rule".to_string() } else { format!("wider: {}", wide.join("; ")) },
-            "run tandem apply, which deletes it; list deliberate extra clients under `database.allow`");
+            "run tandem apply, which deletes it (`ufw delete ...` of the rule shown); list deliberate extra clients under `database.allow`");
     }
 }
 

@@ -6,38 +6,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ op@x";
+mod support;
 
-/// A valid config; each bad case replaces one piece of it.
-fn good_config() -> String {
-    format!(
-        "project: shop
-servers:
-  - name: db
-    role: db
-    ssh: deploy@db.example.com
-    fqdn: db.example.com
-    internal_ip: 10.0.0.3
-  - name: app1
-    role: app
-    ssh: deploy@app1.example.com
-    fqdn: app1.example.com
-    internal_ip: 10.0.0.2
-domains: [shop.example.com]
-database:
-  name: shop
-  role: shop
-  password: {{env: TANDEM_DB_PASSWORD}}
-django:
-  source: app
-  wsgi_module: shop.wsgi
-  settings_module: shop.settings
-ssh:
-  authorized_keys: [\"{KEY}\"]
-"
-    )
-}
+use support::config::{KEY, good_config};
 
 /// A directory with `tandem.yml` holding `text` and a Django project under `app/`.
 fn workspace(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -47,6 +18,27 @@ fn workspace(text: &str) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("tandem.yml");
     fs::write(&path, text).unwrap();
     (dir, path)
+}
+
+/// `good_config()` with `line` added under `database:` (after the password).
+fn with_database_line(line: &str) -> String {
+    good_config().replace(
+        "  password: {env: TANDEM_DB_PASSWORD}\n",
+        &format!("  password: {{env: TANDEM_DB_PASSWORD}}\n  {line}\n"),
+    )
+}
+
+/// `tandem render -c PATH --out DIR/out`, which must succeed; returns the output directory.
+fn render_ok(dir: &Path, path: &Path) -> PathBuf {
+    let out = dir.join("out");
+    tandem()
+        .args(["render", "-c"])
+        .arg(path)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    out
 }
 
 fn tandem() -> Command {
@@ -677,19 +669,8 @@ fn key_files_must_be_small_regular_files_holding_only_public_keys() {
 
 #[test]
 fn extensions_with_a_dash_are_allowed_and_quoted() {
-    let text = good_config().replace(
-        "  password: {env: TANDEM_DB_PASSWORD}\n",
-        "  password: {env: TANDEM_DB_PASSWORD}\n  extensions: [uuid-ossp, citext]\n",
-    );
-    let (dir, path) = workspace(&text);
-    let out = dir.path().join("out");
-    tandem()
-        .args(["render", "-c"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    let (dir, path) = workspace(&with_database_line("extensions: [uuid-ossp, citext]"));
+    let out = render_ok(dir.path(), &path);
     let sql = fs::read_to_string(out.join("db/tandem/postgres.sql")).unwrap();
     assert!(
         sql.contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";"),
@@ -718,19 +699,9 @@ fn postgres_version_must_be_a_number() {
 
 #[test]
 fn database_allow_admits_exactly_the_listed_machines() {
-    let text = good_config().replace(
-        "  password: {env: TANDEM_DB_PASSWORD}\n",
-        "  password: {env: TANDEM_DB_PASSWORD}\n  allow: [10.0.0.9]\n",
-    );
+    let text = with_database_line("allow: [10.0.0.9]");
     let (dir, path) = workspace(&text);
-    let out = dir.path().join("out");
-    tandem()
-        .args(["render", "-c"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    let out = render_ok(dir.path(), &path);
     let hba =
         fs::read_to_string(out.join("db/etc/postgresql/15/main/pg_hba.conf.tandem-block")).unwrap();
     assert!(

@@ -8,37 +8,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ op@x";
+mod support;
 
-fn good_config() -> String {
-    format!(
-        "project: shop
-servers:
-  - name: db
-    role: db
-    ssh: deploy@db.example.com
-    fqdn: db.example.com
-    internal_ip: 10.0.0.3
-  - name: app1
-    role: app
-    ssh: deploy@app1.example.com
-    fqdn: app1.example.com
-    internal_ip: 10.0.0.2
-domains: [shop.example.com]
-database:
-  name: shop
-  role: shop
-  password: {{env: TANDEM_DB_PASSWORD}}
-django:
-  source: app
-  wsgi_module: shop.wsgi
-  settings_module: shop.settings
-ssh:
-  authorized_keys: [\"{KEY}\"]
-"
-    )
-}
+use support::config::good_config;
 
 /// A directory with the Django project the config names (`app/manage.py`), so that a good
 /// config loads without error.

@@ -320,3 +320,36 @@ fn a_key_set_the_operator_does_not_hold_is_rolled_back() {
         );
     }
 }
+
+#[test]
+fn a_server_that_reboots_during_apply_converges_on_the_next_run() {
+    let lab = lab_or_skip!();
+    let s = Scenario::new(lab, Suite::Bookworm);
+    s.db.run("touch /run/before-reboot");
+    let mut apply = s
+        .tandem(&["apply", "--yes", "--bootstrap-user", "root"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The db server goes down in the middle of installing PostgreSQL.
+    let busy = wait_for(Duration::from_secs(300), || {
+        s.db.ssh("pgrep -x dpkg || pgrep -x apt-get")
+            .status
+            .success()
+    });
+    assert!(busy, "apt never ran on the db server");
+    let _ = s.db.ssh("systemctl reboot");
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "apply cannot have finished with its db server rebooting"
+    );
+    assert!(
+        s.db.wait_until("! test -e /run/before-reboot", Duration::from_secs(120)),
+        "the db server did not come back"
+    );
+    assert_ok("apply after the reboot", &s.apply_fresh());
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "{shown}");
+}
