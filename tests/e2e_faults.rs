@@ -326,7 +326,7 @@ fn a_server_that_reboots_during_apply_converges_on_the_next_run() {
     let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     s.db.run("touch /run/before-reboot");
-    let mut apply = s
+    let apply = s
         .tandem(&["apply", "--yes", "--bootstrap-user", "root"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
