@@ -180,6 +180,20 @@ fn overlapping_applies_converge_and_wait_for_the_apt_lock() {
     );
     let (code, shown) = plan_exit(&s);
     assert_eq!(code, Some(0), "{shown}");
+
+    // Remote work of a cut-off run (here: a process holding the work lock the way a killed
+    // run's apt or release does) is waited for, and said so, before a new run starts.
+    s.sudo_ok(
+        &s.db,
+        "setsid flock -s /var/lib/tandem/work.lock sleep 8 </dev/null >/dev/null 2>&1 &",
+    );
+    let out = s.run(&["apply", "--yes"]);
+    assert_ok("apply while cut-off work runs", &out);
+    assert!(
+        text(&out.stderr).contains("remote work of an earlier run that was cut off"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Starts a tandem run in the background, waits until `busy` is true on a server (its remote
@@ -352,4 +366,53 @@ fn a_server_that_reboots_during_apply_converges_on_the_next_run() {
     assert_ok("apply after the reboot", &s.apply_fresh());
     let (code, shown) = plan_exit(&s);
     assert_eq!(code, Some(0), "{shown}");
+}
+
+#[test]
+fn a_correct_sshd_change_survives_sshd_refusing_connections_for_a_moment() {
+    let lab = lab_or_skip!();
+    let s = Scenario::new(lab, Suite::Bookworm);
+    assert_ok("first apply", &s.apply_fresh());
+    // As on a loaded host right after `reload ssh`: for 4 s new connections are refused
+    // (established ones, like tandem's own, carry on).
+    let reject = "INPUT -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset";
+    s.sudo_ok(
+        &s.db,
+        &format!(
+            "mkdir -p /etc/systemd/system/ssh.service.d && cat >/etc/systemd/system/ssh.service.d/flap.conf <<'UNIT'
+[Service]
+ExecReload=
+ExecReload=/usr/sbin/iptables -I {reject}
+ExecReload=/usr/bin/systemd-run --on-active=4 /usr/sbin/iptables -D {reject}
+ExecReload=/usr/sbin/sshd -t
+ExecReload=/bin/kill -HUP $MAINPID
+UNIT
+systemctl daemon-reload"
+        ),
+    );
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/ssh/00-tandem.conf"),
+    )
+    .unwrap();
+    let overrides = s.dir.path().join("overrides/templates/ssh");
+    std::fs::create_dir_all(&overrides).unwrap();
+    std::fs::write(
+        overrides.join("00-tandem.conf"),
+        format!("{template}ClientAliveInterval 120\n"),
+    )
+    .unwrap();
+    let out = s.run(&[
+        "apply",
+        "--yes",
+        "--overrides",
+        s.dir.path().join("overrides").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_ok("apply of a correct sshd change", &out);
+    assert!(
+        stderr.contains("SSH not confirmed yet (attempt 1"),
+        "the refusal never happened, so this proves nothing:\n{stderr}"
+    );
+    let sshd = s.sudo_ok(&s.db, "sshd -T | grep -i clientaliveinterval");
+    assert!(sshd.contains("120"), "the change was rolled back: {sshd}");
 }
