@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::facts::Discovery;
 use crate::identifier::shell_word;
 use crate::plan::{Change, HandlerRun, HostPlan, Plan};
-use crate::playbook::HandlerAction;
+use crate::playbook::{HandlerAction, Phase};
 use crate::script::{STATE_DIR, payload};
 use crate::transport::{RemoteLock, Ssh, SshOptions, Transport};
 
@@ -135,8 +135,10 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
     let apps = order(Role::App);
     let part = |i: usize, release: bool| {
         let mut host = plan.hosts[i].clone();
-        host.changes.retain(|c| (c.role == "release") == release);
-        host.handlers.retain(|h| (h.role == "release") == release);
+        host.changes
+            .retain(|c| (c.role == Phase::Release) == release);
+        host.handlers
+            .retain(|h| (h.role == Phase::Release) == release);
         host
     };
     let provisioning: Vec<HostPlan> = apps.iter().map(|&i| part(i, false)).collect();
@@ -271,10 +273,10 @@ async fn run_changes(
     report: &mut HostReport,
     run: Run<'_>,
 ) -> anyhow::Result<()> {
-    let mut roles: Vec<&str> = Vec::new();
+    let mut roles: Vec<Phase> = Vec::new();
     for c in &host.changes {
-        if !roles.contains(&c.role.as_str()) {
-            roles.push(&c.role);
+        if !roles.contains(&c.role) {
+            roles.push(c.role);
         }
     }
     for role in roles {
@@ -563,18 +565,14 @@ pub fn summary(reports: &[HostReport]) -> (String, bool) {
     (out, ok)
 }
 
-/// Writes the package phase's report to each host's audit log.
-pub async fn audit(engine: &Engine, reports: &[HostReport]) {
+/// Writes the prepare phase's report to each host's audit log.
+pub async fn audit(engine: &Engine, reports: &[HostReport], options: &ApplyOptions) {
     for (ssh, report) in engine.hosts.iter().zip(reports) {
         if let Err(e) = ssh
-            .run(&audit_script(&engine.run_id, &apply_who(), report))
+            .run(&audit_script(&engine.run_id, &options.who, report))
             .await
         {
             eprintln!("{}: could not write the audit log: {e:#}", report.server);
         }
     }
-}
-
-fn apply_who() -> String {
-    who()
 }

@@ -316,7 +316,7 @@ async fn apply_phases(
     remote: &RemoteArgs,
 ) -> anyhow::Result<Vec<crate::apply::HostReport>> {
     let (prepared, prepare_reports) = crate::apply::prepare_hosts(engine, &plan, options).await;
-    crate::apply::audit(engine, &prepare_reports).await;
+    crate::apply::audit(engine, &prepare_reports, options).await;
     if prepare_reports.iter().any(|r| r.error.is_some()) {
         return Ok(prepare_reports);
     }
@@ -375,7 +375,11 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
     let mut plan = planned.plan;
     let mut problems = Vec::new();
     for (host, server) in plan.hosts.iter_mut().zip(&engine.config.servers) {
-        let provisioning = host.changes.iter().filter(|c| c.role != "release").count();
+        let provisioning = host
+            .changes
+            .iter()
+            .filter(|c| c.role != crate::playbook::Phase::Release)
+            .count();
         host.handlers.clear();
         match action {
             ReleaseAction::Deploy => {
@@ -385,7 +389,8 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
                         host.server
                     );
                 }
-                host.changes.retain(|c| c.role == "release");
+                host.changes
+                    .retain(|c| c.role == crate::playbook::Phase::Release);
             }
             ReleaseAction::Rollback => {
                 host.changes.clear();

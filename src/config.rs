@@ -138,10 +138,6 @@ impl Config {
             .chain(self.database.allow.iter().copied())
             .collect()
     }
-
-    pub fn server(&self, name: &str) -> Option<&Server> {
-        self.servers.iter().find(|s| s.name == name)
-    }
 }
 
 /// A loaded config plus the warnings found while validating it.

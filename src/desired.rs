@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::{Config, Role, Server};
-use crate::playbook::{self, HandlerAction, Source, Step};
+use crate::playbook::{self, HandlerAction, Phase, Source, Step};
 use crate::sql;
 use crate::templates::Templates;
 use crate::ufw::{COMMENT_PREFIX, UfwRule};
@@ -28,7 +28,7 @@ pub struct FileSpec {
 /// One thing to converge, with the handlers to run if it changed.
 #[derive(Clone, Debug, Serialize)]
 pub struct Task {
-    pub role: String,
+    pub role: Phase,
     pub step: String,
     pub op: Op,
     pub notify: Vec<String>,
@@ -110,10 +110,10 @@ pub struct Desired {
 }
 
 /// The playbooks a server runs, in order.
-pub fn roles_of(server: &Server) -> [&'static str; 2] {
+pub fn roles_of(server: &Server) -> [Phase; 2] {
     match server.role {
-        Role::Db => [playbook::BASE, "db"],
-        Role::App => [playbook::BASE, "app"],
+        Role::Db => [Phase::Base, Phase::Db],
+        Role::App => [Phase::Base, Phase::App],
     }
 }
 
@@ -135,7 +135,7 @@ pub fn expand(
                 .with_context(|| format!("playbook {role}, step `{}`", step.name()))?;
             for op in ops {
                 tasks.push(Task {
-                    role: role.to_string(),
+                    role,
                     step: step.name().to_string(),
                     op,
                     notify: step.notify().to_vec(),

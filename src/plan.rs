@@ -10,7 +10,7 @@ use similar::TextDiff;
 use crate::desired::{Desired, FileSpec, Op};
 use crate::facts::{Discovery, Facts, PG, PG_STOPPED, QueryResult, UFW};
 use crate::identifier::{shell_word, sql_ident, sql_literal};
-use crate::playbook::HandlerAction;
+use crate::playbook::{HandlerAction, Phase};
 use crate::postgres;
 use crate::scram;
 use crate::script::{self, payload};
@@ -20,7 +20,7 @@ use crate::ufw::{UfwRule, UfwState};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {
-    pub role: String,
+    pub role: Phase,
     pub step: String,
     /// One line: `+ create`, `~ update`, `- remove`.
     pub summary: String,
@@ -47,7 +47,7 @@ pub struct Change {
 /// A handler to run after its role's changes.
 #[derive(Clone, Debug, Serialize)]
 pub struct HandlerRun {
-    pub role: String,
+    pub role: Phase,
     pub name: String,
     pub service: String,
     pub action: HandlerAction,
@@ -106,17 +106,17 @@ pub fn plan_host(
         let before = p.changes.len();
         p.task(i);
         for change in &mut p.changes[before..] {
-            change.role = task.role.clone();
+            change.role = task.role;
             change.step = task.step.clone();
             change.notify = task.notify.clone();
         }
     }
     p.prune_ufw();
     p.close_database();
-    let notified: Vec<(String, String)> = p
+    let notified: Vec<(Phase, String)> = p
         .changes
         .iter()
-        .flat_map(|c| c.notify.iter().map(move |n| (c.role.clone(), n.clone())))
+        .flat_map(|c| c.notify.iter().map(move |n| (c.role, n.clone())))
         .collect();
     let handlers = desired
         .handlers
@@ -125,7 +125,7 @@ pub fn plan_host(
             let role = notified
                 .iter()
                 .find(|(_, n)| n == &h.name)
-                .map(|(r, _)| r.clone())?;
+                .map(|(r, _)| *r)?;
             Some(HandlerRun {
                 role,
                 name: h.name.clone(),
@@ -163,7 +163,7 @@ impl Change {
     /// A change of the Django release (ship, roll back): no handlers, no packages, no guard.
     pub fn release(step: &str, summary: String, script: String) -> Change {
         Change {
-            role: "release".into(),
+            role: Phase::Release,
             step: step.into(),
             ..change(summary, None, script)
         }
@@ -172,7 +172,8 @@ impl Change {
 
 fn change(summary: String, detail: Option<String>, script: String) -> Change {
     Change {
-        role: String::new(),
+        // Set from the task by `plan_host` (or by the caller for its own changes).
+        role: Phase::Base,
         step: String::new(),
         summary,
         detail,
@@ -671,7 +672,7 @@ impl Planner<'_> {
             let args: Vec<String> = rule.args().iter().map(|w| shell_word(w)).collect();
             let script = format!("set -e\nufw delete {}\n", args.join(" "));
             let c = self.push(format!("- {rule} (no longer in the config)"), None, script);
-            c.role = "base".into();
+            c.role = Phase::Base;
             c.step = "Prune ufw rules tandem no longer wants".into();
             c.guarded = true;
         }
@@ -711,7 +712,7 @@ impl Planner<'_> {
                 None,
                 script,
             );
-            c.role = "db".into();
+            c.role = Phase::Db;
             c.step = "Close PostgreSQL's port to everyone but its clients".into();
             c.guarded = true;
         }
@@ -845,7 +846,7 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for host in &self.hosts {
             let d = &host.discovery;
-            let is_db = host.changes.iter().any(|c| c.role == "db")
+            let is_db = host.changes.iter().any(|c| c.role == Phase::Db)
                 || host.notes.iter().any(|n| n.contains("PostgreSQL"));
             let pg = d
                 .postgres_version

@@ -211,11 +211,37 @@ impl Step {
     }
 }
 
-/// The roles a playbook exists for, in the order they run on a server.
-pub const BASE: &str = "base";
+/// What a change belongs to: one of the playbooks (`base`, `db`, `app`), or the Django
+/// release. Apply runs a host's changes phase by phase, each phase's handlers after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Base,
+    Db,
+    App,
+    Release,
+}
 
-/// Loads playbook `role` (`base`, `db`, `app`) from the override directory or the binary.
-pub fn load(assets: &Assets, role: &str) -> anyhow::Result<Playbook> {
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Base => "base",
+            Phase::Db => "db",
+            Phase::App => "app",
+            Phase::Release => "release",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Loads the playbook of `role` (`base.yml`, `db.yml`, `app.yml`) from the override directory
+/// or the binary.
+pub fn load(assets: &Assets, role: Phase) -> anyhow::Result<Playbook> {
     let name = format!("{role}.yml");
     let (origin, text) = assets.playbook(&name)?;
     parse(Path::new(&origin), &text).map_err(anyhow::Error::new)
@@ -302,7 +328,7 @@ mod tests {
     #[test]
     fn builtin_playbooks_load() {
         let assets = Assets::builtin();
-        for role in ["base", "db", "app"] {
+        for role in [Phase::Base, Phase::Db, Phase::App] {
             let playbook = load(&assets, role).unwrap();
             assert!(!playbook.steps.is_empty(), "{role} has no steps");
         }

@@ -12,10 +12,6 @@ use crate::config::{Config, PasswordSource};
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-
     /// The value, for the few places that must send it (over stdin) or hash it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -38,7 +38,7 @@ impl Output {
     }
 }
 
-/// Runs scripts on one host. Planning is tested with a fake; the SSH one is used for real.
+/// Runs scripts on one host as root. `Ssh` is the implementation.
 pub trait Transport: Send + Sync {
     /// The server's name in tandem.yml, for messages.
     fn name(&self) -> &str;
