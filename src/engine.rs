@@ -200,7 +200,9 @@ impl Engine {
             }
             if server.role == Role::Db {
                 host.notes
-                    .extend(plan::postgres_restart_notes(&desired, &facts));
+                    .extend(crate::resource::postgres_facts::postgres_restart_notes(
+                        &desired, &facts,
+                    ));
             }
             hosts.push(host);
             all.push(desired);

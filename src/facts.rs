@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Role;
 use crate::desired::{Desired, Op};
-use crate::identifier::{shell_word, sql_literal};
+use crate::identifier::shell_word;
 
 /// Versions and paths found on the host before anything else is asked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -88,57 +88,12 @@ pub const PG: &str = "pg";
 
 /// Builds the one probe script for a host from what is desired there.
 pub fn probe_script(desired: &Desired) -> String {
-    let mut queries: Vec<(String, String)> = Vec::new();
-    let mut role = None;
-    let mut database = None;
-    let mut settings: Vec<String> = Vec::new();
-    for (i, task) in desired.tasks.iter().enumerate() {
-        let id = format!("t{i}");
-        let q = |s: &str| shell_word(s);
-        let body = match &task.op {
-            Op::Packages { names } => Some(format!(
-                "dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' -- {} 2>/dev/null; true",
-                names.iter().map(|n| q(n)).collect::<Vec<_>>().join(" ")
-            )),
-            Op::DeployUser { user, .. } => Some(format!(
-                "getent passwd {u} >/dev/null || exit 3; id -nG {u}; echo ---; \
-                 h=$(getent passwd {u} | cut -d: -f6); cat \"$h/.ssh/authorized_keys\" 2>/dev/null; true",
-                u = q(user)
-            )),
-            Op::SystemUser { user, .. } => Some(format!("getent passwd {}", q(user))),
-            Op::Hostname { .. } => Some("cat /etc/hostname; hostname".into()),
-            Op::File(file) => Some(format!(
-                "stat -c '%a %U %G' -- {p} && cat -- {p}",
-                p = q(&file.path)
-            )),
-            Op::Directory { path, .. } => Some(format!("stat -c '%F %a %U %G' -- {}", q(path))),
-            Op::Symlink { link, .. } => Some(format!("readlink -- {}", q(link))),
-            Op::Absent { path } => Some(format!("ls -d -- {}", q(path))),
-            Op::PgHbaBlock { path, .. } => Some(format!("cat -- {}", q(path))),
-            Op::Service { name, .. } => Some(format!(
-                "systemctl is-enabled -- {n} 2>/dev/null; echo; systemctl is-active -- {n} 2>/dev/null; true",
-                n = q(name)
-            )),
-            Op::PostgresRole { role: r, .. } => {
-                role = Some(r.clone());
-                None
-            }
-            Op::PostgresDatabase { name, .. } | Op::PostgresExtensions { database: name, .. } => {
-                database = Some(name.clone());
-                None
-            }
-            Op::UfwDefaults | Op::UfwAllow(_) | Op::UfwEnable => None,
-        };
-        if let Op::File(file) = &task.op
-            && file.path.contains("/postgresql/")
-            && file.path.contains("/conf.d/")
-        {
-            settings.extend(crate::postgres::setting_names(&file.content));
-        }
-        if let Some(body) = body {
-            queries.push((id, body));
-        }
-    }
+    let mut queries: Vec<(String, String)> = desired
+        .tasks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, task)| Some((format!("t{i}"), crate::resource::probe_query(&task.op)?)))
+        .collect();
     if desired
         .tasks
         .iter()
@@ -146,36 +101,7 @@ pub fn probe_script(desired: &Desired) -> String {
     {
         queries.push((UFW.into(), crate::ufw::PROBE.into()));
     }
-    if role.is_some() || database.is_some() || !settings.is_empty() {
-        let role = role.unwrap_or_default();
-        let db = database.clone().unwrap_or_default();
-        let names = if settings.is_empty() {
-            "''".to_string()
-        } else {
-            settings
-                .iter()
-                .map(|s| sql_literal(s))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let mut sql = format!(
-            "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
-             SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
-             SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
-             SELECT 'setting', name, setting, context, pending_restart FROM pg_settings WHERE name IN ({names});\n\
-             SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
-            r = sql_literal(&role),
-            d = sql_literal(&db),
-        );
-        // The extensions live in the app's database: one psql session (a psql start costs
-        // more than all the queries) reconnects there when it exists.
-        if let Some(db) = database {
-            let db = sql_literal(&db);
-            sql.push_str(&format!(
-                "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {db}) AS tandem_has_db \\gset\n\
-                 \\if :tandem_has_db\n\\connect {db}\nSELECT 'extension', extname FROM pg_extension;\n\\endif\n"
-            ));
-        }
+    if let Some(sql) = crate::resource::postgres_facts::query(desired) {
         queries.push((PG.into(), psql_query(&sql)));
     }
     let mut script = String::from(

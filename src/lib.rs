@@ -16,6 +16,7 @@ pub mod playbook;
 pub mod postgres;
 pub mod release;
 pub mod render;
+pub mod resource;
 pub mod scram;
 pub mod script;
 pub mod secret;

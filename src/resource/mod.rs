@@ -1,0 +1,188 @@
+//! One module per kind of thing tandem manages on a host. Each kind holds what to ask the host
+//! (its probe query), how to read the answer and compare it with the desired state (pushing a
+//! `Change` with its diff or summary, or nothing), and the script that converges it.
+//!
+//! Adding a kind: a new file here, its `Op` variant in `desired.rs`, and one arm in each of
+//! `probe_query` and `plan_task` below.
+
+pub mod absent;
+pub mod deploy_user;
+pub mod directory;
+pub mod file;
+pub mod hostname;
+pub mod packages;
+pub mod pg_hba;
+pub mod postgres_database;
+pub mod postgres_extensions;
+pub mod postgres_facts;
+pub mod postgres_role;
+pub mod service;
+pub mod symlink;
+pub mod system_user;
+pub mod ufw_rules;
+
+use similar::TextDiff;
+
+use crate::desired::{Desired, Op};
+use crate::facts::{Facts, PG, PG_STOPPED, QueryResult, UFW};
+use crate::plan::Change;
+use crate::postgres;
+use crate::script::payload;
+use crate::secret::Secret;
+use crate::ufw::UfwState;
+use postgres_facts::PgFacts;
+
+/// What a kind's planning reads (the host's facts, secrets, the run) and where it puts its
+/// changes and notes.
+pub struct Context<'a> {
+    pub desired: &'a Desired,
+    pub facts: &'a Facts,
+    pub db_password: &'a Secret,
+    pub run_id: &'a str,
+    pub changes: Vec<Change>,
+    pub notes: Vec<String>,
+    /// The host's packages were planned (all at the first packages step).
+    pub packages_done: bool,
+    pub ufw: UfwState,
+    pub pg: PgFacts,
+    /// PostgreSQL is installed but does not answer: its roles and databases are unknown.
+    pub pg_stopped: bool,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        desired: &'a Desired,
+        facts: &'a Facts,
+        db_password: &'a Secret,
+        run_id: &'a str,
+    ) -> Self {
+        Context {
+            desired,
+            facts,
+            db_password,
+            run_id,
+            changes: Vec::new(),
+            notes: Vec::new(),
+            packages_done: false,
+            ufw: UfwState::parse(facts.get(UFW).status, &facts.get(UFW).stdout),
+            pg: PgFacts::parse(&facts.get(PG)),
+            pg_stopped: facts.get(PG).status == PG_STOPPED,
+        }
+    }
+
+    pub fn push(&mut self, summary: String, detail: Option<String>, script: String) -> &mut Change {
+        self.changes.push(Change::new(summary, detail, script));
+        self.changes.last_mut().expect("just pushed")
+    }
+
+    /// A note shown under the host's plan, once.
+    pub fn note(&mut self, note: &str) {
+        if !self.notes.iter().any(|n| n == note) {
+            self.notes.push(note.to_string());
+        }
+    }
+}
+
+/// The probe query of a task, or `None` when a shared query answers it (ufw, PostgreSQL).
+pub fn probe_query(op: &Op) -> Option<String> {
+    Some(match op {
+        Op::Packages { names } => packages::probe(names),
+        Op::DeployUser { user, .. } => deploy_user::probe(user),
+        Op::SystemUser { user, .. } => system_user::probe(user),
+        Op::Hostname { .. } => hostname::PROBE.to_string(),
+        Op::File(file) => file::probe(&file.path),
+        Op::Directory { path, .. } => directory::probe(path),
+        Op::Symlink { link, .. } => symlink::probe(link),
+        Op::Absent { path } => absent::probe(path),
+        Op::PgHbaBlock { path, .. } => pg_hba::probe(path),
+        Op::Service { name, .. } => service::probe(name),
+        Op::PostgresRole { .. }
+        | Op::PostgresDatabase { .. }
+        | Op::PostgresExtensions { .. }
+        | Op::UfwDefaults
+        | Op::UfwAllow(_)
+        | Op::UfwEnable => return None,
+    })
+}
+
+/// Plans one task from its probe answer `r`.
+pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
+    match op {
+        Op::Packages { .. } => packages::plan(ctx),
+        Op::DeployUser {
+            user,
+            authorized_keys,
+        } => deploy_user::plan(ctx, r, user, authorized_keys),
+        Op::SystemUser { user, home } => system_user::plan(ctx, r, user, home),
+        Op::Hostname { fqdn } => hostname::plan(ctx, r, fqdn),
+        Op::File(file) => file::plan(ctx, r, file),
+        Op::Directory {
+            path,
+            mode,
+            owner,
+            group,
+        } => directory::plan(ctx, r, path, mode, owner, group),
+        Op::Symlink { target, link } => symlink::plan(ctx, r, target, link),
+        Op::Absent { path } => absent::plan(ctx, r, path),
+        Op::UfwDefaults => ufw_rules::plan_defaults(ctx),
+        Op::UfwAllow(rule) => ufw_rules::plan_allow(ctx, rule),
+        Op::UfwEnable => ufw_rules::plan_enable(ctx),
+        Op::PgHbaBlock { path, block } => pg_hba::plan(ctx, r, path, block),
+        Op::PostgresRole { .. } | Op::PostgresDatabase { .. } | Op::PostgresExtensions { .. }
+            if ctx.pg_stopped =>
+        {
+            ctx.note(
+                "PostgreSQL is installed but stopped: apply starts it first, then checks the \
+                 role, database and extensions (unknown until it runs)",
+            );
+        }
+        Op::PostgresRole {
+            role,
+            superuser,
+            settings,
+        } => postgres_role::plan(ctx, role, *superuser, settings),
+        Op::PostgresDatabase { name, owner } => postgres_database::plan(ctx, name, owner),
+        Op::PostgresExtensions { database, names } => {
+            postgres_extensions::plan(ctx, database, names)
+        }
+        Op::Service {
+            name,
+            enabled,
+            running,
+        } => service::plan(ctx, r, name, *enabled, *running),
+    }
+}
+
+/// Changes that look at the host as a whole, after every task: ufw rules to delete.
+pub fn finish(ctx: &mut Context) {
+    ufw_rules::prune(ctx);
+    ufw_rules::close_database(ctx);
+}
+
+/// SQL run by psql as postgres (in `database` when given), sent inside the script.
+pub fn psql_script(database: Option<&str>, sql: &str) -> String {
+    let psql = format!("| {}", postgres::psql(database));
+    format!(
+        "set -e\n{}\n",
+        payload(format!("{sql}\n").as_bytes(), &psql)
+    )
+}
+
+/// `0755` and `755` alike, as `stat -c %a` prints them.
+pub fn normal_mode(mode: &str) -> String {
+    let trimmed = mode.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
+}
+
+/// A unified diff from what the host has to what tandem writes.
+pub fn unified(old: &str, new: &str, name: &str) -> String {
+    TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{name} (now)"), &format!("{name} (tandem)"))
+        .to_string()
+}

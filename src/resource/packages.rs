@@ -1,0 +1,58 @@
+//! Debian packages: every missing one of a host in one apt transaction.
+
+use super::Context;
+use crate::desired::Op;
+use crate::facts::QueryResult;
+use crate::identifier::shell_word;
+
+/// `NAME STATUS` for each package (`ii` when installed).
+pub fn probe(names: &[String]) -> String {
+    format!(
+        "dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' -- {} 2>/dev/null; true",
+        names
+            .iter()
+            .map(|n| shell_word(n))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// Does the probe answer say `name` is installed?
+fn installed(answer: &QueryResult, name: &str) -> bool {
+    answer.stdout.lines().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some(name) && w.next() == Some("ii")
+    })
+}
+
+/// All missing packages of the host, in one apt transaction at the first packages step.
+pub fn plan(ctx: &mut Context) {
+    if ctx.packages_done {
+        return;
+    }
+    ctx.packages_done = true;
+    let mut missing: Vec<&str> = Vec::new();
+    for (i, task) in ctx.desired.tasks.iter().enumerate() {
+        if let Op::Packages { names } = &task.op {
+            let answer = ctx.facts.task(i);
+            for name in names {
+                let ok = installed(&answer, name);
+                if !ok && !missing.contains(&name.as_str()) {
+                    missing.push(name);
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    let list: Vec<String> = missing.iter().map(|p| shell_word(p)).collect();
+    let script = format!(
+        "export DEBIAN_FRONTEND=noninteractive\n\
+         L='-o DPkg::Lock::Timeout=300'\n\
+         for i in 1 2 3 4; do\n  dpkg --force-confold --configure -a </dev/null >/dev/null 2>&1 || true\n  apt-get $L update -qq && apt-get $L install -y -qq -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
+        list.join(" ")
+    );
+    ctx.push(format!("+ apt install {}", missing.join(" ")), None, script)
+        .prepare = true;
+}

@@ -1,0 +1,188 @@
+//! What the probe asks PostgreSQL, in one psql session shared by the role, database,
+//! extension and conf drop-in kinds: the role, its settings, the database, the extensions,
+//! the settings tandem sets and pg_hba errors. Status 3: not installed; `PG_STOPPED`: installed
+//! but not answering.
+
+use crate::desired::{Desired, Op};
+use crate::facts::{Facts, PG, PG_STOPPED, QueryResult};
+use crate::identifier::sql_literal;
+use crate::postgres;
+
+/// What the probe found in PostgreSQL.
+#[derive(Debug, Default)]
+pub struct PgFacts {
+    pub role: Option<PgRole>,
+    pub role_settings: Vec<String>,
+    /// (owner, PUBLIC may connect)
+    pub database: Option<(String, bool)>,
+    pub extensions: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct PgRole {
+    pub superuser: bool,
+    pub login: bool,
+    pub createdb: bool,
+    pub createrole: bool,
+    pub password: String,
+}
+
+impl PgFacts {
+    pub fn parse(pg: &QueryResult) -> PgFacts {
+        let mut f = PgFacts::default();
+        if pg.ok() {
+            for line in pg.stdout.lines() {
+                let cols: Vec<&str> = line.split('|').collect();
+                match cols.as_slice() {
+                    ["role", _, su, login, cdb, crole, pw @ ..] => {
+                        f.role = Some(PgRole {
+                            superuser: *su == "t",
+                            login: *login == "t",
+                            createdb: *cdb == "t",
+                            createrole: *crole == "t",
+                            password: pw.join("|"),
+                        })
+                    }
+                    ["rolesetting", s] => f.role_settings.push(s.to_string()),
+                    ["database", _, owner, public] => {
+                        f.database = Some((owner.to_string(), *public == "t"))
+                    }
+                    ["extension", name] => f.extensions.push(name.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        f
+    }
+}
+
+/// The SQL of the shared PostgreSQL query for a host's desired state, if it asks PostgreSQL
+/// anything: one psql session (a psql start costs more than all the queries).
+pub fn query(desired: &Desired) -> Option<String> {
+    let mut role = None;
+    let mut database = None;
+    let mut settings: Vec<String> = Vec::new();
+    for task in &desired.tasks {
+        match &task.op {
+            Op::PostgresRole { role: r, .. } => role = Some(r.clone()),
+            Op::PostgresDatabase { name, .. } | Op::PostgresExtensions { database: name, .. } => {
+                database = Some(name.clone())
+            }
+            Op::File(file)
+                if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") =>
+            {
+                settings.extend(postgres::setting_names(&file.content))
+            }
+            _ => {}
+        }
+    }
+    if role.is_some() || database.is_some() || !settings.is_empty() {
+        let role = role.unwrap_or_default();
+        let db = database.clone().unwrap_or_default();
+        let names = if settings.is_empty() {
+            "''".to_string()
+        } else {
+            settings
+                .iter()
+                .map(|s| sql_literal(s))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut sql = format!(
+            "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
+             SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
+             SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
+             SELECT 'setting', name, setting, context, pending_restart FROM pg_settings WHERE name IN ({names});\n\
+             SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
+            r = sql_literal(&role),
+            d = sql_literal(&db),
+        );
+        // The extensions live in the app's database: one psql session (a psql start costs
+        // more than all the queries) reconnects there when it exists.
+        if let Some(db) = database {
+            let db = sql_literal(&db);
+            sql.push_str(&format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {db}) AS tandem_has_db \\gset\n\
+                 \\if :tandem_has_db\n\\connect {db}\nSELECT 'extension', extname FROM pg_extension;\n\\endif\n"
+            ));
+        }
+        Some(sql)
+    } else {
+        None
+    }
+}
+
+/// `(name, current value, context)` of each PostgreSQL setting the probe read.
+pub fn pg_settings(facts: &Facts) -> Vec<(String, String, String)> {
+    let pg = facts.get(PG);
+    if !pg.ok() {
+        return Vec::new();
+    }
+    pg.stdout
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('|').collect();
+            match cols.as_slice() {
+                ["setting", name, value, context, _pending] => {
+                    Some((name.to_string(), value.to_string(), context.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Notes on what a changed conf.d drop-in will need: a reload, or a restart for settings
+/// whose `pg_settings.context` is `postmaster`.
+pub fn postgres_restart_notes(desired: &Desired, facts: &Facts) -> Vec<String> {
+    let current = pg_settings(facts);
+    let mut notes = Vec::new();
+    for task in &desired.tasks {
+        let Op::File(file) = &task.op else { continue };
+        if !(file.path.contains("/postgresql/") && file.path.contains("/conf.d/")) {
+            continue;
+        }
+        for (name, value) in postgres::settings(&file.content) {
+            match current.iter().find(|(n, _, _)| *n == name) {
+                Some((_, have, context)) if have != &value => notes.push(format!(
+                    "PostgreSQL {} owed: {name} '{have}' -> '{value}' (context {context})",
+                    if context == "postmaster" { "restart" } else { "reload" }
+                )),
+                Some(_) => {}
+                None if facts.get(PG).status == PG_STOPPED => notes.push(format!(
+                    "PostgreSQL is stopped: {name} = '{value}' takes effect when apply starts it"
+                )),
+                None => notes.push(format!(
+                    "PostgreSQL is not installed yet: {name} takes effect when apply restarts it if pg_settings says so"
+                )),
+            }
+        }
+    }
+    notes.dedup();
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_psql_session_answers_role_database_and_extensions() {
+        let pg = QueryResult {
+            status: 0,
+            stdout: "role|app|f|t|f|f|SCRAM-SHA-256$4096:salt$a:b\nrolesetting|timezone=UTC\n\
+                     database|app|app|f\nextension|plpgsql\nextension|citext\n"
+                .into(),
+        };
+        let f = PgFacts::parse(&pg);
+        assert_eq!(f.extensions, ["plpgsql", "citext"]);
+        assert_eq!(f.database, Some(("app".to_string(), false)));
+        assert_eq!(f.role_settings, ["timezone=UTC"]);
+        assert!(f.role.is_some_and(|r| r.login && !r.superuser));
+        let failed = QueryResult {
+            status: 3,
+            stdout: String::new(),
+        };
+        assert!(PgFacts::parse(&failed).extensions.is_empty());
+    }
+}

@@ -1,0 +1,44 @@
+//! A systemd unit's state: enabled and/or running.
+
+use super::Context;
+use crate::facts::QueryResult;
+use crate::identifier::shell_word;
+
+/// `systemctl is-enabled`, a blank line, `systemctl is-active`.
+pub fn probe(name: &str) -> String {
+    format!(
+        "systemctl is-enabled -- {n} 2>/dev/null; echo; systemctl is-active -- {n} 2>/dev/null; true",
+        n = shell_word(name)
+    )
+}
+
+pub fn plan(ctx: &mut Context, r: &QueryResult, name: &str, enabled: bool, running: bool) {
+    let mut lines = r.stdout.lines().map(str::trim).filter(|l| !l.is_empty());
+    let is_enabled = lines.next().unwrap_or("");
+    let is_active = lines.next().unwrap_or("");
+    let mut todo = Vec::new();
+    if enabled && !matches!(is_enabled, "enabled" | "static" | "alias") {
+        todo.push("enable");
+    }
+    if running && is_active != "active" {
+        todo.push("start");
+    }
+    if !todo.is_empty() {
+        let n = shell_word(name);
+        let mut script = String::from("set -e\n");
+        if todo.contains(&"enable") {
+            script.push_str(&format!("systemctl enable {n}\n"));
+        }
+        if todo.contains(&"start") {
+            script.push_str(&format!("systemctl start {n}\n"));
+        }
+        // Started in the prepare phase, so the second probe sees its database.
+        let prepare = ctx.pg_stopped && name == "postgresql";
+        ctx.push(
+            format!("~ service {name}: {}", todo.join(" and ")),
+            None,
+            script,
+        )
+        .prepare = prepare;
+    }
+}

@@ -1,0 +1,99 @@
+//! The ufw rule set: default policies, tandem's allow rules, enabled; tandem's own rules the
+//! config no longer wants pruned; and on the database server any rule that opens PostgreSQL's
+//! port wider than its clients deleted, whoever added it. Answered by one shared query
+//! (`ufw::PROBE`), read into `UfwState`.
+
+use super::Context;
+use crate::desired::Op;
+use crate::identifier::shell_word;
+use crate::playbook::Phase;
+use crate::postgres;
+use crate::ufw::UfwRule;
+
+pub fn plan_defaults(ctx: &mut Context) {
+    if ctx.ufw.incoming != "deny" || ctx.ufw.outgoing != "allow" {
+        let script = "set -e\nufw default deny incoming\nufw default allow outgoing\n".to_string();
+        ctx.push(
+            "~ ufw default deny incoming, allow outgoing".into(),
+            None,
+            script,
+        )
+        .guarded = true;
+    }
+}
+
+pub fn plan_allow(ctx: &mut Context, rule: &UfwRule) {
+    if !ctx.ufw.has(rule) {
+        let script = format!("set -e\n{rule}\n");
+        ctx.push(format!("+ {rule}"), None, script).guarded = true;
+    }
+}
+
+pub fn plan_enable(ctx: &mut Context) {
+    if !ctx.ufw.active {
+        let script = "set -e\nufw --force enable\n".to_string();
+        ctx.push("+ ufw --force enable".into(), None, script)
+            .guarded = true;
+    }
+}
+
+/// tandem's own ufw rules that the config no longer wants (an app server that moved or
+/// left): deleted at the end, after the new rules are in.
+pub fn prune(ctx: &mut Context) {
+    let wanted: Vec<&UfwRule> = ctx
+        .desired
+        .tasks
+        .iter()
+        .filter_map(|t| match &t.op {
+            Op::UfwAllow(rule) => Some(rule),
+            _ => None,
+        })
+        .collect();
+    let unwanted: Vec<UfwRule> = ctx.ufw.unwanted(&wanted).into_iter().cloned().collect();
+    for rule in unwanted {
+        let args: Vec<String> = rule.args().iter().map(|w| shell_word(w)).collect();
+        let script = format!("set -e\nufw delete {}\n", args.join(" "));
+        let c = ctx.push(format!("- {rule} (no longer in the config)"), None, script);
+        c.role = Phase::Base;
+        c.step = "Prune ufw rules tandem no longer wants".into();
+        c.guarded = true;
+    }
+}
+
+/// On the database server: any ufw rule that lets others than the database's clients
+/// (the app servers and `database.allow`) reach PostgreSQL's port, whoever added it, is
+/// deleted after tandem's own rules are in.
+pub fn close_database(ctx: &mut Context) {
+    let clients: Vec<std::net::IpAddr> = ctx
+        .desired
+        .tasks
+        .iter()
+        .filter_map(|t| match &t.op {
+            Op::UfwAllow(rule) if rule.port == postgres::PORT => rule.from,
+            _ => None,
+        })
+        .collect();
+    if clients.is_empty() {
+        return;
+    }
+    let wider: Vec<_> = ctx
+        .ufw
+        .opening_wider(postgres::PORT, "tcp", &clients)
+        .into_iter()
+        .cloned()
+        .collect();
+    for rule in wider {
+        let script = format!("set -e\n{}\n", rule.delete_command());
+        let c = ctx.push(
+            format!(
+                "- ufw rule {} (admits more than the app servers and database.allow)",
+                rule.describe()
+            ),
+            None,
+            script,
+        );
+        c.role = Phase::Db;
+        c.step = "Close PostgreSQL's port to everyone but its clients".into();
+        c.guarded = true;
+    }
+}
