@@ -479,9 +479,12 @@ fn handler_script(h: &HandlerRun, discovery: &Discovery) -> String {
     if h.service == "postgresql" {
         // Reload, then ask PostgreSQL whether a changed setting needs a restart
         // (pg_settings.pending_restart) instead of guessing.
+        s.push_str(&format!(
+            "q() {{ {}; }}\n",
+            crate::postgres::as_postgres("-Atq -c \"$1\"")
+        ));
         s.push_str(
-            "q() { (cd / && runuser -u postgres -- psql -XAtq -c \"$1\"); }\n\
-             before=$(q 'SELECT pg_conf_load_time()')\nq 'SELECT pg_reload_conf()' >/dev/null\n\
+            "before=$(q 'SELECT pg_conf_load_time()')\nq 'SELECT pg_reload_conf()' >/dev/null\n\
              i=0; while [ $i -lt 50 ] && [ \"$(q 'SELECT pg_conf_load_time()')\" = \"$before\" ]; do sleep 0.1; i=$((i+1)); done\n\
              pending=$(q \"SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart\")\n\
              if [ -n \"$pending\" ]; then systemctl restart postgresql; echo \"restarted for $pending\"; else echo reloaded; fi\n",

@@ -2,12 +2,13 @@
 //! versions and paths, probes each host in one script, and turns desired state plus facts into
 //! a `Plan`. Apply (`apply.rs`) then works through that plan.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use futures::future::join_all;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Role, Server};
 use crate::desired::{self, Desired, Op};
 use crate::facts::{self, Facts};
 use crate::plan::{self, Plan, PlanSecrets};
@@ -111,102 +112,57 @@ impl Engine {
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-        // Expanded once with placeholders for the secrets: enough to know what to probe.
-        let mut redacted = Vec::new();
-        let mut probes = Vec::new();
-        for (server, discovery) in self.config.servers.iter().zip(&discoveries) {
-            let host_facts = host_facts(server.role, discovery, &server.name)?;
-            let desired = desired::expand(
-                &self.config,
-                server,
-                &host_facts,
-                Secrets::redacted(&self.config),
-                templates,
-            )?;
-            let mut probe = facts::probe_script(&desired);
-            // App servers: the release paths, for the probe now and the release script later.
-            let app_vars = (server.role == Role::App).then(|| {
-                Vars::new(
-                    &self.config,
-                    server,
-                    &host_facts,
-                    Secrets::redacted(&self.config),
-                )
-            });
-            if let Some(vars) = &app_vars {
-                facts::add_query(&mut probe, facts::RELEASE, &release::probe(vars));
-            }
-            probes.push(probe);
-            redacted.push((host_facts, desired, app_vars));
-        }
-        let outputs = join_all(
-            self.hosts
-                .iter()
-                .zip(&probes)
-                .map(|(h, script)| async move {
-                    let out = h.run(script).await?;
-                    anyhow::ensure!(
-                        out.success(),
-                        "probe on {} failed: {}",
-                        h.name(),
-                        out.stderr_tail()
-                    );
-                    Ok::<_, anyhow::Error>(out.stdout_text())
-                }),
-        )
+        let probes = self
+            .config
+            .servers
+            .iter()
+            .zip(&discoveries)
+            .map(|(server, discovery)| Probe::new(&self.config, server, discovery, templates))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, probe)| async move {
+            let out = h.run(&probe.script).await?;
+            anyhow::ensure!(
+                out.success(),
+                "probe on {} failed: {}",
+                h.name(),
+                out.stderr_tail()
+            );
+            Ok::<_, anyhow::Error>(out.stdout_text())
+        }))
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
         self.round_trips += 2;
+        if let Some(dir) = std::env::var_os("TANDEM_CAPTURE_PROBES") {
+            capture(Path::new(&dir), &self.config, &discoveries, &outputs)?;
+        }
 
         let mut hosts = Vec::new();
         let mut all = Vec::new();
         let mut all_facts = Vec::new();
-        for (((server, discovery), output), (host_facts, redacted, app_vars)) in self
+        for ((server, discovery), (output, probe)) in self
             .config
             .servers
             .iter()
             .zip(discoveries)
-            .zip(outputs)
-            .zip(redacted)
+            .zip(outputs.iter().zip(probes))
         {
-            let facts = Facts::parse(discovery, &output)
-                .with_context(|| format!("reading the probe of {}", server.name))?;
-            // The SECRET_KEY already in the host's env file is kept across runs.
-            let secrets = Secrets {
-                db_password: password.expose().to_string(),
-                secret_key: existing_secret_key(&redacted, &facts).unwrap_or_else(new_secret_key),
-            };
-            let desired = desired::expand(&self.config, server, &host_facts, secrets, templates)?;
-            let mut host = plan::plan_host(
-                &desired,
-                &facts,
-                &PlanSecrets {
-                    db_password: password,
+            let host = plan_host(
+                HostInput {
+                    config: &self.config,
+                    server,
+                    probe,
+                    discovery,
+                    output,
+                    password,
+                    run_id: &self.run_id,
+                    bundle: &bundle,
                 },
-                &self.run_id,
-            );
-            if let Some(vars) = app_vars {
-                let found = facts.get(facts::RELEASE);
-                let state = ReleaseState::parse(found.status, &found.stdout);
-                let first_app = self.config.app_servers().next().map(|s| s.name.as_str())
-                    == Some(server.name.as_str());
-                if let Some(change) =
-                    release_change(first_app, &self.config, &vars, &bundle, &state)
-                {
-                    host.changes.push(change);
-                }
-                host.release = Some(state);
-            }
-            if server.role == Role::Db {
-                host.notes
-                    .extend(crate::resource::postgres_facts::postgres_restart_notes(
-                        &desired, &facts,
-                    ));
-            }
-            hosts.push(host);
-            all.push(desired);
-            all_facts.push(facts);
+                templates,
+            )?;
+            hosts.push(host.plan);
+            all.push(host.desired);
+            all_facts.push(host.facts);
         }
         Ok(Planned {
             plan: Plan { hosts },
@@ -215,6 +171,138 @@ impl Engine {
             code_hash: bundle.hash,
         })
     }
+}
+
+/// What to ask one host, made from its discovery: the desired state expanded with placeholder
+/// secrets (enough to know what to probe) and the probe script.
+pub struct Probe {
+    pub host_facts: HostFacts,
+    pub redacted: Desired,
+    /// App servers: the release paths, for the probe now and the release script later.
+    pub app_vars: Option<Vars>,
+    pub script: String,
+}
+
+impl Probe {
+    pub fn new(
+        config: &Config,
+        server: &Server,
+        discovery: &facts::Discovery,
+        templates: &mut Templates,
+    ) -> anyhow::Result<Probe> {
+        let host_facts = host_facts(server.role, discovery, &server.name)?;
+        let redacted = desired::expand(
+            config,
+            server,
+            &host_facts,
+            Secrets::redacted(config),
+            templates,
+        )?;
+        let mut script = facts::probe_script(&redacted);
+        let app_vars = (server.role == Role::App)
+            .then(|| Vars::new(config, server, &host_facts, Secrets::redacted(config)));
+        if let Some(vars) = &app_vars {
+            facts::add_query(&mut script, facts::RELEASE, &release::probe(vars));
+        }
+        Ok(Probe {
+            host_facts,
+            redacted,
+            app_vars,
+            script,
+        })
+    }
+}
+
+/// Everything one host's plan is computed from.
+pub struct HostInput<'a> {
+    pub config: &'a Config,
+    pub server: &'a Server,
+    pub probe: Probe,
+    pub discovery: facts::Discovery,
+    /// What the probe script printed.
+    pub output: &'a str,
+    pub password: &'a Secret,
+    pub run_id: &'a str,
+    pub bundle: &'a Bundle,
+}
+
+/// One host's plan and what it was computed from.
+pub struct HostPlanned {
+    pub plan: plan::HostPlan,
+    pub desired: Desired,
+    pub facts: Facts,
+}
+
+/// The pure part of planning one host: the probe's answer read, the desired state expanded
+/// with the real secrets (the SECRET_KEY already on the host is kept), compared, and the
+/// release and PostgreSQL notes added. Tested from captured probe answers without a host.
+pub fn plan_host(input: HostInput, templates: &mut Templates) -> anyhow::Result<HostPlanned> {
+    let HostInput {
+        config,
+        server,
+        probe,
+        discovery,
+        output,
+        password,
+        run_id,
+        bundle,
+    } = input;
+    let facts = Facts::parse(discovery, output)
+        .with_context(|| format!("reading the probe of {}", server.name))?;
+    let secrets = Secrets {
+        db_password: password.expose().to_string(),
+        secret_key: existing_secret_key(&probe.redacted, &facts).unwrap_or_else(new_secret_key),
+    };
+    let desired = desired::expand(config, server, &probe.host_facts, secrets, templates)?;
+    let mut host = plan::plan_host(
+        &desired,
+        &facts,
+        &PlanSecrets {
+            db_password: password,
+        },
+        run_id,
+    );
+    if let Some(vars) = probe.app_vars {
+        let found = facts.get(facts::RELEASE);
+        let state = ReleaseState::parse(found.status, &found.stdout);
+        let first_app =
+            config.app_servers().next().map(|s| s.name.as_str()) == Some(server.name.as_str());
+        if let Some(change) = release_change(first_app, config, &vars, bundle, &state) {
+            host.changes.push(change);
+        }
+        host.release = Some(state);
+    }
+    if server.role == Role::Db {
+        host.notes
+            .extend(crate::resource::postgres_facts::postgres_restart_notes(
+                &desired, &facts,
+            ));
+    }
+    Ok(HostPlanned {
+        plan: host,
+        desired,
+        facts,
+    })
+}
+
+/// Writes each host's discovery and probe answers to `dir` (`<server>.discovery`,
+/// `<server>.probe`): the fixtures of the host-free plan tests, and a debugging aid. They hold
+/// the stored SCRAM verifier and the env file (SECRET_KEY): capture from test servers only.
+fn capture(
+    dir: &Path,
+    config: &Config,
+    discoveries: &[facts::Discovery],
+    outputs: &[String],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for ((server, discovery), output) in config.servers.iter().zip(discoveries).zip(outputs) {
+        std::fs::write(
+            dir.join(format!("{}.discovery", server.name)),
+            discovery.to_lines(),
+        )?;
+        std::fs::write(dir.join(format!("{}.probe", server.name)), output)?;
+    }
+    Ok(())
 }
 
 fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::Result<HostFacts> {

@@ -48,6 +48,27 @@ fi
     script
 }
 
+impl Discovery {
+    /// The discovery as `parse_discovery` reads it (for captured fixtures).
+    pub fn to_lines(&self) -> String {
+        let pg = match (&self.postgres_version, self.postgres_installed) {
+            (Some(v), true) => format!("pg_installed={v}\n"),
+            (Some(v), false) => format!("pg_candidate={v}\n"),
+            (None, _) => String::new(),
+        };
+        format!(
+            "os={}\nos_version={}\nssh_socket={}\n{pg}",
+            self.os,
+            self.os_version,
+            if self.ssh_socket_activated {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        )
+    }
+}
+
 pub fn parse_discovery(text: &str) -> Discovery {
     let mut d = Discovery::default();
     let mut candidate = None;
@@ -129,7 +150,8 @@ pub const PG_STOPPED: i32 = 4;
 /// is not installed, `PG_STOPPED` when it does not answer.
 fn psql_query(sql: &str) -> String {
     format!(
-        "command -v psql >/dev/null || exit 3; pg_isready -q -t 5 || exit {PG_STOPPED}; cd /; runuser -u postgres -- psql -XAtq -F '|' -v ON_ERROR_STOP=1 <<'TANDEM_SQL'\n{sql}TANDEM_SQL"
+        "command -v psql >/dev/null || exit 3; pg_isready -q -t 5 || exit {PG_STOPPED}; {psql} <<'TANDEM_SQL'\n{sql}TANDEM_SQL",
+        psql = crate::postgres::as_postgres("-Atq -F '|' -v ON_ERROR_STOP=1")
     )
 }
 
@@ -210,6 +232,9 @@ mod tests {
         );
         assert_eq!(ubuntu.postgres_version.as_deref(), Some("16"));
         assert!(ubuntu.ssh_socket_activated);
+        for d in [installed, fresh, ubuntu] {
+            assert_eq!(parse_discovery(&d.to_lines()), d, "round trip");
+        }
     }
 
     #[test]

@@ -175,7 +175,13 @@ pub fn psql(database: Option<&str>) -> String {
     let db = database
         .map(|d| format!(" -d {}", shell_word(d)))
         .unwrap_or_default();
-    format!("(cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1{db})")
+    as_postgres(&format!("-q -v ON_ERROR_STOP=1{db}"))
+}
+
+/// psql as the postgres superuser with `args`, run from `/` (so the caller's working
+/// directory never matters to runuser). Every psql tandem runs on a host is spelled here.
+pub fn as_postgres(args: &str) -> String {
+    format!("(cd / && runuser -u postgres -- psql -X {args})")
 }
 
 #[cfg(test)]

@@ -22,8 +22,10 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, block: &str) {
         return;
     }
     let check = format!(
-        "ERR=$({} -XAtc 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL' 2>&1) || ERR=failed",
-        "cd / && runuser -u postgres -- psql"
+        "ERR=$({} 2>&1) || ERR=failed",
+        postgres::as_postgres(
+            "-Atc 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL'"
+        )
     );
     let script = format!(
         "set -e\numask 077\nDEST={p}\nBACKUP=\"{state}/backups/{run}/$(printf %s \"$DEST\" | tr / %)\"\n\
@@ -32,13 +34,15 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, block: &str) {
          chown --reference=\"$DEST\" \"$NEW\"\nchmod --reference=\"$DEST\" \"$NEW\"\nmv -f \"$NEW\" \"$DEST\"\n\
          {check}\nif [ \"$ERR\" != 0 ]; then cp -a \"$BACKUP\" \"$DEST\"; \
          echo \"pg_hba.conf rejected by PostgreSQL (pg_hba_file_rules: $ERR errors); previous file restored\" >&2; \
-         {psql} -XAt -c 'SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL' >&2 || true; exit 1; fi\n",
+         {psql} >&2 || true; exit 1; fi\n",
         payload(block.as_bytes(), ">\"$BLOCK\""),
         postgres::splice_shell(path, block),
         p = shell_word(path),
         state = script::STATE_DIR,
         run = shell_word(ctx.run_id),
-        psql = "cd / && runuser -u postgres -- psql",
+        psql = postgres::as_postgres(
+            "-At -c 'SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL'"
+        ),
     );
     let detail = unified(&current, &wanted, path);
     let verb = if r.ok() { "~" } else { "+" };

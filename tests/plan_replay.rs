@@ -1,0 +1,157 @@
+//! The planner without hosts: probe answers captured from real lab servers (Debian 12 and 13;
+//! fresh, converged, and drifted by hand; `tests/capture_probes.rs` re-captures them) are
+//! replayed through the same pure code `tandem plan` runs, and the plan screen and its JSON
+//! are compared with snapshots. Each state also asserts what must (not) be in its plan.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tandem::assets::Assets;
+use tandem::engine::{self, HostInput, Probe};
+use tandem::facts;
+use tandem::plan::Plan;
+use tandem::release;
+use tandem::templates::Templates;
+
+/// The captured deployment of `suite` in `state`, planned again from its probe answers.
+fn replay(suite: &str, state: &str) -> Plan {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixtures = root.join("tests/fixtures/probes").join(suite);
+    let dir = tempfile::tempdir().unwrap();
+    // The same config, pointing at the example app here, the password in a file.
+    let text = fs::read_to_string(fixtures.join("tandem.yml"))
+        .unwrap()
+        .replace(
+            "source: timesheet",
+            &format!("source: {}", root.join("examples/timesheet").display()),
+        )
+        .replace(
+            "password: {env: TANDEM_DB_PASSWORD}",
+            "password: {file: password}",
+        );
+    let path: PathBuf = dir.path().join("tandem.yml");
+    fs::write(&path, &text).unwrap();
+    fs::write(dir.path().join("password"), support::scenario::PASSWORD).unwrap();
+    let config = tandem::config::parse(&path, &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let password = tandem::secret::db_password(&config).unwrap();
+    let mut templates = Templates::new(Assets::builtin());
+    let bundle = release::bundle(&config).unwrap();
+    let mut hosts = Vec::new();
+    for server in &config.servers {
+        let read = |ext: &str| {
+            fs::read_to_string(fixtures.join(state).join(format!("{}.{ext}", server.name)))
+                .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
+        };
+        let discovery = facts::parse_discovery(&read("discovery"));
+        let probe = Probe::new(&config, server, &discovery, &mut templates).unwrap();
+        let output = read("probe");
+        let planned = engine::plan_host(
+            HostInput {
+                config: &config,
+                server,
+                probe,
+                discovery,
+                output: &output,
+                password: &password,
+                run_id: "replay",
+                bundle: &bundle,
+            },
+            &mut templates,
+        )
+        .unwrap();
+        hosts.push(planned.plan);
+    }
+    Plan { hosts }
+}
+
+/// The release id holds the time of planning: replaced for the snapshots.
+fn stable(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("release 20") {
+            Some(i) => {
+                let end = l[i..].find(" (").map_or(l.len(), |j| i + j);
+                format!("{}release <id>{}", &l[..i], &l[end..])
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn check(suite: &str, state: &str) -> String {
+    let plan = replay(suite, state);
+    let screen = stable(&plan.to_string());
+    let json = stable(&serde_json::to_string_pretty(&plan).unwrap());
+    insta::assert_snapshot!(format!("{suite}_{state}"), screen);
+    insta::assert_snapshot!(format!("{suite}_{state}_json"), json);
+    screen
+}
+
+fn fresh(suite: &str) {
+    let shown = check(suite, "fresh");
+    for expected in [
+        "+ apt install ufw postgresql",
+        "+ user deploy (sudo) with 1 authorized key(s)",
+        "+ ufw --force enable",
+        "+ release <id>",
+    ] {
+        assert!(shown.contains(expected), "{expected} missing:\n{shown}");
+    }
+}
+
+fn converged(suite: &str) {
+    let plan = replay(suite, "converged");
+    assert_eq!(plan.change_count(), 0, "{plan}");
+    check(suite, "converged");
+}
+
+fn drifted(suite: &str) {
+    let shown = check(suite, "drifted");
+    for expected in [
+        "disable 1 line(s) admitting machines other than the app servers",
+        "-host all all 0.0.0.0/0 trust",
+        "- ufw rule allow from anywhere to port 5432/any",
+        "~ file /etc/nginx/sites-available/timesheet",
+        "-# edited by hand",
+        "~ file /etc/systemd/system/gunicorn-timesheet.socket: mode/owner 640 root root -> 644 root root",
+        "~ service gunicorn-timesheet.socket: start",
+        "then: reload nginx",
+    ] {
+        assert!(shown.contains(expected), "{expected} missing:\n{shown}");
+    }
+    assert!(!shown.contains("role timesheet"), "{shown}");
+}
+
+#[test]
+fn bookworm_fresh() {
+    fresh("bookworm");
+}
+
+#[test]
+fn bookworm_converged() {
+    converged("bookworm");
+}
+
+#[test]
+fn bookworm_drifted() {
+    drifted("bookworm");
+}
+
+#[test]
+fn trixie_fresh() {
+    fresh("trixie");
+}
+
+#[test]
+fn trixie_converged() {
+    converged("trixie");
+}
+
+#[test]
+fn trixie_drifted() {
+    drifted("trixie");
+}
