@@ -12,6 +12,12 @@ use crate::config::{Config, PasswordSource};
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret made in a unit test.
+    #[cfg(test)]
+    pub fn for_test(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+
     /// The value, for the few places that must send it (over stdin) or hash it.
     pub fn expose(&self) -> &str {
         &self.0

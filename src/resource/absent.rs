@@ -19,3 +19,21 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str) {
         c.file = Some(path.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::Absent {
+            path: "/etc/nginx/sites-enabled/default".into(),
+        };
+        assert_eq!(
+            summaries(&plan(op(), 0, "/etc/nginx/sites-enabled/default\n", &[])),
+            ["- remove /etc/nginx/sites-enabled/default"]
+        );
+        assert!(plan(op(), 2, "", &[]).is_empty());
+    }
+}

@@ -54,3 +54,44 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, user: &str, keys: &[String]) {
     // The operator's way in: under the lockout guard like sshd and ufw.
     ctx.push(summary, detail, script).guarded = true;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ op@x";
+
+    #[test]
+    fn table() {
+        let op = || Op::DeployUser {
+            user: "deploy".into(),
+            authorized_keys: vec![KEY.into()],
+        };
+        let keys = format!("{KEY}\n");
+        for (status, answer, expected) in [
+            (
+                3,
+                String::new(),
+                vec!["+ user deploy (sudo) with 1 authorized key(s)"],
+            ),
+            (0, format!("deploy sudo\n---\n{keys}"), vec![]),
+            (
+                0,
+                format!("deploy\n---\n{keys}"),
+                vec!["~ user deploy: sudo group and authorized keys"],
+            ),
+            (
+                0,
+                "deploy sudo\n---\nssh-ed25519 AAAAother x\n".to_string(),
+                vec!["~ user deploy: sudo group and authorized keys"],
+            ),
+        ] {
+            let changes = plan(op(), status, &answer, &[]);
+            assert_eq!(summaries(&changes), expected, "{answer:?}");
+            // The operator's way in: always under the lockout guard.
+            assert!(changes.iter().all(|c| c.guarded));
+        }
+    }
+}

@@ -27,3 +27,34 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, mode: &str, owner: &
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::Directory {
+            path: "/srv/shop".into(),
+            mode: "0755".into(),
+            owner: "shop".into(),
+            group: "shop".into(),
+        };
+        for (status, answer, expected) in [
+            (1, "", vec!["+ directory /srv/shop (0755 shop:shop)"]),
+            (0, "directory 755 shop shop\n", vec![]),
+            (
+                0,
+                "directory 755 root root\n",
+                vec!["~ directory /srv/shop (0755 shop:shop)"],
+            ),
+        ] {
+            assert_eq!(
+                summaries(&plan(op(), status, answer, &[])),
+                expected,
+                "{answer}"
+            );
+        }
+    }
+}

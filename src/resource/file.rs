@@ -50,3 +50,76 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, file: &FileSpec) {
     c.undo = Some(undo);
     c.file = Some(file.path.clone());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::{FileSpec, Op};
+
+    fn site(content: &str) -> Op {
+        Op::File(FileSpec {
+            path: "/etc/nginx/sites-available/shop".into(),
+            content: content.into(),
+            mode: "0644".into(),
+            owner: "root".into(),
+            group: "root".into(),
+            secret: false,
+            validate: None,
+        })
+    }
+
+    #[test]
+    fn table() {
+        for (what, status, answer, expected) in [
+            (
+                "missing",
+                1,
+                "",
+                vec!["+ file /etc/nginx/sites-available/shop (0644 root:root)"],
+            ),
+            ("same", 0, "644 root root\nserver {}\n", vec![]),
+            (
+                "edited",
+                0,
+                "644 root root\nserver { x }\n",
+                vec!["~ file /etc/nginx/sites-available/shop"],
+            ),
+            (
+                "mode",
+                0,
+                "640 root root\nserver {}\n",
+                vec![
+                    "~ file /etc/nginx/sites-available/shop: mode/owner 640 root root -> 644 root root",
+                ],
+            ),
+        ] {
+            let changes = plan(site("server {}\n"), status, answer, &[]);
+            assert_eq!(summaries(&changes), expected, "{what}");
+            for c in &changes {
+                assert_eq!(
+                    c.file.as_deref(),
+                    Some("/etc/nginx/sites-available/shop"),
+                    "{what}"
+                );
+                assert!(c.undo.is_some() && !c.guarded, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_shown_and_sshd_is_guarded() {
+        let mut spec = match site("SECRET=x\n") {
+            Op::File(f) => f,
+            _ => unreachable!(),
+        };
+        spec.secret = true;
+        let changes = plan(Op::File(spec.clone()), 0, "600 root root\nSECRET=y\n", &[]);
+        assert_eq!(
+            changes[0].detail.as_deref(),
+            Some("(holds secrets: content not shown)")
+        );
+        spec.path = "/etc/ssh/sshd_config.d/00-tandem.conf".into();
+        spec.secret = false;
+        assert!(plan(Op::File(spec), 1, "", &[])[0].guarded);
+    }
+}

@@ -22,3 +22,21 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, fqdn: &str) {
         ctx.push(format!("~ hostname {now} -> {fqdn}"), None, script);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::Hostname {
+            fqdn: "db.example.com".into(),
+        };
+        assert!(plan(op(), 0, "db.example.com\ndb.example.com\n", &[]).is_empty());
+        assert_eq!(
+            summaries(&plan(op(), 0, "localhost\ntl10\n", &[])),
+            ["~ hostname tl10 -> db.example.com"]
+        );
+    }
+}

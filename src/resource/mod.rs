@@ -186,3 +186,64 @@ pub fn unified(old: &str, new: &str, name: &str) -> String {
         .header(&format!("{name} (now)"), &format!("{name} (tandem)"))
         .to_string()
 }
+
+/// For the kinds' tables: "desired + probed -> exactly these changes, or none".
+#[cfg(test)]
+pub mod table {
+    use super::*;
+    use crate::config::{Role, Server};
+    use crate::desired::Task;
+    use crate::playbook::Phase;
+
+    /// The summaries of the changes planned for `op` when its probe answered `status` and
+    /// `stdout`, with `shared` answers of the shared queries (`ufw`, `pg`).
+    pub fn plan(op: Op, status: i32, stdout: &str, shared: &[(&str, i32, &str)]) -> Vec<Change> {
+        let desired = Desired {
+            server: Server {
+                name: "db".into(),
+                role: Role::Db,
+                ssh: "deploy@db.example.com".into(),
+                fqdn: "db.example.com".into(),
+                internal_ip: "10.0.0.3".parse().unwrap(),
+            },
+            tasks: vec![Task {
+                role: Phase::Base,
+                step: "a step".into(),
+                op,
+                notify: Vec::new(),
+            }],
+            handlers: Vec::new(),
+        };
+        let mut results = std::collections::BTreeMap::new();
+        results.insert(
+            "t0".to_string(),
+            QueryResult {
+                status,
+                stdout: stdout.to_string(),
+            },
+        );
+        for (id, status, stdout) in shared {
+            results.insert(
+                id.to_string(),
+                QueryResult {
+                    status: *status,
+                    stdout: stdout.to_string(),
+                },
+            );
+        }
+        let facts = Facts {
+            discovery: Default::default(),
+            results,
+        };
+        let password = Secret::for_test("c0rrect horse");
+        let mut ctx = Context::new(&desired, &facts, &password, "run1");
+        plan_task(&mut ctx, &desired.tasks[0].op, &facts.task(0));
+        finish(&mut ctx);
+        ctx.changes
+    }
+
+    /// Just the summaries.
+    pub fn summaries(changes: &[Change]) -> Vec<String> {
+        changes.iter().map(|c| c.summary.clone()).collect()
+    }
+}

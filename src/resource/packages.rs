@@ -56,3 +56,28 @@ pub fn plan(ctx: &mut Context) {
     ctx.push(format!("+ apt install {}", missing.join(" ")), None, script)
         .prepare = true;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::Packages {
+            names: vec!["postgresql".into(), "ufw".into()],
+        };
+        for (answer, expected) in [
+            ("postgresql ii \nufw ii \n", vec![]),
+            ("ufw ii \n", vec!["+ apt install postgresql"]),
+            (
+                "postgresql rc \nufw un \n",
+                vec!["+ apt install postgresql ufw"],
+            ),
+        ] {
+            let changes = plan(op(), 0, answer, &[]);
+            assert_eq!(summaries(&changes), expected, "{answer:?}");
+            assert!(changes.iter().all(|c| c.prepare));
+        }
+    }
+}

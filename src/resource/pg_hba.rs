@@ -62,3 +62,43 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, block: &str) {
     };
     ctx.push(summary, Some(detail), script).file = Some(path.to_string());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    const BLOCK: &str = "# BEGIN tandem shop: managed\nhost    shop    shop    10.0.0.2/32    scram-sha-256\n# END tandem shop\n";
+    const DEBIAN: &str = "local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n";
+
+    #[test]
+    fn table() {
+        let op = || Op::PgHbaBlock {
+            path: "/etc/postgresql/15/main/pg_hba.conf".into(),
+            block: BLOCK.into(),
+        };
+        let path = "/etc/postgresql/15/main/pg_hba.conf";
+        for (what, answer, expected) in [
+            (
+                "fresh Debian file",
+                DEBIAN.to_string(),
+                vec![format!("~ tandem block in {path}")],
+            ),
+            ("converged", format!("{DEBIAN}{BLOCK}"), vec![]),
+            (
+                "a trust line added by hand",
+                format!("{DEBIAN}{BLOCK}host all all 0.0.0.0/0 trust\n"),
+                vec![format!(
+                    "~ {path}: disable 1 line(s) admitting machines other than the app servers and database.allow"
+                )],
+            ),
+        ] {
+            let changes = plan(op(), 0, &answer, &[]);
+            assert_eq!(summaries(&changes), expected, "{what}");
+            assert!(
+                changes.iter().all(|c| c.file.as_deref() == Some(path)),
+                "{what}"
+            );
+        }
+    }
+}

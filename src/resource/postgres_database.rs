@@ -42,3 +42,29 @@ pub fn plan(ctx: &mut Context, name: &str, owner: &str) {
     let script = psql_script(None, &run.join("\n"));
     ctx.push(summary, Some(shown.join("\n")), script);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::PostgresDatabase {
+            name: "shop".into(),
+            owner: "shop".into(),
+        };
+        for (pg, expected) in [
+            ("", vec!["+ database shop owned by shop"]),
+            ("database|shop|shop|f\n", vec![]),
+            ("database|shop|postgres|f\n", vec!["~ database shop"]),
+            ("database|shop|shop|t\n", vec!["~ database shop"]),
+        ] {
+            assert_eq!(
+                summaries(&plan(op(), 0, "", &[("pg", 0, pg)])),
+                expected,
+                "{pg:?}"
+            );
+        }
+    }
+}

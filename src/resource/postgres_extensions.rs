@@ -19,3 +19,34 @@ pub fn plan(ctx: &mut Context, database: &str, names: &[String]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::PostgresExtensions {
+            database: "shop".into(),
+            names: vec!["citext".into(), "uuid-ossp".into()],
+        };
+        for (pg, expected) in [
+            (
+                "extension|plpgsql\n",
+                vec!["+ extensions citext, uuid-ossp in shop"],
+            ),
+            (
+                "extension|plpgsql\nextension|citext\n",
+                vec!["+ extensions uuid-ossp in shop"],
+            ),
+            ("extension|citext\nextension|uuid-ossp\n", vec![]),
+        ] {
+            assert_eq!(
+                summaries(&plan(op(), 0, "", &[("pg", 0, pg)])),
+                expected,
+                "{pg:?}"
+            );
+        }
+    }
+}

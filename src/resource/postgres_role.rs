@@ -80,3 +80,55 @@ pub fn plan(ctx: &mut Context, role: &str, superuser: bool, settings: &[(String,
     let script = psql_script(None, &sql_run.join("\n"));
     ctx.push(summary, Some(sql_shown.join("\n")), script);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    fn role() -> Op {
+        Op::PostgresRole {
+            role: "shop".into(),
+            superuser: false,
+            settings: vec![("timezone".into(), "UTC".into())],
+        }
+    }
+
+    #[test]
+    fn table() {
+        let verifier = crate::scram::verifier("c0rrect horse");
+        for (what, pg, expected) in [
+            ("missing", String::new(), vec!["+ role shop: create"]),
+            (
+                "converged",
+                format!("role|shop|f|t|f|f|{verifier}\nrolesetting|TimeZone=UTC\n"),
+                vec![],
+            ),
+            (
+                "another password",
+                format!(
+                    "role|shop|f|t|f|f|{}\nrolesetting|TimeZone=UTC\n",
+                    crate::scram::verifier("other")
+                ),
+                vec!["~ role shop: password"],
+            ),
+            (
+                "made superuser by hand",
+                format!("role|shop|t|t|f|f|{verifier}\nrolesetting|TimeZone=UTC\n"),
+                vec!["~ role shop: attributes"],
+            ),
+        ] {
+            let changes = plan(role(), 0, "", &[("pg", 0, &pg)]);
+            assert_eq!(summaries(&changes), expected, "{what}");
+            for c in &changes {
+                let shown = c.detail.clone().unwrap_or_default();
+                assert!(
+                    !shown.contains("SCRAM-SHA-256$") && !shown.contains("c0rrect"),
+                    "{what}: {shown}"
+                );
+            }
+        }
+        // PostgreSQL stopped: nothing planned, a note instead.
+        assert!(plan(role(), 0, "", &[("pg", 4, "")]).is_empty());
+    }
+}

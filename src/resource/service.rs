@@ -42,3 +42,43 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, name: &str, enabled: bool, runni
         .prepare = prepare;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = |name: &str| Op::Service {
+            name: name.into(),
+            enabled: true,
+            running: true,
+        };
+        for (answer, expected) in [
+            ("enabled\n\nactive\n", vec![]),
+            ("static\n\nactive\n", vec![]),
+            (
+                "disabled\n\ninactive\n",
+                vec!["~ service nginx: enable and start"],
+            ),
+            ("enabled\n\nfailed\n", vec!["~ service nginx: start"]),
+            ("\n\n", vec!["~ service nginx: enable and start"]),
+        ] {
+            assert_eq!(
+                summaries(&plan(op("nginx"), 0, answer, &[])),
+                expected,
+                "{answer:?}"
+            );
+        }
+        // A stopped PostgreSQL is started in the prepare phase, before the second probe.
+        let stopped = plan(
+            op("postgresql"),
+            0,
+            "enabled\n\ninactive\n",
+            &[("pg", 4, "")],
+        );
+        assert!(stopped[0].prepare);
+        assert!(!plan(op("nginx"), 0, "enabled\n\ninactive\n", &[("pg", 4, "")])[0].prepare);
+    }
+}

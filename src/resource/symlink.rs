@@ -30,3 +30,37 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, target: &str, link: &str) {
         c.file = Some(link.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::Symlink {
+            target: "/etc/nginx/sites-available/shop".into(),
+            link: "/etc/nginx/sites-enabled/shop".into(),
+        };
+        let change = "+ symlink /etc/nginx/sites-enabled/shop -> /etc/nginx/sites-available/shop";
+        for (status, answer, expected, undo) in [
+            (
+                1,
+                "",
+                vec![change],
+                Some("rm -f /etc/nginx/sites-enabled/shop\n"),
+            ),
+            (0, "/etc/nginx/sites-available/shop\n", vec![], None),
+            (
+                0,
+                "/tmp/other\n",
+                vec![change],
+                Some("ln -sfn /tmp/other /etc/nginx/sites-enabled/shop\n"),
+            ),
+        ] {
+            let changes = plan(op(), status, answer, &[]);
+            assert_eq!(summaries(&changes), expected, "{answer}");
+            assert_eq!(changes.first().and_then(|c| c.undo.as_deref()), undo);
+        }
+    }
+}

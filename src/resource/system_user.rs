@@ -23,3 +23,30 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, user: &str, home: &str) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+
+    #[test]
+    fn table() {
+        let op = || Op::SystemUser {
+            user: "shop".into(),
+            home: "/srv/shop".into(),
+        };
+        assert!(
+            plan(
+                op(),
+                0,
+                "shop:x:999:999::/srv/shop:/usr/sbin/nologin\n",
+                &[]
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            summaries(&plan(op(), 2, "", &[])),
+            ["+ system user shop (home /srv/shop, no login)"]
+        );
+    }
+}

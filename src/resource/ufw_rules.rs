@@ -97,3 +97,66 @@ pub fn close_database(ctx: &mut Context) {
         c.guarded = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::{plan, summaries};
+    use crate::desired::Op;
+    use crate::ufw::UfwRule;
+
+    const CONVERGED: &str = "ENABLED=yes\nDEFAULT_INPUT_POLICY=\"DROP\"\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n\
+### tuple ### allow tcp 5432 0.0.0.0/0 any 10.0.0.2 in comment=74616e64656d3a20706f737467726573716c2066726f6d2061707031\n";
+
+    fn postgres_rule() -> Op {
+        Op::UfwAllow(UfwRule {
+            port: 5432,
+            proto: "tcp".into(),
+            from: Some("10.0.0.2".parse().unwrap()),
+            comment: "tandem: postgresql from app1".into(),
+        })
+    }
+
+    #[test]
+    fn table() {
+        for (what, ufw, expected) in [
+            ("converged", CONVERGED.to_string(), vec![]),
+            (
+                "not installed",
+                String::new(),
+                vec![
+                    "+ ufw allow proto tcp from 10.0.0.2 to any port 5432 comment 'tandem: postgresql from app1'",
+                ],
+            ),
+            (
+                "opened to all by hand",
+                format!("{CONVERGED}### tuple ### allow any 5432 0.0.0.0/0 any 0.0.0.0/0 in\n"),
+                vec![
+                    "- ufw rule allow from anywhere to port 5432/any (admits more than the app servers and database.allow)",
+                ],
+            ),
+            (
+                "an app server that left",
+                format!(
+                    "{CONVERGED}### tuple ### allow tcp 5432 0.0.0.0/0 any 10.0.0.9 in comment=74616e64656d3a20706f737467726573716c2066726f6d2061707032\n"
+                ),
+                vec![
+                    "- ufw allow proto tcp from 10.0.0.9 to any port 5432 comment 'tandem: postgresql from app2' (no longer in the config)",
+                    "- ufw rule allow from 10.0.0.9 to port 5432/tcp (admits more than the app servers and database.allow)",
+                ],
+            ),
+        ] {
+            let status = if ufw.is_empty() { 3 } else { 0 };
+            let changes = plan(postgres_rule(), 0, "", &[("ufw", status, &ufw)]);
+            assert_eq!(summaries(&changes), expected, "{what}");
+            assert!(changes.iter().all(|c| c.guarded), "{what}");
+        }
+        assert_eq!(
+            summaries(&plan(Op::UfwEnable, 0, "", &[("ufw", 0, "ENABLED=no\n")])),
+            ["+ ufw --force enable"]
+        );
+        assert_eq!(
+            summaries(&plan(Op::UfwDefaults, 0, "", &[("ufw", 0, "ENABLED=no\n")])),
+            ["~ ufw default deny incoming, allow outgoing"]
+        );
+    }
+}
