@@ -10,10 +10,9 @@ use futures::future::join_all;
 
 use crate::config::Role;
 use crate::engine::Engine;
-use crate::facts::Discovery;
 use crate::identifier::shell_word;
-use crate::plan::{Change, HandlerRun, HostPlan, Plan};
-use crate::playbook::{HandlerAction, Phase};
+use crate::plan::{Change, HostPlan, Plan};
+use crate::playbook::Phase;
 use crate::script::{STATE_DIR, payload};
 use crate::transport::{RemoteLock, Ssh, SshOptions, Transport};
 
@@ -287,7 +286,7 @@ async fn run_changes(
         for h in host.handlers.iter().filter(|h| h.role == role) {
             let started = Instant::now();
             let script = run.held(
-                &handler_script(h, &host.discovery),
+                &h.effect.script(h.check.as_deref(), &host.discovery),
                 &format!("handler {}", h.name),
             );
             let out = ssh.run(&script).await?;
@@ -466,43 +465,6 @@ fn arm_guard_script(deploy_user: &str) -> String {
 
 const DISARM_GUARD: &str = "systemctl stop tandem-guard.timer 2>/dev/null || true\n\
      systemctl reset-failed tandem-guard.timer tandem-guard.service 2>/dev/null || true\n";
-
-fn handler_script(h: &HandlerRun, discovery: &Discovery) -> String {
-    let mut s = String::from("set -e\n");
-    if let Some(check) = &h.check {
-        s.push_str(&format!(
-            "if ! OUT=$({check} 2>&1); then echo \"`{check}` failed, not reloading: $OUT\" >&2; exit 1; fi\n",
-            check = check
-        ));
-    }
-    let service = shell_word(&h.service);
-    if h.service == "postgresql" {
-        // Reload, then ask PostgreSQL whether a changed setting needs a restart
-        // (pg_settings.pending_restart) instead of guessing.
-        s.push_str(&format!(
-            "q() {{ {}; }}\n",
-            crate::postgres::as_postgres("-Atq -c \"$1\"")
-        ));
-        s.push_str(
-            "before=$(q 'SELECT pg_conf_load_time()')\nq 'SELECT pg_reload_conf()' >/dev/null\n\
-             i=0; while [ $i -lt 50 ] && [ \"$(q 'SELECT pg_conf_load_time()')\" = \"$before\" ]; do sleep 0.1; i=$((i+1)); done\n\
-             pending=$(q \"SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart\")\n\
-             if [ -n \"$pending\" ]; then systemctl restart postgresql; echo \"restarted for $pending\"; else echo reloaded; fi\n",
-        );
-        return s;
-    }
-    if h.service == "ssh" && discovery.ssh_socket_activated {
-        s.push_str("systemctl daemon-reload\nsystemctl restart ssh.socket\n");
-        return s;
-    }
-    match h.action {
-        HandlerAction::Reload => {
-            s.push_str(&format!("systemctl try-reload-or-restart {service}\n"))
-        }
-        HandlerAction::Restart => s.push_str(&format!("systemctl try-restart {service}\n")),
-    }
-    s
-}
 
 pub fn audit_script(run_id: &str, who: &str, report: &HostReport) -> String {
     let mut lines = String::new();

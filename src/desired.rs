@@ -7,7 +7,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::{Config, Role, Server};
-use crate::playbook::{self, HandlerAction, Phase, Source, Step};
+use crate::handler::Effect;
+use crate::playbook::{self, Phase, Source, Step};
 use crate::sql;
 use crate::templates::Templates;
 use crate::ufw::{COMMENT_PREFIX, UfwRule};
@@ -96,8 +97,7 @@ pub enum Op {
 #[derive(Clone, Debug, Serialize)]
 pub struct RenderedHandler {
     pub name: String,
-    pub service: String,
-    pub action: HandlerAction,
+    pub effect: Effect,
     pub check: Option<String>,
 }
 
@@ -145,8 +145,7 @@ pub fn expand(
         for h in &book.handlers {
             handlers.push(RenderedHandler {
                 name: h.name.clone(),
-                service: templates.render_field(&h.service, &vars)?,
-                action: h.action,
+                effect: Effect::of(&templates.render_field(&h.service, &vars)?, h.action),
                 check: h.check.clone(),
             });
         }
@@ -469,11 +468,7 @@ impl fmt::Display for Desired {
             writeln!(f)?;
         }
         for h in &self.handlers {
-            let action = match h.action {
-                HandlerAction::Reload => "reload",
-                HandlerAction::Restart => "restart",
-            };
-            write!(f, "handler `{}`: {action} {}", h.name, h.service)?;
+            write!(f, "handler `{}`: {}", h.name, h.effect)?;
             if let Some(check) = &h.check {
                 write!(f, " after `{check}` passes")?;
             }

@@ -8,6 +8,7 @@ pub mod desired;
 pub mod diagnostic;
 pub mod engine;
 pub mod facts;
+pub mod handler;
 pub mod identifier;
 pub mod init;
 pub mod local_file;

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::desired::Desired;
 use crate::facts::{Discovery, Facts};
-use crate::playbook::{HandlerAction, Phase};
+use crate::handler::Effect;
+use crate::playbook::Phase;
 use crate::resource;
 use crate::secret::Secret;
 
@@ -43,8 +44,7 @@ pub struct Change {
 pub struct HandlerRun {
     pub role: Phase,
     pub name: String,
-    pub service: String,
-    pub action: HandlerAction,
+    pub effect: Effect,
     pub check: Option<String>,
 }
 
@@ -112,8 +112,7 @@ pub fn plan_host(
             Some(HandlerRun {
                 role,
                 name: h.name.clone(),
-                service: h.service.clone(),
-                action: h.action,
+                effect: h.effect.clone(),
                 check: h.check.clone(),
             })
         })
@@ -194,7 +193,7 @@ impl fmt::Display for Plan {
                 }
             }
             for h in &host.handlers {
-                writeln!(f, "  then: {} ({})", h.name, h.service)?;
+                writeln!(f, "  then: {} ({})", h.name, h.effect.service())?;
             }
             for n in &host.notes {
                 writeln!(f, "  note: {n}")?;
