@@ -239,7 +239,34 @@ pub mod table {
         let mut ctx = Context::new(&desired, &facts, &password, "run1");
         plan_task(&mut ctx, &desired.tasks[0].op, &facts.task(0));
         finish(&mut ctx);
+        for c in &ctx.changes {
+            for script in [Some(&c.script), c.undo.as_ref()].into_iter().flatten() {
+                assert_shell_syntax(script, &c.summary);
+            }
+        }
         ctx.changes
+    }
+
+    /// `sh -n`: the script parses (as the hosts' /bin/sh reads it).
+    fn assert_shell_syntax(script: &str, what: &str) {
+        use std::io::Write;
+        let mut sh = std::process::Command::new("sh")
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        sh.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = sh.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the script of `{what}` does not parse: {}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Just the summaries.

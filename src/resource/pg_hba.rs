@@ -22,7 +22,8 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, block: &str) {
         return;
     }
     let check = format!(
-        "ERR=$({} 2>&1) || ERR=failed",
+        // `$( (` with a space: `$((` would start arithmetic.
+        "ERR=$( {} 2>&1) || ERR=failed",
         postgres::as_postgres(
             "-Atc 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL'"
         )
