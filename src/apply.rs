@@ -35,7 +35,18 @@ struct Run<'a> {
 impl Run<'_> {
     /// `script` under the work lock, announced in the audit log as `what`.
     fn held(&self, script: &str, what: &str) -> String {
-        crate::script::held(script, self.id, self.who, what)
+        crate::script::held(script, self.id, self.who, what, &[])
+    }
+
+    /// A change under the work lock, its handlers recorded as owed first.
+    fn held_change(&self, change: &Change) -> String {
+        crate::script::held(
+            &change.script,
+            self.id,
+            self.who,
+            &change.summary,
+            &change.notify,
+        )
     }
 }
 
@@ -285,8 +296,13 @@ async fn run_changes(
         }
         for h in host.handlers.iter().filter(|h| h.role == role) {
             let started = Instant::now();
+            // Done: no longer owed (a handler that fails stays owed for the next run).
             let script = run.held(
-                &h.effect.script(h.check.as_deref(), &host.discovery),
+                &format!(
+                    "{}rm -f {}\n",
+                    h.effect.script(h.check.as_deref(), &host.discovery),
+                    crate::script::owed_path(&h.name)
+                ),
                 &format!("handler {}", h.name),
             );
             let out = ssh.run(&script).await?;
@@ -353,7 +369,7 @@ async fn run_changes(
 async fn run_change(ssh: &Ssh, server: &str, change: &Change, run: Run<'_>) -> anyhow::Result<()> {
     let started = Instant::now();
     let out = ssh
-        .run(&run.held(&change.script, &change.summary))
+        .run(&run.held_change(change))
         .await
         .with_context(|| format!("{server}: {}", change.summary))?;
     if !out.success() {

@@ -96,6 +96,8 @@ pub enum Op {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RenderedHandler {
+    /// The playbook that defines it: its changes run before it.
+    pub phase: Phase,
     pub name: String,
     pub effect: Effect,
     pub check: Option<String>,
@@ -144,6 +146,7 @@ pub fn expand(
         }
         for h in &book.handlers {
             handlers.push(RenderedHandler {
+                phase: role,
                 name: h.name.clone(),
                 effect: Effect::of(&templates.render_field(&h.service, &vars)?, h.action),
                 check: h.check.clone(),

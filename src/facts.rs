@@ -106,6 +106,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
 /// Names of the shared queries (the rest are `t<task index>`).
 pub const UFW: &str = "ufw";
 pub const PG: &str = "pg";
+pub const OWED: &str = "owed";
 
 /// Builds the one probe script for a host from what is desired there.
 pub fn probe_script(desired: &Desired) -> String {
@@ -122,6 +123,7 @@ pub fn probe_script(desired: &Desired) -> String {
     {
         queries.push((UFW.into(), crate::ufw::PROBE.into()));
     }
+    queries.push((OWED.into(), crate::script::OWED_PROBE.into()));
     if let Some(sql) = crate::resource::postgres_facts::query(desired) {
         queries.push((PG.into(), psql_query(&sql)));
     }

@@ -96,6 +96,28 @@ pub fn plan_host(
         }
     }
     resource::finish(&mut ctx);
+    // Handlers an earlier run made owed but never ran (it died or failed in between): owed
+    // still, whether or not this run changes anything.
+    let owed = facts.get(crate::facts::OWED);
+    for h in &desired.handlers {
+        let is_owed = owed.ok()
+            && owed
+                .stdout
+                .lines()
+                .any(|l| l.trim() == h.name.replace('/', "_"));
+        if is_owed && !ctx.changes.iter().any(|c| c.notify.contains(&h.name)) {
+            let mut change = Change::new(
+                format!("~ {} (owed by an earlier run that did not finish)", h.name),
+                None,
+                "true\n".to_string(),
+            );
+            change.role = h.phase;
+            change.step = "Handlers an interrupted run owes".into();
+            change.notify = vec![h.name.clone()];
+            change.guarded = h.effect == Effect::SshReload;
+            ctx.changes.push(change);
+        }
+    }
     let notified: Vec<(Phase, String)> = ctx
         .changes
         .iter()
@@ -210,5 +232,59 @@ impl fmt::Display for Plan {
                 .collect();
             write!(f, "Plan: {total} change(s) ({}).", per.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Role, Server};
+    use crate::desired::RenderedHandler;
+    use crate::facts::QueryResult;
+    use crate::playbook::HandlerAction;
+
+    #[test]
+    fn a_handler_an_interrupted_run_owes_is_planned_again() {
+        let desired = Desired {
+            server: Server {
+                name: "db".into(),
+                role: Role::Db,
+                ssh: "deploy@db.example.com".into(),
+                fqdn: "db.example.com".into(),
+                internal_ip: "10.0.0.3".parse().unwrap(),
+            },
+            tasks: Vec::new(),
+            handlers: vec![RenderedHandler {
+                phase: Phase::Db,
+                name: "reload postgresql".into(),
+                effect: Effect::of("postgresql", HandlerAction::Reload),
+                check: None,
+            }],
+        };
+        let password = Secret::for_test("x");
+        let plan = |owed: &str| {
+            let mut facts = Facts::default();
+            facts.results.insert(
+                crate::facts::OWED.into(),
+                QueryResult {
+                    status: 0,
+                    stdout: owed.into(),
+                },
+            );
+            plan_host(
+                &desired,
+                &facts,
+                &PlanSecrets {
+                    db_password: &password,
+                },
+                "run",
+            )
+        };
+        let owed = plan("reload postgresql\n");
+        assert_eq!(owed.changes.len(), 1);
+        assert_eq!(owed.changes[0].role, Phase::Db);
+        assert_eq!(owed.handlers.len(), 1);
+        assert_eq!(owed.handlers[0].name, "reload postgresql");
+        assert!(plan("").changes.is_empty() && plan("").handlers.is_empty());
     }
 }

@@ -16,17 +16,35 @@ pub const STATE_DIR: &str = "/var/lib/tandem";
 /// `Ssh::lock`), so it never starts while a killed run's apt or release is still going.
 pub const WORK_LOCK: &str = "/var/lib/tandem/work.lock";
 
+/// Handlers a change has made owed, one empty file each, named after the handler: written
+/// before the change runs and removed when the handler has run, so a run that dies in between
+/// leaves the reload to the next run (which probes this directory).
+pub const OWED_DIR: &str = "/var/lib/tandem/owed";
+
+/// The probe query listing the owed handlers.
+pub const OWED_PROBE: &str = "ls -1 /var/lib/tandem/owed 2>/dev/null; true";
+
 /// `script` run under the shared work lock, with a `started:` line in the audit log first, so
-/// a change that never finished (tandem killed, connection lost) still shows in the log.
-pub fn held(script: &str, run_id: &str, who: &str, what: &str) -> String {
+/// a change that never finished (tandem killed, connection lost) still shows in the log; the
+/// handlers it notifies (`owes`) are recorded as owed before it changes anything.
+pub fn held(script: &str, run_id: &str, who: &str, what: &str, owes: &[String]) -> String {
+    let owed: String = owes
+        .iter()
+        .map(|h| format!(": >{}\n", owed_path(h)))
+        .collect();
     format!(
-        "TANDEM_UMASK=$(umask)\numask 077\nmkdir -p {STATE_DIR}\nexec 8>>{WORK_LOCK}\nflock -s 8\n\
+        "TANDEM_UMASK=$(umask)\numask 077\nmkdir -p {STATE_DIR} {OWED_DIR}\nexec 8>>{WORK_LOCK}\nflock -s 8\n\
          printf '%s run=%s by=%s started: %s\\n' \"$(date -Is)\" {run} {who} {what} >>{STATE_DIR}/audit.log\n\
-         umask \"$TANDEM_UMASK\"\n{script}",
+         {owed}umask \"$TANDEM_UMASK\"\n{script}",
         run = shell_word(run_id),
         who = shell_word(who),
         what = shell_word(&what.replace('\n', " ")),
     )
+}
+
+/// Where handler `name` is recorded as owed (quoted for the shell).
+pub fn owed_path(name: &str) -> String {
+    shell_word(&format!("{OWED_DIR}/{}", name.replace('/', "_")))
 }
 
 /// A command that decodes `data` from a heredoc, followed by `rest` (a redirection or a pipe)

@@ -94,6 +94,26 @@ fn drift_that_opens_the_database_is_found_and_closed() {
     let (code, shown) = plan_exit(&s);
     assert_eq!(code, Some(0), "after apply:\n{shown}");
 
+    // A reload an interrupted run owed (its change written, its handler never run) is run by
+    // the next apply; handlers that ran leave nothing owed.
+    let owed = s.sudo_ok(&s.db, "ls -A /var/lib/tandem/owed");
+    assert_eq!(owed.trim(), "", "handlers that ran are still owed");
+    s.sudo_ok(&s.db, ": >'/var/lib/tandem/owed/reload postgresql'");
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(2), "{shown}");
+    assert!(
+        shown.contains("reload postgresql (owed by an earlier run that did not finish)"),
+        "{shown}"
+    );
+    let apply = s.run(&["apply", "--yes"]);
+    assert_ok("apply runs the owed handler", &apply);
+    assert!(
+        text(&apply.stderr).contains("handler reload postgresql ok"),
+        "{}",
+        text(&apply.stderr)
+    );
+    assert_eq!(s.sudo_ok(&s.db, "ls -A /var/lib/tandem/owed").trim(), "");
+
     // PostgreSQL stopped on a converged server: said so, nothing to create.
     s.sudo_ok(&s.db, "systemctl stop postgresql");
     let (code, shown) = plan_exit(&s);
