@@ -14,8 +14,10 @@ use crate::config::{Config, Role, Server};
 use crate::desired::Op;
 use crate::engine::{Engine, Planned};
 use crate::facts::{PG, UFW};
+use crate::identifier::shell_word;
 use crate::transport::{SshOptions, Transport};
 use crate::ufw::UfwState;
+use crate::vars::{HostFacts, Secrets, Vars};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
@@ -92,7 +94,16 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
             .zip(&engine.hosts)
             .filter(|(s, _)| s.role == Role::App)
             .map(|(server, ssh)| async move {
-                let out = ssh.run(&app_script(config)).await;
+                // The paths and unit names the playbooks used, from the same `Vars`.
+                let vars = Vars::new(
+                    config,
+                    server,
+                    &HostFacts {
+                        postgres_version: String::new(),
+                    },
+                    Secrets::redacted(config),
+                );
+                let out = ssh.run(&app_script(config, &vars)).await;
                 (server, out)
             }),
     )
@@ -288,8 +299,7 @@ fn ufw_checks(
 /// Runs on an app server as root: TCP and a real login with the app's credentials (read from
 /// the env file by the app's own Python, never on a command line), Django's role settings,
 /// nginx for each domain and for an unknown host, gunicorn units.
-fn app_script(config: &Config) -> String {
-    let project = &config.project;
+fn app_script(config: &Config, vars: &Vars) -> String {
     let hosts: Vec<String> = config
         .domains
         .iter()
@@ -332,23 +342,28 @@ print('json=' + json.dumps(r))
     format!(
         // Units are read after the HTTP requests: with socket activation the service starts
         // on the first request.
-        "R=/srv/{p}/current\n\
+        "R={current}\n\
          if cd \"$R\" 2>/dev/null; then\n\
-         (set -a; . /etc/{p}/env; set +a; runuser -u {p} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
+         (set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
          {migrations}\
          else echo 'error=no current release'; fi\n\
-         for u in gunicorn-{p}.socket gunicorn-{p}.service; do echo \"unit=$u $(systemctl is-active $u)\"; done\n",
-        p = project,
-        migrations = migrations_check(config),
+         for u in {socket} {service}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n",
+        current = shell_word(&vars.paths.current),
+        env = shell_word(&vars.paths.env_file),
+        user = shell_word(&vars.user),
+        socket = shell_word(&vars.units.socket),
+        service = shell_word(&vars.units.service),
+        migrations = migrations_check(config, vars),
     )
 }
 
 /// Shell lines (inside the release directory) that print `migrations=ok|unapplied` and, for
 /// multi-tenant projects, `public_tenant=yes|no`.
-fn migrations_check(config: &Config) -> String {
-    let p = &config.project;
+fn migrations_check(config: &Config, vars: &Vars) -> String {
     let manage = format!(
-        "(set -a; . /etc/{p}/env; set +a; runuser -u {p} -- \"$R/venv/bin/python\" manage.py"
+        "(set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" manage.py",
+        env = shell_word(&vars.paths.env_file),
+        user = shell_word(&vars.user),
     );
     let mut s = String::new();
     let migrate = if config.django.is_multi_tenant() {
