@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Role, Server};
 use crate::handler::Effect;
+use crate::mode::Mode;
 use crate::playbook::{self, Phase, Source, Step};
 use crate::sql;
 use crate::templates::Templates;
@@ -18,7 +19,7 @@ use crate::vars::{HostFacts, Secrets, Vars};
 pub struct FileSpec {
     pub path: String,
     pub content: String,
-    pub mode: String,
+    pub mode: Mode,
     pub owner: String,
     pub group: String,
     pub secret: bool,
@@ -55,7 +56,7 @@ pub enum Op {
     File(FileSpec),
     Directory {
         path: String,
-        mode: String,
+        mode: Mode,
         owner: String,
         group: String,
     },
@@ -160,6 +161,11 @@ pub fn expand(
     })
 }
 
+/// A step's mode, checked when the playbook was loaded.
+fn step_mode(text: &str) -> anyhow::Result<Mode> {
+    Mode::parse(text).with_context(|| format!("bad mode `{text}`"))
+}
+
 fn expand_step(
     config: &Config,
     vars: &Vars,
@@ -193,7 +199,7 @@ fn expand_step(
         } => Op::File(FileSpec {
             path: t.render_field(dest, vars)?,
             content: t.render(template, vars)?,
-            mode: mode.clone(),
+            mode: step_mode(mode)?,
             owner: t.render_field(owner, vars)?,
             group: t.render_field(group, vars)?,
             secret: *secret,
@@ -207,7 +213,7 @@ fn expand_step(
             ..
         } => Op::Directory {
             path: t.render_field(path, vars)?,
-            mode: mode.clone(),
+            mode: step_mode(mode)?,
             owner: t.render_field(owner, vars)?,
             group: t.render_field(group, vars)?,
         },
@@ -237,7 +243,7 @@ fn expand_step(
                 t.render_field(file, vars)?
             ),
             content: t.render(template, vars)?,
-            mode: "0644".into(),
+            mode: Mode(0o644),
             owner: "postgres".into(),
             group: "postgres".into(),
             secret: false,

@@ -12,6 +12,7 @@ pub mod handler;
 pub mod identifier;
 pub mod init;
 pub mod local_file;
+pub mod mode;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;

@@ -314,7 +314,7 @@ pub fn parse(origin: &Path, text: &str) -> Result<Playbook, Diagnostics> {
 }
 
 fn is_mode(mode: &str) -> bool {
-    mode.len() == 4 && mode.chars().all(|c| ('0'..='7').contains(&c))
+    crate::mode::Mode::parse(mode).is_some()
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub fn write_file(file: &FileSpec, run_id: &str) -> String {
         "chown {}:{} \"$TMP\"\nchmod {} \"$TMP\"\n",
         shell_word(&file.owner),
         shell_word(&file.group),
-        shell_word(&file.mode)
+        file.mode
     ));
     match &file.validate {
         Some(cmd) if cmd.contains("{path}") => {
@@ -141,7 +141,7 @@ mod tests {
         FileSpec {
             path: "/etc/x y/conf".into(),
             content: "secret=1\n".into(),
-            mode: "0600".into(),
+            mode: crate::mode::Mode(0o600),
             owner: "root".into(),
             group: "root".into(),
             secret: true,

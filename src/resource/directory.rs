@@ -1,20 +1,21 @@
 //! A directory with its mode and owner.
 
-use super::{Context, normal_mode};
+use super::Context;
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
+use crate::mode::Mode;
 
 /// `directory MODE OWNER GROUP` when it exists.
 pub fn probe(path: &str) -> String {
     format!("stat -c '%F %a %U %G' -- {}", shell_word(path))
 }
 
-pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, mode: &str, owner: &str, group: &str) {
-    let want = format!("directory {} {owner} {group}", normal_mode(mode));
+pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, mode: Mode, owner: &str, group: &str) {
+    let want = format!("directory {} {owner} {group}", mode.stat_form());
     if !r.ok() || r.stdout.trim() != want {
         let script = format!(
             "set -e\ninstall -d -m {m} -o {o} -g {g} {p}\n",
-            m = shell_word(mode),
+            m = mode,
             o = shell_word(owner),
             g = shell_word(group),
             p = shell_word(path)
@@ -32,12 +33,13 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, mode: &str, owner: &
 mod tests {
     use super::super::table::{plan, summaries};
     use crate::desired::Op;
+    use crate::mode::Mode;
 
     #[test]
     fn table() {
         let op = || Op::Directory {
             path: "/srv/shop".into(),
-            mode: "0755".into(),
+            mode: Mode(0o755),
             owner: "shop".into(),
             group: "shop".into(),
         };

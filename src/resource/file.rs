@@ -1,6 +1,6 @@
 //! A file with its content, mode and owner, written atomically with a backup and validated.
 
-use super::{Context, normal_mode, unified};
+use super::{Context, unified};
 use crate::desired::FileSpec;
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
@@ -21,7 +21,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, file: &FileSpec) {
     } else {
         (false, String::new(), String::new())
     };
-    let want_meta = format!("{} {} {}", normal_mode(&file.mode), file.owner, file.group);
+    let want_meta = format!("{} {} {}", file.mode.stat_form(), file.owner, file.group);
     let content_same = exists && content == file.content;
     if content_same && meta == want_meta {
         return;
@@ -60,7 +60,7 @@ mod tests {
         Op::File(FileSpec {
             path: "/etc/nginx/sites-available/shop".into(),
             content: content.into(),
-            mode: "0644".into(),
+            mode: crate::mode::Mode(0o644),
             owner: "root".into(),
             group: "root".into(),
             secret: false,

@@ -121,7 +121,7 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
             mode,
             owner,
             group,
-        } => directory::plan(ctx, r, path, mode, owner, group),
+        } => directory::plan(ctx, r, path, *mode, owner, group),
         Op::Symlink { target, link } => symlink::plan(ctx, r, target, link),
         Op::Absent { path } => absent::plan(ctx, r, path),
         Op::UfwDefaults => ufw_rules::plan_defaults(ctx),
@@ -166,16 +166,6 @@ pub fn psql_script(database: Option<&str>, sql: &str) -> String {
         "set -e\n{}\n",
         payload(format!("{sql}\n").as_bytes(), &psql)
     )
-}
-
-/// `0755` and `755` alike, as `stat -c %a` prints them.
-pub fn normal_mode(mode: &str) -> String {
-    let trimmed = mode.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".into()
-    } else {
-        trimmed.into()
-    }
 }
 
 /// A unified diff from what the host has to what tandem writes.
