@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::identifier::shell_word;
 use crate::plan::{Change, HostPlan, Plan};
 use crate::playbook::Phase;
+use crate::report::Report;
 use crate::script::{STATE_DIR, payload};
 use crate::transport::{RemoteLock, Ssh, SshOptions, Transport};
 
@@ -30,6 +31,7 @@ pub struct ApplyOptions {
 struct Run<'a> {
     id: &'a str,
     who: &'a str,
+    report: &'a dyn Report,
 }
 
 impl Run<'_> {
@@ -65,7 +67,7 @@ pub async fn lock_all(engine: &mut Engine, options: &ApplyOptions) -> anyhow::Re
     let who = format!("{} run {}", options.who, engine.run_id);
     let mut locks: Vec<RemoteLock> = Vec::new();
     for host in &engine.hosts {
-        locks.push(host.lock(&who, options.lock_wait).await?);
+        locks.push(host.lock(&who, options.lock_wait, &*engine.report).await?);
     }
     engine.locks = locks;
     Ok(())
@@ -82,6 +84,7 @@ pub async fn prepare_hosts(
     let run = Run {
         id: &engine.run_id,
         who: &options.who,
+        report: &*engine.report,
     };
     let prepared = plan
         .hosts
@@ -214,7 +217,10 @@ async fn apply_host(
     }
     let audit = audit_script(&engine.run_id, &options.who, &report);
     if let Err(e) = ssh.run(&audit).await {
-        eprintln!("{}: could not write the audit log: {e:#}", host.server);
+        engine.report.progress(
+            &host.server,
+            &format!("could not write the audit log: {e:#}"),
+        );
     }
     report
 }
@@ -231,6 +237,7 @@ async fn run_host(
     let run = Run {
         id: &engine.run_id,
         who: &options.who,
+        report: &*engine.report,
     };
     let guarded = host.changes.iter().any(|c| c.guarded);
     if guarded {
@@ -246,7 +253,7 @@ async fn run_host(
     }
     // Whatever happened, SSH must still let the operator in, over a NEW connection.
     let server = &engine.config.servers[index];
-    match confirm_ssh(&server.name, &server.ssh, &engine.options).await {
+    match confirm_ssh(&server.name, &server.ssh, &engine.options, &*engine.report).await {
         Ok(()) => {
             run_checked(ssh, DISARM_GUARD, "disarming the lockout guard").await?;
             result
@@ -264,7 +271,14 @@ async fn run_host(
                      by itself within {GUARD_SECONDS}s of arming"
                 ),
             };
-            let check = match confirm_ssh(&server.name, &server.ssh, &engine.options).await {
+            let check = match confirm_ssh(
+                &server.name,
+                &server.ssh,
+                &engine.options,
+                &*engine.report,
+            )
+            .await
+            {
                 Ok(()) => "a new connection works again".to_string(),
                 Err(again) => format!(
                     "a new connection as configured STILL fails ({}): log in the way you did before \
@@ -349,16 +363,18 @@ async fn run_changes(
                 }
             }
             let said = out.stdout_text();
-            eprintln!(
-                "{}: handler {} ok ({:.1}s){}",
-                host.server,
-                h.name,
-                started.elapsed().as_secs_f32(),
-                if said.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", said.trim())
-                }
+            run.report.progress(
+                &host.server,
+                &format!(
+                    "handler {} ok ({:.1}s){}",
+                    h.name,
+                    started.elapsed().as_secs_f32(),
+                    if said.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", said.trim())
+                    }
+                ),
             );
             report.applied.push(format!("handler {}", h.name));
         }
@@ -380,10 +396,13 @@ async fn run_change(ssh: &Ssh, server: &str, change: &Change, run: Run<'_>) -> a
             out.stderr_tail()
         );
     }
-    eprintln!(
-        "{server}: {} ok ({:.1}s)",
-        change.summary,
-        started.elapsed().as_secs_f32()
+    run.report.progress(
+        server,
+        &format!(
+            "{} ok ({:.1}s)",
+            change.summary,
+            started.elapsed().as_secs_f32()
+        ),
     );
     Ok(())
 }
@@ -399,7 +418,12 @@ async fn run_checked(ssh: &Ssh, script: &str, what: &str) -> anyhow::Result<()> 
 /// Logs in over a new connection as the configured user and runs a command through sudo.
 /// Retried with backoff for a bounded time: right after `reload ssh` on a loaded host, sshd
 /// may refuse connections for a moment, and a correct change must not be rolled back for that.
-async fn confirm_ssh(name: &str, destination: &str, options: &SshOptions) -> anyhow::Result<()> {
+async fn confirm_ssh(
+    name: &str,
+    destination: &str,
+    options: &SshOptions,
+    report: &dyn Report,
+) -> anyhow::Result<()> {
     let fresh = SshOptions {
         bootstrap_user: None,
         accept_new_host_keys: false,
@@ -427,9 +451,12 @@ async fn confirm_ssh(name: &str, destination: &str, options: &SshOptions) -> any
                 return Err(e.context(format!("after {attempt} attempts")));
             }
             Err(e) => {
-                eprintln!(
-                    "{name}: SSH not confirmed yet (attempt {attempt} of {CONFIRM_ATTEMPTS}): {}",
-                    format!("{e:#}").lines().next().unwrap_or("")
+                report.progress(
+                    name,
+                    &format!(
+                        "SSH not confirmed yet (attempt {attempt} of {CONFIRM_ATTEMPTS}): {}",
+                        format!("{e:#}").lines().next().unwrap_or("")
+                    ),
                 );
                 tokio::time::sleep(wait).await;
                 wait *= 2;
@@ -553,7 +580,10 @@ pub async fn audit(engine: &Engine, reports: &[HostReport], options: &ApplyOptio
             .run(&audit_script(&engine.run_id, &options.who, report))
             .await
         {
-            eprintln!("{}: could not write the audit log: {e:#}", report.server);
+            engine.report.progress(
+                &report.server,
+                &format!("could not write the audit log: {e:#}"),
+            );
         }
     }
 }

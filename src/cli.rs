@@ -1,4 +1,6 @@
 //! The command line: arguments, and what each subcommand does with them.
+// The CLI is the edge where tandem prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -204,6 +206,21 @@ fn load_and_render(args: &ConfigArgs) -> anyhow::Result<(config::Config, usize)>
     Ok((config, count))
 }
 
+/// Progress for people: one line per event on stderr, prefixed with the server.
+struct StderrReport;
+
+impl crate::report::Report for StderrReport {
+    fn progress(&self, server: &str, line: &str) {
+        eprintln!("{server}: {line}");
+    }
+
+    fn debug(&self, line: &str) {
+        if std::env::var_os("TANDEM_DEBUG").is_some() {
+            eprintln!("debug: {line}");
+        }
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -226,7 +243,12 @@ async fn connect_and_plan(
     let mut templates = templates(&remote.config)?;
     let password = engine::password(&config)?;
     let started = std::time::Instant::now();
-    let mut engine = Engine::connect(config, remote.ssh_options()).await?;
+    let mut engine = Engine::connect(
+        config,
+        remote.ssh_options(),
+        std::sync::Arc::new(StderrReport),
+    )
+    .await?;
     let connected = started.elapsed();
     let locked = match locking {
         Locking::ReadOnly => Ok(()),

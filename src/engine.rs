@@ -3,6 +3,7 @@
 //! a `Plan`. Apply (`apply.rs`) then works through that plan.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -13,6 +14,7 @@ use crate::desired::{self, Desired, Op};
 use crate::facts::{self, Facts};
 use crate::plan::{self, Plan, PlanSecrets};
 use crate::release::{self, Bundle, ReleaseState};
+use crate::report::Report;
 use crate::secret::{self, Secret};
 use crate::templates::Templates;
 use crate::transport::{Ssh, SshOptions, Transport};
@@ -28,6 +30,8 @@ pub struct Engine {
     pub round_trips: usize,
     /// The hosts' apply locks, once taken (`apply::lock_all`); released by `close`.
     pub locks: Vec<crate::transport::RemoteLock>,
+    /// Where progress goes.
+    pub report: Arc<dyn Report>,
 }
 
 /// The plan and what it was computed from.
@@ -41,7 +45,11 @@ pub struct Planned {
 }
 
 impl Engine {
-    pub async fn connect(config: Config, options: SshOptions) -> anyhow::Result<Engine> {
+    pub async fn connect(
+        config: Config,
+        options: SshOptions,
+        report: Arc<dyn Report>,
+    ) -> anyhow::Result<Engine> {
         let started = Instant::now();
         let results = join_all(
             config
@@ -64,7 +72,7 @@ impl Engine {
             }
             bail!("{}", errors.join("\n"));
         }
-        log::debug(&format!(
+        report.debug(&format!(
             "connected to {} servers in {:?}",
             hosts.len(),
             started.elapsed()
@@ -76,6 +84,7 @@ impl Engine {
             run_id: run_id(),
             round_trips: 0,
             locks: Vec::new(),
+            report,
         })
     }
 
@@ -391,13 +400,4 @@ fn run_id() -> String {
 /// The database password, read once per run (plan needs it to compare the stored verifier).
 pub fn password(config: &Config) -> anyhow::Result<Secret> {
     secret::db_password(config)
-}
-
-/// Progress and debug lines on stderr.
-pub mod log {
-    pub fn debug(msg: &str) {
-        if std::env::var_os("TANDEM_DEBUG").is_some() {
-            eprintln!("debug: {msg}");
-        }
-    }
 }

@@ -18,6 +18,7 @@ pub mod playbook;
 pub mod postgres;
 pub mod release;
 pub mod render;
+pub mod report;
 pub mod resource;
 pub mod scram;
 pub mod script;

@@ -1,4 +1,5 @@
 //! tandem's entry point: parse arguments, run, print the error chain, return the exit code.
+#![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
 

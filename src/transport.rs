@@ -208,7 +208,12 @@ impl Ssh {
     /// Takes the host's apply lock (`/var/lib/tandem/lock`, flock): held by a remote process
     /// until the returned guard is dropped or the connection dies, so a killed run never leaves
     /// it behind. Waits up to `wait` for another holder, naming it.
-    pub async fn lock(&self, who: &str, wait: Duration) -> anyhow::Result<RemoteLock> {
+    pub async fn lock(
+        &self,
+        who: &str,
+        wait: Duration,
+        report: &dyn crate::report::Report,
+    ) -> anyhow::Result<RemoteLock> {
         let script = format!(
             "umask 077\nmkdir -p /var/lib/tandem\nexec 9>>/var/lib/tandem/lock\n\
              if ! flock -n 9; then echo \"waiting $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; \
@@ -241,17 +246,21 @@ impl Ssh {
                 });
             }
             if let Some(owner) = line.strip_prefix("waiting") {
-                eprintln!(
-                    "{}: waiting up to {}s for the lock held by{owner}",
-                    self.name,
-                    wait.as_secs()
+                report.progress(
+                    &self.name,
+                    &format!(
+                        "waiting up to {}s for the lock held by{owner}",
+                        wait.as_secs()
+                    ),
                 );
             }
             if line == "busy" {
-                eprintln!(
-                    "{}: waiting up to {}s for remote work of an earlier run that was cut off (it still runs there)",
-                    self.name,
-                    wait.as_secs()
+                report.progress(
+                    &self.name,
+                    &format!(
+                        "waiting up to {}s for remote work of an earlier run that was cut off (it still runs there)",
+                        wait.as_secs()
+                    ),
                 );
             }
             if line == "worktimeout" {

@@ -3,6 +3,8 @@
 //! the app server's bridge address; `--host-resolver-rules` makes the site's domains (and
 //! tenant subdomains) resolve there, so nginx sees the real Host header.
 
+// Notes to the person running the tests go to stderr.
+#![allow(clippy::print_stderr)]
 #![allow(dead_code)]
 
 use std::net::TcpListener;

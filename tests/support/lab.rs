@@ -4,6 +4,8 @@
 //! `Lab::get()` is `None` on a machine that cannot run the lab (not root), with a note on
 //! stderr; in CI (`CI` set) or with `TANDEM_LAB=required` a missing lab is a test failure.
 
+// Notes to the person running the tests go to stderr.
+#![allow(clippy::print_stderr)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
