@@ -149,20 +149,28 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         ufw_checks(&mut v, config, server, &planned.desired[i], &ufw);
     }
 
-    // From this machine: the database port is closed on every address the db server has that
-    // we know of: its internal IP and whatever its SSH destination resolves to (its public
-    // address in production).
-    for ip in db_addresses(db, &engine.options) {
-        let addr = SocketAddr::new(ip, 5432);
-        let open = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok();
-        v.add(&db.name, &format!("5432 closed to this machine at {ip}"), !open,
-            if open { format!("{addr} accepted a connection") } else { format!("{addr} refused or timed out") },
-            "only the app servers' internal IPs may reach 5432: check `ufw status` on the db server for wider rules");
-    }
-
-    // SSH: passwords and root really refused (attempts, not just sshd -T).
-    for server in &config.servers {
-        ssh_checks(&mut v, server, &engine.options);
+    // From this machine (blocking sockets and ssh processes, so on a blocking thread): the
+    // database port is closed, and SSH refuses passwords and root.
+    let here = {
+        let (db, servers, options) = (db.clone(), config.servers.clone(), engine.options.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut v = Verification::default();
+            closed_from_here(&mut v, &db, &options);
+            for server in &servers {
+                ssh_checks(&mut v, server, &options);
+            }
+            v
+        })
+    };
+    match here.await {
+        Ok(checks) => v.checks.extend(checks.checks),
+        Err(e) => v.add(
+            &db.name,
+            "checks from this machine",
+            false,
+            format!("could not run: {e}"),
+            "run tandem verify again",
+        ),
     }
 
     // Managed files: each as tandem would write it now (a hand edit is drift, even when the
@@ -201,6 +209,18 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         }
     }
     v
+}
+
+/// The database port is closed on every address of the db server we know of: its internal IP
+/// and whatever its SSH destination resolves to (its public address in production).
+fn closed_from_here(v: &mut Verification, db: &Server, options: &SshOptions) {
+    for ip in db_addresses(db, options) {
+        let addr = SocketAddr::new(ip, crate::postgres::PORT);
+        let open = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok();
+        v.add(&db.name, &format!("5432 closed to this machine at {ip}"), !open,
+            if open { format!("{addr} accepted a connection") } else { format!("{addr} refused or timed out") },
+            "only the app servers' internal IPs may reach 5432: check `ufw status` on the db server for wider rules");
+    }
 }
 
 fn hba_task(desired: &crate::desired::Desired) -> Option<usize> {
