@@ -393,7 +393,7 @@ fn a_correct_sshd_change_survives_sshd_refusing_connections_for_a_moment() {
     let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     assert_ok("first apply", &s.apply_fresh());
-    // As on a loaded host right after `reload ssh`: for 4 s new connections are refused
+    // As on a loaded host right after `reload ssh`: for 6 s new connections are refused
     // (established ones, like tandem's own, carry on).
     let reject = "INPUT -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset";
     s.sudo_ok(
@@ -403,7 +403,7 @@ fn a_correct_sshd_change_survives_sshd_refusing_connections_for_a_moment() {
 [Service]
 ExecReload=
 ExecReload=/usr/sbin/iptables -I {reject}
-ExecReload=/usr/bin/systemd-run --on-active=4 /usr/sbin/iptables -D {reject}
+ExecReload=/usr/bin/systemd-run --on-active=6 /usr/sbin/iptables -D {reject}
 ExecReload=/usr/sbin/sshd -t
 ExecReload=/bin/kill -HUP $MAINPID
 UNIT
