@@ -393,17 +393,29 @@ fn a_correct_sshd_change_survives_sshd_refusing_connections_for_a_moment() {
     let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
     assert_ok("first apply", &s.apply_fresh());
-    // As on a loaded host right after `reload ssh`: for 6 s new connections are refused
-    // (established ones, like tandem's own, carry on).
+    // As on a loaded host right after `reload ssh`: new connections are refused (established
+    // ones, like tandem's own, carry on) until one has been refused, at most 60 s. Counted,
+    // not timed, so a slow or a fast machine meets it alike.
     let reject = "INPUT -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset";
     s.sudo_ok(
         &s.db,
         &format!(
-            "mkdir -p /etc/systemd/system/ssh.service.d && cat >/etc/systemd/system/ssh.service.d/flap.conf <<'UNIT'
+            "cat >/usr/local/sbin/flap-off <<'SH'
+#!/bin/sh
+i=0
+while [ $i -lt 300 ]; do
+  n=$(iptables -L INPUT -v -n -x | awk '/REJECT/ && /dpt:22/ {{print $1; exit}}')
+  [ \"${{n:-0}}\" -ge 1 ] && break
+  sleep 0.2; i=$((i+1))
+done
+iptables -D {reject}
+SH
+chmod 755 /usr/local/sbin/flap-off
+mkdir -p /etc/systemd/system/ssh.service.d && cat >/etc/systemd/system/ssh.service.d/flap.conf <<'UNIT'
 [Service]
 ExecReload=
 ExecReload=/usr/sbin/iptables -I {reject}
-ExecReload=/usr/bin/systemd-run --on-active=6 /usr/sbin/iptables -D {reject}
+ExecReload=/usr/bin/systemd-run --no-block /usr/local/sbin/flap-off
 ExecReload=/usr/sbin/sshd -t
 ExecReload=/bin/kill -HUP $MAINPID
 UNIT
