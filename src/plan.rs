@@ -238,7 +238,6 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Role, Server};
     use crate::desired::RenderedHandler;
     use crate::facts::QueryResult;
     use crate::playbook::HandlerAction;
@@ -246,13 +245,7 @@ mod tests {
     #[test]
     fn a_handler_an_interrupted_run_owes_is_planned_again() {
         let desired = Desired {
-            server: Server {
-                name: "db".into(),
-                role: Role::Db,
-                ssh: "deploy@db.example.com".into(),
-                fqdn: "db.example.com".into(),
-                internal_ip: "10.0.0.3".parse().unwrap(),
-            },
+            server: crate::resource::table::db_server(),
             tasks: Vec::new(),
             handlers: vec![RenderedHandler {
                 phase: Phase::Db,

@@ -189,13 +189,7 @@ pub mod table {
     /// `stdout`, with `shared` answers of the shared queries (`ufw`, `pg`).
     pub fn plan(op: Op, status: i32, stdout: &str, shared: &[(&str, i32, &str)]) -> Vec<Change> {
         let desired = Desired {
-            server: Server {
-                name: "db".into(),
-                role: Role::Db,
-                ssh: "deploy@db.example.com".into(),
-                fqdn: "db.example.com".into(),
-                internal_ip: "10.0.0.3".parse().unwrap(),
-            },
+            server: db_server(),
             tasks: vec![Task {
                 role: Phase::Base,
                 step: "a step".into(),
@@ -257,6 +251,17 @@ pub mod table {
             "the script of `{what}` does not parse: {}\n{script}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The database server the tables plan for.
+    pub fn db_server() -> Server {
+        Server {
+            name: "db".into(),
+            role: Role::Db,
+            ssh: "deploy@db.example.com".into(),
+            fqdn: "db.example.com".into(),
+            internal_ip: "10.0.0.3".parse().unwrap(),
+        }
     }
 
     /// Just the summaries.
