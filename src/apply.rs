@@ -26,7 +26,8 @@ pub struct ApplyOptions {
     pub who: String,
 }
 
-/// Whose run a remote script belongs to: for the work lock's audit line.
+/// Whose run a remote script belongs to (for the work lock's audit line) and where its
+/// progress goes.
 #[derive(Clone, Copy)]
 struct Run<'a> {
     id: &'a str,
@@ -34,7 +35,15 @@ struct Run<'a> {
     report: &'a dyn Report,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn of(engine: &'a Engine, options: &'a ApplyOptions) -> Run<'a> {
+        Run {
+            id: &engine.run_id,
+            who: &options.who,
+            report: &*engine.report,
+        }
+    }
+
     /// `script` under the work lock, announced in the audit log as `what`.
     fn held(&self, script: &str, what: &str) -> String {
         crate::script::held(script, self.id, self.who, what, &[])
@@ -81,11 +90,7 @@ pub async fn prepare_hosts(
     plan: &Plan,
     options: &ApplyOptions,
 ) -> (bool, Vec<HostReport>) {
-    let run = Run {
-        id: &engine.run_id,
-        who: &options.who,
-        report: &*engine.report,
-    };
+    let run = Run::of(engine, options);
     let prepared = plan
         .hosts
         .iter()
@@ -234,11 +239,7 @@ async fn run_host(
     report: &mut HostReport,
 ) -> anyhow::Result<()> {
     let name = &host.server;
-    let run = Run {
-        id: &engine.run_id,
-        who: &options.who,
-        report: &*engine.report,
-    };
+    let run = Run::of(engine, options);
     let guarded = host.changes.iter().any(|c| c.guarded);
     if guarded {
         let arm = run.held(
@@ -347,20 +348,17 @@ async fn run_changes(
                         &format!("undo for {}", h.name),
                     ))
                     .await;
-                match put_back {
+                let why = match put_back {
                     Ok(o) if o.success() => {
                         bail!("{failed}\nput back as before this run: {}", what.join("; "))
                     }
-                    Ok(o) => bail!(
-                        "{failed}\nputting back the previous files ALSO failed: {}; backups are in {STATE_DIR}/backups/{}",
-                        o.stderr_tail(),
-                        run.id
-                    ),
-                    Err(e) => bail!(
-                        "{failed}\nputting back the previous files ALSO failed: {e:#}; backups are in {STATE_DIR}/backups/{}",
-                        run.id
-                    ),
-                }
+                    Ok(o) => o.stderr_tail(),
+                    Err(e) => format!("{e:#}"),
+                };
+                bail!(
+                    "{failed}\nputting back the previous files ALSO failed: {why}; backups are in {STATE_DIR}/backups/{}",
+                    run.id
+                )
             }
             let said = out.stdout_text();
             run.report.progress(

@@ -329,7 +329,8 @@ async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
     verify(remote, false).await
 }
 
-/// Under the locks taken before the plan: installs packages everywhere, probes again (packages create files and services the
+/// Under the locks taken before the plan: runs the prepare changes everywhere (packages, a
+/// stopped PostgreSQL), probes again (they create files, services and database facts the
 /// first probe could not see), then applies the refreshed plan.
 async fn apply_phases(
     engine: &mut Engine,
@@ -424,14 +425,7 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
                     ));
                     continue;
                 };
-                let vars = crate::vars::Vars::new(
-                    &engine.config,
-                    server,
-                    &HostFacts {
-                        postgres_version: String::new(),
-                    },
-                    crate::vars::Secrets::redacted(&engine.config),
-                );
+                let vars = crate::vars::Vars::for_paths(&engine.config, server);
                 host.changes.push(crate::plan::Change::release(
                     "Roll back",
                     format!(

@@ -104,7 +104,7 @@ pub fn plan_host(
             && owed
                 .stdout
                 .lines()
-                .any(|l| l.trim() == h.name.replace('/', "_"));
+                .any(|l| l.trim() == crate::script::owed_file(&h.name));
         if is_owed && !ctx.changes.iter().any(|c| c.notify.contains(&h.name)) {
             let mut change = Change::new(
                 format!("~ {} (owed by an earlier run that did not finish)", h.name),

@@ -44,7 +44,12 @@ pub fn held(script: &str, run_id: &str, who: &str, what: &str, owes: &[String]) 
 
 /// Where handler `name` is recorded as owed (quoted for the shell).
 pub fn owed_path(name: &str) -> String {
-    shell_word(&format!("{OWED_DIR}/{}", name.replace('/', "_")))
+    shell_word(&format!("{OWED_DIR}/{}", owed_file(name)))
+}
+
+/// The file name under `OWED_DIR` that records handler `name` (as the probe lists it).
+pub fn owed_file(name: &str) -> String {
+    name.replace('/', "_")
 }
 
 /// A command that decodes `data` from a heredoc, followed by `rest` (a redirection or a pipe)

@@ -127,6 +127,19 @@ pub struct PgVars {
 }
 
 impl Vars {
+    /// An app server's variables where only its paths, user and unit names are needed
+    /// (rollback, verify): no PostgreSQL version, secrets redacted.
+    pub fn for_paths(config: &Config, server: &Server) -> Self {
+        Vars::new(
+            config,
+            server,
+            &HostFacts {
+                postgres_version: String::new(),
+            },
+            Secrets::redacted(config),
+        )
+    }
+
     pub fn new(config: &Config, server: &Server, facts: &HostFacts, secrets: Secrets) -> Self {
         let project = config.project.clone();
         let root = format!("/srv/{project}");

@@ -17,7 +17,7 @@ use crate::facts::{PG, UFW};
 use crate::identifier::shell_word;
 use crate::transport::{SshOptions, Transport};
 use crate::ufw::UfwState;
-use crate::vars::{HostFacts, Secrets, Vars};
+use crate::vars::Vars;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
@@ -95,14 +95,7 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
             .filter(|(s, _)| s.role == Role::App)
             .map(|(server, ssh)| async move {
                 // The paths and unit names the playbooks used, from the same `Vars`.
-                let vars = Vars::new(
-                    config,
-                    server,
-                    &HostFacts {
-                        postgres_version: String::new(),
-                    },
-                    Secrets::redacted(config),
-                );
+                let vars = Vars::for_paths(config, server);
                 let out = ssh.run(&app_script(config, &vars)).await;
                 (server, out)
             }),
