@@ -51,12 +51,14 @@ impl Engine {
         report: Arc<dyn Report>,
     ) -> anyhow::Result<Engine> {
         let started = Instant::now();
-        let results = join_all(
-            config
-                .servers
-                .iter()
-                .map(|s| Ssh::connect(&s.name, &s.ssh, &options)),
-        )
+        let results = join_all(config.servers.iter().map(|s| {
+            let report = report.clone();
+            let options = &options;
+            async move {
+                let retrying = |why: &str| report.progress(&s.name, why);
+                Ssh::connect_retrying(&s.name, &s.ssh, options, &retrying).await
+            }
+        }))
         .await;
         let mut hosts = Vec::new();
         let mut errors = Vec::new();

@@ -158,6 +158,34 @@ impl Ssh {
         }
     }
 
+    /// `connect`, retried with backoff (0.5 + 1 + 2 + 4 s) while the failure is one a server
+    /// gives for a moment: right after `reload ssh`, or with sshd's `MaxStartups` full on a
+    /// busy host, a CI job must not fail for it. Anything else (a refused key, a changed host
+    /// key, a name that does not resolve) fails at once. `retrying` hears each retry.
+    pub async fn connect_retrying(
+        name: &str,
+        destination: &str,
+        options: &SshOptions,
+        retrying: &(dyn Fn(&str) + Send + Sync),
+    ) -> anyhow::Result<Ssh> {
+        let mut wait = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match Self::connect(name, destination, options).await {
+                Err(e) if attempt < CONNECT_ATTEMPTS && is_transient(&e) => {
+                    retrying(&format!(
+                        "cannot connect yet (attempt {attempt} of {CONNECT_ATTEMPTS}), retrying in {wait:?}: {}",
+                        format!("{e:#}").lines().next().unwrap_or("")
+                    ));
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
     async fn connect_as(
         name: &str,
         dest: &Destination,
@@ -357,6 +385,28 @@ fn explain_connect_error(name: &str, login: &str, err: openssh::Error) -> anyhow
     anyhow::anyhow!("connecting to {name} ({login}): {text} {detail}\nhint: {hint}")
 }
 
+/// Attempts of `Ssh::connect_retrying`.
+const CONNECT_ATTEMPTS: u32 = 5;
+
+/// Whether a connection failure is one a reachable server gives for a moment (sshd
+/// re-executing after a reload, or dropping new connections while `MaxStartups` is full),
+/// as opposed to one that repeating cannot mend.
+fn is_transient(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    if text.contains("Permission denied") || text.contains("Host key") {
+        return false;
+    }
+    [
+        "Connection refused",
+        "Connection reset by peer",
+        "Connection closed by remote host",
+        "kex_exchange_identification",
+        "banner exchange",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
+}
+
 /// The remote process holding a host's apply lock; dropping it releases the lock.
 pub struct RemoteLock {
     _stdin: openssh::ChildStdin,
@@ -441,6 +491,28 @@ mod tests {
         );
         assert_eq!(ok("[fd00::3]:22").port, Some(22));
         assert_eq!(ok("[fd00::3]:22").host, "fd00::3");
+    }
+
+    #[test]
+    fn only_momentary_connection_failures_are_retried() {
+        let err = |text: &str| anyhow::anyhow!("connecting to app1 (deploy@tl10): {text}");
+        for transient in [
+            "failed to connect to the remote host connect to host 10.77.0.10 port 22: Connection refused",
+            "kex_exchange_identification: read: Connection reset by peer",
+            "kex_exchange_identification: Connection closed by remote host",
+            "Connection timed out during banner exchange",
+        ] {
+            assert!(is_transient(&err(transient)), "{transient}");
+        }
+        for lasting in [
+            "deploy@10.77.0.10: Permission denied (publickey).",
+            "Host key verification failed.",
+            "ssh: Could not resolve hostname nope: Name or service not known",
+            "connect to host 10.77.0.99 port 22: No route to host",
+            "connect to host 10.77.0.99 port 22: Connection timed out",
+        ] {
+            assert!(!is_transient(&err(lasting)), "{lasting}");
+        }
     }
 
     #[test]

@@ -447,4 +447,26 @@ systemctl daemon-reload"
     );
     let sshd = s.sudo_ok(&s.db, "sshd -T | grep -i clientaliveinterval");
     assert!(sshd.contains("120"), "the change was rolled back: {sshd}");
+
+    // The first connection of a run meets the same refusal (as `tandem verify` right after
+    // someone reloaded sshd did in CI): it is retried, not fatal.
+    s.sudo_ok(
+        &s.db,
+        &format!("iptables -I {reject} && systemd-run --no-block /usr/local/sbin/flap-off"),
+    );
+    let out = s.run(&[
+        "plan",
+        "--overrides",
+        s.dir.path().join("overrides").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "plan after a refusal:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot connect yet (attempt 1"),
+        "the refusal never happened, so this proves nothing:\n{stderr}"
+    );
 }
