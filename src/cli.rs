@@ -432,7 +432,7 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
                         "~ current: {} -> {previous}",
                         state.current.as_deref().unwrap_or("none")
                     ),
-                    crate::release::rollback_script(&vars, previous),
+                    crate::resource::release::rollback_script(&vars, previous),
                 ));
             }
         }

@@ -13,7 +13,7 @@ use crate::playbook::{self, Phase, Source, Step};
 use crate::sql;
 use crate::templates::Templates;
 use crate::ufw::{COMMENT_PREFIX, UfwRule};
-use crate::vars::{HostFacts, Secrets, Vars};
+use crate::vars::Vars;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileSpec {
@@ -124,17 +124,15 @@ pub fn roles_of(server: &Server) -> [Phase; 2] {
 pub fn expand(
     config: &Config,
     server: &Server,
-    facts: &HostFacts,
-    secrets: Secrets,
+    vars: &Vars,
     templates: &mut Templates,
 ) -> anyhow::Result<Desired> {
-    let vars = Vars::new(config, server, facts, secrets);
     let mut tasks = Vec::new();
     let mut handlers = Vec::new();
     for role in roles_of(server) {
         let book = playbook::load(templates.assets(), role)?;
         for step in &book.steps {
-            let ops = expand_step(config, &vars, step, templates)
+            let ops = expand_step(config, vars, step, templates)
                 .with_context(|| format!("playbook {role}, step `{}`", step.name()))?;
             for op in ops {
                 tasks.push(Task {
@@ -149,7 +147,7 @@ pub fn expand(
             handlers.push(RenderedHandler {
                 phase: role,
                 name: h.name.clone(),
-                effect: Effect::of(&templates.render_field(&h.service, &vars)?, h.action),
+                effect: Effect::of(&templates.render_field(&h.service, vars)?, h.action),
                 check: h.check.clone(),
             });
         }

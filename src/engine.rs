@@ -9,16 +9,17 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use futures::future::join_all;
 
+use crate::bundle::{self, Bundle};
 use crate::config::{Config, Role, Server};
-use crate::desired::{self, Desired, Op};
+use crate::desired::{self, Desired};
 use crate::facts::{self, Facts};
 use crate::plan::{self, Plan, PlanSecrets};
-use crate::release::{self, Bundle, ReleaseState};
 use crate::report::Report;
+use crate::resource::release::{self, ReleaseState};
 use crate::secret::{self, Secret};
 use crate::templates::Templates;
 use crate::transport::{Ssh, SshOptions, Transport};
-use crate::vars::{HostFacts, Secrets, Vars};
+use crate::vars::{HostFacts, Paths, Secrets, Vars};
 
 pub struct Engine {
     pub config: Config,
@@ -106,10 +107,13 @@ impl Engine {
         templates: &mut Templates,
         password: &Secret,
     ) -> anyhow::Result<Planned> {
-        let bundle = release::bundle(&self.config)?;
+        let bundle = bundle::bundle(&self.config)?;
+        let env_file = &Paths::of(&self.config.project).env_file;
         let discoveries = join_all(self.hosts.iter().zip(&self.config.servers).map(
             |(h, server)| async move {
-                let out = h.run(&facts::discovery_script(server.role)).await?;
+                let out = h
+                    .run(&facts::discovery_script(server.role, env_file))
+                    .await?;
                 anyhow::ensure!(
                     out.success(),
                     "discovery on {} failed: {}",
@@ -128,7 +132,9 @@ impl Engine {
             .servers
             .iter()
             .zip(&discoveries)
-            .map(|(server, discovery)| Probe::new(&self.config, server, discovery, templates))
+            .map(|(server, discovery)| {
+                Probe::new(&self.config, server, discovery, password, templates)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, probe)| async move {
             let out = h.run(&probe.script).await?;
@@ -158,19 +164,16 @@ impl Engine {
             .zip(discoveries)
             .zip(outputs.iter().zip(probes))
         {
-            let host = plan_host(
-                HostInput {
-                    config: &self.config,
-                    server,
-                    probe,
-                    discovery,
-                    output,
-                    password,
-                    run_id: &self.run_id,
-                    bundle: &bundle,
-                },
-                templates,
-            )?;
+            let host = plan_host(HostInput {
+                config: &self.config,
+                server,
+                probe,
+                discovery,
+                output,
+                password,
+                run_id: &self.run_id,
+                bundle: &bundle,
+            })?;
             hosts.push(host.plan);
             all.push(host.desired);
             all_facts.push(host.facts);
@@ -184,11 +187,10 @@ impl Engine {
     }
 }
 
-/// What to ask one host, made from its discovery: the desired state expanded with placeholder
-/// secrets (enough to know what to probe) and the probe script.
+/// One host's desired state, expanded once from its discovery (with the real secrets: the
+/// SECRET_KEY discovery found, or a new one), and the probe script that asks about it.
 pub struct Probe {
-    pub host_facts: HostFacts,
-    pub redacted: Desired,
+    pub desired: Desired,
     /// App servers: the release paths, for the probe now and the release script later.
     pub app_vars: Option<Vars>,
     pub script: String,
@@ -199,25 +201,30 @@ impl Probe {
         config: &Config,
         server: &Server,
         discovery: &facts::Discovery,
+        password: &Secret,
         templates: &mut Templates,
     ) -> anyhow::Result<Probe> {
-        let host_facts = host_facts(server.role, discovery, &server.name)?;
-        let redacted = desired::expand(
+        let secrets = Secrets {
+            db_password: password.expose().to_string(),
+            secret_key: match &discovery.secret_key {
+                Some(key) => key.expose().to_string(),
+                None => new_secret_key(),
+            },
+        };
+        let vars = Vars::new(
             config,
             server,
-            &host_facts,
-            Secrets::redacted(config),
-            templates,
-        )?;
-        let mut script = facts::probe_script(&redacted);
-        let app_vars = (server.role == Role::App)
-            .then(|| Vars::new(config, server, &host_facts, Secrets::redacted(config)));
+            &host_facts(server.role, discovery, &server.name)?,
+            secrets,
+        );
+        let desired = desired::expand(config, server, &vars, templates)?;
+        let mut script = facts::probe_script(&desired);
+        let app_vars = (server.role == Role::App).then_some(vars);
         if let Some(vars) = &app_vars {
             facts::add_query(&mut script, facts::RELEASE, &release::probe(vars));
         }
         Ok(Probe {
-            host_facts,
-            redacted,
+            desired,
             app_vars,
             script,
         })
@@ -244,10 +251,10 @@ pub struct HostPlanned {
     pub facts: Facts,
 }
 
-/// The pure part of planning one host: the probe's answer read, the desired state expanded
-/// with the real secrets (the SECRET_KEY already on the host is kept), compared, and the
-/// release and PostgreSQL notes added. Tested from captured probe answers without a host.
-pub fn plan_host(input: HostInput, templates: &mut Templates) -> anyhow::Result<HostPlanned> {
+/// The pure part of planning one host: the probe's answer read and compared with the desired
+/// state, and the release and PostgreSQL notes added. Tested from captured probe answers
+/// without a host.
+pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
     let HostInput {
         config,
         server,
@@ -260,11 +267,7 @@ pub fn plan_host(input: HostInput, templates: &mut Templates) -> anyhow::Result<
     } = input;
     let facts = Facts::parse(discovery, output)
         .with_context(|| format!("reading the probe of {}", server.name))?;
-    let secrets = Secrets {
-        db_password: password.expose().to_string(),
-        secret_key: existing_secret_key(&probe.redacted, &facts).unwrap_or_else(new_secret_key),
-    };
-    let desired = desired::expand(config, server, &probe.host_facts, secrets, templates)?;
+    let desired = probe.desired;
     let mut host = plan::plan_host(
         &desired,
         &facts,
@@ -278,7 +281,7 @@ pub fn plan_host(input: HostInput, templates: &mut Templates) -> anyhow::Result<
         let state = ReleaseState::parse(found.status, &found.stdout);
         let first_app =
             config.app_servers().next().map(|s| s.name.as_str()) == Some(server.name.as_str());
-        if let Some(change) = release_change(first_app, config, &vars, bundle, &state) {
+        if let Some(change) = release::plan(first_app, config, &vars, bundle, &state) {
             host.changes.push(change);
         }
         host.release = Some(state);
@@ -325,61 +328,6 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
         (None, Role::App) => String::new(),
     };
     Ok(HostFacts { postgres_version })
-}
-
-/// A new release when the code on the host is not this bundle's.
-fn release_change(
-    migrate: bool,
-    config: &Config,
-    vars: &Vars,
-    bundle: &Bundle,
-    state: &ReleaseState,
-) -> Option<plan::Change> {
-    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
-        return None;
-    }
-    let id = release::release_id(&bundle.hash);
-    let was = state.current.as_deref().unwrap_or("none");
-    Some(plan::Change::release(
-        "Ship the Django code",
-        format!("+ release {id} ({} files; current: {was})", bundle.files),
-        release::release_script(config, vars, bundle, &id, migrate),
-    ))
-}
-
-/// The DJANGO_SECRET_KEY already in the host's env file, if any.
-fn existing_secret_key(desired: &Desired, facts: &Facts) -> Option<String> {
-    for (i, task) in desired.tasks.iter().enumerate() {
-        let Op::File(file) = &task.op else { continue };
-        if !file.content.contains("DJANGO_SECRET_KEY=") {
-            continue;
-        }
-        let r = facts.task(i);
-        if !r.ok() {
-            return None;
-        }
-        let line = r
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("DJANGO_SECRET_KEY="))?;
-        return unquote_env(line).filter(|k| !k.is_empty() && !k.starts_with("<redacted"));
-    }
-    None
-}
-
-/// Inverse of `templates::env_value`.
-fn unquote_env(value: &str) -> Option<String> {
-    let inner = value.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            out.push(chars.next()?);
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 /// 64 random URL-safe characters for Django's SECRET_KEY.

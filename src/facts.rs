@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::config::Role;
 use crate::desired::{Desired, Op};
 use crate::identifier::shell_word;
+use crate::secret::Secret;
 
 /// Versions and paths found on the host before anything else is asked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -21,11 +22,17 @@ pub struct Discovery {
     pub postgres_installed: bool,
     /// `ssh.socket` enabled: Ubuntu 24.04 runs sshd socket-activated.
     pub ssh_socket_activated: bool,
+    /// App servers: the Django SECRET_KEY already in the env file, kept so that sessions and
+    /// signed data survive a run. Never shown: not in the plan's JSON, redacted in `Debug`.
+    #[serde(skip)]
+    pub secret_key: Option<Secret>,
 }
 
 /// The discovery script for a server of `role`. Only the db server asks about PostgreSQL, and
-/// asks apt (the slowest question) only while PostgreSQL is not installed yet.
-pub fn discovery_script(role: Role) -> String {
+/// asks apt (the slowest question) only while PostgreSQL is not installed yet. An app server
+/// reports the SECRET_KEY line of its env file (`env_file`), base64-encoded so no byte of it
+/// can end the line.
+pub fn discovery_script(role: Role, env_file: &str) -> String {
     let mut script = String::from(
         r#"export LC_ALL=C
 . /etc/os-release 2>/dev/null
@@ -34,6 +41,12 @@ echo "os_version=${VERSION_ID:-}"
 echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
 "#,
     );
+    if role == Role::App {
+        script.push_str(&format!(
+            "echo \"django_secret_key=$(sed -n 's/^DJANGO_SECRET_KEY=//p' -- {} 2>/dev/null | head -n 1 | base64 -w0)\"\n",
+            shell_word(env_file)
+        ));
+    }
     if role == Role::Db {
         script.push_str(
             r#"installed=$(command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}')
@@ -56,8 +69,15 @@ impl Discovery {
             (Some(v), false) => format!("pg_candidate={v}\n"),
             (None, _) => String::new(),
         };
+        let secret_key = match &self.secret_key {
+            Some(key) => format!(
+                "django_secret_key={}\n",
+                STANDARD.encode(crate::templates::env_value(key.expose()))
+            ),
+            None => String::new(),
+        };
         format!(
-            "os={}\nos_version={}\nssh_socket={}\n{pg}",
+            "os={}\nos_version={}\nssh_socket={}\n{pg}{secret_key}",
             self.os,
             self.os_version,
             if self.ssh_socket_activated {
@@ -94,6 +114,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
                     .map(str::to_string)
             }
             "ssh_socket" => d.ssh_socket_activated = value == "enabled",
+            "django_secret_key" => d.secret_key = existing_secret_key(value),
             _ => {}
         }
     }
@@ -101,6 +122,16 @@ pub fn parse_discovery(text: &str) -> Discovery {
         d.postgres_version = candidate;
     }
     d
+}
+
+/// The key from discovery's base64 of the env file's `DJANGO_SECRET_KEY=` value: kept only
+/// when it is a value tandem wrote (quoted) and not a placeholder.
+fn existing_secret_key(base64: &str) -> Option<Secret> {
+    let raw = STANDARD.decode(base64).ok()?;
+    let value = String::from_utf8(raw).ok()?;
+    crate::templates::unquote_env(value.trim_end())
+        .filter(|k| !k.is_empty() && !k.starts_with("<redacted"))
+        .map(Secret::new)
 }
 
 /// Names of the shared queries (the rest are `t<task index>`).
@@ -240,9 +271,42 @@ mod tests {
     }
 
     #[test]
+    fn an_app_servers_discovery_reads_back_the_secret_key_tandem_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        let discover = |content: Option<&str>| {
+            if let Some(content) = content {
+                std::fs::write(&env, content).unwrap();
+            }
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(discovery_script(Role::App, env.to_str().unwrap()))
+                .output()
+                .unwrap();
+            parse_discovery(&String::from_utf8_lossy(&out.stdout))
+        };
+        assert_eq!(discover(None).secret_key, None, "no env file yet");
+        let key = "k3y$with`odd\\\"bytes";
+        let written = format!(
+            "DJANGO_DEBUG=0\nDJANGO_SECRET_KEY={}\nDJANGO_SECRET_KEY=\"second\"\n",
+            crate::templates::env_value(key)
+        );
+        let found = discover(Some(&written));
+        assert_eq!(found.secret_key, Some(Secret::new(key.into())));
+        assert_eq!(parse_discovery(&found.to_lines()), found, "round trip");
+        for not_ours in [
+            "DJANGO_SECRET_KEY=bare\n",
+            "DJANGO_SECRET_KEY=\"\"\n",
+            "DJANGO_SECRET_KEY=\"<redacted: generated once on the app server and kept>\"\n",
+        ] {
+            assert_eq!(discover(Some(not_ours)).secret_key, None, "{not_ours}");
+        }
+    }
+
+    #[test]
     fn only_the_db_server_asks_about_postgresql_and_apt_only_before_it_is_installed() {
-        assert!(!discovery_script(Role::App).contains("postgres"));
-        let db = discovery_script(Role::Db);
+        assert!(!discovery_script(Role::App, "/etc/app/env").contains("postgres"));
+        let db = discovery_script(Role::Db, "/etc/app/env");
         let (installed, missing) = db.split_once("else").expect("two branches");
         assert!(installed.contains("pg_lsclusters") && !installed.contains("apt-cache"));
         assert!(missing.contains("apt-cache policy postgresql"));

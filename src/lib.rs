@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod assets;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod desired;
@@ -16,7 +17,6 @@ pub mod mode;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;
-pub mod release;
 pub mod render;
 pub mod report;
 pub mod resource;

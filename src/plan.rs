@@ -58,7 +58,7 @@ pub struct HostPlan {
     #[serde(skip)]
     pub handlers: Vec<HandlerRun>,
     /// Releases on an app server.
-    pub release: Option<crate::release::ReleaseState>,
+    pub release: Option<crate::resource::release::ReleaseState>,
 }
 
 #[derive(Clone, Debug, Serialize)]

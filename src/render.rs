@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::desired::{self, Desired, Op};
 use crate::templates::Templates;
-use crate::vars::{HostFacts, Secrets};
+use crate::vars::{HostFacts, Secrets, Vars};
 
 /// One output file: its path relative to the output directory, and its text.
 #[derive(Debug)]
@@ -28,7 +28,8 @@ pub fn desired_all(
         .servers
         .iter()
         .map(|server| {
-            desired::expand(config, server, facts, Secrets::redacted(config), templates)
+            let vars = Vars::new(config, server, facts, Secrets::redacted(config));
+            desired::expand(config, server, &vars, templates)
                 .with_context(|| format!("expanding server {}", server.name))
         })
         .collect()

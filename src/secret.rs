@@ -8,10 +8,15 @@ use anyhow::{Context, bail};
 
 use crate::config::{Config, PasswordSource};
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret read from a host (the SECRET_KEY tandem generated there before).
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
     /// A secret made in a unit test.
     #[cfg(test)]
     pub fn for_test(value: &str) -> Self {

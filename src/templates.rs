@@ -96,6 +96,21 @@ pub fn env_value(value: &str) -> String {
     out
 }
 
+/// Inverse of `env_value`: `None` for a value it did not write.
+pub fn unquote_env(value: &str) -> Option<String> {
+    let inner = value.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(chars.next()?);
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +119,13 @@ mod tests {
     fn env_values_are_quoted() {
         assert_eq!(env_value("pl4in"), "\"pl4in\"");
         assert_eq!(env_value("a\"b$c`d\\e"), "\"a\\\"b\\$c\\`d\\\\e\"");
+    }
+
+    #[test]
+    fn env_values_read_back() {
+        for value in ["pl4in", "a\"b$c`d\\e", ""] {
+            assert_eq!(unquote_env(&env_value(value)).as_deref(), Some(value));
+        }
+        assert_eq!(unquote_env("bare"), None);
     }
 }

@@ -107,6 +107,23 @@ pub struct Paths {
     pub socket: String,
 }
 
+impl Paths {
+    /// The paths of project `project` (they depend on nothing else, so discovery can use them
+    /// before the host's other variables are known).
+    pub fn of(project: &str) -> Paths {
+        let root = format!("/srv/{project}");
+        Paths {
+            releases: format!("{root}/releases"),
+            current: format!("{root}/current"),
+            static_root: format!("{root}/static"),
+            media_root: format!("{root}/media"),
+            env_file: format!("/etc/{project}/env"),
+            socket: format!("/run/gunicorn-{project}.sock"),
+            root,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Units {
     pub socket: String,
@@ -142,7 +159,6 @@ impl Vars {
 
     pub fn new(config: &Config, server: &Server, facts: &HostFacts, secrets: Secrets) -> Self {
         let project = config.project.clone();
-        let root = format!("/srv/{project}");
         let db = config.db_server();
         Vars {
             user: project.clone(),
@@ -186,15 +202,7 @@ impl Vars {
                 media_url: config.django.media_url.clone(),
                 multi_tenant: config.django.is_multi_tenant(),
             },
-            paths: Paths {
-                releases: format!("{root}/releases"),
-                current: format!("{root}/current"),
-                static_root: format!("{root}/static"),
-                media_root: format!("{root}/media"),
-                env_file: format!("/etc/{project}/env"),
-                socket: format!("/run/gunicorn-{project}.sock"),
-                root,
-            },
+            paths: Paths::of(&project),
             units: Units {
                 socket: format!("gunicorn-{project}.socket"),
                 service: format!("gunicorn-{project}.service"),

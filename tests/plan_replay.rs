@@ -12,7 +12,6 @@ use tandem::assets::Assets;
 use tandem::engine::{self, HostInput, Probe};
 use tandem::facts;
 use tandem::plan::Plan;
-use tandem::release;
 use tandem::templates::Templates;
 
 /// The captured deployment of `suite` in `state`, planned again from its probe answers.
@@ -39,7 +38,7 @@ fn replay(suite: &str, state: &str) -> Plan {
         .config;
     let password = tandem::secret::db_password(&config).unwrap();
     let mut templates = Templates::new(Assets::builtin());
-    let bundle = release::bundle(&config).unwrap();
+    let bundle = tandem::bundle::bundle(&config).unwrap();
     let mut hosts = Vec::new();
     for server in &config.servers {
         let read = |ext: &str| {
@@ -47,21 +46,18 @@ fn replay(suite: &str, state: &str) -> Plan {
                 .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
         };
         let discovery = facts::parse_discovery(&read("discovery"));
-        let probe = Probe::new(&config, server, &discovery, &mut templates).unwrap();
+        let probe = Probe::new(&config, server, &discovery, &password, &mut templates).unwrap();
         let output = read("probe");
-        let planned = engine::plan_host(
-            HostInput {
-                config: &config,
-                server,
-                probe,
-                discovery,
-                output: &output,
-                password: &password,
-                run_id: "replay",
-                bundle: &bundle,
-            },
-            &mut templates,
-        )
+        let planned = engine::plan_host(HostInput {
+            config: &config,
+            server,
+            probe,
+            discovery,
+            output: &output,
+            password: &password,
+            run_id: "replay",
+            bundle: &bundle,
+        })
         .unwrap();
         hosts.push(planned.plan);
     }

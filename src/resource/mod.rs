@@ -16,6 +16,7 @@ pub mod postgres_database;
 pub mod postgres_extensions;
 pub mod postgres_facts;
 pub mod postgres_role;
+pub mod release;
 pub mod service;
 pub mod symlink;
 pub mod system_user;
@@ -232,7 +233,7 @@ pub mod table {
     }
 
     /// `sh -n`: the script parses (as the hosts' /bin/sh reads it).
-    fn assert_shell_syntax(script: &str, what: &str) {
+    pub fn assert_shell_syntax(script: &str, what: &str) {
         use std::io::Write;
         let mut sh = std::process::Command::new("sh")
             .arg("-n")

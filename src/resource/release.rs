@@ -1,112 +1,17 @@
-//! `Bundle` and releases: the Django code from `django.source`, packed locally (skipping .git,
-//! virtualenvs, __pycache__ and whatever the project's .gitignore ignores), identified by a
-//! hash of its contents, shipped inside the release script over the SSH session, and switched
-//! live only when check, migrations and collectstatic succeeded.
+//! The release: the app server's running Django code. Its probe reads which release is
+//! current and which code it holds; when the code is not this run's `Bundle`, the plan ships
+//! the bundle as a new release, switched live only when check, migrations and collectstatic
+//! succeeded and gunicorn runs on it.
 
-use std::fmt::Write as _;
-
-use anyhow::Context;
-use sha2::{Digest, Sha256};
-
+use crate::bundle::Bundle;
 use crate::config::Config;
 use crate::identifier::shell_word;
+use crate::plan::Change;
 use crate::script::payload;
 use crate::vars::Vars;
 
 /// Releases kept on each app server (the current one included).
 pub const KEEP: usize = 5;
-
-/// The packed source tree.
-pub struct Bundle {
-    /// sha256 over every shipped path and its bytes: the code's identity.
-    pub hash: String,
-    /// sha256 of the requirements file: the virtualenv's identity.
-    pub requirements_hash: String,
-    pub tar_gz: Vec<u8>,
-    pub files: usize,
-}
-
-/// Packs `config.django.source`.
-pub fn bundle(config: &Config) -> anyhow::Result<Bundle> {
-    let root = &config.django.source;
-    let mut paths = Vec::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .git_ignore(true)
-        .git_exclude(true)
-        .require_git(false)
-        .parents(false)
-        .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            !(name == ".git"
-                || name == "__pycache__"
-                || name.ends_with(".pyc")
-                || (is_dir && e.path().join("pyvenv.cfg").exists()))
-        })
-        .build();
-    for entry in walker {
-        let entry = entry.with_context(|| format!("reading {}", root.display()))?;
-        if entry.file_type().is_some_and(|t| t.is_file()) {
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .expect("walk stays below its root")
-                .to_path_buf();
-            paths.push(rel);
-        }
-    }
-    paths.sort();
-    let mut hasher = Sha256::new();
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    builder.mode(tar::HeaderMode::Deterministic);
-    for rel in &paths {
-        let full = root.join(rel);
-        let data = std::fs::read(&full).with_context(|| format!("reading {}", full.display()))?;
-        hasher.update(rel.to_string_lossy().as_bytes());
-        hasher.update([0]);
-        hasher.update((data.len() as u64).to_le_bytes());
-        hasher.update(&data);
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        let executable = std::fs::metadata(&full)
-            .map(|m| is_executable(&m))
-            .unwrap_or(false);
-        header.set_mode(if executable { 0o755 } else { 0o644 });
-        header.set_cksum();
-        builder.append_data(&mut header, rel, data.as_slice())?;
-    }
-    let tar_gz = builder.into_inner()?.finish()?;
-    let requirements =
-        std::fs::read(root.join(&config.django.requirements)).with_context(|| {
-            format!(
-                "reading {} (django.requirements)",
-                root.join(&config.django.requirements).display()
-            )
-        })?;
-    Ok(Bundle {
-        hash: hex(&hasher.finalize()),
-        requirements_hash: hex(&Sha256::digest(&requirements)),
-        tar_gz,
-        files: paths.len(),
-    })
-}
-
-#[cfg(unix)]
-fn is_executable(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    m.permissions().mode() & 0o111 != 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
 
 /// What the probe found about releases on an app server.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -153,6 +58,27 @@ impl ReleaseState {
         let pos = self.releases.iter().position(|r| r == current)?;
         pos.checked_sub(1).map(|i| self.releases[i].as_str())
     }
+}
+
+/// The change that ships `bundle`, when the code live on the host (`state`) is not it.
+/// `migrate`: this server runs the migrations (the first app server).
+pub fn plan(
+    migrate: bool,
+    config: &Config,
+    vars: &Vars,
+    bundle: &Bundle,
+    state: &ReleaseState,
+) -> Option<Change> {
+    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
+        return None;
+    }
+    let id = release_id(&bundle.hash);
+    let was = state.current.as_deref().unwrap_or("none");
+    Some(Change::release(
+        "Ship the Django code",
+        format!("+ release {id} ({} files; current: {was})", bundle.files),
+        release_script(config, vars, bundle, &id, migrate),
+    ))
 }
 
 /// A new release id: UTC time (sorts in order) and the code hash's start.
@@ -345,62 +271,78 @@ mod tests {
         assert_eq!(civil_from_days(20_784), (2026, 11, 27));
     }
 
+    /// "desired bundle + probed release state -> exactly this change, or none".
     #[test]
-    fn bundle_skips_git_venvs_caches_and_gitignored_files() {
+    fn table() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for (path, text) in [
-            ("manage.py", "print()"),
-            ("requirements.txt", "Django\n"),
-            ("app/views.py", "x = 1"),
-            (".gitignore", "local_settings.py\n"),
-            ("local_settings.py", "SECRET = 1"),
-            (".git/config", "[core]"),
-            ("app/__pycache__/views.cpython-311.pyc", "bytes"),
-            ("venv/pyvenv.cfg", "home = /usr"),
-            ("venv/lib/x.py", "x"),
-        ] {
-            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-            std::fs::write(root.join(path), text).unwrap();
+        for file in ["manage.py", "requirements.txt"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
         }
         let config = crate::config::parse(
-            &root.join("tandem.yml"),
-            &format!(
-                "{}django:\n  source: .\n  wsgi_module: a.wsgi\n  settings_module: a.settings\n",
-                MINIMAL
-            ),
-        )
-        .unwrap()
-        .config;
-        let b = bundle(&config).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(b.tar_gz.as_slice()));
-        let mut names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        names.sort();
-        assert_eq!(
-            names,
-            [
-                ".gitignore",
-                "app/views.py",
-                "manage.py",
-                "requirements.txt"
-            ]
-        );
-        let again = bundle(&config).unwrap();
-        assert_eq!(again.hash, b.hash, "the hash depends on content only");
-        std::fs::write(root.join("app/views.py"), "x = 2").unwrap();
-        assert_ne!(bundle(&config).unwrap().hash, b.hash);
-    }
-
-    const MINIMAL: &str = "project: shop
+            &dir.path().join("tandem.yml"),
+            "project: shop
 servers:
   - {name: db, role: db, ssh: db, fqdn: db.example.com, internal_ip: 10.0.0.3}
   - {name: app1, role: app, ssh: app1, fqdn: app1.example.com, internal_ip: 10.0.0.2}
 domains: [shop.example.com]
 database: {name: shop, role: shop, password: {env: X}}
 ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ x\"]}
-";
+django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}
+",
+        )
+        .unwrap()
+        .config;
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let bundle = Bundle {
+            hash: "c0de".repeat(16),
+            requirements_hash: "feed".repeat(16),
+            tar_gz: Vec::new(),
+            files: 3,
+        };
+        let live = |hash: &str| {
+            format!(
+                "current=20261127T060000Z-bbb\nhash={hash}\nrelease=20261127T050000Z-aaa\nrelease=20261127T060000Z-bbb\n"
+            )
+        };
+        let plan_for = |migrate: bool, status: i32, answer: &str| {
+            let state = ReleaseState::parse(status, answer);
+            plan(migrate, &config, &vars, &bundle, &state).inspect(|c| {
+                crate::resource::table::assert_shell_syntax(&c.script, &c.summary);
+            })
+        };
+
+        assert!(
+            plan_for(true, 0, &live(&bundle.hash)).is_none(),
+            "the bundle is live: nothing to do"
+        );
+
+        let first = plan_for(true, 3, "").expect("no release yet");
+        assert!(
+            first.summary.starts_with("+ release 20"),
+            "{}",
+            first.summary
+        );
+        assert!(
+            first
+                .summary
+                .ends_with("-c0dec0dec0de (3 files; current: none)"),
+            "{}",
+            first.summary
+        );
+        assert!(first.script.contains("manage migrate --noinput"));
+
+        let other = plan_for(false, 0, &live("0ld")).expect("other code is live");
+        assert!(
+            other
+                .summary
+                .ends_with("(3 files; current: 20261127T060000Z-bbb)"),
+            "{}",
+            other.summary
+        );
+        assert!(
+            !other.script.contains("manage migrate")
+                && other.script.contains("run by the first app server"),
+            "only the first app server migrates"
+        );
+    }
 }

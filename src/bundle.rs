@@ -1,0 +1,166 @@
+//! `Bundle`: the Django code from `django.source`, packed locally (skipping .git, virtualenvs,
+//! __pycache__ and whatever the project's .gitignore ignores) and identified by a hash of its
+//! contents. `resource::release` ships it.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// The packed source tree.
+pub struct Bundle {
+    /// sha256 over every shipped path and its bytes: the code's identity.
+    pub hash: String,
+    /// sha256 of the requirements file: the virtualenv's identity.
+    pub requirements_hash: String,
+    pub tar_gz: Vec<u8>,
+    pub files: usize,
+}
+
+/// Packs `config.django.source`.
+pub fn bundle(config: &Config) -> anyhow::Result<Bundle> {
+    let root = &config.django.source;
+    let mut paths = Vec::new();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .require_git(false)
+        .parents(false)
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            !(name == ".git"
+                || name == "__pycache__"
+                || name.ends_with(".pyc")
+                || (is_dir && e.path().join("pyvenv.cfg").exists()))
+        })
+        .build();
+    for entry in walker {
+        let entry = entry.with_context(|| format!("reading {}", root.display()))?;
+        if entry.file_type().is_some_and(|t| t.is_file()) {
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .expect("walk stays below its root")
+                .to_path_buf();
+            paths.push(rel);
+        }
+    }
+    paths.sort();
+    let mut hasher = Sha256::new();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    builder.mode(tar::HeaderMode::Deterministic);
+    for rel in &paths {
+        let full = root.join(rel);
+        let data = std::fs::read(&full).with_context(|| format!("reading {}", full.display()))?;
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update((data.len() as u64).to_le_bytes());
+        hasher.update(&data);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        let executable = std::fs::metadata(&full)
+            .map(|m| is_executable(&m))
+            .unwrap_or(false);
+        header.set_mode(if executable { 0o755 } else { 0o644 });
+        header.set_cksum();
+        builder.append_data(&mut header, rel, data.as_slice())?;
+    }
+    let tar_gz = builder.into_inner()?.finish()?;
+    let requirements =
+        std::fs::read(root.join(&config.django.requirements)).with_context(|| {
+            format!(
+                "reading {} (django.requirements)",
+                root.join(&config.django.requirements).display()
+            )
+        })?;
+    Ok(Bundle {
+        hash: hex(&hasher.finalize()),
+        requirements_hash: hex(&Sha256::digest(&requirements)),
+        tar_gz,
+        files: paths.len(),
+    })
+}
+
+#[cfg(unix)]
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    m.permissions().mode() & 0o111 != 0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_skips_git_venvs_caches_and_gitignored_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, text) in [
+            ("manage.py", "print()"),
+            ("requirements.txt", "Django\n"),
+            ("app/views.py", "x = 1"),
+            (".gitignore", "local_settings.py\n"),
+            ("local_settings.py", "SECRET = 1"),
+            (".git/config", "[core]"),
+            ("app/__pycache__/views.cpython-311.pyc", "bytes"),
+            ("venv/pyvenv.cfg", "home = /usr"),
+            ("venv/lib/x.py", "x"),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        let config = crate::config::parse(
+            &root.join("tandem.yml"),
+            &format!(
+                "{}django:\n  source: .\n  wsgi_module: a.wsgi\n  settings_module: a.settings\n",
+                MINIMAL
+            ),
+        )
+        .unwrap()
+        .config;
+        let b = bundle(&config).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(b.tar_gz.as_slice()));
+        let mut names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".gitignore",
+                "app/views.py",
+                "manage.py",
+                "requirements.txt"
+            ]
+        );
+        let again = bundle(&config).unwrap();
+        assert_eq!(again.hash, b.hash, "the hash depends on content only");
+        std::fs::write(root.join("app/views.py"), "x = 2").unwrap();
+        assert_ne!(bundle(&config).unwrap().hash, b.hash);
+    }
+
+    const MINIMAL: &str = "project: shop
+servers:
+  - {name: db, role: db, ssh: db, fqdn: db.example.com, internal_ip: 10.0.0.3}
+  - {name: app1, role: app, ssh: app1, fqdn: app1.example.com, internal_ip: 10.0.0.2}
+domains: [shop.example.com]
+database: {name: shop, role: shop, password: {env: X}}
+ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ x\"]}
+";
+}
