@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::assets::Assets;
 use crate::config;
@@ -35,7 +35,14 @@ struct ConfigArgs {
     /// Directory whose templates/ and playbooks/ files replace tandem's built-in ones.
     #[arg(long, value_name = "DIR")]
     overrides: Option<PathBuf>,
-    /// PostgreSQL major version assumed offline (apply reads the real one from the server).
+}
+
+/// The commands that never contact a server.
+#[derive(clap::Args, Debug)]
+struct OfflineArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// PostgreSQL major version assumed offline (the remote commands read the real one).
     #[arg(long, default_value = "15", value_name = "VERSION",
           value_parser = clap::value_parser!(u16).range(9..100))]
     postgres_version: u16,
@@ -54,9 +61,6 @@ struct RemoteArgs {
     /// Log in as this user where the configured one cannot log in yet (a fresh server's root).
     #[arg(long, value_name = "USER")]
     bootstrap_user: Option<String>,
-    /// Seconds to wait for another tandem run's lock on a server.
-    #[arg(long, default_value = "120", value_name = "SECONDS")]
-    lock_wait: u64,
 }
 
 impl RemoteArgs {
@@ -69,19 +73,41 @@ impl RemoteArgs {
     }
 }
 
+/// The commands that change servers: they take every server's lock and ask first.
+#[derive(clap::Args, Debug)]
+struct ChangeArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Seconds to wait for another tandem run's lock on a server.
+    #[arg(long, default_value = "120", value_name = "SECONDS")]
+    lock_wait: u64,
+    /// Do not ask (required without a terminal, e.g. in CI).
+    #[arg(long)]
+    yes: bool,
+}
+
+impl ChangeArgs {
+    fn apply_options(&self) -> crate::apply::ApplyOptions {
+        crate::apply::ApplyOptions {
+            lock_wait: std::time::Duration::from_secs(self.lock_wait),
+            who: crate::apply::who(),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write a commented starter tandem.yml (never overwrites).
+    /// Write a commented starter tandem.yml (never overwrites); given a directory, DIR/tandem.yml.
     Init {
         #[arg(default_value = "tandem.yml")]
         path: PathBuf,
     },
     /// Validate the config and render everything, offline; exit 0 when all is well, 1 otherwise.
-    Check(ConfigArgs),
+    Check(OfflineArgs),
     /// Write every file tandem would install, per server, plus its SQL and ufw commands.
     Render {
         #[command(flatten)]
-        args: ConfigArgs,
+        args: OfflineArgs,
         /// Output directory (must be empty or absent).
         #[arg(long)]
         out: PathBuf,
@@ -98,13 +124,7 @@ enum Command {
         json: bool,
     },
     /// Show the plan, ask, then change the servers to match tandem.yml.
-    Apply {
-        #[command(flatten)]
-        remote: RemoteArgs,
-        /// Do not ask (required without a terminal, e.g. in CI).
-        #[arg(long)]
-        yes: bool,
-    },
+    Apply(ChangeArgs),
     /// Prove the deployment works and is closed; exit 0 when every check passes, 1 otherwise.
     Verify {
         #[command(flatten)]
@@ -114,15 +134,42 @@ enum Command {
         json: bool,
     },
     /// Ship the Django code as a new release on every app server, without provisioning.
-    Deploy {
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
+    Deploy(ChangeArgs),
     /// Switch every app server back to its previous release.
-    Rollback {
-        #[command(flatten)]
-        remote: RemoteArgs,
+    Rollback(ChangeArgs),
+    /// Print a shell completion script, e.g. `tandem completions bash >/etc/bash_completion.d/tandem`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), e.g. `tandem man >/usr/local/share/man/man1/tandem.1`.
+    Man,
+}
+
+/// stdout was closed by its reader (`tandem plan | head -1`): tandem ends quietly, with the
+/// exit status of a process that SIGPIPE ended (141), before changing anything more.
+#[derive(Debug)]
+pub struct ClosedStdout;
+
+impl std::fmt::Display for ClosedStdout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for ClosedStdout {}
+
+/// The exit status for `ClosedStdout`.
+pub const CLOSED_STDOUT_EXIT: u8 = 141;
+
+/// Writes `text` and a newline to stdout.
+fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedStdout.into()),
+        result => Ok(result?),
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -132,14 +179,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             detailed_exitcode,
             json,
         } => runtime()?.block_on(plan(remote, detailed_exitcode, json)),
-        Command::Apply { remote, yes } => runtime()?.block_on(apply(remote, yes)),
+        Command::Apply(change) => runtime()?.block_on(apply(change)),
         Command::Verify { remote, json } => runtime()?.block_on(verify(remote, json)),
-        Command::Deploy { remote } => runtime()?.block_on(releases(remote, ReleaseAction::Deploy)),
-        Command::Rollback { remote } => {
-            runtime()?.block_on(releases(remote, ReleaseAction::Rollback))
+        Command::Deploy(change) => runtime()?.block_on(releases(change, ReleaseAction::Deploy)),
+        Command::Rollback(change) => runtime()?.block_on(releases(change, ReleaseAction::Rollback)),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut script);
+            out(String::from_utf8_lossy(&script).trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            out(String::from_utf8_lossy(&page).trim_end())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Init { path } => {
-            init::write_starter(&path)?;
+            let path = init::write_starter(&path)?;
             eprintln!(
                 "wrote {}; edit it, then run `tandem check -c {}`",
                 path.display(),
@@ -149,18 +206,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(args) => {
             let (config, count) = load_and_render(&args)?;
-            let files: usize = count;
             eprintln!(
-                "{}: ok, {} servers ({} app, 1 db), {files} files rendered",
-                args.config.display(),
+                "{}: ok, {} servers ({} app, 1 db), {count} files rendered",
+                args.config.config.display(),
                 config.servers.len(),
                 config.app_servers().count()
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Render { args, out } => {
-            let loaded = load(&args)?;
-            let mut templates = templates(&args)?;
+            let loaded = load(&args.config)?;
+            let mut templates = templates(&args.config)?;
             let facts = facts(&args);
             let all = render::desired_all(&loaded, &mut templates, &facts)?;
             let files = render::rendered_files(&loaded, &all);
@@ -192,15 +248,15 @@ fn templates(args: &ConfigArgs) -> anyhow::Result<Templates> {
     Ok(Templates::new(assets))
 }
 
-fn facts(args: &ConfigArgs) -> HostFacts {
+fn facts(args: &OfflineArgs) -> HostFacts {
     HostFacts {
         postgres_version: args.postgres_version.to_string(),
     }
 }
 
-fn load_and_render(args: &ConfigArgs) -> anyhow::Result<(config::Config, usize)> {
-    let config = load(args)?;
-    let mut templates = templates(args)?;
+fn load_and_render(args: &OfflineArgs) -> anyhow::Result<(config::Config, usize)> {
+    let config = load(&args.config)?;
+    let mut templates = templates(&args.config)?;
     let all = render::desired_all(&config, &mut templates, &facts(args))?;
     let count = render::rendered_files(&config, &all).len();
     Ok((config, count))
@@ -229,15 +285,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Whether a command takes every server's lock before it probes: the ones that change servers
 /// do, so their plan is made from what the servers are once no other run can change them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Locking {
+enum Locking<'a> {
     ReadOnly,
-    Exclusive,
+    Exclusive(&'a crate::apply::ApplyOptions),
 }
 
 async fn connect_and_plan(
     remote: &RemoteArgs,
-    locking: Locking,
+    locking: Locking<'_>,
 ) -> anyhow::Result<(Engine, engine::Planned)> {
     let config = load(&remote.config)?;
     let mut templates = templates(&remote.config)?;
@@ -252,7 +307,7 @@ async fn connect_and_plan(
     let connected = started.elapsed();
     let locked = match locking {
         Locking::ReadOnly => Ok(()),
-        Locking::Exclusive => crate::apply::lock_all(&mut engine, &apply_options(remote)).await,
+        Locking::Exclusive(options) => crate::apply::lock_all(&mut engine, options).await,
     };
     let planned = match locked {
         Ok(()) => engine.plan(&mut templates, &password).await,
@@ -280,9 +335,9 @@ async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow
     engine.close().await;
     let plan = planned.plan;
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        out(&crate::json::document(&plan)?)?;
     } else {
-        println!("{plan}");
+        out(&plan.to_string())?;
     }
     Ok(if detailed_exitcode && plan.change_count() > 0 {
         ExitCode::from(2)
@@ -291,32 +346,59 @@ async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow
     })
 }
 
-async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
+/// Asks on the terminal whether to go ahead (`--yes` answers for the user). Without a
+/// terminal and without `--yes`, refuses: CI must say so explicitly.
+fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     use std::io::IsTerminal;
-    let (mut engine, planned) = connect_and_plan(&remote, Locking::Exclusive).await?;
-    let plan = planned.plan;
-    println!("{plan}");
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no terminal to ask on: pass --yes to go ahead without asking");
+    }
+    eprint!("{question} Type yes: ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// What to do after showing a plan.
+enum Go {
+    Ahead,
+    /// Nothing to do, or the user said no: end with this status.
+    Stop(ExitCode),
+}
+
+/// Shows `plan` on stdout and asks about it.
+fn show_and_confirm(plan: &crate::plan::Plan, question: &str, yes: bool) -> anyhow::Result<Go> {
+    out(&plan.to_string())?;
     if plan.change_count() == 0 {
-        engine.close().await;
-        return Ok(ExitCode::SUCCESS);
+        Ok(Go::Stop(ExitCode::SUCCESS))
+    } else if confirm(question, yes)? {
+        Ok(Go::Ahead)
+    } else {
+        eprintln!("Nothing changed.");
+        Ok(Go::Stop(ExitCode::FAILURE))
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
+}
+
+async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
+    let options = change.apply_options();
+    let (mut engine, planned) =
+        connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
+    let plan = planned.plan;
+    match show_and_confirm(&plan, "Apply these changes?", change.yes) {
+        Ok(Go::Ahead) => {}
+        stop => {
             engine.close().await;
-            anyhow::bail!("no terminal to ask on: pass --yes to apply without asking");
-        }
-        eprint!("Apply these changes? Type yes: ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            engine.close().await;
-            eprintln!("Nothing changed.");
-            return Ok(ExitCode::FAILURE);
+            return stop.map(|go| match go {
+                Go::Stop(code) => code,
+                Go::Ahead => ExitCode::SUCCESS,
+            });
         }
     }
-    let options = apply_options(&remote);
     let started = std::time::Instant::now();
-    let result = apply_phases(&mut engine, plan, &options, &remote).await;
+    let result = apply_phases(&mut engine, plan, &options, &change.remote).await;
     engine.close().await;
     let reports = result?;
     let (summary, ok) = crate::apply::summary(&reports);
@@ -326,7 +408,7 @@ async fn apply(remote: RemoteArgs, yes: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     // Every apply ends with the proof.
-    verify(remote, false).await
+    verify(change.remote, false).await
 }
 
 /// Under the locks taken before the plan: runs the prepare changes everywhere (packages, a
@@ -379,13 +461,6 @@ async fn apply_phases(
     Ok(reports)
 }
 
-fn apply_options(remote: &RemoteArgs) -> crate::apply::ApplyOptions {
-    crate::apply::ApplyOptions {
-        lock_wait: std::time::Duration::from_secs(remote.lock_wait),
-        who: crate::apply::who(),
-    }
-}
-
 enum ReleaseAction {
     Deploy,
     Rollback,
@@ -393,8 +468,9 @@ enum ReleaseAction {
 
 /// `deploy` keeps only the plan's release changes; `rollback` makes one per app server that
 /// switches back to the release before the current one. Both run under the hosts' locks.
-async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<ExitCode> {
-    let (engine, planned) = connect_and_plan(&remote, Locking::Exclusive).await?;
+async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<ExitCode> {
+    let options = change.apply_options();
+    let (engine, planned) = connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
     let mut plan = planned.plan;
     let mut problems = Vec::new();
     for (host, server) in plan.hosts.iter_mut().zip(&engine.config.servers) {
@@ -441,12 +517,20 @@ async fn releases(remote: RemoteArgs, action: ReleaseAction) -> anyhow::Result<E
         engine.close().await;
         anyhow::bail!("{}", problems.join("\n"));
     }
-    println!("{plan}");
-    if plan.change_count() == 0 {
-        engine.close().await;
-        return Ok(ExitCode::SUCCESS);
+    let question = match action {
+        ReleaseAction::Deploy => "Ship this release?",
+        ReleaseAction::Rollback => "Roll back?",
+    };
+    match show_and_confirm(&plan, question, change.yes) {
+        Ok(Go::Ahead) => {}
+        stop => {
+            engine.close().await;
+            return stop.map(|go| match go {
+                Go::Stop(code) => code,
+                Go::Ahead => ExitCode::SUCCESS,
+            });
+        }
     }
-    let options = apply_options(&remote);
     let reports = crate::apply::apply(&engine, &plan, &options).await;
     engine.close().await;
     let (summary, ok) = crate::apply::summary(&reports);
@@ -463,9 +547,9 @@ async fn verify(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
     let report = crate::verify::verify(&engine, &planned).await;
     engine.close().await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out(&crate::json::document(&report)?)?;
     } else {
-        eprintln!("{report}");
+        out(&report.to_string())?;
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS

@@ -157,7 +157,11 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 /// Parses and validates `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
     let raw: raw::Config = yaml::parse(text).map_err(|err| {
-        let (message, fix) = explain_parse_error(&err.message);
+        let line = (err.position.line as usize)
+            .checked_sub(1)
+            .and_then(|i| text.lines().nth(i))
+            .unwrap_or("");
+        let (message, fix) = explain_parse_error(&err.message, line);
         let mut d = Diagnostic::error(path, text, err.position, "", message);
         if let Some(fix) = fix {
             d = d.fix(fix);
@@ -180,9 +184,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
     }
 }
 
-/// Turns serde-saphyr's message into tandem's: no trailing position (the header has it), and a
-/// "did you mean" for unknown fields.
-fn explain_parse_error(message: &str) -> (String, Option<String>) {
+/// The file that Python module `module` (dotted) is in below `source`, if there is one.
+fn python_module_file(source: &Path, module: &str) -> Option<PathBuf> {
+    let path = source.join(module.replace('.', "/"));
+    [path.with_extension("py"), path.join("__init__.py")]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// Turns serde-saphyr's message into tandem's: no trailing position (the header has it), a
+/// "did you mean" for unknown fields and values, and a fix that fits the field on `line` (the
+/// source line the error points at).
+fn explain_parse_error(message: &str, line: &str) -> (String, Option<String>) {
     let message = match message.rfind(" at line ") {
         Some(i) => &message[..i],
         None => message,
@@ -193,14 +206,16 @@ fn explain_parse_error(message: &str) -> (String, Option<String>) {
         };
         if let Some((field, expected)) = rest.split_once("`, expected one of ") {
             let candidates: Vec<&str> = expected.split(", ").collect();
+            // A typo, not another word: at most one edit in three letters (`web` is not `db`).
             let best = candidates
                 .iter()
                 .map(|c| (strsim::damerau_levenshtein(field, c), *c))
                 .min()
-                .filter(|(distance, _)| *distance <= 3);
+                .filter(|(distance, c)| *distance * 3 <= field.len().max(c.len()));
             let fix = match best {
                 Some((_, name)) => format!("did you mean `{name}`? (allowed here: {expected})"),
-                None => format!("remove it; allowed here: {expected}"),
+                None if what == "field" => format!("remove it; allowed here: {expected}"),
+                None => format!("write one of: {expected}"),
             };
             return (format!("unknown {what} `{field}`"), Some(fix));
         }
@@ -214,8 +229,21 @@ fn explain_parse_error(message: &str) -> (String, Option<String>) {
             )),
         );
     }
+    let key = line
+        .trim_start()
+        .trim_start_matches("- ")
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim();
     let fix = if message.starts_with("invalid u") || message.starts_with("invalid i") {
-        "write a whole number (ports: 1-65535)"
+        match key {
+            "port" => "write a port number, 1-65535",
+            "workers" => "write a whole number of gunicorn workers, 1-64 (2 x cores + 1)",
+            _ => "write a whole number",
+        }
+    } else if message.contains("found a tab") || message.contains("tabs") {
+        "indent with spaces: YAML does not allow tabs there"
     } else if message.contains("mapping") {
         "this field takes `key: value` lines indented below it"
     } else if message.contains("sequence") {
@@ -689,7 +717,8 @@ impl Validator<'_> {
         }
         let base = self.path.parent().unwrap_or(Path::new("."));
         let source = base.join(&raw.source.value);
-        if !source.join("manage.py").is_file() {
+        let has_project = source.join("manage.py").is_file();
+        if !has_project {
             self.error(
                 &raw.source,
                 "django.source",
@@ -705,6 +734,40 @@ impl Validator<'_> {
                 format!("`{}` is outside the project", requirements.value),
                 "write a path relative to `django.source`, e.g. requirements.txt",
             );
+        } else if has_project && !source.join(&requirements.value).is_file() {
+            self.error(
+                requirements,
+                "django.requirements",
+                format!(
+                    "{} does not exist",
+                    source.join(&requirements.value).display()
+                ),
+                "name the pip requirements file, relative to `django.source` (every release \
+                 installs it; `pip freeze > requirements.txt` writes one)",
+            );
+        }
+        // Only once the source is a Django project: otherwise that error says it all.
+        for (value, field) in [
+            (&raw.wsgi_module, "django.wsgi_module"),
+            (&raw.settings_module, "django.settings_module"),
+        ] {
+            if has_project
+                && identifier::is_python_module(&value.value)
+                && python_module_file(&source, &value.value).is_none()
+            {
+                let path = value.value.replace('.', "/");
+                self.error(
+                    value,
+                    field,
+                    format!(
+                        "`{}` names no file in {}: neither {path}.py nor {path}/__init__.py",
+                        value.value,
+                        source.display()
+                    ),
+                    "write the module's dotted path from `django.source`, as manage.py's \
+                     DJANGO_SETTINGS_MODULE does, e.g. `mysite.settings`",
+                );
+            }
         }
         if raw.workers.value == 0 || raw.workers.value > 64 {
             self.error(
@@ -986,8 +1049,24 @@ mod tests {
     fn did_you_mean() {
         let (msg, fix) = explain_parse_error(
             "unknown field `internal_ipp`, expected one of name, internal_ip at line 3, column 5",
+            "    internal_ipp: 10.0.0.2",
         );
         assert_eq!(msg, "unknown field `internal_ipp`");
         assert!(fix.unwrap().starts_with("did you mean `internal_ip`?"));
+        let (_, fix) = explain_parse_error(
+            "unknown variant `web`, expected one of db, app",
+            "    role: web",
+        );
+        assert_eq!(fix.unwrap(), "write one of: db, app");
+        let (_, fix) = explain_parse_error("unknown variant `ap`, expected one of db, app", "");
+        assert!(fix.unwrap().starts_with("did you mean `app`?"));
+    }
+
+    #[test]
+    fn a_number_error_names_what_the_field_counts() {
+        let fix = |line: &str| explain_parse_error("invalid u16", line).1.unwrap();
+        assert!(fix("  workers: three").contains("gunicorn workers"));
+        assert!(fix("  port: ssh").contains("1-65535"));
+        assert!(!fix("  other: x").contains("port"));
     }
 }

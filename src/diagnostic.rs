@@ -271,7 +271,10 @@ impl fmt::Display for Diagnostics {
             .filter(|d| d.severity == Severity::Error)
             .count();
         if errors > 0 {
-            write!(f, "\n{errors} error(s); nothing was changed.")?;
+            write!(
+                f,
+                "\n{errors} error(s) in the config; no server was contacted."
+            )?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod facts;
 pub mod handler;
 pub mod identifier;
 pub mod init;
+pub mod json;
 pub mod local_file;
 pub mod mode;
 pub mod plan;

@@ -7,9 +7,23 @@ use clap::Parser;
 use tandem::{cli, diagnostic};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are answers, not errors. A usage error exits 1 like every
+            // other error: clap's own 2 would read as "changes pending" to `plan
+            // --detailed-exitcode`.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli::run(cli) {
         Ok(code) => code,
+        Err(err) if err.is::<cli::ClosedStdout>() => ExitCode::from(cli::CLOSED_STDOUT_EXIT),
         Err(err) => {
             // Config diagnostics are complete screens of their own; other errors print as one chain.
             if let Some(diagnostics) = err.downcast_ref::<diagnostic::Diagnostics>() {

@@ -14,7 +14,7 @@ use support::config::{KEY, good_config};
 fn workspace(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("app")).unwrap();
-    fs::write(dir.path().join("app/manage.py"), "").unwrap();
+    support::config::django_project(&dir.path().join("app"));
     let path = dir.path().join("tandem.yml");
     fs::write(&path, text).unwrap();
     (dir, path)
@@ -78,6 +78,48 @@ struct Bad {
 }
 
 const BAD: &[Bad] = &[
+    Bad {
+        what: "settings module that names no file",
+        from: "  settings_module: shop.settings",
+        to: "  settings_module: shop.setings",
+        line: 21,
+        says: "`shop.setings` names no file",
+    },
+    Bad {
+        what: "wsgi module that names no file",
+        from: "  wsgi_module: shop.wsgi",
+        to: "  wsgi_module: shop.wgsi",
+        line: 20,
+        says: "`shop.wgsi` names no file",
+    },
+    Bad {
+        what: "requirements file missing",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  requirements: reqs/prod.txt\n",
+        line: 22,
+        says: "reqs/prod.txt does not exist",
+    },
+    Bad {
+        what: "workers in words",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  workers: three\n",
+        line: 22,
+        says: "whole number of gunicorn workers",
+    },
+    Bad {
+        what: "a role that is no typo of a known one",
+        from: "    role: db",
+        to: "    role: web",
+        line: 4,
+        says: "write one of: db, app",
+    },
+    Bad {
+        what: "a tab on line 2",
+        from: "servers:",
+        to: "\tservers:",
+        line: 2,
+        says: "indent with spaces",
+    },
     Bad {
         what: "typo in a field",
         from: "    internal_ip: 10.0.0.2",
@@ -465,6 +507,97 @@ fn superuser_is_warned_about() {
 }
 
 #[test]
+fn a_config_error_does_not_claim_that_check_changed_nothing() {
+    let (_dir, path) = workspace(&good_config().replace("10.0.0.3", "10.0.0.300"));
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("1 error(s) in the config; no server was contacted."),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing was changed"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_1_and_help_and_version_exit_0() {
+    for args in [
+        &["plan", "--detailed-exitcode", "--lock-wiat", "5"][..],
+        &["frobnicate"],
+        &["check", "--config"],
+        &["render", "--postgres-version", "abc", "--out", "x"],
+    ] {
+        let out = tandem().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{args:?}"
+        );
+    }
+    for args in [&["--help"][..], &["--version"], &["plan", "--help"]] {
+        let out = tandem().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn each_command_offers_only_the_flags_it_uses() {
+    let help = |command: &str| {
+        let out = tandem().args([command, "--help"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for command in ["plan", "verify"] {
+        let text = help(command);
+        assert!(text.contains("--ssh-config"), "{command}: {text}");
+        for unused in ["--lock-wait", "--postgres-version", "--yes"] {
+            assert!(!text.contains(unused), "{command} offers {unused}");
+        }
+    }
+    for command in ["apply", "deploy", "rollback"] {
+        let text = help(command);
+        for used in ["--lock-wait", "--yes", "--ssh-config"] {
+            assert!(text.contains(used), "{command} lacks {used}");
+        }
+        assert!(!text.contains("--postgres-version"), "{command}");
+    }
+    for command in ["check", "render"] {
+        let text = help(command);
+        assert!(text.contains("--postgres-version"), "{command}");
+        assert!(!text.contains("--ssh-config"), "{command}");
+    }
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = tandem().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("verify"),
+            "{shell}: no subcommand in the script"
+        );
+    }
+    let man = tandem().arg("man").output().unwrap();
+    assert!(man.status.success());
+    assert!(String::from_utf8_lossy(&man.stdout).starts_with(".ie"));
+}
+
+#[test]
+fn a_closed_stdout_ends_tandem_quietly() {
+    // The reader is gone before tandem writes a byte, as with `tandem ... | head -0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("tandem"))
+        .args(["completions", "bash"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "not quiet");
+}
+
+#[test]
 fn init_writes_a_starter_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     tandem()
@@ -485,6 +618,18 @@ fn init_writes_a_starter_and_never_overwrites() {
     assert_eq!(
         fs::read_to_string(dir.path().join("tandem.yml")).unwrap(),
         "mine"
+    );
+    // Given a directory, the config goes in it.
+    fs::create_dir(dir.path().join("site")).unwrap();
+    tandem()
+        .current_dir(dir.path())
+        .args(["init", "site"])
+        .assert()
+        .success();
+    assert!(
+        fs::read_to_string(dir.path().join("site/tandem.yml"))
+            .unwrap()
+            .contains("project:")
     );
 }
 

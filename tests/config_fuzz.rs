@@ -18,8 +18,7 @@ fn project_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("app")).unwrap();
-        std::fs::write(dir.path().join("app/manage.py"), "").unwrap();
+        support::config::django_project(&dir.path().join("app"));
         dir
     })
     .path()

@@ -63,14 +63,26 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         "{}",
         text(&plan.stdout)
     );
-    assert_ok("deploy", &s.run(&["deploy"]));
+    // Like apply, deploy asks first; without a terminal to ask on it needs --yes.
+    let unasked = s.run(&["deploy"]);
+    assert_eq!(unasked.status.code(), Some(1));
+    assert!(
+        text(&unasked.stderr).contains("pass --yes"),
+        "{}",
+        text(&unasked.stderr)
+    );
+    assert!(
+        text(&s.run(&["plan"]).stdout).contains("+ release "),
+        "deploy without --yes shipped the release"
+    );
+    assert_ok("deploy", &s.run(&["deploy", "--yes"]));
     let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert!(
         page.contains("Timesheet v2</h1>") && page.contains("<td>Ada</td>"),
         "{page}"
     );
 
-    assert_ok("rollback", &s.run(&["rollback"]));
+    assert_ok("rollback", &s.run(&["rollback", "--yes"]));
     let (status, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert_eq!(status, "200");
     assert!(

@@ -92,6 +92,7 @@ fn converge_and_check(suite: Suite) {
     let parsed: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("plan --json is JSON");
     assert_eq!(parsed["hosts"].as_array().map(Vec::len), Some(2));
+    assert_eq!(parsed["format_version"], 1, "plan --json is versioned");
 
     // The app server logs in over the internal network and sees Django's role settings.
     s.sudo_ok(

@@ -287,7 +287,7 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
         )
         .unwrap();
         killed = kill_when(
-            s.tandem(&["deploy"]),
+            s.tandem(&["deploy", "--yes"]),
             || {
                 s.sudo(&s.app, "pgrep -f 'manage.py' >/dev/null")
                     .status
@@ -301,7 +301,7 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
     }
     let pid = killed.expect("no release could be caught running in 4 tries");
     assert_nothing_left_of(pid);
-    assert_ok("deploy after the killed one", &s.run(&["deploy"]));
+    assert_ok("deploy after the killed one", &s.run(&["deploy", "--yes"]));
     let (code, shown) = plan_exit(&s);
     assert_eq!(code, Some(0), "{shown}");
     assert_ok("verify", &s.run(&["verify"]));

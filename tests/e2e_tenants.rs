@@ -15,9 +15,9 @@ fn tenants_answer_on_their_subdomains_with_their_own_data() {
     let apply = s.apply_fresh();
     assert_ok("first apply", &apply);
     assert!(
-        text(&apply.stderr).contains("verify: all"),
+        text(&apply.stdout).contains("verify: all"),
         "{}",
-        text(&apply.stderr)
+        text(&apply.stdout)
     );
 
     // Two tenants, each with a row in its own schema.

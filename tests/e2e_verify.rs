@@ -17,6 +17,7 @@ fn failures(s: &Scenario) -> Vec<(String, String)> {
             text(&out.stderr)
         )
     });
+    assert_eq!(report["format_version"], 1, "verify --json is versioned");
     let failed: Vec<(String, String)> = report["checks"]
         .as_array()
         .expect("checks")

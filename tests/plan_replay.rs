@@ -81,7 +81,7 @@ fn stable(text: &str) -> String {
 fn check(suite: &str, state: &str) -> String {
     let plan = replay(suite, state);
     let screen = stable(&plan.to_string());
-    let json = stable(&serde_json::to_string_pretty(&plan).unwrap());
+    let json = stable(&tandem::json::document(&plan).unwrap());
     insta::assert_snapshot!(format!("{suite}_{state}"), screen);
     insta::assert_snapshot!(format!("{suite}_{state}_json"), json);
     screen

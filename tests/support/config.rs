@@ -6,6 +6,20 @@
 pub const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ op@x";
 
+/// The files of the Django project `good_config` names, created in `dir` (its `source`).
+pub fn django_project(dir: &std::path::Path) {
+    for file in [
+        "manage.py",
+        "requirements.txt",
+        "shop/settings.py",
+        "shop/wsgi.py",
+    ] {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+    }
+}
+
 /// A valid config; each bad case replaces one piece of it.
 pub fn good_config() -> String {
     format!(
