@@ -113,6 +113,8 @@ mod tests {
             ("manage.py", "print()"),
             ("requirements.txt", "Django\n"),
             ("app/views.py", "x = 1"),
+            ("a/settings.py", ""),
+            ("a/wsgi.py", ""),
             (".gitignore", "local_settings.py\n"),
             ("local_settings.py", "SECRET = 1"),
             (".git/config", "[core]"),
@@ -144,6 +146,8 @@ mod tests {
             names,
             [
                 ".gitignore",
+                "a/settings.py",
+                "a/wsgi.py",
                 "app/views.py",
                 "manage.py",
                 "requirements.txt"

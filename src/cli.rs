@@ -23,8 +23,52 @@ use crate::vars::HostFacts;
     about = "Django on an app server and PostgreSQL on its own server, over SSH, from one YAML file"
 )]
 pub struct Cli {
+    /// Colour the plan, verify's report and errors: auto (on a terminal, unless NO_COLOR is
+    /// set), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: crate::style::ColorChoice,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Whether stdout and stderr get colour, decided once from `--color`.
+static COLOURS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+
+fn decide_colours(choice: crate::style::ColorChoice) {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let _ = COLOURS.set((
+        choice.enabled(std::io::stdout().is_terminal(), no_color),
+        choice.enabled(std::io::stderr().is_terminal(), no_color),
+    ));
+}
+
+fn colours() -> (bool, bool) {
+    COLOURS.get().copied().unwrap_or((false, false))
+}
+
+/// An error screen for stderr, coloured when stderr is.
+pub fn error_screen(text: &str) -> String {
+    if colours().1 {
+        crate::style::diagnostic(text)
+    } else {
+        text.to_string()
+    }
+}
+
+/// `text` on stdout, through `paint` when stdout gets colour.
+fn out_painted(text: &str, paint: fn(&str) -> String) -> anyhow::Result<()> {
+    if colours().0 {
+        out(&paint(text))
+    } else {
+        out(text)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -173,6 +217,7 @@ fn out(text: &str) -> anyhow::Result<()> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    decide_colours(cli.color);
     match cli.command {
         Command::Plan {
             remote,
@@ -235,7 +280,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn load(args: &ConfigArgs) -> anyhow::Result<config::Config> {
     let loaded = config::load(&args.config)?;
     for warning in &loaded.warnings {
-        eprintln!("{warning}");
+        eprintln!("{}", error_screen(&warning.to_string()));
     }
     Ok(loaded.config)
 }
@@ -337,7 +382,7 @@ async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow
     if json {
         out(&crate::json::document(&plan)?)?;
     } else {
-        out(&plan.to_string())?;
+        out_painted(&plan.to_string(), crate::style::plan)?;
     }
     Ok(if detailed_exitcode && plan.change_count() > 0 {
         ExitCode::from(2)
@@ -371,7 +416,7 @@ enum Go {
 
 /// Shows `plan` on stdout and asks about it.
 fn show_and_confirm(plan: &crate::plan::Plan, question: &str, yes: bool) -> anyhow::Result<Go> {
-    out(&plan.to_string())?;
+    out_painted(&plan.to_string(), crate::style::plan)?;
     if plan.change_count() == 0 {
         Ok(Go::Stop(ExitCode::SUCCESS))
     } else if confirm(question, yes)? {
@@ -549,7 +594,7 @@ async fn verify(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         out(&crate::json::document(&report)?)?;
     } else {
-        out(&report.to_string())?;
+        out_painted(&report.to_string(), crate::style::verify)?;
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS

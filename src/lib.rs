@@ -25,6 +25,7 @@ pub mod scram;
 pub mod script;
 pub mod secret;
 pub mod sql;
+pub mod style;
 pub mod templates;
 pub mod transport;
 pub mod ufw;

@@ -26,11 +26,11 @@ fn main() -> ExitCode {
         Err(err) if err.is::<cli::ClosedStdout>() => ExitCode::from(cli::CLOSED_STDOUT_EXIT),
         Err(err) => {
             // Config diagnostics are complete screens of their own; other errors print as one chain.
-            if let Some(diagnostics) = err.downcast_ref::<diagnostic::Diagnostics>() {
-                eprintln!("{diagnostics}");
-            } else {
-                eprintln!("error: {err:#}");
-            }
+            let screen = match err.downcast_ref::<diagnostic::Diagnostics>() {
+                Some(diagnostics) => diagnostics.to_string(),
+                None => format!("error: {err:#}"),
+            };
+            eprintln!("{}", cli::error_screen(&screen));
             ExitCode::FAILURE
         }
     }

@@ -568,6 +568,25 @@ fn each_command_offers_only_the_flags_it_uses() {
 }
 
 #[test]
+fn colour_only_when_asked_for_or_on_a_terminal() {
+    let (_dir, path) = workspace(&good_config().replace("10.0.0.3", "10.0.0.300"));
+    let stderr = |extra: &[&str]| {
+        let out = tandem()
+            .args(["check", "-c"])
+            .arg(&path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(stderr(&["--color", "always"]).contains("\x1b[1;31merror: "));
+    // Not a terminal here: auto means none.
+    assert!(!stderr(&[]).contains('\x1b'));
+    assert!(!stderr(&["--color", "never"]).contains('\x1b'));
+}
+
+#[test]
 fn completions_and_man_page() {
     for shell in ["bash", "zsh", "fish"] {
         let out = tandem().args(["completions", shell]).output().unwrap();

@@ -275,8 +275,15 @@ mod tests {
     #[test]
     fn table() {
         let dir = tempfile::tempdir().unwrap();
-        for file in ["manage.py", "requirements.txt"] {
-            std::fs::write(dir.path().join(file), "").unwrap();
+        for file in [
+            "manage.py",
+            "requirements.txt",
+            "shop/settings.py",
+            "shop/wsgi.py",
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
         }
         let config = crate::config::parse(
             &dir.path().join("tandem.yml"),
