@@ -2,8 +2,6 @@
 //! __pycache__ and whatever the project's .gitignore ignores) and identified by a hash of its
 //! contents. `resource::release` ships it.
 
-use std::fmt::Write as _;
-
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
@@ -81,8 +79,8 @@ pub fn bundle(config: &Config) -> anyhow::Result<Bundle> {
             )
         })?;
     Ok(Bundle {
-        hash: hex(&hasher.finalize()),
-        requirements_hash: hex(&Sha256::digest(&requirements)),
+        hash: hex::encode(hasher.finalize()),
+        requirements_hash: hex::encode(Sha256::digest(&requirements)),
         tar_gz,
         files: paths.len(),
     })
@@ -92,13 +90,6 @@ pub fn bundle(config: &Config) -> anyhow::Result<Bundle> {
 fn is_executable(m: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::PermissionsExt;
     m.permissions().mode() & 0o111 != 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -324,15 +324,9 @@ fn is_anywhere(address: &str) -> bool {
     matches!(address, "0.0.0.0/0" | "::/0" | "any")
 }
 
-fn decode_hex(hex: &str) -> Option<String> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+/// ufw stores a rule's comment hex-encoded.
+fn decode_hex(text: &str) -> Option<String> {
+    String::from_utf8(hex::decode(text).ok()?).ok()
 }
 
 #[cfg(test)]

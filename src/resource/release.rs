@@ -83,32 +83,15 @@ pub fn plan(
 
 /// A new release id: UTC time (sorts in order) and the code hash's start.
 pub fn release_id(hash: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        &hash[..12.min(hash.len())]
-    )
+    release_id_at(jiff::Timestamp::now(), hash)
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+fn release_id_at(at: jiff::Timestamp, hash: &str) -> String {
+    format!(
+        "{}-{}",
+        at.strftime("%Y%m%dT%H%M%SZ"),
+        &hash[..12.min(hash.len())]
+    )
 }
 
 /// Creates the public tenant (schema `public`) and its domain when missing. Tenant models are
@@ -266,9 +249,16 @@ mod tests {
     }
 
     #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_784), (2026, 11, 27));
+    fn release_ids_are_utc_times_then_the_hash() {
+        let at: jiff::Timestamp = "2026-11-27T06:05:04Z".parse().unwrap();
+        assert_eq!(
+            release_id_at(at, "58205d04c74b560e"),
+            "20261127T060504Z-58205d04c74b"
+        );
+        assert_eq!(
+            release_id_at(jiff::Timestamp::UNIX_EPOCH, "ab"),
+            "19700101T000000Z-ab"
+        );
     }
 
     /// "desired bundle + probed release state -> exactly this change, or none".
