@@ -62,11 +62,19 @@ impl<'a> Run<'a> {
 }
 
 /// What happened on one host.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct HostReport {
     pub server: String,
-    pub applied: Vec<String>,
+    pub applied: Vec<Applied>,
+    /// Why the host stopped, when it did.
     pub error: Option<String>,
+}
+
+/// One change or handler that ran, and how long it took.
+#[derive(Debug, serde::Serialize)]
+pub struct Applied {
+    pub what: String,
+    pub seconds: f32,
 }
 
 /// Takes every host's apply lock, one host after the other in config order (two runs that
@@ -108,7 +116,7 @@ pub async fn prepare_hosts(
                 };
                 for change in host.changes.iter().filter(|c| c.prepare) {
                     match run_change(ssh, &host.server, change, run).await {
-                        Ok(()) => report.applied.push(change.summary.clone()),
+                        Ok(applied) => report.applied.push(applied),
                         Err(e) => report.error = Some(format!("{e:#}")),
                     }
                 }
@@ -306,8 +314,8 @@ async fn run_changes(
     }
     for role in roles {
         for change in host.changes.iter().filter(|c| c.role == role && !c.prepare) {
-            run_change(ssh, &host.server, change, run).await?;
-            report.applied.push(change.summary.clone());
+            let applied = run_change(ssh, &host.server, change, run).await?;
+            report.applied.push(applied);
         }
         for h in host.handlers.iter().filter(|h| h.role == role) {
             let started = Instant::now();
@@ -374,18 +382,31 @@ async fn run_changes(
                     }
                 ),
             );
-            report.applied.push(format!("handler {}", h.name));
+            report.applied.push(Applied {
+                what: format!("handler {}", h.name),
+                seconds: started.elapsed().as_secs_f32(),
+            });
         }
     }
     Ok(())
 }
 
-async fn run_change(ssh: &Ssh, server: &str, change: &Change, run: Run<'_>) -> anyhow::Result<()> {
+async fn run_change(
+    ssh: &Ssh,
+    server: &str,
+    change: &Change,
+    run: Run<'_>,
+) -> anyhow::Result<Applied> {
     let started = Instant::now();
-    let out = ssh
-        .run(&run.held_change(change))
-        .await
-        .with_context(|| format!("{server}: {}", change.summary))?;
+    let out = watched(
+        ssh,
+        server,
+        &change.summary,
+        &run.held_change(change),
+        run.report,
+    )
+    .await
+    .with_context(|| format!("{server}: {}", change.summary))?;
     if !out.success() {
         bail!(
             "{server}: `{}` failed (exit {}): {}",
@@ -394,15 +415,58 @@ async fn run_change(ssh: &Ssh, server: &str, change: &Change, run: Run<'_>) -> a
             out.stderr_tail()
         );
     }
-    run.report.progress(
-        server,
-        &format!(
-            "{} ok ({:.1}s)",
-            change.summary,
-            started.elapsed().as_secs_f32()
-        ),
+    let seconds = started.elapsed().as_secs_f32();
+    run.report
+        .progress(server, &format!("{} ok ({seconds:.1}s)", change.summary));
+    Ok(Applied {
+        what: change.summary.clone(),
+        seconds,
+    })
+}
+
+/// How often a step that is still running says so (a release's pip install can take minutes).
+const STILL_RUNNING_EVERY: Duration = Duration::from_secs(15);
+
+/// Runs one step's `script`, streaming its stderr to the report as it comes (shown with `-v`)
+/// and, every `STILL_RUNNING_EVERY`, saying that `what` is still running, for how long, and
+/// the last line it wrote: no step is silent for minutes.
+async fn watched(
+    ssh: &Ssh,
+    server: &str,
+    what: &str,
+    script: &str,
+    report: &dyn Report,
+) -> anyhow::Result<crate::transport::Output> {
+    let started = Instant::now();
+    let last = std::sync::Mutex::new(String::new());
+    let line = |text: &str| {
+        report.remote_output(server, text);
+        if !text.trim().is_empty() {
+            *last.lock().expect("not poisoned") = text.trim().to_string();
+        }
+    };
+    let run = ssh.run_watched(script, &line);
+    tokio::pin!(run);
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + STILL_RUNNING_EVERY,
+        STILL_RUNNING_EVERY,
     );
-    Ok(())
+    loop {
+        tokio::select! {
+            out = &mut run => return out,
+            _ = ticks.tick() => {
+                let last = last.lock().expect("not poisoned").clone();
+                report.progress(
+                    server,
+                    &format!(
+                        "still running ({:.0}s): {what}{}",
+                        started.elapsed().as_secs_f32(),
+                        if last.is_empty() { String::new() } else { format!(" | {last}") }
+                    ),
+                );
+            }
+        }
+    }
 }
 
 async fn run_checked(ssh: &Ssh, script: &str, what: &str) -> anyhow::Result<()> {
@@ -510,7 +574,7 @@ const DISARM_GUARD: &str = "systemctl stop tandem-guard.timer 2>/dev/null || tru
 pub fn audit_script(run_id: &str, who: &str, report: &HostReport) -> String {
     let mut lines = String::new();
     for a in &report.applied {
-        lines.push_str(&format!("run={run_id} by={who} applied: {a}\n"));
+        lines.push_str(&format!("run={run_id} by={who} applied: {}\n", a.what));
     }
     if let Some(e) = &report.error {
         lines.push_str(&format!(

@@ -33,6 +33,9 @@ pub struct Cli {
         value_name = "WHEN"
     )]
     color: crate::style::ColorChoice,
+    /// Stream what remote steps print (apt, pip, migrate) as they run, prefixed by the server.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,6 +131,10 @@ struct ChangeArgs {
     /// Do not ask (required without a terminal, e.g. in CI).
     #[arg(long)]
     yes: bool,
+    /// Print the plan, what ran on each server with its timings, and (apply) verify's checks
+    /// as one JSON document on stdout. Needs --yes: a JSON run does not ask.
+    #[arg(long, requires = "yes")]
+    json: bool,
 }
 
 impl ChangeArgs {
@@ -218,6 +225,7 @@ fn out(text: &str) -> anyhow::Result<()> {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     decide_colours(cli.color);
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Plan {
             remote,
@@ -307,12 +315,30 @@ fn load_and_render(args: &OfflineArgs) -> anyhow::Result<(config::Config, usize)
     Ok((config, count))
 }
 
-/// Progress for people: one line per event on stderr, prefixed with the server.
-struct StderrReport;
+/// Progress for people: one line per event on stderr, prefixed with the server; with
+/// `verbose`, remote output too (`server | line`).
+struct StderrReport {
+    verbose: bool,
+}
+
+/// `-v`, decided once.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn report() -> std::sync::Arc<StderrReport> {
+    std::sync::Arc::new(StderrReport {
+        verbose: VERBOSE.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
 
 impl crate::report::Report for StderrReport {
     fn progress(&self, server: &str, line: &str) {
         eprintln!("{server}: {line}");
+    }
+
+    fn remote_output(&self, server: &str, line: &str) {
+        if self.verbose {
+            eprintln!("{server} | {line}");
+        }
     }
 
     fn debug(&self, line: &str) {
@@ -343,12 +369,7 @@ async fn connect_and_plan(
     let mut templates = templates(&remote.config)?;
     let password = engine::password(&config)?;
     let started = std::time::Instant::now();
-    let mut engine = Engine::connect(
-        config,
-        remote.ssh_options(),
-        std::sync::Arc::new(StderrReport),
-    )
-    .await?;
+    let mut engine = Engine::connect(config, remote.ssh_options(), report()).await?;
     let connected = started.elapsed();
     let locked = match locking {
         Locking::ReadOnly => Ok(()),
@@ -414,9 +435,16 @@ enum Go {
     Stop(ExitCode),
 }
 
-/// Shows `plan` on stdout and asks about it.
-fn show_and_confirm(plan: &crate::plan::Plan, question: &str, yes: bool) -> anyhow::Result<Go> {
-    out_painted(&plan.to_string(), crate::style::plan)?;
+/// Shows `plan` on stdout (unless the run ends in a JSON document) and asks about it.
+fn show_and_confirm(
+    plan: &crate::plan::Plan,
+    question: &str,
+    change: &ChangeArgs,
+) -> anyhow::Result<Go> {
+    let yes = change.yes;
+    if !change.json {
+        out_painted(&plan.to_string(), crate::style::plan)?;
+    }
     if plan.change_count() == 0 {
         Ok(Go::Stop(ExitCode::SUCCESS))
     } else if confirm(question, yes)? {
@@ -427,33 +455,94 @@ fn show_and_confirm(plan: &crate::plan::Plan, question: &str, yes: bool) -> anyh
     }
 }
 
+/// The `--json` document of apply, deploy and rollback.
+#[derive(serde::Serialize)]
+struct ChangeRun<'a> {
+    command: &'static str,
+    /// The plan shown before anything ran.
+    plan: &'a crate::plan::Plan,
+    /// Every server's changes ran without error (and, for apply, verify passed).
+    ok: bool,
+    seconds: f32,
+    hosts: &'a [crate::apply::HostReport],
+    /// apply only: the proof that ends it (null when nothing ran or a change failed).
+    verify: Option<&'a crate::verify::Verification>,
+}
+
+/// Ends a change command that runs nothing (no changes, the user said no, or asking failed):
+/// closes the connections and, with `--json`, still prints the document.
+async fn end_before_running(
+    engine: Engine,
+    go: anyhow::Result<Go>,
+    command: &'static str,
+    plan: &crate::plan::Plan,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    engine.close().await;
+    let code = match go? {
+        Go::Stop(code) => code,
+        Go::Ahead => ExitCode::SUCCESS,
+    };
+    if json {
+        out(&crate::json::document(&ChangeRun {
+            command,
+            plan,
+            ok: code == ExitCode::SUCCESS,
+            seconds: 0.0,
+            hosts: &[],
+            verify: None,
+        })?)?;
+    }
+    Ok(code)
+}
+
+impl ChangeRun<'_> {
+    fn exit_code(&self) -> ExitCode {
+        if self.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
     let options = change.apply_options();
     let (mut engine, planned) =
         connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
     let plan = planned.plan;
-    match show_and_confirm(&plan, "Apply these changes?", change.yes) {
-        Ok(Go::Ahead) => {}
-        stop => {
-            engine.close().await;
-            return stop.map(|go| match go {
-                Go::Stop(code) => code,
-                Go::Ahead => ExitCode::SUCCESS,
-            });
-        }
+    let shown = plan.clone();
+    let go = show_and_confirm(&plan, "Apply these changes?", &change);
+    if !matches!(go, Ok(Go::Ahead)) {
+        return end_before_running(engine, go, "apply", &plan, change.json).await;
     }
     let started = std::time::Instant::now();
     let result = apply_phases(&mut engine, plan, &options, &change.remote).await;
     engine.close().await;
     let reports = result?;
+    let seconds = started.elapsed().as_secs_f32();
     let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
-    eprintln!("apply took {:.1}s", started.elapsed().as_secs_f32());
-    if !ok {
-        return Ok(ExitCode::FAILURE);
+    eprintln!("apply took {seconds:.1}s");
+    // Every apply that ran its changes ends with the proof.
+    let verification = match ok {
+        true => Some(verification(&change.remote).await?),
+        false => None,
+    };
+    let run = ChangeRun {
+        command: "apply",
+        plan: &shown,
+        ok: ok && verification.as_ref().is_some_and(|v| v.passed()),
+        seconds,
+        hosts: &reports,
+        verify: verification.as_ref(),
+    };
+    if change.json {
+        out(&crate::json::document(&run)?)?;
+    } else if let Some(v) = &verification {
+        out_painted(&v.to_string(), crate::style::verify)?;
     }
-    // Every apply ends with the proof.
-    verify(change.remote, false).await
+    Ok(run.exit_code())
 }
 
 /// Under the locks taken before the plan: runs the prepare changes everywhere (packages, a
@@ -566,31 +655,43 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
         ReleaseAction::Deploy => "Ship this release?",
         ReleaseAction::Rollback => "Roll back?",
     };
-    match show_and_confirm(&plan, question, change.yes) {
-        Ok(Go::Ahead) => {}
-        stop => {
-            engine.close().await;
-            return stop.map(|go| match go {
-                Go::Stop(code) => code,
-                Go::Ahead => ExitCode::SUCCESS,
-            });
-        }
+    let command = match action {
+        ReleaseAction::Deploy => "deploy",
+        ReleaseAction::Rollback => "rollback",
+    };
+    let go = show_and_confirm(&plan, question, &change);
+    if !matches!(go, Ok(Go::Ahead)) {
+        return end_before_running(engine, go, command, &plan, change.json).await;
     }
+    let started = std::time::Instant::now();
     let reports = crate::apply::apply(&engine, &plan, &options).await;
     engine.close().await;
     let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let run = ChangeRun {
+        command,
+        plan: &plan,
+        ok,
+        seconds: started.elapsed().as_secs_f32(),
+        hosts: &reports,
+        verify: None,
+    };
+    if change.json {
+        out(&crate::json::document(&run)?)?;
+    }
+    Ok(run.exit_code())
+}
+
+/// Connects, probes and runs every check.
+async fn verification(remote: &RemoteArgs) -> anyhow::Result<crate::verify::Verification> {
+    let (engine, planned) = connect_and_plan(remote, Locking::ReadOnly).await?;
+    let report = crate::verify::verify(&engine, &planned).await;
+    engine.close().await;
+    Ok(report)
 }
 
 async fn verify(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let (engine, planned) = connect_and_plan(&remote, Locking::ReadOnly).await?;
-    let report = crate::verify::verify(&engine, &planned).await;
-    engine.close().await;
+    let report = verification(&remote).await?;
     if json {
         out(&crate::json::document(&report)?)?;
     } else {

@@ -5,6 +5,8 @@
 pub trait Report: Send + Sync {
     /// One line about `server` (a change applied, a handler run, a lock waited for).
     fn progress(&self, server: &str, line: &str);
+    /// One line a remote step wrote as it ran (apt, pip, migrate): shown with `-v`.
+    fn remote_output(&self, server: &str, line: &str);
     /// Detail for `TANDEM_DEBUG`.
     fn debug(&self, line: &str);
 }
@@ -14,5 +16,6 @@ pub struct Quiet;
 
 impl Report for Quiet {
     fn progress(&self, _server: &str, _line: &str) {}
+    fn remote_output(&self, _server: &str, _line: &str) {}
     fn debug(&self, _line: &str) {}
 }

@@ -30,12 +30,41 @@ impl Output {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// The last lines of stderr, for error messages.
+    /// The part of stderr that explains a failure, for error messages: from the last Python
+    /// traceback, or else from the first line among the last 40 that says error/failed (apt's
+    /// `E:`, pip's `ERROR:`, a psql `ERROR:`), at most 40 lines; otherwise the last 8.
     pub fn stderr_tail(&self) -> String {
-        let text = String::from_utf8_lossy(&self.stderr);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(8)..].join("\n")
+        failure_excerpt(&String::from_utf8_lossy(&self.stderr))
     }
+}
+
+/// Lines at most in a failure excerpt, and in the plain tail.
+const EXCERPT_LINES: usize = 40;
+const TAIL_LINES: usize = 8;
+
+fn failure_excerpt(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let window = lines.len().saturating_sub(EXCERPT_LINES);
+    let says_why = |line: &&str| {
+        let lower = line.to_ascii_lowercase();
+        line.starts_with("E: ")
+            || lower.contains("error")
+            || lower.contains("failed")
+            || lower.contains("fatal")
+    };
+    let start = lines
+        .iter()
+        .rposition(|l| l.starts_with("Traceback (most recent call last)"))
+        .filter(|&i| i >= window)
+        .or_else(|| {
+            lines[window..]
+                .iter()
+                .position(says_why)
+                .map(|i| i + window)
+        })
+        .unwrap_or(lines.len().saturating_sub(TAIL_LINES));
+    let end = (start + EXCERPT_LINES).min(lines.len());
+    lines[start..end].join("\n")
 }
 
 /// Runs scripts on one host as root. `Ssh` is the implementation.
@@ -413,6 +442,83 @@ pub struct RemoteLock {
     _child: openssh::Child<Arc<Session>>,
 }
 
+impl Ssh {
+    /// `run`, handing each line of the script's stderr to `line` as it arrives (progress for
+    /// long steps: apt, pip, migrations), and collecting it as `run` does.
+    pub async fn run_watched(
+        &self,
+        script: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> anyhow::Result<Output> {
+        let mut child = self
+            .session
+            .raw_command(ELEVATE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .with_context(|| format!("starting a command on {}", self.name))?;
+        let mut stdin = child.stdin().take().context("remote stdin")?;
+        let mut stdout = child.stdout().take().context("remote stdout")?;
+        let stderr = child.stderr().take().context("remote stderr")?;
+        let send = async {
+            stdin
+                .write_all(script.as_bytes())
+                .await
+                .context("sending the script")?;
+            stdin.shutdown().await.ok();
+            drop(stdin);
+            Ok::<_, anyhow::Error>(())
+        };
+        let read_stdout = async {
+            let mut out = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out).await?;
+            Ok::<_, std::io::Error>(out)
+        };
+        let read_stderr = async {
+            let mut collected = Vec::new();
+            let mut reader = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                if reader.read_until(b'\n', &mut buf).await? == 0 {
+                    break;
+                }
+                collected.extend_from_slice(&buf);
+                line(String::from_utf8_lossy(&buf).trim_end());
+            }
+            Ok::<_, std::io::Error>(collected)
+        };
+        let (sent, stdout, stderr) = tokio::join!(send, read_stdout, read_stderr);
+        sent?;
+        let status = child
+            .wait()
+            .await
+            .with_context(|| format!("running a script on {}", self.name))?;
+        self.checked(Output {
+            status: status.code().unwrap_or(-1),
+            stdout: stdout.with_context(|| format!("reading from {}", self.name))?,
+            stderr: stderr.with_context(|| format!("reading from {}", self.name))?,
+        })
+    }
+
+    /// Turns sudo's password prompt into what to do about it.
+    fn checked(&self, output: Output) -> anyhow::Result<Output> {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status != 0 && stderr.contains("sudo:") && stderr.contains("password") {
+            bail!(
+                "sudo on {} ({}) asks for a password. tandem runs `sudo -n`: give the user \
+                 passwordless sudo (a file in /etc/sudoers.d with `USER ALL=(ALL:ALL) NOPASSWD: ALL`), \
+                 or log in as root",
+                self.name,
+                self.login
+            );
+        }
+        Ok(output)
+    }
+}
+
 impl Transport for Ssh {
     fn name(&self) -> &str {
         &self.name
@@ -439,22 +545,11 @@ impl Transport for Ssh {
             .wait_with_output()
             .await
             .with_context(|| format!("running a script on {}", self.name))?;
-        let output = Output {
+        self.checked(Output {
             status: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
             stderr: out.stderr,
-        };
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if output.status != 0 && stderr.contains("sudo:") && stderr.contains("password") {
-            bail!(
-                "sudo on {} ({}) asks for a password. tandem runs `sudo -n`: give the user \
-                 passwordless sudo (a file in /etc/sudoers.d with `USER ALL=(ALL:ALL) NOPASSWD: ALL`), \
-                 or log in as root",
-                self.name,
-                self.login
-            );
-        }
-        Ok(output)
+        })
     }
 }
 
@@ -491,6 +586,29 @@ mod tests {
         );
         assert_eq!(ok("[fd00::3]:22").port, Some(22));
         assert_eq!(ok("[fd00::3]:22").host, "fd00::3");
+    }
+
+    #[test]
+    fn a_failure_excerpt_starts_where_the_failure_is_explained() {
+        let noise: String = (0..30).map(|i| format!("Collecting pkg{i}\n")).collect();
+        let traceback = "Traceback (most recent call last):\n  File \"manage.py\", line 22\n\
+            django.core.exceptions.ImproperlyConfigured: SECRET_KEY\n";
+        let text = format!("{noise}{traceback}");
+        let excerpt = failure_excerpt(&text);
+        assert!(excerpt.starts_with("Traceback"), "{excerpt}");
+        assert!(
+            excerpt.ends_with("ImproperlyConfigured: SECRET_KEY"),
+            "{excerpt}"
+        );
+
+        let apt = format!("{noise}E: Unable to locate package nginxx\nexit 100\n");
+        assert!(failure_excerpt(&apt).starts_with("E: Unable to locate package nginxx"));
+
+        // Nothing says why: the last 8 lines, as before.
+        assert_eq!(failure_excerpt(&noise).lines().count(), 8);
+        // A long explanation is cut at 40 lines.
+        let long: String = (0..100).map(|i| format!("error {i}\n")).collect();
+        assert_eq!(failure_excerpt(&long).lines().count(), 40);
     }
 
     #[test]

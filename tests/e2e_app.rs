@@ -75,7 +75,30 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         text(&s.run(&["plan"]).stdout).contains("+ release "),
         "deploy without --yes shipped the release"
     );
-    assert_ok("deploy", &s.run(&["deploy", "--yes"]));
+    // -v streams the release's own output to stderr as it runs, prefixed by the server;
+    // --json puts what ran, with timings, on stdout.
+    let deploy = s.run(&["deploy", "--yes", "-v", "--json"]);
+    assert_ok("deploy", &deploy);
+    assert!(
+        text(&deploy.stderr).contains("app1 | == manage.py check --deploy"),
+        "{}",
+        text(&deploy.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&deploy.stdout).expect("deploy --json is one JSON document");
+    assert_eq!(doc["command"], "deploy");
+    assert_eq!(doc["ok"], true);
+    let app = &doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["server"] == "app1")
+        .expect("app1 in the result")["applied"][0];
+    assert!(
+        app["what"].as_str().unwrap().starts_with("+ release "),
+        "{app}"
+    );
+    assert!(app["seconds"].as_f64().unwrap() > 0.0, "{app}");
     let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert!(
         page.contains("Timesheet v2</h1>") && page.contains("<td>Ada</td>"),

@@ -93,6 +93,15 @@ fn converge_and_check(suite: Suite) {
         serde_json::from_slice(&json.stdout).expect("plan --json is JSON");
     assert_eq!(parsed["hosts"].as_array().map(Vec::len), Some(2));
     assert_eq!(parsed["format_version"], 1, "plan --json is versioned");
+    // A converged apply with --json: the document says nothing ran, and nothing else is on stdout.
+    let again = s.run(&["apply", "--yes", "--json"]);
+    assert_ok("converged apply --json", &again);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&again.stdout).expect("apply --json is one JSON document");
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["command"], "apply");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["hosts"].as_array().map(Vec::len), Some(0), "{doc}");
 
     // The app server logs in over the internal network and sees Django's role settings.
     s.sudo_ok(
