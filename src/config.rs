@@ -229,6 +229,12 @@ fn explain_parse_error(message: &str, line: &str) -> (String, Option<String>) {
             )),
         );
     }
+    if message.contains("found a tab") {
+        return (
+            "a tab character, where YAML needs spaces".to_string(),
+            Some("indent with spaces: YAML does not allow tabs there".to_string()),
+        );
+    }
     let key = line
         .trim_start()
         .trim_start_matches("- ")
@@ -242,8 +248,6 @@ fn explain_parse_error(message: &str, line: &str) -> (String, Option<String>) {
             "workers" => "write a whole number of gunicorn workers, 1-64 (2 x cores + 1)",
             _ => "write a whole number",
         }
-    } else if message.contains("found a tab") || message.contains("tabs") {
-        "indent with spaces: YAML does not allow tabs there"
     } else if message.contains("mapping") {
         "this field takes `key: value` lines indented below it"
     } else if message.contains("sequence") {

@@ -586,6 +586,25 @@ fn colour_only_when_asked_for_or_on_a_terminal() {
     assert!(!stderr(&["--color", "never"]).contains('\x1b'));
 }
 
+/// The screens people read, as they read them: `--help` and two config errors.
+#[test]
+fn screens() {
+    let help = tandem().arg("--help").output().unwrap();
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&help.stdout));
+    for (name, from, to) in [
+        ("unknown_role", "    role: db", "    role: web"),
+        ("tab", "servers:", "\tservers:"),
+    ] {
+        let (dir, _) = workspace(&good_config().replacen(from, to, 1));
+        let out = tandem()
+            .current_dir(dir.path())
+            .arg("check")
+            .output()
+            .unwrap();
+        insta::assert_snapshot!(name, String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 #[test]
 fn completions_and_man_page() {
     for shell in ["bash", "zsh", "fish"] {
