@@ -431,13 +431,14 @@ const STILL_RUNNING_EVERY: Duration = Duration::from_secs(15);
 /// and, every `STILL_RUNNING_EVERY`, saying that `what` is still running, for how long, and
 /// the last line it wrote: no step is silent for minutes.
 async fn watched(
-    ssh: &Ssh,
+    ssh: &impl Transport,
     server: &str,
     what: &str,
     script: &str,
     report: &dyn Report,
 ) -> anyhow::Result<crate::transport::Output> {
-    let started = Instant::now();
+    // tokio's clock, which a test can pause and advance.
+    let started = tokio::time::Instant::now();
     let last = std::sync::Mutex::new(String::new());
     let line = |text: &str| {
         report.remote_output(server, text);
@@ -647,5 +648,100 @@ pub async fn audit(engine: &Engine, reports: &[HostReport], options: &ApplyOptio
                 &format!("could not write the audit log: {e:#}"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Output;
+    use std::sync::Mutex;
+
+    /// A step that writes `lines`, one every `every`, then exits 0.
+    struct SlowStep {
+        lines: Vec<&'static str>,
+        every: Duration,
+    }
+
+    impl Transport for SlowStep {
+        fn name(&self) -> &str {
+            "app1"
+        }
+
+        async fn run(&self, _script: &str) -> anyhow::Result<Output> {
+            unreachable!("progress comes from run_watched")
+        }
+
+        async fn run_watched(
+            &self,
+            _script: &str,
+            line: &(dyn Fn(&str) + Send + Sync),
+        ) -> anyhow::Result<Output> {
+            for text in &self.lines {
+                tokio::time::sleep(self.every).await;
+                line(text);
+            }
+            Ok(Output::default())
+        }
+    }
+
+    #[derive(Default)]
+    struct Heard {
+        progress: Mutex<Vec<String>>,
+        remote: Mutex<Vec<String>>,
+    }
+
+    impl Report for Heard {
+        fn progress(&self, server: &str, line: &str) {
+            self.progress
+                .lock()
+                .unwrap()
+                .push(format!("{server}: {line}"));
+        }
+        fn remote_output(&self, server: &str, line: &str) {
+            self.remote
+                .lock()
+                .unwrap()
+                .push(format!("{server} | {line}"));
+        }
+        fn debug(&self, _line: &str) {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_step_says_it_is_still_running_with_its_last_line() {
+        let step = SlowStep {
+            lines: vec!["Collecting django", "", "Installing collected packages"],
+            every: Duration::from_secs(14),
+        };
+        let heard = Heard::default();
+        watched(&step, "app1", "+ release r1", "script", &heard)
+            .await
+            .unwrap();
+        // 42 s in all: told at 15 and 30 s, each time with the last line written so far.
+        assert_eq!(
+            *heard.progress.lock().unwrap(),
+            [
+                "app1: still running (15s): + release r1 | Collecting django",
+                "app1: still running (30s): + release r1 | Collecting django",
+            ]
+        );
+        assert_eq!(
+            heard.remote.lock().unwrap().len(),
+            3,
+            "every line is passed on"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_step_is_quiet() {
+        let step = SlowStep {
+            lines: vec!["done"],
+            every: Duration::from_secs(2),
+        };
+        let heard = Heard::default();
+        watched(&step, "app1", "+ apt install nginx", "script", &heard)
+            .await
+            .unwrap();
+        assert!(heard.progress.lock().unwrap().is_empty());
     }
 }

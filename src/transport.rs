@@ -73,6 +73,12 @@ pub trait Transport: Send + Sync {
     fn name(&self) -> &str;
     /// Runs `script` with `sh` as root; the script is sent on stdin.
     fn run(&self, script: &str) -> impl Future<Output = anyhow::Result<Output>> + Send;
+    /// `run`, handing each line of the script's stderr to `line` as it arrives.
+    fn run_watched(
+        &self,
+        script: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> impl Future<Output = anyhow::Result<Output>> + Send;
 }
 
 /// How to reach servers: the system ssh with these options.
@@ -443,9 +449,8 @@ pub struct RemoteLock {
 }
 
 impl Ssh {
-    /// `run`, handing each line of the script's stderr to `line` as it arrives (progress for
-    /// long steps: apt, pip, migrations), and collecting it as `run` does.
-    pub async fn run_watched(
+    /// `Transport::run_watched`: progress for long steps (apt, pip, migrations).
+    async fn run_streaming(
         &self,
         script: &str,
         line: &(dyn Fn(&str) + Send + Sync),
@@ -522,6 +527,14 @@ impl Ssh {
 impl Transport for Ssh {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    async fn run_watched(
+        &self,
+        script: &str,
+        line: &(dyn Fn(&str) + Send + Sync),
+    ) -> anyhow::Result<Output> {
+        self.run_streaming(script, line).await
     }
 
     async fn run(&self, script: &str) -> anyhow::Result<Output> {
