@@ -1,6 +1,7 @@
 //! `Config`: tandem.yml parsed and validated. The one place where user input becomes trusted;
 //! every problem is reported with file:line:column, the field and the fix.
 
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -90,7 +91,29 @@ pub struct Django {
     pub static_url: String,
     pub media_url: String,
     pub migrate: MigrateCommand,
+    /// Settings for the app's env file, shown in plans and diffs.
+    pub env: BTreeMap<String, String>,
+    /// Secrets for the app's env file: where each value comes from, never the value.
+    pub secret_env: BTreeMap<String, PasswordSource>,
 }
+
+/// The env file variables tandem writes itself; `django.env` and `django.secret_env` cannot
+/// set them.
+pub const TANDEM_ENV: &[&str] = &[
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "DJANGO_STATIC_ROOT",
+    "DJANGO_MEDIA_ROOT",
+    "DATABASE_HOST",
+    "DATABASE_PORT",
+    "DATABASE_NAME",
+    "DATABASE_USER",
+    "DATABASE_PASSWORD",
+    "DATABASE_URL",
+    "CSRF_TRUSTED_ORIGINS",
+];
 
 impl Django {
     pub fn is_multi_tenant(&self) -> bool {
@@ -314,6 +337,10 @@ mod raw {
         pub media_url: Spanned<String>,
         #[serde(default = "default_migrate")]
         pub migrate: MigrateCommand,
+        #[serde(default)]
+        pub env: BTreeMap<String, Spanned<String>>,
+        #[serde(default)]
+        pub secret_env: BTreeMap<String, Spanned<PasswordSource>>,
     }
 
     #[derive(Deserialize)]
@@ -829,7 +856,10 @@ impl Validator<'_> {
                 "add `*.example.com` so nginx and ALLOWED_HOSTS answer tenant subdomains",
             );
         }
+        let (env, secret_env) = self.app_env(raw.env, raw.secret_env);
         Some(Django {
+            env,
+            secret_env,
             source,
             wsgi_module: raw.wsgi_module.value,
             settings_module: raw.settings_module.value,
@@ -839,6 +869,77 @@ impl Validator<'_> {
             media_url: raw.media_url.value,
             migrate: raw.migrate,
         })
+    }
+
+    /// `django.env` and `django.secret_env`: names a shell and systemd read as variables, none
+    /// of tandem's own, none in both; values on one line. A secret's value is never echoed.
+    fn app_env(
+        &mut self,
+        env: BTreeMap<String, Spanned<String>>,
+        secret_env: BTreeMap<String, Spanned<PasswordSource>>,
+    ) -> (BTreeMap<String, String>, BTreeMap<String, PasswordSource>) {
+        let check_name = |v: &mut Self, name: &str, at: Position, field: &str| {
+            let problem = if !identifier::is_env_name(name) {
+                Some((
+                    format!("`{name}` is not an environment variable name"),
+                    "use letters, digits and `_`, not starting with a digit, e.g. SENTRY_DSN",
+                ))
+            } else if TANDEM_ENV.contains(&name) {
+                Some((
+                    format!("`{name}` is set by tandem"),
+                    "choose another name; tandem writes this one from the rest of the config",
+                ))
+            } else {
+                None
+            };
+            if let Some((message, fix)) = problem {
+                v.found.push(
+                    Diagnostic::error(v.path, v.text, at, &format!("{field}.{name}"), message)
+                        .fix(fix),
+                );
+            }
+        };
+        for (name, value) in &env {
+            check_name(self, name, Position::of(value), "django.env");
+            if value.value.contains(['\n', '\r', '\0']) {
+                self.error(
+                    value,
+                    &format!("django.env.{name}"),
+                    format!("the value of `{name}` has a line break or NUL"),
+                    "write a value on one line",
+                );
+            }
+        }
+        for (name, source) in &secret_env {
+            check_name(self, name, Position::of(source), "django.secret_env");
+            if env.contains_key(name) {
+                self.error(
+                    source,
+                    &format!("django.secret_env.{name}"),
+                    format!("`{name}` is in both django.env and django.secret_env"),
+                    "keep it in one: secret_env when its value must not be shown",
+                );
+            }
+            match &source.value {
+                PasswordSource::Env(var) if !identifier::is_env_name(var) => self.error(
+                    source,
+                    &format!("django.secret_env.{name}.env"),
+                    "not an environment variable name (value not shown: it may be a secret)".into(),
+                    "write the variable's name, e.g. `{env: SENTRY_DSN}`, never the secret",
+                ),
+                PasswordSource::File(path) if path.as_os_str().is_empty() => self.error(
+                    source,
+                    &format!("django.secret_env.{name}.file"),
+                    "empty file path".into(),
+                    "write the path of a file holding the value, e.g. `{file: /run/secrets/dsn}`",
+                ),
+                _ => {}
+            }
+        }
+        (
+            env.into_iter().map(|(k, v)| (k, v.value)).collect(),
+            secret_env.into_iter().map(|(k, v)| (k, v.value)).collect(),
+        )
     }
 
     fn ssh(&mut self, raw: raw::Ssh, project: &str) -> SshSettings {

@@ -22,9 +22,19 @@ pub struct FileSpec {
     pub mode: Mode,
     pub owner: String,
     pub group: String,
-    pub secret: bool,
+    pub secret: Secrecy,
     /// Command that must accept the file before it stays live; `{path}` is the file.
     pub validate: Option<String>,
+}
+
+/// How much of a file's content plans may show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Secrecy {
+    /// All of it, as a diff.
+    Public,
+    /// It holds secrets: diffs show comments and the `KEY=value` lines of `shown` keys;
+    /// every other line is masked (the env file: settings shown, secrets not).
+    Masked { shown: Vec<String> },
 }
 
 /// One thing to converge, with the handlers to run if it changed.
@@ -200,7 +210,13 @@ fn expand_step(
             mode: step_mode(mode)?,
             owner: t.render_field(owner, vars)?,
             group: t.render_field(group, vars)?,
-            secret: *secret,
+            secret: if *secret {
+                Secrecy::Masked {
+                    shown: vars.public_env.clone(),
+                }
+            } else {
+                Secrecy::Public
+            },
             validate: validate.clone(),
         }),
         Step::Directory {
@@ -244,7 +260,7 @@ fn expand_step(
             mode: Mode(0o644),
             owner: "postgres".into(),
             group: "postgres".into(),
-            secret: false,
+            secret: Secrecy::Public,
             validate: None,
         }),
         Step::PgHbaBlock { template, .. } => Op::PgHbaBlock {

@@ -16,7 +16,7 @@ use crate::facts::{self, Facts};
 use crate::plan::{self, Plan, PlanSecrets};
 use crate::report::Report;
 use crate::resource::release::{self, ReleaseState};
-use crate::secret::{self, Secret};
+use crate::secret::{self, RunSecrets, Secret};
 use crate::templates::Templates;
 use crate::transport::{Ssh, SshOptions, Transport};
 use crate::vars::{HostFacts, Paths, Secrets, Vars};
@@ -105,7 +105,7 @@ impl Engine {
     pub async fn plan(
         &mut self,
         templates: &mut Templates,
-        password: &Secret,
+        secrets: &RunSecrets,
     ) -> anyhow::Result<Planned> {
         let bundle = bundle::bundle(&self.config)?;
         let env_file = &Paths::of(&self.config.project).env_file;
@@ -133,7 +133,7 @@ impl Engine {
             .iter()
             .zip(&discoveries)
             .map(|(server, discovery)| {
-                Probe::new(&self.config, server, discovery, password, templates)
+                Probe::new(&self.config, server, discovery, secrets, templates)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, probe)| async move {
@@ -170,7 +170,7 @@ impl Engine {
                 probe,
                 discovery,
                 output,
-                password,
+                password: &secrets.db_password,
                 run_id: &self.run_id,
                 bundle: &bundle,
             })?;
@@ -201,16 +201,14 @@ impl Probe {
         config: &Config,
         server: &Server,
         discovery: &facts::Discovery,
-        password: &Secret,
+        run_secrets: &RunSecrets,
         templates: &mut Templates,
     ) -> anyhow::Result<Probe> {
-        let secrets = Secrets {
-            db_password: password.expose().to_string(),
-            secret_key: match &discovery.secret_key {
-                Some(key) => key.expose().to_string(),
-                None => new_secret_key(),
-            },
+        let secret_key = match &discovery.secret_key {
+            Some(key) => key.expose().to_string(),
+            None => new_secret_key(),
         };
+        let secrets = Secrets::real(config, run_secrets, secret_key);
         let vars = Vars::new(
             config,
             server,
@@ -347,7 +345,8 @@ fn run_id() -> String {
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 
-/// The database password, read once per run (plan needs it to compare the stored verifier).
-pub fn password(config: &Config) -> anyhow::Result<Secret> {
-    secret::db_password(config)
+/// Every secret of the run, read once (plan needs the password to compare the stored
+/// verifier, and the env file's secrets to compare the file).
+pub fn secrets(config: &Config) -> anyhow::Result<RunSecrets> {
+    secret::read_all(config)
 }

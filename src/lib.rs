@@ -5,6 +5,7 @@ pub mod assets;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod day_two;
 pub mod desired;
 pub mod diagnostic;
 pub mod engine;

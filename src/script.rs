@@ -33,7 +33,7 @@ pub fn held(script: &str, run_id: &str, who: &str, what: &str, owes: &[String]) 
         .map(|h| format!(": >{}\n", owed_path(h)))
         .collect();
     format!(
-        "TANDEM_UMASK=$(umask)\numask 077\nmkdir -p {STATE_DIR} {OWED_DIR}\nexec 8>>{WORK_LOCK}\nflock -s 8\n\
+        "TANDEM_UMASK=$(umask)\numask 077\nTANDEM_BY={who}\nmkdir -p {STATE_DIR} {OWED_DIR}\nexec 8>>{WORK_LOCK}\nflock -s 8\n\
          printf '%s run=%s by=%s started: %s\\n' \"$(date -Is)\" {run} {who} {what} >>{STATE_DIR}/audit.log\n\
          {owed}umask \"$TANDEM_UMASK\"\n{script}",
         run = shell_word(run_id),
@@ -149,7 +149,7 @@ mod tests {
             mode: crate::mode::Mode(0o600),
             owner: "root".into(),
             group: "root".into(),
-            secret: true,
+            secret: crate::desired::Secrecy::Masked { shown: Vec::new() },
             validate: validate.map(str::to_string),
         }
     }

@@ -1,6 +1,7 @@
 //! `Secret`: a value that must never be printed. Reading the database password from where the
 //! config says it lives (an environment variable or a file).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -35,34 +36,53 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Every secret a run needs, read once: the database password and `django.secret_env`.
+pub struct RunSecrets {
+    pub db_password: Secret,
+    pub env: BTreeMap<String, Secret>,
+}
+
+/// Reads every secret the config names.
+pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
+    let mut env = BTreeMap::new();
+    for (name, source) in &config.django.secret_env {
+        env.insert(
+            name.clone(),
+            read(config, source, &format!("django.secret_env.{name}"))?,
+        );
+    }
+    Ok(RunSecrets {
+        db_password: db_password(config)?,
+        env,
+    })
+}
+
 /// The database password from `config.database.password`.
 pub fn db_password(config: &Config) -> anyhow::Result<Secret> {
-    let value = match &config.database.password {
+    read(config, &config.database.password, "database.password")
+}
+
+/// The value `source` names (`field` says which one, for messages: never the value).
+fn read(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result<Secret> {
+    let value = match source {
         PasswordSource::Env(name) => std::env::var(name).with_context(|| {
-            format!("the database password comes from ${name} (database.password in tandem.yml), which is not set")
+            format!("{field} in tandem.yml comes from ${name}, which is not set")
         })?,
         PasswordSource::File(path) => {
             let base = config.path.parent().unwrap_or(Path::new("."));
             let path = base.join(path);
-            let text = crate::local_file::read_small(&path).map_err(|why| {
-                anyhow::anyhow!(
-                    "reading the database password from {}: {why}",
-                    path.display()
-                )
-            })?;
+            let text = crate::local_file::read_small(&path)
+                .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))?;
             text.lines().next().unwrap_or("").to_string()
         }
     };
     if value.is_empty() {
-        bail!(
-            "the database password ({}) is empty",
-            config.database.password.describe()
-        );
+        bail!("{field} ({}) is empty", source.describe());
     }
     if value.contains(['\n', '\r', '\0']) {
         bail!(
-            "the database password ({}) contains a line break or NUL",
-            config.database.password.describe()
+            "{field} ({}) contains a line break or NUL",
+            source.describe()
         );
     }
     Ok(Secret(value))

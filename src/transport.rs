@@ -508,6 +508,20 @@ impl Ssh {
         })
     }
 
+    /// A local `ssh` process that runs `remote` (a command line for the server's login shell)
+    /// over this connection, on the caller's stdin/stdout/stderr: with a terminal (`tty`) for
+    /// what the operator interacts with (`manage shell`, `createsuperuser`).
+    pub fn attached(&self, remote: &str, tty: bool) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.arg("-S")
+            .arg(self.session.control_socket())
+            .args(["-o", "BatchMode=yes", if tty { "-t" } else { "-T" }])
+            // ssh needs a destination, but the control socket decides where this goes.
+            .arg("none")
+            .arg(remote);
+        cmd
+    }
+
     /// Turns sudo's password prompt into what to do about it.
     fn checked(&self, output: Output) -> anyhow::Result<Output> {
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -1,11 +1,13 @@
 //! `Vars`: the variables every template and playbook field is rendered with, derived from the
 //! config (never typed twice), the server being rendered and what is known about that host.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use crate::config::{Config, Server};
+use crate::secret::RunSecrets;
 
 /// Facts about a host that change what is rendered. Offline, `HostFacts::assumed()` gives
 /// Debian 12's values; the engine reads the real ones from the host.
@@ -27,16 +29,65 @@ impl HostFacts {
 pub struct Secrets {
     pub db_password: String,
     pub secret_key: String,
+    /// `postgres://role:password@host:port/name`, the password percent-encoded (for
+    /// dj-database-url and django-environ).
+    pub database_url: String,
+    /// `django.secret_env`'s values.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Secrets {
     /// Placeholders that say where each secret comes from, for render and plan output.
     pub fn redacted(config: &Config) -> Self {
+        let from = config.database.password.describe();
         Secrets {
-            db_password: format!("<redacted: from {}>", config.database.password.describe()),
+            database_url: format!("<redacted: postgres:// URL with the password from {from}>"),
+            db_password: format!("<redacted: from {from}>"),
             secret_key: "<redacted: generated once on the app server and kept>".into(),
+            env: config
+                .django
+                .secret_env
+                .iter()
+                .map(|(name, source)| {
+                    (
+                        name.clone(),
+                        format!("<redacted: from {}>", source.describe()),
+                    )
+                })
+                .collect(),
         }
     }
+
+    /// The real values: the run's secrets and the SECRET_KEY the app server keeps.
+    pub fn real(config: &Config, run: &RunSecrets, secret_key: String) -> Self {
+        Secrets {
+            database_url: database_url(config, run.db_password.expose()),
+            db_password: run.db_password.expose().to_string(),
+            secret_key,
+            env: run
+                .env
+                .iter()
+                .map(|(name, value)| (name.clone(), value.expose().to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// The database URL with `password` percent-encoded, as dj-database-url reads it.
+fn database_url(config: &Config, password: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let db = config.db_server();
+    let host = match db.internal_ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    format!(
+        "postgres://{}:{}@{host}:{}/{}",
+        utf8_percent_encode(&config.database.role, NON_ALPHANUMERIC),
+        utf8_percent_encode(password, NON_ALPHANUMERIC),
+        crate::postgres::PORT,
+        utf8_percent_encode(&config.database.name, NON_ALPHANUMERIC),
+    )
 }
 
 impl std::fmt::Debug for Secrets {
@@ -61,6 +112,12 @@ pub struct Vars {
     pub server_names: String,
     /// Django `ALLOWED_HOSTS` entries: `*.example.com` becomes `.example.com`.
     pub allowed_hosts: Vec<String>,
+    /// Django `CSRF_TRUSTED_ORIGINS`: each domain with http:// and https:// (a wildcard as
+    /// Django writes it, `https://*.example.com`).
+    pub csrf_trusted_origins: Vec<String>,
+    /// The env file variables whose values plans may show: tandem's own that are not secret,
+    /// and `django.env`'s. Every other value in a secret file is masked in diffs.
+    pub public_env: Vec<String>,
     pub django: DjangoVars,
     pub paths: Paths,
     pub units: Units,
@@ -93,6 +150,8 @@ pub struct DjangoVars {
     pub static_url: String,
     pub media_url: String,
     pub multi_tenant: bool,
+    /// `django.env`: settings shown in plans.
+    pub env: BTreeMap<String, String>,
 }
 
 /// Where things live on an app server.
@@ -201,7 +260,19 @@ impl Vars {
                 static_url: config.django.static_url.clone(),
                 media_url: config.django.media_url.clone(),
                 multi_tenant: config.django.is_multi_tenant(),
+                env: config.django.env.clone(),
             },
+            csrf_trusted_origins: config
+                .domains
+                .iter()
+                .flat_map(|d| [format!("http://{d}"), format!("https://{d}")])
+                .collect(),
+            public_env: crate::config::TANDEM_ENV
+                .iter()
+                .filter(|name| !SECRET_ENV.contains(name))
+                .map(|name| name.to_string())
+                .chain(config.django.env.keys().cloned())
+                .collect(),
             paths: Paths::of(&project),
             units: Units {
                 socket: format!("gunicorn-{project}.socket"),
@@ -220,6 +291,9 @@ impl Vars {
         }
     }
 }
+
+/// tandem's own env file variables whose values are secret.
+const SECRET_ENV: &[&str] = &["DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "DATABASE_URL"];
 
 /// The single-address network of `ip`, as pg_hba.conf and ufw write it.
 pub fn host_cidr(ip: IpAddr) -> String {

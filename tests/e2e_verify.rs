@@ -59,9 +59,9 @@ fn verify_passes_after_apply_and_names_each_breakage() {
     let apply = s.apply_fresh();
     assert_ok("first apply", &apply);
     assert!(
-        text(&apply.stderr).contains("verify: all"),
-        "apply ends with verify:\n{}",
-        text(&apply.stderr)
+        text(&apply.stdout).contains("verify: all"),
+        "apply ends with verify, on stdout:\n{}",
+        text(&apply.stdout)
     );
     assert_eq!(failures(&s), vec![], "fresh deployment");
 

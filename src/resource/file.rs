@@ -1,7 +1,7 @@
 //! A file with its content, mode and owner, written atomically with a backup and validated.
 
 use super::{Context, unified};
-use crate::desired::FileSpec;
+use crate::desired::{FileSpec, Secrecy};
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
 use crate::script;
@@ -38,10 +38,11 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, file: &FileSpec) {
     };
     let detail = if content_same {
         None
-    } else if file.secret {
-        Some("(holds secrets: content not shown)".to_string())
     } else {
-        Some(unified(&content, &file.content, &file.path))
+        Some(match &file.secret {
+            Secrecy::Public => unified(&content, &file.content, &file.path),
+            Secrecy::Masked { shown } => masked_diff(&content, &file.content, shown, &file.path),
+        })
     };
     let script = script::write_file(file, ctx.run_id);
     let undo = script::undo(&file.path, ctx.run_id);
@@ -51,10 +52,51 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, file: &FileSpec) {
     c.file = Some(file.path.clone());
 }
 
+/// The diff of a file that holds secrets, with every value that may be secret masked in both
+/// versions: comments and `KEY=value` lines of `shown` keys as they are; other `KEY=value`
+/// lines as `KEY=<hidden>` (`<hidden, changed>` in the new version when the value changed);
+/// any other line as `<hidden line>`.
+fn masked_diff(now: &str, wanted: &str, shown: &[String], path: &str) -> String {
+    let values = |text: &str| -> std::collections::BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let old_values = values(now);
+    let mask = |text: &str, compare: Option<&std::collections::BTreeMap<String, String>>| {
+        let mut out = String::new();
+        for line in text.lines() {
+            let masked = if line.is_empty() || line.starts_with('#') {
+                line.to_string()
+            } else {
+                match line.split_once('=') {
+                    Some((key, _)) if shown.iter().any(|s| s == key) => line.to_string(),
+                    Some((key, value)) if crate::identifier::is_env_name(key) => {
+                        let changed = compare
+                            .is_some_and(|old| old.get(key).map(String::as_str) != Some(value));
+                        if changed {
+                            format!("{key}=<hidden, changed>")
+                        } else {
+                            format!("{key}=<hidden>")
+                        }
+                    }
+                    _ => "<hidden line>".to_string(),
+                }
+            };
+            out.push_str(&masked);
+            out.push('\n');
+        }
+        out
+    };
+    let diff = unified(&mask(now, None), &mask(wanted, Some(&old_values)), path);
+    format!("{diff}(values that may be secret are masked)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::{FileSpec, Op};
+    use crate::desired::{FileSpec, Op, Secrecy};
 
     fn site(content: &str) -> Op {
         Op::File(FileSpec {
@@ -63,7 +105,7 @@ mod tests {
             mode: crate::mode::Mode(0o644),
             owner: "root".into(),
             group: "root".into(),
-            secret: false,
+            secret: Secrecy::Public,
             validate: None,
         })
     }
@@ -108,18 +150,43 @@ mod tests {
 
     #[test]
     fn secrets_are_not_shown_and_sshd_is_guarded() {
-        let mut spec = match site("SECRET=x\n") {
+        let mut spec = match site(
+            "# env\nDEBUG=0\nSECRET=n3w-s3cret\nTOKEN=same-t0ken\n-----BEGIN KEY-----\n",
+        ) {
             Op::File(f) => f,
             _ => unreachable!(),
         };
-        spec.secret = true;
-        let changes = plan(Op::File(spec.clone()), 0, "600 root root\nSECRET=y\n", &[]);
-        assert_eq!(
-            changes[0].detail.as_deref(),
-            Some("(holds secrets: content not shown)")
+        spec.secret = Secrecy::Masked {
+            shown: vec!["DEBUG".into()],
+        };
+        let changes = plan(
+            Op::File(spec.clone()),
+            0,
+            "600 root root\n# env\nDEBUG=1\nSECRET=0ld-s3cret\nTOKEN=same-t0ken\nHAND=h4nd-added\n",
+            &[],
         );
+        let detail = changes[0].detail.as_deref().unwrap();
+        for secret in [
+            "n3w-s3cret",
+            "0ld-s3cret",
+            "same-t0ken",
+            "h4nd-added",
+            "BEGIN KEY",
+        ] {
+            assert!(!detail.contains(secret), "{secret} shown:\n{detail}");
+        }
+        for shown in [
+            "-DEBUG=1",
+            "+DEBUG=0",
+            "+SECRET=<hidden, changed>",
+            " TOKEN=<hidden>",
+            "-HAND=<hidden>",
+            "+<hidden line>",
+        ] {
+            assert!(detail.contains(shown), "{shown} missing:\n{detail}");
+        }
         spec.path = "/etc/ssh/sshd_config.d/00-tandem.conf".into();
-        spec.secret = false;
+        spec.secret = Secrecy::Public;
         assert!(plan(Op::File(spec), 1, "", &[])[0].guarded);
     }
 }

@@ -196,6 +196,8 @@ pub fn release_script(
         "printf '%s\\n' {} >\"$R/.tandem-release\"\n",
         shell_word(&bundle.hash)
     ));
+    // Who shipped it, for `tandem releases` (set by the script's work-lock preamble).
+    s.push_str("printf '%s\\n' \"${TANDEM_BY:-}\" >\"$R/.tandem-deployed-by\"\n");
     s.push_str(&format!(
         "cd \"$ROOT/releases\" && ls -1 | sort | head -n -{KEEP} | while read -r old; do [ \"$old\" = \"$(basename \"$(readlink \"$ROOT/current\")\")\" ] || rm -rf \"$old\"; done\n"
     ));

@@ -137,14 +137,16 @@ ssh:
         fs::write(self.config_path(), text).unwrap();
     }
 
-    /// `tandem ARGS -c tandem.yml --ssh-config <lab> [EXTRA]` with the password in the environment.
+    /// `tandem COMMAND -c tandem.yml --ssh-config <lab> [ARGS]` with the password in the
+    /// environment (the options right after the command, so `manage -- ...` keeps its own).
     pub fn tandem(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-        cmd.args(args)
+        cmd.args(&args[..1])
             .arg("-c")
             .arg(self.config_path())
             .arg("--ssh-config")
             .arg(&self.lab.ssh_config)
+            .args(&args[1..])
             .env("TANDEM_DB_PASSWORD", PASSWORD)
             .stdin(Stdio::null());
         cmd

@@ -16,6 +16,8 @@ use crate::templates::Templates;
 use crate::transport::SshOptions;
 use crate::vars::HostFacts;
 
+mod day_two;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tandem",
@@ -186,8 +188,71 @@ enum Command {
     },
     /// Ship the Django code as a new release on every app server, without provisioning.
     Deploy(ChangeArgs),
-    /// Switch every app server back to its previous release.
-    Rollback(ChangeArgs),
+    /// Switch every app server back to its previous release, or to the one named by --to.
+    Rollback {
+        #[command(flatten)]
+        change: ChangeArgs,
+        /// A release id from `tandem releases` (still kept on every app server).
+        #[arg(long, value_name = "ID")]
+        to: Option<String>,
+    },
+    /// Run manage.py on an app server: `tandem manage -- createsuperuser`. Attached to this
+    /// terminal when there is one; exits with manage.py's status.
+    Manage {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The app server (default: the first in the config).
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// manage.py's arguments, after `--`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Show gunicorn and nginx logs (app servers) and PostgreSQL's (db), each line prefixed
+    /// with its server.
+    Logs {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only this server.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// Keep printing new lines, every server merged, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Journal lines since then: `1h`, `30m`, `2d` or a time (`2026-11-29 10:00`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Lines per log before following.
+        #[arg(short = 'n', long, default_value = "50")]
+        lines: u32,
+        /// Which logs (default: all a server has).
+        #[arg(value_enum)]
+        sources: Vec<crate::day_two::LogSource>,
+    },
+    /// List each app server's releases: id, code hash, who shipped it; the current one marked.
+    Releases {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the last lines of each server's audit log: what tandem ran there, when, for whom.
+    Audit {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only this server.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// Lines per server.
+        #[arg(short = 'n', long, default_value = "50")]
+        lines: u32,
+    },
     /// Print a shell completion script, e.g. `tandem completions bash >/etc/bash_completion.d/tandem`.
     Completions {
         #[arg(value_enum)]
@@ -235,7 +300,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(change) => runtime()?.block_on(apply(change)),
         Command::Verify { remote, json } => runtime()?.block_on(verify(remote, json)),
         Command::Deploy(change) => runtime()?.block_on(releases(change, ReleaseAction::Deploy)),
-        Command::Rollback(change) => runtime()?.block_on(releases(change, ReleaseAction::Rollback)),
+        Command::Rollback { change, to } => {
+            runtime()?.block_on(releases(change, ReleaseAction::Rollback { to }))
+        }
+        Command::Manage {
+            remote,
+            server,
+            args,
+        } => runtime()?.block_on(day_two::manage(remote, server, args)),
+        Command::Logs {
+            remote,
+            server,
+            follow,
+            since,
+            lines,
+            sources,
+        } => runtime()?.block_on(day_two::logs(
+            remote,
+            server,
+            sources,
+            crate::day_two::LogRange {
+                since,
+                lines,
+                follow,
+            },
+        )),
+        Command::Releases { remote, json } => runtime()?.block_on(day_two::releases(remote, json)),
+        Command::Audit {
+            remote,
+            server,
+            lines,
+        } => runtime()?.block_on(day_two::audit(remote, server, lines)),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut script);
@@ -367,7 +462,7 @@ async fn connect_and_plan(
 ) -> anyhow::Result<(Engine, engine::Planned)> {
     let config = load(&remote.config)?;
     let mut templates = templates(&remote.config)?;
-    let password = engine::password(&config)?;
+    let secrets = engine::secrets(&config)?;
     let started = std::time::Instant::now();
     let mut engine = Engine::connect(config, remote.ssh_options(), report()).await?;
     let connected = started.elapsed();
@@ -376,7 +471,7 @@ async fn connect_and_plan(
         Locking::Exclusive(options) => crate::apply::lock_all(&mut engine, options).await,
     };
     let planned = match locked {
-        Ok(()) => engine.plan(&mut templates, &password).await,
+        Ok(()) => engine.plan(&mut templates, &secrets).await,
         Err(e) => Err(e),
     };
     let planned = match planned {
@@ -561,8 +656,8 @@ async fn apply_phases(
     }
     let plan = if prepared {
         let mut templates = templates(&remote.config)?;
-        let password = engine::password(&engine.config)?;
-        let fresh = engine.plan(&mut templates, &password).await?.plan;
+        let secrets = engine::secrets(&engine.config)?;
+        let fresh = engine.plan(&mut templates, &secrets).await?.plan;
         let before: Vec<&str> = plan
             .hosts
             .iter()
@@ -597,7 +692,10 @@ async fn apply_phases(
 
 enum ReleaseAction {
     Deploy,
-    Rollback,
+    /// To the release before the current one, or to `to`.
+    Rollback {
+        to: Option<String>,
+    },
 }
 
 /// `deploy` keeps only the plan's release changes; `rollback` makes one per app server that
@@ -614,7 +712,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
             .filter(|c| c.role != crate::playbook::Phase::Release)
             .count();
         host.handlers.clear();
-        match action {
+        match &action {
             ReleaseAction::Deploy => {
                 if provisioning > 0 && server.role == crate::config::Role::App {
                     eprintln!(
@@ -625,16 +723,34 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
                 host.changes
                     .retain(|c| c.role == crate::playbook::Phase::Release);
             }
-            ReleaseAction::Rollback => {
+            ReleaseAction::Rollback { to } => {
                 host.changes.clear();
                 let Some(state) = &host.release else { continue };
-                let Some(previous) = state.previous() else {
-                    problems.push(format!(
-                        "{}: no release before the current one to roll back to",
-                        host.server
-                    ));
-                    continue;
+                let target = match to {
+                    Some(id) if state.releases.contains(id) => id.as_str(),
+                    Some(id) => {
+                        problems.push(format!(
+                            "{}: no release {id} (kept: {}); `tandem releases` lists them",
+                            host.server,
+                            state.releases.join(", ")
+                        ));
+                        continue;
+                    }
+                    None => match state.previous() {
+                        Some(previous) => previous,
+                        None => {
+                            problems.push(format!(
+                                "{}: no release before the current one to roll back to",
+                                host.server
+                            ));
+                            continue;
+                        }
+                    },
                 };
+                if state.current.as_deref() == Some(target) {
+                    continue;
+                }
+                let previous = target;
                 let vars = crate::vars::Vars::for_paths(&engine.config, server);
                 host.changes.push(crate::plan::Change::release(
                     "Roll back",
@@ -653,11 +769,11 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
     }
     let question = match action {
         ReleaseAction::Deploy => "Ship this release?",
-        ReleaseAction::Rollback => "Roll back?",
+        ReleaseAction::Rollback { .. } => "Roll back?",
     };
     let command = match action {
         ReleaseAction::Deploy => "deploy",
-        ReleaseAction::Rollback => "rollback",
+        ReleaseAction::Rollback { .. } => "rollback",
     };
     let go = show_and_confirm(&plan, question, &change);
     if !matches!(go, Ok(Go::Ahead)) {

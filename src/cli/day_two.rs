@@ -1,0 +1,246 @@
+//! The day-two commands: `manage`, `logs`, `releases` and `audit`. Each connects only to the
+//! servers it needs, runs what `crate::day_two` builds, and prints.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use futures::future::join_all;
+
+use super::{RemoteArgs, load, out};
+use crate::config::{Config, Role, Server};
+use crate::day_two::{self, LogRange, LogSource};
+use crate::transport::{Ssh, Transport};
+use crate::vars::Vars;
+
+/// The servers a day-two command runs on: the one named by `--server` (which must have
+/// `role` when one is given), or every server of `role` (every server for `None`).
+fn pick<'a>(
+    config: &'a Config,
+    named: Option<&str>,
+    role: Option<Role>,
+) -> anyhow::Result<Vec<&'a Server>> {
+    let fits = |s: &&Server| role.is_none_or(|r| s.role == r);
+    match named {
+        Some(name) => {
+            let Some(server) = config.servers.iter().find(|s| s.name == name) else {
+                let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+                bail!(
+                    "no server `{name}` in the config (servers: {})",
+                    names.join(", ")
+                );
+            };
+            if !fits(&server) {
+                bail!(
+                    "`{name}` is the {} server; this command runs on app servers",
+                    server.role.as_str()
+                );
+            }
+            Ok(vec![server])
+        }
+        None => Ok(config.servers.iter().filter(fits).collect()),
+    }
+}
+
+/// Connects to `servers`, all at once.
+async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow::Result<Vec<Ssh>> {
+    let options = remote.ssh_options();
+    let report = super::report();
+    let results = join_all(servers.iter().map(|s| {
+        let report = report.clone();
+        let options = &options;
+        async move {
+            let retrying = |why: &str| crate::report::Report::progress(&*report, &s.name, why);
+            Ssh::connect_retrying(&s.name, &s.ssh, options, &retrying).await
+        }
+    }))
+    .await;
+    let mut hosts = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(host) => hosts.push(host),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if !errors.is_empty() {
+        for host in hosts {
+            host.close().await;
+        }
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(hosts)
+}
+
+/// `tandem manage [--server NAME] -- ARGS`: manage.py on an app server, attached to this
+/// terminal when there is one; its exit status is tandem's.
+pub async fn manage(
+    remote: RemoteArgs,
+    server: Option<String>,
+    args: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let config = load(&remote.config)?;
+    let target = match server.as_deref() {
+        Some(name) => pick(&config, Some(name), Some(Role::App))?[0],
+        None => config
+            .app_servers()
+            .next()
+            .context("the config has no app server")?,
+    };
+    let ssh = connect(&remote, &[target]).await?.remove(0);
+    let vars = Vars::for_paths(&config, target);
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let status = ssh
+        .attached(&day_two::manage_command(&vars, &args), tty)
+        .status()
+        .await;
+    ssh.close().await;
+    let status = status.context("running ssh")?;
+    // ssh returns the remote command's status (255 for its own failures).
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
+
+/// `tandem logs`: each server's logs, each line prefixed with its server; with `--follow`,
+/// every server's new lines merged into one stream until interrupted.
+pub async fn logs(
+    remote: RemoteArgs,
+    server: Option<String>,
+    sources: Vec<LogSource>,
+    range: LogRange,
+) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let servers: Vec<&Server> = pick(&config, server.as_deref(), None)?
+        .into_iter()
+        .filter(|s| {
+            sources.is_empty()
+                || sources
+                    .iter()
+                    .any(|src| LogSource::defaults(s.role).contains(src))
+        })
+        .collect();
+    if servers.is_empty() {
+        bail!("no server has the logs asked for");
+    }
+    let hosts = connect(&remote, &servers).await?;
+    let results = join_all(hosts.iter().zip(&servers).map(|(ssh, server)| {
+        let vars = Vars::for_paths(&config, server);
+        let wanted = if sources.is_empty() {
+            LogSource::defaults(server.role).to_vec()
+        } else {
+            sources.clone()
+        };
+        let script = day_two::logs_script(&vars, server.role, &wanted, &range);
+        async move {
+            let name = ssh.name().to_string();
+            let line = |text: &str| print_line(&name, text);
+            ssh.run_watched(&script, &line).await
+        }
+    }))
+    .await;
+    for host in hosts {
+        host.close().await;
+    }
+    for result in results {
+        result?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `server | line` on stdout; when the reader is gone (`tandem logs -f | head`), tandem ends
+/// quietly as `ClosedStdout` says, here and now (a follow never ends by itself).
+fn print_line(server: &str, text: &str) {
+    if out(&format!("{server} | {text}")).is_err() {
+        std::process::exit(i32::from(super::CLOSED_STDOUT_EXIT));
+    }
+}
+
+/// `tandem releases`: every app server's releases, oldest first, the current one marked.
+pub async fn releases(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let servers = pick(&config, None, Some(Role::App))?;
+    let hosts = connect(&remote, &servers).await?;
+    let answers = join_all(hosts.iter().zip(&servers).map(|(ssh, server)| {
+        let script = day_two::releases_script(&Vars::for_paths(&config, server));
+        async move { ssh.run(&script).await }
+    }))
+    .await;
+    for host in hosts {
+        host.close().await;
+    }
+    #[derive(serde::Serialize)]
+    struct ServerReleases {
+        server: String,
+        releases: Vec<day_two::ReleaseEntry>,
+    }
+    let mut listed = Vec::new();
+    for (server, answer) in servers.iter().zip(answers) {
+        let answer = answer?;
+        if !answer.success() {
+            bail!(
+                "{}: listing the releases failed: {}",
+                server.name,
+                answer.stderr_tail()
+            );
+        }
+        listed.push(ServerReleases {
+            server: server.name.clone(),
+            releases: day_two::parse_releases(&answer.stdout_text()),
+        });
+    }
+    if json {
+        #[derive(serde::Serialize)]
+        struct Document {
+            servers: Vec<ServerReleases>,
+        }
+        out(&crate::json::document(&Document { servers: listed })?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    for s in &listed {
+        text.push_str(&format!("{}:\n", s.server));
+        if s.releases.is_empty() {
+            text.push_str("  (no release yet)\n");
+        }
+        for r in &s.releases {
+            let hash = if r.hash.is_empty() {
+                "(never live)"
+            } else {
+                &r.hash[..12.min(r.hash.len())]
+            };
+            text.push_str(&format!(
+                "  {} {}  {hash}  {}{}\n",
+                if r.current { "*" } else { " " },
+                r.id,
+                if r.by.is_empty() { "-" } else { &r.by },
+                if r.current { "  (current)" } else { "" }
+            ));
+        }
+    }
+    out(text.trim_end())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem audit`: the last lines of each server's audit log (what tandem ran, when, and for
+/// whom), prefixed with the server.
+pub async fn audit(
+    remote: RemoteArgs,
+    server: Option<String>,
+    lines: u32,
+) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let servers = pick(&config, server.as_deref(), None)?;
+    let hosts = connect(&remote, &servers).await?;
+    let script = day_two::audit_script(lines);
+    let answers = join_all(hosts.iter().map(|ssh| ssh.run(&script))).await;
+    for host in hosts {
+        host.close().await;
+    }
+    for (server, answer) in servers.iter().zip(answers) {
+        for line in answer?.stdout_text().lines() {
+            out(&format!("{} | {line}", server.name))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
