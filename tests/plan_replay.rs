@@ -36,7 +36,7 @@ fn replay(suite: &str, state: &str) -> Plan {
     let config = tandem::config::parse(&path, &text)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
-    let password = tandem::secret::db_password(&config).unwrap();
+    let secrets = tandem::secret::read_all(&config).unwrap();
     let mut templates = Templates::new(Assets::builtin());
     let bundle = tandem::bundle::bundle(&config).unwrap();
     let mut hosts = Vec::new();
@@ -46,7 +46,7 @@ fn replay(suite: &str, state: &str) -> Plan {
                 .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
         };
         let discovery = facts::parse_discovery(&read("discovery"));
-        let probe = Probe::new(&config, server, &discovery, &password, &mut templates).unwrap();
+        let probe = Probe::new(&config, server, &discovery, &secrets, &mut templates).unwrap();
         let output = read("probe");
         let planned = engine::plan_host(HostInput {
             config: &config,
@@ -54,7 +54,7 @@ fn replay(suite: &str, state: &str) -> Plan {
             probe,
             discovery,
             output: &output,
-            password: &password,
+            password: &secrets.db_password,
             run_id: "replay",
             bundle: &bundle,
         })
