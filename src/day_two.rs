@@ -201,6 +201,148 @@ pub fn parse_releases(text: &str) -> Vec<ReleaseEntry> {
     entries
 }
 
+/// A root script that runs `python` in `manage.py shell` on an app server, as the project's
+/// user in the current release with the env file's variables. The code travels in a heredoc
+/// (a file, so Django runs it whole rather than as an interactive session).
+pub fn manage_shell_script(vars: &Vars, python: &str) -> String {
+    format!(
+        "set -e\ncd {current}\nset -a\n. {env}\nset +a\n\
+         runuser -u {user} -- {current}/venv/bin/python manage.py shell <<'TANDEM_PY'\n{python}TANDEM_PY\n",
+        current = shell_word(&vars.paths.current),
+        env = shell_word(&vars.paths.env_file),
+        user = shell_word(&vars.user),
+    )
+}
+
+/// What `tandem tenant` does.
+pub enum TenantAction<'a> {
+    List,
+    Add {
+        name: &'a str,
+        domain: &'a str,
+        schema: &'a str,
+    },
+}
+
+/// Python for `manage.py shell` that lists the tenants or adds one the way the project's own
+/// models require (django-tenants: a tenant and its primary domain; django-tenant-schemas: a
+/// tenant with `domain_url`), its schema created and migrated. Answers in marked lines:
+/// `TANDEM_TENANT {json}`, `TANDEM_ADDED schema`, `TANDEM_ERROR why` (and exit status 3).
+pub fn tenant_python(action: &TenantAction) -> String {
+    let literal = |s: &str| serde_json::to_string(s).expect("a string serializes");
+    let mut py = String::from(
+        "import json, sys\n\
+         try:\n    from django_tenants.utils import get_tenant_model, get_tenant_domain_model\n    \
+         Tenant, Domain = get_tenant_model(), get_tenant_domain_model()\n\
+         except ImportError:\n    from tenant_schemas.utils import get_tenant_model\n    \
+         Tenant, Domain = get_tenant_model(), None\n\
+         def domains_of(t):\n    \
+         return [d.domain for d in Domain.objects.filter(tenant=t)] if Domain else [t.domain_url]\n\
+         def fail(why):\n    print('TANDEM_ERROR ' + why)\n    sys.exit(3)\n",
+    );
+    match action {
+        TenantAction::List => py.push_str(
+            "for t in Tenant.objects.order_by('schema_name'):\n    \
+             print('TANDEM_TENANT ' + json.dumps({'schema': t.schema_name, 'name': str(getattr(t, 'name', '')), 'domains': domains_of(t)}))\n",
+        ),
+        TenantAction::Add {
+            name,
+            domain,
+            schema,
+        } => py.push_str(&format!(
+            "name, domain, schema = {}, {}, {}\n\
+             if Tenant.objects.filter(schema_name=schema).exists():\n    \
+             fail('a tenant with schema ' + schema + ' exists already')\n\
+             if Domain is not None and Domain.objects.filter(domain=domain).exists():\n    \
+             fail('the domain ' + domain + ' belongs to a tenant already')\n\
+             fields = {{f.name for f in Tenant._meta.get_fields()}}\n\
+             extra = {{'name': name}} if 'name' in fields else {{}}\n\
+             if Domain is None:\n    extra['domain_url'] = domain\n\
+             t = Tenant(schema_name=schema, **extra)\n\
+             t.save()\n\
+             if not getattr(t, 'auto_create_schema', True):\n    t.create_schema(check_if_exists=True)\n\
+             if Domain is not None:\n    Domain.objects.create(domain=domain, tenant=t, is_primary=True)\n\
+             print('TANDEM_ADDED ' + schema)\n",
+            literal(name),
+            literal(domain),
+            literal(schema)
+        )),
+    }
+    py
+}
+
+/// A tenant as `tandem tenant list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Tenant {
+    pub schema: String,
+    pub name: String,
+    pub domains: Vec<String>,
+}
+
+/// The tenants in `tenant_python(List)`'s output.
+pub fn parse_tenants(text: &str) -> Vec<Tenant> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("TANDEM_TENANT "))
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect()
+}
+
+/// The schema for a new tenant: `--schema` when given, else made from its name (`Blue Shop`
+/// -> `blue_shop`). Refused: names PostgreSQL or django-tenants keep for themselves.
+pub fn tenant_schema(name: &str, schema: Option<&str>) -> Result<String, String> {
+    let schema = match schema {
+        Some(s) => s.to_string(),
+        None => {
+            let mut s: String = name
+                .trim()
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            while s.contains("__") {
+                s = s.replace("__", "_");
+            }
+            let s = s.trim_matches('_').to_string();
+            if s.starts_with(|c: char| c.is_ascii_digit()) {
+                format!("t_{s}")
+            } else {
+                s
+            }
+        }
+    };
+    if !crate::identifier::is_safe_name(&schema) {
+        return Err(format!(
+            "`{schema}` is not a schema name tandem accepts: lowercase letters, digits and `_`, \
+             starting with a letter, at most 31 characters (pass --schema)"
+        ));
+    }
+    if schema == "public" || schema == "information_schema" || schema.starts_with("pg_") {
+        return Err(format!(
+            "`{schema}` is PostgreSQL's own schema: choose another (--schema)"
+        ));
+    }
+    Ok(schema)
+}
+
+/// Whether a tenant may use `domain`: one of `domains`, or one label under a wildcard of them
+/// (`blue.example.com` under `*.example.com`), so nginx and ALLOWED_HOSTS already answer it.
+pub fn domain_is_served(domain: &str, domains: &[String]) -> bool {
+    // Lowercase, as django-tenants looks hosts up.
+    if !crate::identifier::is_domain(domain)
+        || domain.starts_with("*.")
+        || domain != domain.to_ascii_lowercase()
+    {
+        return false;
+    }
+    domains.iter().any(|d| match d.strip_prefix("*.") {
+        Some(apex) => domain
+            .strip_suffix(apex)
+            .and_then(|label| label.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+        None => d == domain,
+    })
+}
+
 /// The last `lines` lines of a server's audit log.
 pub fn audit_script(lines: u32) -> String {
     format!("tail -n {lines} {STATE_DIR}/audit.log 2>/dev/null || true\n")
@@ -337,6 +479,70 @@ django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}
                 .unwrap();
             assert!(check.success(), "{script}");
         }
+    }
+
+    #[test]
+    fn tenant_schemas_and_domains() {
+        assert_eq!(tenant_schema("Blue Shop", None).unwrap(), "blue_shop");
+        assert_eq!(tenant_schema(" 3M -- Corp ", None).unwrap(), "t_3m_corp");
+        assert_eq!(tenant_schema("x", Some("acme")).unwrap(), "acme");
+        for bad in ["public", "pg_catalog", "Acme", "a-b", ""] {
+            assert!(tenant_schema("x", Some(bad)).is_err(), "{bad}");
+        }
+        assert!(tenant_schema("Public", None).is_err());
+        let domains = vec![
+            "crowdminder.example".to_string(),
+            "*.crowdminder.example".to_string(),
+        ];
+        assert!(domain_is_served("blue.crowdminder.example", &domains));
+        assert!(domain_is_served("crowdminder.example", &domains));
+        for bad in [
+            "a.b.crowdminder.example",
+            "evil.example",
+            "xcrowdminder.example",
+            "*.crowdminder.example",
+            ".crowdminder.example",
+            "Blue.crowdminder.example",
+        ] {
+            assert!(!domain_is_served(bad, &domains), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenant_python_takes_its_values_as_literals() {
+        let py = tenant_python(&TenantAction::Add {
+            name: "O'Brien \"Ltd\"\nTANDEM_PY",
+            domain: "obrien.crowdminder.example",
+            schema: "obrien",
+        });
+        assert!(
+            py.contains(r#"name, domain, schema = "O'Brien \"Ltd\"\nTANDEM_PY", "obrien.crowdminder.example", "obrien""#),
+            "{py}"
+        );
+        assert!(
+            !py.lines().any(|l| l == "TANDEM_PY"),
+            "the heredoc would end early"
+        );
+        // It is Python that compiles.
+        let check = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys; compile(sys.stdin.read(), 'tenant', 'exec')",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(py.as_bytes())?;
+                c.wait()
+            })
+            .unwrap();
+        assert!(check.success(), "{py}");
+        let listed = parse_tenants(
+            "noise\nTANDEM_TENANT {\"schema\": \"acme\", \"name\": \"Acme\", \"domains\": [\"acme.x\"]}\n",
+        );
+        assert_eq!(listed[0].schema, "acme");
+        assert_eq!(listed[0].domains, ["acme.x"]);
     }
 
     #[test]

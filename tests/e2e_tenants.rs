@@ -20,17 +20,55 @@ fn tenants_answer_on_their_subdomains_with_their_own_data() {
         text(&apply.stdout)
     );
 
-    // Two tenants, each with a row in its own schema.
-    let python = r#"from customers.models import Client, Domain
-from django_tenants.utils import schema_context
+    // Two tenants onboarded with `tandem tenant add` (schema made from the name, or given),
+    // then a row in each one's own schema.
+    assert_ok(
+        "tenant add Acme",
+        &s.run(&["tenant", "add", "Acme", "acme.crowdminder.lab.test"]),
+    );
+    assert_ok(
+        "tenant add Globex",
+        &s.run(&[
+            "tenant",
+            "add",
+            "Globex",
+            "globex.crowdminder.lab.test",
+            "--schema",
+            "globex",
+        ]),
+    );
+    let again = s.run(&["tenant", "add", "Acme", "acme2.crowdminder.lab.test"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("schema acme exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let elsewhere = s.run(&["tenant", "add", "Evil", "evil.example.com"]);
+    assert_eq!(elsewhere.status.code(), Some(1));
+    assert!(
+        text(&elsewhere.stderr).contains("not a domain the config serves"),
+        "{}",
+        text(&elsewhere.stderr)
+    );
+    let listed = s.run(&["tenant", "list", "--json"]);
+    assert_ok("tenant list", &listed);
+    let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let schemas: Vec<&str> = doc["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["schema"].as_str().unwrap())
+        .collect();
+    assert_eq!(schemas, ["acme", "globex", "public"], "{doc}");
+    s.manage_shell(
+        r#"from django_tenants.utils import schema_context
 from entries.models import Entry
 for schema, name in [('acme', 'Acme'), ('globex', 'Globex')]:
-    t = Client.objects.create(schema_name=schema, name=name)
-    Domain.objects.create(domain=schema + '.crowdminder.lab.test', tenant=t, is_primary=True)
     with schema_context(schema):
         Entry.objects.create(person=name + ' person', project='p', hours=1, day='2026-11-27')
-"#;
-    s.manage_shell(python);
+"#,
+    );
 
     let (status, public) = fetch(&s.outsider, &s.app.ip, "crowdminder.lab.test", "/");
     assert_eq!(status, "200", "{public}");

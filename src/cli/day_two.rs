@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use futures::future::join_all;
 
-use super::{RemoteArgs, load, out};
+use super::{RemoteArgs, TenantCommand, load, out};
 use crate::config::{Config, Role, Server};
 use crate::day_two::{self, LogRange, LogSource};
 use crate::transport::{Ssh, Transport};
@@ -240,6 +240,101 @@ pub async fn audit(
     for (server, answer) in servers.iter().zip(answers) {
         for line in answer?.stdout_text().lines() {
             out(&format!("{} | {line}", server.name))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem tenant add|list`, on the first app server.
+pub async fn tenant(action: TenantCommand) -> anyhow::Result<ExitCode> {
+    let (remote, json) = match &action {
+        TenantCommand::Add { remote, .. } => (remote, false),
+        TenantCommand::List { remote, json } => (remote, *json),
+    };
+    let config = load(&remote.config)?;
+    if !config.django.is_multi_tenant() {
+        bail!(
+            "tenants are for multi-tenant projects (`django.migrate: migrate_schemas`, \
+             django-tenants or django-tenant-schemas); this config uses plain migrate"
+        );
+    }
+    let python = match &action {
+        TenantCommand::List { .. } => day_two::tenant_python(&day_two::TenantAction::List),
+        TenantCommand::Add {
+            name,
+            domain,
+            schema,
+            ..
+        } => {
+            if !day_two::domain_is_served(domain, &config.domains) {
+                bail!(
+                    "`{domain}` is not a domain the config serves ({}): a tenant's domain is one \
+                     label under a `*.` wildcard in `domains`, lowercase, e.g. blue.{}",
+                    config.domains.join(", "),
+                    config
+                        .domains
+                        .iter()
+                        .find_map(|d| d.strip_prefix("*."))
+                        .unwrap_or("example.com")
+                );
+            }
+            let schema =
+                day_two::tenant_schema(name, schema.as_deref()).map_err(anyhow::Error::msg)?;
+            day_two::tenant_python(&day_two::TenantAction::Add {
+                name,
+                domain,
+                schema: &schema,
+            })
+        }
+    };
+    let server = config
+        .app_servers()
+        .next()
+        .context("the config has no app server")?;
+    let ssh = connect(remote, &[server]).await?.remove(0);
+    let vars = Vars::for_paths(&config, server);
+    let answer = ssh.run(&day_two::manage_shell_script(&vars, &python)).await;
+    ssh.close().await;
+    let answer = answer?;
+    let said = answer.stdout_text();
+    if let Some(why) = said.lines().find_map(|l| l.strip_prefix("TANDEM_ERROR ")) {
+        bail!("{}: {why}", server.name);
+    }
+    if !answer.success() {
+        bail!(
+            "{}: manage.py shell failed: {}",
+            server.name,
+            answer.stderr_tail()
+        );
+    }
+    match action {
+        TenantCommand::Add { domain, .. } => {
+            let schema = said
+                .lines()
+                .find_map(|l| l.strip_prefix("TANDEM_ADDED "))
+                .context("manage.py shell did not say that it added the tenant")?;
+            eprintln!("added tenant {schema} on {domain}: its schema is created and migrated");
+        }
+        TenantCommand::List { .. } => {
+            let tenants = day_two::parse_tenants(&said);
+            if json {
+                #[derive(serde::Serialize)]
+                struct Document {
+                    tenants: Vec<day_two::Tenant>,
+                }
+                out(&crate::json::document(&Document { tenants })?)?;
+            } else {
+                let mut text = String::new();
+                for t in &tenants {
+                    text.push_str(&format!(
+                        "{}  {}  {}\n",
+                        t.schema,
+                        t.name,
+                        t.domains.join(", ")
+                    ));
+                }
+                out(text.trim_end())?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

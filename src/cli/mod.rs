@@ -242,6 +242,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Onboard and list tenants of a multi-tenant project (django-tenants, django-tenant-schemas).
+    Tenant {
+        #[command(subcommand)]
+        action: TenantCommand,
+    },
     /// Show the last lines of each server's audit log: what tandem ran there, when, for whom.
     Audit {
         #[command(flatten)]
@@ -260,6 +265,31 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `tandem man >/usr/local/share/man/man1/tandem.1`.
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Create a tenant and its domain the way the project's models require, and migrate its
+    /// schema. The domain must be one the config serves (under a `*.` wildcard of `domains`).
+    Add {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The tenant's name (its model's `name` field, when it has one).
+        name: String,
+        /// Its domain, e.g. `blue.example.com` under `*.example.com`.
+        domain: String,
+        /// The PostgreSQL schema (default: made from the name, `Blue Shop` -> `blue_shop`).
+        #[arg(long)]
+        schema: Option<String>,
+    },
+    /// List the tenants: schema, name, domains.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// stdout was closed by its reader (`tandem plan | head -1`): tandem ends quietly, with the
@@ -326,6 +356,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         )),
         Command::Releases { remote, json } => runtime()?.block_on(day_two::releases(remote, json)),
+        Command::Tenant { action } => runtime()?.block_on(day_two::tenant(action)),
         Command::Audit {
             remote,
             server,

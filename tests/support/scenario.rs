@@ -138,15 +138,17 @@ ssh:
     }
 
     /// `tandem COMMAND -c tandem.yml --ssh-config <lab> [ARGS]` with the password in the
-    /// environment (the options right after the command, so `manage -- ...` keeps its own).
+    /// environment (the options right after the command, `tenant add` included, so
+    /// `manage -- ...` keeps its own).
     pub fn tandem(&self, args: &[&str]) -> Command {
+        let command_words = if args[0] == "tenant" { 2 } else { 1 };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-        cmd.args(&args[..1])
+        cmd.args(&args[..command_words])
             .arg("-c")
             .arg(self.config_path())
             .arg("--ssh-config")
             .arg(&self.lab.ssh_config)
-            .args(&args[1..])
+            .args(&args[command_words..])
             .env("TANDEM_DB_PASSWORD", PASSWORD)
             .stdin(Stdio::null());
         cmd
