@@ -129,9 +129,8 @@ pub async fn prepare_hosts(
 
 /// Applies `plan` (whose packages are already installed), holding the locks taken before.
 pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<HostReport> {
-    let config = &engine.config;
     let order = |role: Role| -> Vec<usize> {
-        config
+        engine
             .servers
             .iter()
             .enumerate()
@@ -261,7 +260,7 @@ async fn run_host(
         return result;
     }
     // Whatever happened, SSH must still let the operator in, over a NEW connection.
-    let server = &engine.config.servers[index];
+    let server = &engine.servers[index];
     match confirm_ssh(&server.name, &server.ssh, &engine.options, &*engine.report).await {
         Ok(()) => {
             run_checked(ssh, DISARM_GUARD, "disarming the lockout guard").await?;

@@ -120,7 +120,7 @@ mod tests {
             &root.join("tandem.yml"),
             &format!(
                 "{}django:\n  source: .\n  wsgi_module: a.wsgi\n  settings_module: a.settings\n",
-                MINIMAL
+                crate::config::testing::MINIMAL
             ),
         )
         .unwrap()
@@ -149,13 +149,4 @@ mod tests {
         std::fs::write(root.join("app/views.py"), "x = 2").unwrap();
         assert_ne!(bundle(&config).unwrap().hash, b.hash);
     }
-
-    const MINIMAL: &str = "project: shop
-servers:
-  - {name: db, role: db, ssh: db, fqdn: db.example.com, internal_ip: 10.0.0.3}
-  - {name: app1, role: app, ssh: app1, fqdn: app1.example.com, internal_ip: 10.0.0.2}
-domains: [shop.example.com]
-database: {name: shop, role: shop, password: {env: X}}
-ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ x\"]}
-";
 }

@@ -1130,6 +1130,44 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// A valid config for unit tests: one db and one app server, project `shop`.
+#[cfg(test)]
+pub mod testing {
+    use std::path::Path;
+
+    /// Everything but `django:`.
+    pub const MINIMAL: &str = "project: shop
+servers:
+  - {name: db, role: db, ssh: db, fqdn: db.example.com, internal_ip: 10.0.0.3}
+  - {name: app1, role: app, ssh: app1, fqdn: app1.example.com, internal_ip: 10.0.0.2}
+domains: [shop.example.com]
+database: {name: shop, role: shop, password: {env: X}}
+ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ x\"]}
+";
+
+    /// `MINIMAL` with a Django project in `dir` (its files written there), loaded.
+    pub fn shop(dir: &Path) -> super::Config {
+        for file in [
+            "manage.py",
+            "requirements.txt",
+            "shop/settings.py",
+            "shop/wsgi.py",
+        ] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+        super::parse(
+            &dir.join("tandem.yml"),
+            &format!(
+                "{MINIMAL}django: {{source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}}\n"
+            ),
+        )
+        .unwrap()
+        .config
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -355,30 +355,7 @@ mod tests {
 
     fn vars() -> Vars {
         let dir = tempfile::tempdir().unwrap();
-        for file in [
-            "manage.py",
-            "requirements.txt",
-            "shop/settings.py",
-            "shop/wsgi.py",
-        ] {
-            let path = dir.path().join(file);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, "").unwrap();
-        }
-        let config = crate::config::parse(
-            &dir.path().join("tandem.yml"),
-            "project: shop
-servers:
-  - {name: db, role: db, ssh: db, fqdn: db.example.com, internal_ip: 10.0.0.3}
-  - {name: app1, role: app, ssh: app1, fqdn: app1.example.com, internal_ip: 10.0.0.2}
-domains: [shop.example.com]
-database: {name: shop, role: shop, password: {env: X}}
-ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ x\"]}
-django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}
-",
-        )
-        .unwrap()
-        .config;
+        let config = crate::config::testing::shop(dir.path());
         let mut vars = Vars::for_paths(&config, &config.servers[1]);
         vars.pg.version = "15".into();
         vars

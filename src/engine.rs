@@ -24,7 +24,9 @@ use crate::vars::{HostFacts, Paths, Secrets, Vars};
 pub struct Engine {
     pub config: Config,
     pub options: SshOptions,
-    /// One per server, in config order.
+    /// The servers this run works on, in config order: all of them, or those `--only` names.
+    pub servers: Vec<Server>,
+    /// One per server of `servers`, in the same order.
     pub hosts: Vec<Ssh>,
     pub run_id: String,
     /// SSH round trips per host so far (discovery + probe), for the closing summary.
@@ -46,35 +48,21 @@ pub struct Planned {
 }
 
 impl Engine {
+    /// Connects to the servers named in `only` (every server when it is empty).
     pub async fn connect(
         config: Config,
         options: SshOptions,
         report: Arc<dyn Report>,
+        only: &[String],
     ) -> anyhow::Result<Engine> {
         let started = Instant::now();
-        let results = join_all(config.servers.iter().map(|s| {
-            let report = report.clone();
-            let options = &options;
-            async move {
-                let retrying = |why: &str| report.progress(&s.name, why);
-                Ssh::connect_retrying(&s.name, &s.ssh, options, &retrying).await
-            }
-        }))
-        .await;
-        let mut hosts = Vec::new();
-        let mut errors = Vec::new();
-        for r in results {
-            match r {
-                Ok(h) => hosts.push(h),
-                Err(e) => errors.push(format!("{e:#}")),
-            }
-        }
-        if !errors.is_empty() {
-            for h in hosts {
-                h.close().await;
-            }
-            bail!("{}", errors.join("\n"));
-        }
+        let servers = select(&config, only)?;
+        let targets: Vec<(&str, &str)> = servers
+            .iter()
+            .map(|s| (s.name.as_str(), s.ssh.as_str()))
+            .collect();
+        let retrying = |name: &str, why: &str| report.progress(name, why);
+        let hosts = crate::transport::connect_all(&targets, &options, &retrying).await?;
         report.debug(&format!(
             "connected to {} servers in {:?}",
             hosts.len(),
@@ -83,6 +71,7 @@ impl Engine {
         Ok(Engine {
             config,
             options,
+            servers,
             hosts,
             run_id: run_id(),
             round_trips: 0,
@@ -109,7 +98,7 @@ impl Engine {
     ) -> anyhow::Result<Planned> {
         let bundle = bundle::bundle(&self.config)?;
         let env_file = &Paths::of(&self.config.project).env_file;
-        let discoveries = join_all(self.hosts.iter().zip(&self.config.servers).map(
+        let discoveries = join_all(self.hosts.iter().zip(&self.servers).map(
             |(h, server)| async move {
                 let out = h
                     .run(&facts::discovery_script(server.role, env_file))
@@ -128,7 +117,6 @@ impl Engine {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
         let probes = self
-            .config
             .servers
             .iter()
             .zip(&discoveries)
@@ -151,14 +139,19 @@ impl Engine {
         .collect::<anyhow::Result<Vec<_>>>()?;
         self.round_trips += 2;
         if let Some(dir) = std::env::var_os("TANDEM_CAPTURE_PROBES") {
-            capture(Path::new(&dir), &self.config, &discoveries, &outputs)?;
+            capture(Path::new(&dir), &self.servers, &discoveries, &outputs)?;
         }
 
         let mut hosts = Vec::new();
         let mut all = Vec::new();
         let mut all_facts = Vec::new();
+        // The migrations run on the first app server taking part.
+        let migrating = self
+            .servers
+            .iter()
+            .find(|s| s.role == Role::App)
+            .map(|s| s.name.clone());
         for ((server, discovery), (output, probe)) in self
-            .config
             .servers
             .iter()
             .zip(discoveries)
@@ -171,6 +164,7 @@ impl Engine {
                 discovery,
                 output,
                 password: &secrets.db_password,
+                migrates: migrating.as_deref() == Some(server.name.as_str()),
                 run_id: &self.run_id,
                 bundle: &bundle,
             })?;
@@ -238,6 +232,8 @@ pub struct HostInput<'a> {
     /// What the probe script printed.
     pub output: &'a str,
     pub password: &'a Secret,
+    /// This server runs the release's migrations (the first app server of the run).
+    pub migrates: bool,
     pub run_id: &'a str,
     pub bundle: &'a Bundle,
 }
@@ -260,6 +256,7 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
         discovery,
         output,
         password,
+        migrates,
         run_id,
         bundle,
     } = input;
@@ -277,9 +274,7 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
     if let Some(vars) = probe.app_vars {
         let found = facts.get(facts::RELEASE);
         let state = ReleaseState::parse(found.status, &found.stdout);
-        let first_app =
-            config.app_servers().next().map(|s| s.name.as_str()) == Some(server.name.as_str());
-        if let Some(change) = release::plan(first_app, config, &vars, bundle, &state) {
+        if let Some(change) = release::plan(migrates, config, &vars, bundle, &state) {
             host.changes.push(change);
         }
         host.release = Some(state);
@@ -302,12 +297,12 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
 /// the stored SCRAM verifier and the env file (SECRET_KEY): capture from test servers only.
 fn capture(
     dir: &Path,
-    config: &Config,
+    servers: &[Server],
     discoveries: &[facts::Discovery],
     outputs: &[String],
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for ((server, discovery), output) in config.servers.iter().zip(discoveries).zip(outputs) {
+    for ((server, discovery), output) in servers.iter().zip(discoveries).zip(outputs) {
         std::fs::write(
             dir.join(format!("{}.discovery", server.name)),
             discovery.to_lines(),
@@ -326,6 +321,27 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
         (None, Role::App) => String::new(),
     };
     Ok(HostFacts { postgres_version })
+}
+
+/// The servers `only` names (all when it is empty), in config order; an unknown name is an
+/// error that lists the known ones.
+pub fn select(config: &Config, only: &[String]) -> anyhow::Result<Vec<Server>> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !config.servers.iter().any(|s| &s.name == *name))
+    {
+        let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+        bail!(
+            "--only: no server `{unknown}` in the config (servers: {})",
+            names.join(", ")
+        );
+    }
+    Ok(config
+        .servers
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+        .cloned()
+        .collect())
 }
 
 /// 64 random URL-safe characters for Django's SECRET_KEY.

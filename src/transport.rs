@@ -420,6 +420,37 @@ fn explain_connect_error(name: &str, login: &str, err: openssh::Error) -> anyhow
     anyhow::anyhow!("connecting to {name} ({login}): {text} {detail}\nhint: {hint}")
 }
 
+/// Connects to every `(name, destination)` at once, each as `Ssh::connect_retrying` does
+/// (`retrying` hears `(name, why)`). When any fails, closes the others and reports every
+/// failure.
+pub async fn connect_all(
+    targets: &[(&str, &str)],
+    options: &SshOptions,
+    retrying: &(dyn Fn(&str, &str) + Send + Sync),
+) -> anyhow::Result<Vec<Ssh>> {
+    let results =
+        futures::future::join_all(targets.iter().map(|&(name, destination)| async move {
+            let retrying = |why: &str| retrying(name, why);
+            Ssh::connect_retrying(name, destination, options, &retrying).await
+        }))
+        .await;
+    let mut hosts = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(host) => hosts.push(host),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if !errors.is_empty() {
+        for host in hosts {
+            host.close().await;
+        }
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(hosts)
+}
+
 /// Attempts of `Ssh::connect_retrying`.
 const CONNECT_ATTEMPTS: u32 = 5;
 
@@ -551,32 +582,10 @@ impl Transport for Ssh {
         self.run_streaming(script, line).await
     }
 
+    /// Sends the script while reading both outputs (a script bigger than a pipe, like a
+    /// release with its bundle, cannot stall against output the server is writing).
     async fn run(&self, script: &str) -> anyhow::Result<Output> {
-        let mut child = self
-            .session
-            .raw_command(ELEVATE)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .await
-            .with_context(|| format!("starting a command on {}", self.name))?;
-        let mut stdin = child.stdin().take().context("remote stdin")?;
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .context("sending the script")?;
-        stdin.shutdown().await.ok();
-        drop(stdin);
-        let out = child
-            .wait_with_output()
-            .await
-            .with_context(|| format!("running a script on {}", self.name))?;
-        self.checked(Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        self.run_streaming(script, &|_| {}).await
     }
 }
 

@@ -79,16 +79,13 @@ impl fmt::Display for Verification {
 pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
     let config = &engine.config;
     let mut v = Verification::default();
-    let db_index = config
-        .servers
-        .iter()
-        .position(|s| s.role == Role::Db)
-        .expect("one db");
-    let db = &config.servers[db_index];
+    let db = config.db_server();
+    // With --only, the db server may not take part: its own checks are skipped then.
+    let db_index = engine.servers.iter().position(|s| s.role == Role::Db);
 
     // From each app server: the app's own credentials, over the internal network.
     let app_results = join_all(
-        config
+        engine
             .servers
             .iter()
             .zip(&engine.hosts)
@@ -110,31 +107,33 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
     }
 
     // On the db server: pg_hba holds tandem's lines only; ufw admits only the app servers.
-    let facts = &planned.facts[db_index];
-    let desired = &planned.desired[db_index];
-    hba_check(
-        &mut v,
-        db,
-        desired,
-        &facts
-            .results
-            .get(&format!("t{}", hba_task(desired).unwrap_or(usize::MAX)))
-            .map(|r| r.stdout.clone()),
-    );
-    let pg = facts.get(PG);
-    v.add(
-        &db.name,
-        "PostgreSQL answers",
-        pg.ok(),
-        if pg.ok() {
-            "psql as postgres works"
-        } else {
-            "psql as postgres failed"
-        },
-        "start it: systemctl start postgresql; see journalctl -u postgresql",
-    );
+    if let Some(db_index) = db_index {
+        let facts = &planned.facts[db_index];
+        let desired = &planned.desired[db_index];
+        hba_check(
+            &mut v,
+            db,
+            desired,
+            &facts
+                .results
+                .get(&format!("t{}", hba_task(desired).unwrap_or(usize::MAX)))
+                .map(|r| r.stdout.clone()),
+        );
+        let pg = facts.get(PG);
+        v.add(
+            &db.name,
+            "PostgreSQL answers",
+            pg.ok(),
+            if pg.ok() {
+                "psql as postgres works"
+            } else {
+                "psql as postgres failed"
+            },
+            "start it: systemctl start postgresql; see journalctl -u postgresql",
+        );
+    }
 
-    for (i, server) in config.servers.iter().enumerate() {
+    for (i, server) in engine.servers.iter().enumerate() {
         let ufw = UfwState::parse(
             planned.facts[i].get(UFW).status,
             &planned.facts[i].get(UFW).stdout,
@@ -145,7 +144,7 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
     // From this machine (blocking sockets and ssh processes, so on a blocking thread): the
     // database port is closed, and SSH refuses passwords and root.
     let here = {
-        let (db, servers, options) = (db.clone(), config.servers.clone(), engine.options.clone());
+        let (db, servers, options) = (db.clone(), engine.servers.clone(), engine.options.clone());
         tokio::task::spawn_blocking(move || {
             let mut v = Verification::default();
             closed_from_here(&mut v, &db, &options);
@@ -168,7 +167,7 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
 
     // Managed files: each as tandem would write it now (a hand edit is drift, even when the
     // service still works).
-    for (host, server) in planned.plan.hosts.iter().zip(&config.servers) {
+    for (host, server) in planned.plan.hosts.iter().zip(&engine.servers) {
         let drifted: Vec<&str> = host
             .changes
             .iter()
@@ -189,7 +188,7 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
     }
 
     // Releases: the one tandem deployed is current.
-    for (host, server) in planned.plan.hosts.iter().zip(&config.servers) {
+    for (host, server) in planned.plan.hosts.iter().zip(&engine.servers) {
         if let Some(state) = &host.release {
             let ok = state.current_hash.as_deref() == Some(planned.code_hash.as_str());
             v.add(

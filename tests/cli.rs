@@ -553,6 +553,12 @@ fn each_command_offers_only_the_flags_it_uses() {
             assert!(!text.contains(unused), "{command} offers {unused}");
         }
     }
+    for command in ["manage", "logs", "releases", "audit"] {
+        assert!(!help(command).contains("--only"), "{command} offers --only");
+    }
+    for command in ["plan", "verify", "apply", "deploy", "rollback"] {
+        assert!(help(command).contains("--only"), "{command} lacks --only");
+    }
     for command in ["apply", "deploy", "rollback"] {
         let text = help(command);
         for used in ["--lock-wait", "--yes", "--ssh-config"] {

@@ -218,6 +218,37 @@ fn manage_logs_releases_rollback_to_and_audit() {
         text(&db_logs.stdout)
     );
 
+    // --only: the run works on the servers named and says which it skipped.
+    let only = s.run(&["plan", "--only", "app1"]);
+    assert_ok("plan --only app1", &only);
+    assert!(
+        text(&only.stderr).contains("--only: skipping db"),
+        "{}",
+        text(&only.stderr)
+    );
+    assert!(
+        text(&only.stdout).contains("app1 (debian") && !text(&only.stdout).contains("db (debian"),
+        "{}",
+        text(&only.stdout)
+    );
+    let checked = s.run(&["verify", "--only", "app1", "--json"]);
+    assert_ok("verify --only app1", &checked);
+    let doc: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let names: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"PostgreSQL answers"), "{names:?}");
+    let unknown = s.run(&["plan", "--only", "app9"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("servers: db, app1"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
     // A second release, then the list, then back to the first with --to.
     let template = s
         .dir

@@ -55,6 +55,7 @@ fn replay(suite: &str, state: &str) -> Plan {
             discovery,
             output: &output,
             password: &secrets.db_password,
+            migrates: server.name == "app1",
             run_id: "replay",
             bundle: &bundle,
         })

@@ -43,32 +43,13 @@ fn pick<'a>(
 
 /// Connects to `servers`, all at once.
 async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow::Result<Vec<Ssh>> {
-    let options = remote.ssh_options();
     let report = super::report();
-    let results = join_all(servers.iter().map(|s| {
-        let report = report.clone();
-        let options = &options;
-        async move {
-            let retrying = |why: &str| crate::report::Report::progress(&*report, &s.name, why);
-            Ssh::connect_retrying(&s.name, &s.ssh, options, &retrying).await
-        }
-    }))
-    .await;
-    let mut hosts = Vec::new();
-    let mut errors = Vec::new();
-    for result in results {
-        match result {
-            Ok(host) => hosts.push(host),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if !errors.is_empty() {
-        for host in hosts {
-            host.close().await;
-        }
-        bail!("{}", errors.join("\n"));
-    }
-    Ok(hosts)
+    let targets: Vec<(&str, &str)> = servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.ssh.as_str()))
+        .collect();
+    let retrying = |name: &str, why: &str| crate::report::Report::progress(&*report, name, why);
+    crate::transport::connect_all(&targets, &remote.ssh_options(), &retrying).await
 }
 
 /// `tandem manage [--server NAME] -- ARGS`: manage.py on an app server, attached to this

@@ -122,11 +122,23 @@ impl RemoteArgs {
     }
 }
 
+/// The commands that plan (plan, verify and the ones that change servers): on every server, or
+/// on those `--only` names.
+#[derive(clap::Args, Debug)]
+struct PlanningArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// Work on these servers only (names from the config, comma-separated); the run says
+    /// which it skipped.
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    only: Vec<String>,
+}
+
 /// The commands that change servers: they take every server's lock and ask first.
 #[derive(clap::Args, Debug)]
 struct ChangeArgs {
     #[command(flatten)]
-    remote: RemoteArgs,
+    remote: PlanningArgs,
     /// Seconds to wait for another tandem run's lock on a server.
     #[arg(long, default_value = "120", value_name = "SECONDS")]
     lock_wait: u64,
@@ -168,7 +180,7 @@ enum Command {
     /// Show what apply would change on each server (probes them over SSH; changes nothing).
     Plan {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: PlanningArgs,
         /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -181,7 +193,7 @@ enum Command {
     /// Prove the deployment works and is closed; exit 0 when every check passes, 1 otherwise.
     Verify {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: PlanningArgs,
         /// Print every check with its result and hint as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -488,14 +500,24 @@ enum Locking<'a> {
 }
 
 async fn connect_and_plan(
-    remote: &RemoteArgs,
+    planning: &PlanningArgs,
     locking: Locking<'_>,
 ) -> anyhow::Result<(Engine, engine::Planned)> {
+    let (remote, only) = (&planning.remote, &planning.only);
     let config = load(&remote.config)?;
     let mut templates = templates(&remote.config)?;
     let secrets = engine::secrets(&config)?;
     let started = std::time::Instant::now();
-    let mut engine = Engine::connect(config, remote.ssh_options(), report()).await?;
+    let skipped: Vec<String> = config
+        .servers
+        .iter()
+        .filter(|s| !only.is_empty() && !only.contains(&s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    let mut engine = Engine::connect(config, remote.ssh_options(), report(), only).await?;
+    if !skipped.is_empty() {
+        eprintln!("--only: skipping {}", skipped.join(", "));
+    }
     let connected = started.elapsed();
     let locked = match locking {
         Locking::ReadOnly => Ok(()),
@@ -522,7 +544,11 @@ async fn connect_and_plan(
     Ok((engine, planned))
 }
 
-async fn plan(remote: RemoteArgs, detailed_exitcode: bool, json: bool) -> anyhow::Result<ExitCode> {
+async fn plan(
+    remote: PlanningArgs,
+    detailed_exitcode: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let (engine, planned) = connect_and_plan(&remote, Locking::ReadOnly).await?;
     engine.close().await;
     let plan = planned.plan;
@@ -643,7 +669,7 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
         return end_before_running(engine, go, "apply", &plan, change.json).await;
     }
     let started = std::time::Instant::now();
-    let result = apply_phases(&mut engine, plan, &options, &change.remote).await;
+    let result = apply_phases(&mut engine, plan, &options, &change.remote.remote).await;
     engine.close().await;
     let reports = result?;
     let seconds = started.elapsed().as_secs_f32();
@@ -736,7 +762,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
     let (engine, planned) = connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
     let mut plan = planned.plan;
     let mut problems = Vec::new();
-    for (host, server) in plan.hosts.iter_mut().zip(&engine.config.servers) {
+    for (host, server) in plan.hosts.iter_mut().zip(&engine.servers) {
         let provisioning = host
             .changes
             .iter()
@@ -830,14 +856,14 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
 }
 
 /// Connects, probes and runs every check.
-async fn verification(remote: &RemoteArgs) -> anyhow::Result<crate::verify::Verification> {
+async fn verification(remote: &PlanningArgs) -> anyhow::Result<crate::verify::Verification> {
     let (engine, planned) = connect_and_plan(remote, Locking::ReadOnly).await?;
     let report = crate::verify::verify(&engine, &planned).await;
     engine.close().await;
     Ok(report)
 }
 
-async fn verify(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+async fn verify(remote: PlanningArgs, json: bool) -> anyhow::Result<ExitCode> {
     let report = verification(&remote).await?;
     if json {
         out(&crate::json::document(&report)?)?;
