@@ -68,6 +68,18 @@ impl Diagnostic {
                 message = message.replace(&value, "<not shown>");
             }
             source_line = source_line.map(|l| mask_secret_line(&l));
+        } else if let Some(l) = line.filter(|_| in_secret_env(source, position.line)) {
+            // `django.secret_env` holds where each secret comes from; a mistake there may be
+            // the secret itself pasted in: neither its line nor its words are echoed.
+            for word in l
+                .split_once(':')
+                .map_or(l, |(_, value)| value)
+                .split(|c: char| c.is_whitespace() || "{}[],:\"'".contains(c))
+                .filter(|w| w.len() >= 3 && !matches!(*w, "env" | "file"))
+            {
+                message = message.replace(word, "<not shown>");
+            }
+            source_line = Some(mask_after_key(l));
         }
         let (source_line, column) = match source_line {
             Some(l) => {
@@ -185,6 +197,45 @@ fn secret_value(source: &str, line: u64) -> Option<String> {
     }
 }
 
+/// Whether line `line` (1-based) is in `django.secret_env`: the key's own line, or a line
+/// indented below it.
+fn in_secret_env(source: &str, line: u64) -> bool {
+    let lines: Vec<&str> = source.lines().collect();
+    let Some(index) = (line as usize).checked_sub(1).filter(|&i| i < lines.len()) else {
+        return false;
+    };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let is_key = |l: &str| l.trim_start().starts_with("secret_env:");
+    if is_key(lines[index]) {
+        return true;
+    }
+    // Up through the ancestors: each nearer line indented less than the one before.
+    let mut depth = indent(lines[index]);
+    for l in lines[..index].iter().rev().filter(|l| !l.trim().is_empty()) {
+        if indent(l) < depth {
+            if is_key(l) {
+                return true;
+            }
+            depth = indent(l);
+            if depth == 0 {
+                break;
+            }
+        }
+    }
+    false
+}
+
+/// The line up to its key's `:`, the rest replaced (the whole line when it has no key).
+fn mask_after_key(line: &str) -> String {
+    match line.find(':') {
+        Some(i) => format!("{} <not shown>", &line[..=i]),
+        None => format!(
+            "{}<not shown>",
+            &line[..line.len() - line.trim_start().len()]
+        ),
+    }
+}
+
 /// The line with everything after `password:` (or the whole lone value) replaced.
 fn mask_secret_line(line: &str) -> String {
     match line.find("password") {
@@ -231,6 +282,31 @@ mod tests {
             "unknown value `hunter2`",
         );
         assert!(!block.contains("hunter2"), "{block}");
+    }
+
+    #[test]
+    fn a_secret_env_entry_is_never_echoed() {
+        for (source, line) in [
+            (
+                "django:\n  secret_env: {DSN: {env: \"https://k3y@sentry\"}}\n",
+                2,
+            ),
+            (
+                "django:\n  secret_env:\n    DSN: {env: https://k3y@sentry}\n",
+                3,
+            ),
+            (
+                "django:\n  secret_env:\n    DSN:\n      https://k3y@sentry\n",
+                4,
+            ),
+        ] {
+            let shown = error_at(source, line, 9, "unknown value `https://k3y@sentry`");
+            assert!(!shown.contains("k3y"), "{shown}");
+            assert!(shown.contains("<not shown>"), "{shown}");
+        }
+        // Lines elsewhere are shown as they are.
+        let shown = error_at("django:\n  env: {DSN: x}\n", 2, 8, "`DSN` is bad");
+        assert!(shown.contains("env: {DSN: x}"), "{shown}");
     }
 
     #[test]

@@ -79,6 +79,34 @@ struct Bad {
 
 const BAD: &[Bad] = &[
     Bad {
+        what: "an app setting that tandem writes itself",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  env: {DATABASE_URL: postgres://x}\n",
+        line: 22,
+        says: "`DATABASE_URL` is set by tandem",
+    },
+    Bad {
+        what: "an app setting whose name is no variable name",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  env: {\"MY-SETTING\": x}\n",
+        line: 22,
+        says: "`MY-SETTING` is not an environment variable name",
+    },
+    Bad {
+        what: "a secret given inline instead of its variable",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  secret_env: {DSN: {env: \"https://k3y@sentry\"}}\n",
+        line: 22,
+        says: "value not shown",
+    },
+    Bad {
+        what: "a name that is both a setting and a secret",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  env: {DSN: x}\n  secret_env: {DSN: {env: SENTRY_DSN}}\n",
+        line: 23,
+        says: "in both django.env and django.secret_env",
+    },
+    Bad {
         what: "settings module that names no file",
         from: "  settings_module: shop.settings",
         to: "  settings_module: shop.setings",
@@ -783,6 +811,26 @@ fn a_password_written_inline_is_never_echoed() {
         "  password: {env: hunter2 is my password}\n",
     ] {
         let text = good_config().replace("  password: {env: TANDEM_DB_PASSWORD}\n", inline);
+        let (_dir, path) = workspace(&text);
+        let (code, stderr) = check(&path);
+        assert_eq!(code, 1, "{inline:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{inline:?} echoed:\n{stderr}");
+        assert!(stderr.contains("tandem.yml:"), "{inline:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_secret_pasted_into_secret_env_is_never_echoed() {
+    for inline in [
+        "  secret_env: {DSN: {env: \"https://hunter2@sentry\"}}\n",
+        "  secret_env: {DSN: hunter2-pasted}\n",
+        "  secret_env:\n    DSN: {env: hunter2 is the dsn}\n",
+        "  secret_env:\n    DSN:\n      hunter2\n",
+    ] {
+        let text = good_config().replace(
+            "  settings_module: shop.settings\n",
+            &format!("  settings_module: shop.settings\n{inline}"),
+        );
         let (_dir, path) = workspace(&text);
         let (code, stderr) = check(&path);
         assert_eq!(code, 1, "{inline:?}: {stderr}");
