@@ -1,5 +1,5 @@
-//! The day-two commands: `manage`, `logs`, `releases` and `audit`. Each connects only to the
-//! servers it needs, runs what `crate::day_two` builds, and prints.
+//! The day-two commands: `manage`, `logs`, `releases`, `tenant` and `audit`. Each connects only
+//! to the servers it needs, runs what `crate::day_two` builds, and prints.
 
 use std::process::ExitCode;
 
