@@ -356,9 +356,7 @@ mod tests {
     fn vars() -> Vars {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::testing::shop(dir.path());
-        let mut vars = Vars::for_paths(&config, &config.servers[1]);
-        vars.pg.version = "15".into();
-        vars
+        Vars::for_paths(&config, &config.servers[1])
     }
 
     #[test]

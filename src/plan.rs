@@ -254,7 +254,7 @@ mod tests {
                 check: None,
             }],
         };
-        let password = Secret::for_test("x");
+        let password = Secret::new("x".into());
         let plan = |owed: &str| {
             let mut facts = Facts::default();
             facts.results.insert(

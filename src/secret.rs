@@ -18,12 +18,6 @@ impl Secret {
         Secret(value)
     }
 
-    /// A secret made in a unit test.
-    #[cfg(test)]
-    pub fn for_test(value: &str) -> Self {
-        Secret(value.to_string())
-    }
-
     /// The value, for the few places that must send it (over stdin) or hash it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -508,13 +508,14 @@ async fn connect_and_plan(
     let mut templates = templates(&remote.config)?;
     let secrets = engine::secrets(&config)?;
     let started = std::time::Instant::now();
-    let skipped: Vec<String> = config
+    let mut engine = Engine::connect(config, remote.ssh_options(), report(), only).await?;
+    let skipped: Vec<&str> = engine
+        .config
         .servers
         .iter()
-        .filter(|s| !only.is_empty() && !only.contains(&s.name))
-        .map(|s| s.name.clone())
+        .filter(|s| !engine.servers.iter().any(|e| e.name == s.name))
+        .map(|s| s.name.as_str())
         .collect();
-    let mut engine = Engine::connect(config, remote.ssh_options(), report(), only).await?;
     if !skipped.is_empty() {
         eprintln!("--only: skipping {}", skipped.join(", "));
     }

@@ -220,7 +220,7 @@ pub mod table {
             discovery: Default::default(),
             results,
         };
-        let password = Secret::for_test("c0rrect horse");
+        let password = Secret::new("c0rrect horse".into());
         let mut ctx = Context::new(&desired, &facts, &password, "run1");
         plan_task(&mut ctx, &desired.tasks[0].op, &facts.task(0));
         finish(&mut ctx);
