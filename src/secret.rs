@@ -13,7 +13,7 @@ use crate::config::{Config, PasswordSource};
 pub struct Secret(String);
 
 impl Secret {
-    /// A secret read from a host (the SECRET_KEY tandem generated there before).
+    /// A secret value: one read from a host (the SECRET_KEY tandem generated there), or a test's.
     pub fn new(value: String) -> Self {
         Secret(value)
     }
