@@ -116,12 +116,20 @@ impl Engine {
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+        let secret_key = shared_secret_key(&discoveries);
         let probes = self
             .servers
             .iter()
             .zip(&discoveries)
             .map(|(server, discovery)| {
-                Probe::new(&self.config, server, discovery, secrets, templates)
+                Probe::new(
+                    &self.config,
+                    server,
+                    discovery,
+                    &secret_key,
+                    secrets,
+                    templates,
+                )
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, probe)| async move {
@@ -181,8 +189,18 @@ impl Engine {
     }
 }
 
+/// The Django SECRET_KEY every app server of the run gets: the one the first of them that has
+/// one already uses, else a new one. One key for all, because a session or CSRF token signed
+/// by one app server must be accepted by the others behind the same name.
+pub fn shared_secret_key(discoveries: &[facts::Discovery]) -> Secret {
+    discoveries
+        .iter()
+        .find_map(|d| d.secret_key.clone())
+        .unwrap_or_else(|| Secret::new(new_secret_key()))
+}
+
 /// One host's desired state, expanded once from its discovery (with the real secrets: the
-/// SECRET_KEY discovery found, or a new one), and the probe script that asks about it.
+/// run's SECRET_KEY, see `shared_secret_key`), and the probe script that asks about it.
 pub struct Probe {
     pub desired: Desired,
     /// App servers: the release paths, for the probe now and the release script later.
@@ -195,14 +213,11 @@ impl Probe {
         config: &Config,
         server: &Server,
         discovery: &facts::Discovery,
+        secret_key: &Secret,
         run_secrets: &RunSecrets,
         templates: &mut Templates,
     ) -> anyhow::Result<Probe> {
-        let secret_key = match &discovery.secret_key {
-            Some(key) => key.expose().to_string(),
-            None => new_secret_key(),
-        };
-        let secrets = Secrets::real(config, run_secrets, secret_key);
+        let secrets = Secrets::real(config, run_secrets, secret_key.expose().to_string());
         let vars = Vars::new(
             config,
             server,
@@ -365,4 +380,37 @@ fn run_id() -> String {
 /// verifier, and the env file's secrets to compare the file).
 pub fn secrets(config: &Config) -> anyhow::Result<RunSecrets> {
     secret::read_all(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app_with_key(key: Option<&str>) -> facts::Discovery {
+        facts::Discovery {
+            secret_key: key.map(|k| Secret::new(k.to_string())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_app_server_gets_the_key_one_of_them_already_has() {
+        // A new app server joining app1, and app1 reinstalled while app2 kept its key.
+        for discoveries in [
+            vec![app_with_key(Some("kept")), app_with_key(None)],
+            vec![app_with_key(None), app_with_key(Some("kept"))],
+        ] {
+            assert_eq!(shared_secret_key(&discoveries).expose(), "kept");
+        }
+    }
+
+    #[test]
+    fn fresh_servers_share_one_new_key() {
+        let key = shared_secret_key(&[app_with_key(None), app_with_key(None)]);
+        assert_eq!(key.expose().len(), 64);
+        assert_ne!(
+            key.expose(),
+            shared_secret_key(&[app_with_key(None)]).expose()
+        );
+    }
 }

@@ -46,7 +46,16 @@ fn replay(suite: &str, state: &str) -> Plan {
                 .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
         };
         let discovery = facts::parse_discovery(&read("discovery"));
-        let probe = Probe::new(&config, server, &discovery, &secrets, &mut templates).unwrap();
+        let secret_key = engine::shared_secret_key(std::slice::from_ref(&discovery));
+        let probe = Probe::new(
+            &config,
+            server,
+            &discovery,
+            &secret_key,
+            &secrets,
+            &mut templates,
+        )
+        .unwrap();
         let output = read("probe");
         let planned = engine::plan_host(HostInput {
             config: &config,
