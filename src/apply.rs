@@ -139,6 +139,7 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
             .collect()
     };
     let mut reports = Vec::new();
+    let mut app_reports: Vec<HostReport> = Vec::new();
     for (i, host) in order(Role::Db).into_iter().map(|i| (i, &plan.hosts[i])) {
         let report = apply_host(engine, i, host, options).await;
         let failed = report.error.is_some();
@@ -155,25 +156,43 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
             return reports;
         }
     }
-    // App servers: provisioning concurrently; then the release of the first one, which runs
-    // the migrations; then the other releases concurrently (concurrent migrations would race).
+    // App servers: provisioning concurrently; then the certificate (the ACME issuer hands it
+    // to the others, provisioned by then); then the release of the first one, which runs the
+    // migrations; then the other releases concurrently (concurrent migrations would race).
     let apps = order(Role::App);
-    let part = |i: usize, release: bool| {
+    let part = |i: usize, phase: Option<Phase>| {
         let mut host = plan.hosts[i].clone();
-        host.changes
-            .retain(|c| (c.role == Phase::Release) == release);
-        host.handlers
-            .retain(|h| (h.role == Phase::Release) == release);
+        let wanted = |role: Phase| match phase {
+            Some(p) => role == p,
+            None => role != Phase::Certificate && role != Phase::Release,
+        };
+        host.changes.retain(|c| wanted(c.role));
+        host.handlers.retain(|h| wanted(h.role));
         host
     };
-    let provisioning: Vec<HostPlan> = apps.iter().map(|&i| part(i, false)).collect();
-    let mut app_reports = join_all(
-        apps.iter()
-            .zip(&provisioning)
-            .map(|(&i, host)| apply_host(engine, i, host, options)),
-    )
-    .await;
-    let releases: Vec<HostPlan> = apps.iter().map(|&i| part(i, true)).collect();
+    for phase in [None, Some(Phase::Certificate)] {
+        let hosts: Vec<HostPlan> = apps.iter().map(|&i| part(i, phase)).collect();
+        let done = join_all(
+            apps.iter()
+                .zip(&hosts)
+                .map(|(&i, host)| apply_host(engine, i, host, options)),
+        )
+        .await;
+        if app_reports.is_empty() {
+            app_reports = done;
+        } else {
+            for r in done {
+                merge(&mut app_reports, r);
+            }
+        }
+        if app_reports.iter().any(|r| r.error.is_some()) {
+            break;
+        }
+    }
+    let releases: Vec<HostPlan> = apps
+        .iter()
+        .map(|&i| part(i, Some(Phase::Release)))
+        .collect();
     if let (true, Some(&first), Some(first_release)) = (
         app_reports.iter().all(|r| r.error.is_none()),
         apps.first(),

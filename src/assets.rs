@@ -24,6 +24,11 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/django/env",
     "templates/postgres/00-tandem.conf",
     "templates/postgres/pg_hba.block",
+    "templates/tls/acme-renew",
+    "templates/tls/acme.service",
+    "templates/tls/acme.timer",
+    "templates/tls/dns.env",
+    "templates/tls/receive",
 );
 
 #[derive(Clone, Debug, Default)]

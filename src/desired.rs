@@ -103,6 +103,14 @@ pub enum Op {
         enabled: bool,
         running: bool,
     },
+    /// A self-signed stand-in, made on the host only while there is no certificate, so nginx
+    /// can serve 443 before the CA has answered.
+    PlaceholderCertificate {
+        certificate: String,
+        key: String,
+    },
+    /// The ACME certificate: its state on this server; the issuer obtains and renews it.
+    Certificate(crate::resource::certificate::CertificateSpec),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -186,7 +194,13 @@ fn expand_step(
         },
         Step::DeployUser { .. } => Op::DeployUser {
             user: config.ssh.deploy_user.clone(),
-            authorized_keys: config.ssh.authorized_keys.clone(),
+            authorized_keys: config
+                .ssh
+                .authorized_keys
+                .iter()
+                .cloned()
+                .chain(crate::tls::push_authorized_key(vars))
+                .collect(),
         },
         Step::SystemUser { user, home, .. } => Op::SystemUser {
             user: t.render_field(user, vars)?,
@@ -283,6 +297,7 @@ fn expand_step(
             database: config.database.name.clone(),
             names: config.database.extensions.clone(),
         },
+        Step::Tls { .. } => return crate::tls::ops(vars, t),
         Step::Service {
             service,
             enabled,
@@ -483,6 +498,21 @@ impl fmt::Display for Desired {
                     "service {name} {} and {}",
                     if *enabled { "enabled" } else { "disabled" },
                     if *running { "running" } else { "stopped" }
+                )?,
+                Op::PlaceholderCertificate { certificate, .. } => {
+                    write!(f, "self-signed {certificate} while there is none")?
+                }
+                Op::Certificate(spec) if spec.issuer => write!(
+                    f,
+                    "certificate for {} from the CA, renewed within {} days of expiry by {}",
+                    spec.names.join(" "),
+                    spec.renew_days,
+                    spec.service
+                )?,
+                Op::Certificate(spec) => write!(
+                    f,
+                    "certificate for {} as the issuing app server hands it out",
+                    spec.names.join(" ")
                 )?,
             }
             if !task.notify.is_empty() {

@@ -19,6 +19,7 @@ use crate::resource::release::{self, ReleaseState};
 use crate::secret::{self, RunSecrets, Secret};
 use crate::templates::Templates;
 use crate::transport::{Ssh, SshOptions, Transport};
+use crate::vars::KeptKeys;
 use crate::vars::{HostFacts, Paths, Secrets, Vars};
 
 pub struct Engine {
@@ -98,10 +99,11 @@ impl Engine {
     ) -> anyhow::Result<Planned> {
         let bundle = bundle::bundle(&self.config)?;
         let env_file = &Paths::of(&self.config.project).env_file;
+        let push_key = &crate::vars::push_key_path(&self.config.project);
         let discoveries = join_all(self.hosts.iter().zip(&self.servers).map(
             |(h, server)| async move {
                 let out = h
-                    .run(&facts::discovery_script(server.role, env_file))
+                    .run(&facts::discovery_script(server.role, env_file, push_key))
                     .await?;
                 anyhow::ensure!(
                     out.success(),
@@ -116,20 +118,13 @@ impl Engine {
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-        let secret_key = shared_secret_key(&discoveries);
+        let kept = kept_keys(&discoveries)?;
         let probes = self
             .servers
             .iter()
             .zip(&discoveries)
             .map(|(server, discovery)| {
-                Probe::new(
-                    &self.config,
-                    server,
-                    discovery,
-                    &secret_key,
-                    secrets,
-                    templates,
-                )
+                Probe::new(&self.config, server, discovery, &kept, secrets, templates)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, probe)| async move {
@@ -180,6 +175,7 @@ impl Engine {
             all.push(host.desired);
             all_facts.push(host.facts);
         }
+        hand_out_certificate(&self.config, &self.servers, &mut hosts);
         Ok(Planned {
             plan: Plan { hosts },
             desired: all,
@@ -189,18 +185,82 @@ impl Engine {
     }
 }
 
-/// The Django SECRET_KEY every app server of the run gets: the one the first of them that has
-/// one already uses, else a new one. One key for all, because a session or CSRF token signed
-/// by one app server must be accepted by the others behind the same name.
-pub fn shared_secret_key(discoveries: &[facts::Discovery]) -> Secret {
-    discoveries
+/// The keys every app server of the run gets: for each, the one the first of them that has
+/// one already uses, else a new one. One SECRET_KEY for all, because a session or CSRF token
+/// signed by one app server must be accepted by the others behind the same name; one push key,
+/// so whichever app server issues certificates may hand them to the others.
+pub fn kept_keys(discoveries: &[facts::Discovery]) -> anyhow::Result<KeptKeys> {
+    let secret_key = discoveries
         .iter()
         .find_map(|d| d.secret_key.clone())
-        .unwrap_or_else(|| Secret::new(new_secret_key()))
+        .unwrap_or_else(|| Secret::new(new_secret_key()));
+    let push = match discoveries.iter().find_map(|d| d.tls_push_key.clone()) {
+        Some(key) => ssh_key::PrivateKey::from_openssh(key.expose())
+            .context("reading the certificate push key kept on the app servers")?,
+        None => ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .context("making an SSH key")?,
+    };
+    let private = push
+        .to_openssh(ssh_key::LineEnding::LF)
+        .context("encoding the certificate push key")?;
+    let public = push
+        .public_key()
+        .to_openssh()
+        .context("encoding the certificate push key")?;
+    Ok(KeptKeys {
+        secret_key,
+        tls_push_key: Secret::new(private.to_string()),
+        tls_push_public: public,
+    })
+}
+
+/// With ACME, the issuer (the first app server in the config) hands its certificate to every
+/// app server that serves another one: a change on the issuer when it takes part in the run,
+/// else a note on the server that is behind.
+fn hand_out_certificate(config: &Config, servers: &[Server], hosts: &mut [plan::HostPlan]) {
+    let Some(issuer) = config.app_servers().next() else {
+        return;
+    };
+    let service = crate::vars::TlsVars::of(config, issuer).service;
+    let issuer_index = servers.iter().position(|s| s.name == issuer.name);
+    let others: Vec<(String, crate::resource::certificate::CertificateState)> = servers
+        .iter()
+        .zip(hosts.iter())
+        .filter(|(s, _)| s.role == Role::App && s.name != issuer.name)
+        .filter_map(|(s, h)| Some((s.name.clone(), h.certificate.clone()?)))
+        .collect();
+    match issuer_index {
+        Some(i) => {
+            let Some(state) = hosts[i].certificate.clone() else {
+                return;
+            };
+            let busy = hosts[i]
+                .changes
+                .iter()
+                .any(|c| c.role == crate::playbook::Phase::Certificate);
+            let others: Vec<(&str, &_)> = others.iter().map(|(n, s)| (n.as_str(), s)).collect();
+            if let Some(change) =
+                crate::resource::certificate::hand_out(&state, busy, &others, &service)
+            {
+                hosts[i].changes.push(change);
+            }
+        }
+        None => {
+            for host in hosts
+                .iter_mut()
+                .filter(|h| others.iter().any(|(n, _)| *n == h.server))
+            {
+                host.notes.push(format!(
+                    "{} issues the certificate and hands it out: include it in the run (or wait for its daily timer) if this server's differs",
+                    issuer.name
+                ));
+            }
+        }
+    }
 }
 
 /// One host's desired state, expanded once from its discovery (with the real secrets: the
-/// run's SECRET_KEY, see `shared_secret_key`), and the probe script that asks about it.
+/// keys the app servers keep, see `kept_keys`), and the probe script that asks about it.
 pub struct Probe {
     pub desired: Desired,
     /// App servers: the release paths, for the probe now and the release script later.
@@ -213,11 +273,11 @@ impl Probe {
         config: &Config,
         server: &Server,
         discovery: &facts::Discovery,
-        secret_key: &Secret,
+        kept: &KeptKeys,
         run_secrets: &RunSecrets,
         templates: &mut Templates,
     ) -> anyhow::Result<Probe> {
-        let secrets = Secrets::real(config, run_secrets, secret_key.expose().to_string());
+        let secrets = Secrets::real(config, run_secrets, kept);
         let vars = Vars::new(
             config,
             server,
@@ -394,23 +454,34 @@ mod tests {
     }
 
     #[test]
-    fn every_app_server_gets_the_key_one_of_them_already_has() {
-        // A new app server joining app1, and app1 reinstalled while app2 kept its key.
+    fn every_app_server_gets_the_keys_one_of_them_already_has() {
+        let push = kept_keys(&[app_with_key(None)]).unwrap();
+        let mut keeper = app_with_key(Some("kept"));
+        keeper.tls_push_key = Some(push.tls_push_key.clone());
+        // A new app server joining app1, and app1 reinstalled while app2 kept its keys.
         for discoveries in [
-            vec![app_with_key(Some("kept")), app_with_key(None)],
-            vec![app_with_key(None), app_with_key(Some("kept"))],
+            vec![keeper.clone(), app_with_key(None)],
+            vec![app_with_key(None), keeper.clone()],
         ] {
-            assert_eq!(shared_secret_key(&discoveries).expose(), "kept");
+            let kept = kept_keys(&discoveries).unwrap();
+            assert_eq!(kept.secret_key.expose(), "kept");
+            assert_eq!(kept.tls_push_key, push.tls_push_key);
+            assert_eq!(kept.tls_push_public, push.tls_push_public);
         }
     }
 
     #[test]
-    fn fresh_servers_share_one_new_key() {
-        let key = shared_secret_key(&[app_with_key(None), app_with_key(None)]);
-        assert_eq!(key.expose().len(), 64);
-        assert_ne!(
-            key.expose(),
-            shared_secret_key(&[app_with_key(None)]).expose()
+    fn fresh_servers_share_new_keys() {
+        let kept = kept_keys(&[app_with_key(None), app_with_key(None)]).unwrap();
+        let other = kept_keys(&[app_with_key(None)]).unwrap();
+        assert_eq!(kept.secret_key.expose().len(), 64);
+        assert_ne!(kept.secret_key, other.secret_key);
+        assert_ne!(kept.tls_push_key, other.tls_push_key);
+        assert!(kept.tls_push_public.starts_with("ssh-ed25519 "));
+        assert!(
+            kept.tls_push_key
+                .expose()
+                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
         );
     }
 }

@@ -26,13 +26,17 @@ pub struct Discovery {
     /// signed data survive a run. Never shown: not in the plan's JSON, redacted in `Debug`.
     #[serde(skip)]
     pub secret_key: Option<Secret>,
+    /// App servers: the SSH key the ACME issuer hands the certificate out with, when tandem
+    /// made one before (an OpenSSH private key). Never shown, like the SECRET_KEY.
+    #[serde(skip)]
+    pub tls_push_key: Option<Secret>,
 }
 
 /// The discovery script for a server of `role`. Only the db server asks about PostgreSQL, and
 /// asks apt (the slowest question) only while PostgreSQL is not installed yet. An app server
 /// reports the SECRET_KEY line of its env file (`env_file`), base64-encoded so no byte of it
 /// can end the line.
-pub fn discovery_script(role: Role, env_file: &str) -> String {
+pub fn discovery_script(role: Role, env_file: &str, push_key: &str) -> String {
     let mut script = String::from(
         r#"export LC_ALL=C
 . /etc/os-release 2>/dev/null
@@ -45,6 +49,10 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
         script.push_str(&format!(
             "echo \"django_secret_key=$(sed -n 's/^DJANGO_SECRET_KEY=//p' -- {} 2>/dev/null | head -n 1 | base64 -w0)\"\n",
             shell_word(env_file)
+        ));
+        script.push_str(&format!(
+            "echo \"tls_push_key=$(base64 -w0 -- {} 2>/dev/null)\"\n",
+            shell_word(push_key)
         ));
     }
     if role == Role::Db {
@@ -115,6 +123,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
             }
             "ssh_socket" => d.ssh_socket_activated = value == "enabled",
             "django_secret_key" => d.secret_key = existing_secret_key(value),
+            "tls_push_key" => d.tls_push_key = existing_push_key(value),
             _ => {}
         }
     }
@@ -132,6 +141,15 @@ fn existing_secret_key(base64: &str) -> Option<Secret> {
     crate::templates::unquote_env(value.trim_end())
         .filter(|k| !k.is_empty() && !k.starts_with("<redacted"))
         .map(Secret::new)
+}
+
+/// The push key from discovery's base64 of the key file: kept only when it is an OpenSSH
+/// private key (anything else is replaced).
+fn existing_push_key(base64: &str) -> Option<Secret> {
+    let raw = STANDARD.decode(base64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    ssh_key::PrivateKey::from_openssh(&text).ok()?;
+    Some(Secret::new(text))
 }
 
 /// Names of the shared queries (the rest are `t<task index>`).
@@ -280,7 +298,11 @@ mod tests {
             }
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(discovery_script(Role::App, env.to_str().unwrap()))
+                .arg(discovery_script(
+                    Role::App,
+                    env.to_str().unwrap(),
+                    "/nonexistent",
+                ))
                 .output()
                 .unwrap();
             parse_discovery(&String::from_utf8_lossy(&out.stdout))
@@ -305,8 +327,8 @@ mod tests {
 
     #[test]
     fn only_the_db_server_asks_about_postgresql_and_apt_only_before_it_is_installed() {
-        assert!(!discovery_script(Role::App, "/etc/app/env").contains("postgres"));
-        let db = discovery_script(Role::Db, "/etc/app/env");
+        assert!(!discovery_script(Role::App, "/etc/app/env", "/k").contains("postgres"));
+        let db = discovery_script(Role::Db, "/etc/app/env", "/k");
         let (installed, missing) = db.split_once("else").expect("two branches");
         assert!(installed.contains("pg_lsclusters") && !installed.contains("apt-cache"));
         assert!(missing.contains("apt-cache policy postgresql"));

@@ -28,6 +28,8 @@ pub mod secret;
 pub mod sql;
 pub mod style;
 pub mod templates;
+pub mod tls;
+pub mod tls_check;
 pub mod transport;
 pub mod ufw;
 pub mod vars;

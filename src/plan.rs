@@ -59,6 +59,8 @@ pub struct HostPlan {
     pub handlers: Vec<HandlerRun>,
     /// Releases on an app server.
     pub release: Option<crate::resource::release::ReleaseState>,
+    /// The HTTPS certificate an app server serves (ACME).
+    pub certificate: Option<crate::resource::certificate::CertificateState>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +92,11 @@ pub fn plan_host(
         let before = ctx.changes.len();
         resource::plan_task(&mut ctx, &task.op, &facts.task(i));
         for change in &mut ctx.changes[before..] {
+            // The certificate waits for every app server's provisioning: its own phase.
+            if change.role == Phase::Certificate {
+                change.step = task.step.clone();
+                continue;
+            }
             change.role = task.role;
             change.step = task.step.clone();
             change.notify = task.notify.clone();
@@ -146,6 +153,7 @@ pub fn plan_host(
         notes: ctx.notes,
         handlers,
         release: None,
+        certificate: ctx.certificate,
     }
 }
 

@@ -118,6 +118,13 @@ pub enum Step {
     PostgresDatabase { name: String },
     /// Extensions created as the postgres superuser.
     PostgresExtensions { name: String },
+    /// HTTPS as `tls:` asks: the certificate files, or the ACME client with its renewal
+    /// timer on the issuer (see src/tls.rs).
+    Tls {
+        name: String,
+        #[serde(default)]
+        notify: Vec<String>,
+    },
     Service {
         name: String,
         service: String,
@@ -195,6 +202,7 @@ impl Step {
             | Step::PostgresRole { name }
             | Step::PostgresDatabase { name }
             | Step::PostgresExtensions { name }
+            | Step::Tls { name, .. }
             | Step::Service { name, .. } => name,
         }
     }
@@ -205,7 +213,8 @@ impl Step {
             | Step::Symlink { notify, .. }
             | Step::Absent { notify, .. }
             | Step::PostgresConf { notify, .. }
-            | Step::PgHbaBlock { notify, .. } => notify,
+            | Step::PgHbaBlock { notify, .. }
+            | Step::Tls { notify, .. } => notify,
             _ => &[],
         }
     }
@@ -219,6 +228,9 @@ pub enum Phase {
     Base,
     Db,
     App,
+    /// After every app server is provisioned: the ACME issuer obtains the certificate and
+    /// hands it to the others, which are ready to take it by then.
+    Certificate,
     Release,
 }
 
@@ -228,6 +240,7 @@ impl Phase {
             Phase::Base => "base",
             Phase::Db => "db",
             Phase::App => "app",
+            Phase::Certificate => "certificate",
             Phase::Release => "release",
         }
     }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::config::{Config, PasswordSource};
+use crate::config::tls::Dns;
+use crate::config::{Config, PasswordSource, TlsMode};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -30,10 +31,22 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Every secret a run needs, read once: the database password and `django.secret_env`.
+/// Every secret a run needs, read once: the database password, `django.secret_env`, and the
+/// certificate and key of `tls.mode: files`.
 pub struct RunSecrets {
     pub db_password: Secret,
     pub env: BTreeMap<String, Secret>,
+    pub tls_files: Option<TlsFiles>,
+    /// `tls.ca_certificate`'s PEM roots ("" when none).
+    pub tls_ca_certificate: String,
+    /// The variables lego's DNS provider reads (`tls.acme.dns`), TSIG secret included.
+    pub tls_dns_env: BTreeMap<String, Secret>,
+}
+
+/// The operator's certificate chain (public) and its private key, both PEM.
+pub struct TlsFiles {
+    pub certificate: String,
+    pub key: Secret,
 }
 
 /// Reads every secret the config names.
@@ -45,10 +58,104 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
             read(config, source, &format!("django.secret_env.{name}"))?,
         );
     }
+    let tls_files = match &config.tls.mode {
+        TlsMode::Files { certificate, key } => Some(TlsFiles {
+            certificate: read_pem(config, certificate, "tls.certificate", "CERTIFICATE")?
+                .0
+                .trim_end()
+                .to_string()
+                + "\n",
+            key: Secret(
+                read_pem(config, key, "tls.key", "PRIVATE KEY")?
+                    .0
+                    .trim_end()
+                    .to_string()
+                    + "\n",
+            ),
+        }),
+        _ => None,
+    };
+    let tls_ca_certificate = match &config.tls.ca_certificate {
+        Some(path) => {
+            let base = config.path.parent().unwrap_or(Path::new("."));
+            let path = base.join(path);
+            crate::local_file::read_small(&path).map_err(|why| {
+                anyhow::anyhow!("reading tls.ca_certificate from {}: {why}", path.display())
+            })?
+        }
+        None => String::new(),
+    };
+    let mut tls_dns_env = BTreeMap::new();
+    match config.tls.acme().and_then(|a| a.dns.as_ref()) {
+        Some(Dns::Rfc2136 {
+            nameserver,
+            tsig_key,
+            tsig_algorithm,
+            tsig_secret,
+        }) => {
+            let public = |v: &str| Secret(v.to_string());
+            tls_dns_env.insert("RFC2136_NAMESERVER".into(), public(nameserver));
+            tls_dns_env.insert("RFC2136_TSIG_KEY".into(), public(tsig_key));
+            // lego names the algorithm as a DNS name: with its final dot.
+            tls_dns_env.insert(
+                "RFC2136_TSIG_ALGORITHM".into(),
+                public(&format!("{}.", tsig_algorithm.trim_end_matches('.'))),
+            );
+            tls_dns_env.insert(
+                "RFC2136_TSIG_SECRET".into(),
+                read(config, tsig_secret, "tls.acme.dns.rfc2136.tsig_secret")?,
+            );
+        }
+        Some(Dns::Lego { env, .. }) => {
+            for (name, source) in env {
+                tls_dns_env.insert(
+                    name.clone(),
+                    read(config, source, &format!("tls.acme.dns.lego.env.{name}"))?,
+                );
+            }
+        }
+        None => {}
+    }
     Ok(RunSecrets {
         db_password: db_password(config)?,
         env,
+        tls_files,
+        tls_ca_certificate,
+        tls_dns_env,
     })
+}
+
+/// A PEM document whose BEGIN line ends in `kind` (`CERTIFICATE`, `PRIVATE KEY`). Errors name
+/// the source, never a byte of what it holds.
+fn read_pem(
+    config: &Config,
+    source: &PasswordSource,
+    field: &str,
+    kind: &str,
+) -> anyhow::Result<Secret> {
+    let text = match source {
+        PasswordSource::Env(name) => std::env::var(name).with_context(|| {
+            format!("{field} in tandem.yml comes from ${name}, which is not set")
+        })?,
+        PasswordSource::File(path) => {
+            let base = config.path.parent().unwrap_or(Path::new("."));
+            let path = base.join(path);
+            crate::local_file::read_small(&path)
+                .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))?
+        }
+    };
+    let begins = text
+        .lines()
+        .find(|l| l.starts_with("-----BEGIN "))
+        .is_some_and(|l| l.ends_with(&format!("{kind}-----")));
+    if !begins || text.contains('\0') {
+        bail!(
+            "{field} ({}) is not a PEM {}: expected a -----BEGIN ...{kind}----- line",
+            source.describe(),
+            kind.to_lowercase()
+        );
+    }
+    Ok(Secret(text))
 }
 
 /// The database password from `config.database.password`.

@@ -6,8 +6,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::config::tls::Dns;
 use crate::config::{Config, Server};
-use crate::secret::RunSecrets;
+use crate::secret::{RunSecrets, Secret};
 
 /// Facts about a host that change what is rendered. Offline, `HostFacts::assumed()` gives
 /// Debian 12's values; the engine reads the real ones from the host.
@@ -34,6 +35,18 @@ pub struct Secrets {
     pub database_url: String,
     /// `django.secret_env`'s values.
     pub env: BTreeMap<String, String>,
+    /// tls.mode files: the chain and its key, as nginx reads them.
+    pub tls_certificate: String,
+    pub tls_key: String,
+    /// `tls.ca_certificate`'s roots (public; kept with the secrets because they are read
+    /// from the operator's files at run time).
+    pub tls_ca_certificate: String,
+    /// tls.mode acme: the issuer's SSH key (OpenSSH private key) for handing the certificate
+    /// to the other app servers, and its public half as their authorized_keys line.
+    pub tls_push_key: String,
+    pub tls_push_public: String,
+    /// The variables of lego's DNS provider (tls.acme.dns), secrets included.
+    pub tls_dns_env: BTreeMap<String, String>,
 }
 
 impl Secrets {
@@ -55,15 +68,41 @@ impl Secrets {
                     )
                 })
                 .collect(),
+            tls_certificate: "<the certificate chain from tls.certificate>\n".into(),
+            tls_key: "<redacted: the key from tls.key>\n".into(),
+            tls_ca_certificate: "<the roots from tls.ca_certificate>\n".into(),
+            tls_push_key: "<redacted: made once, kept on the app servers>\n".into(),
+            tls_push_public: "ssh-ed25519 <made once, kept on the app servers>".into(),
+            tls_dns_env: match config.tls.acme().and_then(|a| a.dns.as_ref()) {
+                Some(dns) => crate::tls::dns_env_names(dns)
+                    .into_iter()
+                    .map(|name| (name.clone(), format!("<redacted: {name}>")))
+                    .collect(),
+                None => BTreeMap::new(),
+            },
         }
     }
 
-    /// The real values: the run's secrets and the SECRET_KEY the app server keeps.
-    pub fn real(config: &Config, run: &RunSecrets, secret_key: String) -> Self {
+    /// The real values: the run's secrets and the keys the app servers keep.
+    pub fn real(config: &Config, run: &RunSecrets, kept: &KeptKeys) -> Self {
+        let (tls_certificate, tls_key) = match &run.tls_files {
+            Some(files) => (files.certificate.clone(), files.key.expose().to_string()),
+            None => (String::new(), String::new()),
+        };
         Secrets {
+            tls_certificate,
+            tls_key,
+            tls_ca_certificate: run.tls_ca_certificate.clone(),
+            tls_push_key: kept.tls_push_key.expose().to_string(),
+            tls_push_public: kept.tls_push_public.clone(),
+            tls_dns_env: run
+                .tls_dns_env
+                .iter()
+                .map(|(name, value)| (name.clone(), value.expose().to_string()))
+                .collect(),
             database_url: database_url(config, run.db_password.expose()),
             db_password: run.db_password.expose().to_string(),
-            secret_key,
+            secret_key: kept.secret_key.expose().to_string(),
             env: run
                 .env
                 .iter()
@@ -73,14 +112,20 @@ impl Secrets {
     }
 }
 
+/// Secrets tandem makes once and then keeps on the app servers (discovery reads them back),
+/// the same on every app server.
+pub struct KeptKeys {
+    /// Django's SECRET_KEY.
+    pub secret_key: Secret,
+    /// The SSH key the issuer hands the certificate out with, and its public line.
+    pub tls_push_key: Secret,
+    pub tls_push_public: String,
+}
+
 /// The database URL with `password` percent-encoded, as dj-database-url reads it.
 fn database_url(config: &Config, password: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    let db = config.db_server();
-    let host = match db.internal_ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    };
+    let host = url_host(config.db_server().internal_ip);
     format!(
         "postgres://{}:{}@{host}:{}/{}",
         utf8_percent_encode(&config.database.role, NON_ALPHANUMERIC),
@@ -112,8 +157,8 @@ pub struct Vars {
     pub server_names: String,
     /// Django `ALLOWED_HOSTS` entries: `*.example.com` becomes `.example.com`.
     pub allowed_hosts: Vec<String>,
-    /// Django `CSRF_TRUSTED_ORIGINS`: each domain with http:// and https:// (a wildcard as
-    /// Django writes it, `https://*.example.com`).
+    /// Django `CSRF_TRUSTED_ORIGINS`: each domain with the scheme it is served on (a wildcard
+    /// as Django writes it, `https://*.example.com`).
     pub csrf_trusted_origins: Vec<String>,
     /// The env file variables whose values plans may show: tandem's own that are not secret,
     /// and `django.env`'s. Every other value in a secret file is masked in diffs.
@@ -123,7 +168,130 @@ pub struct Vars {
     pub units: Units,
     pub ssh: SshVars,
     pub pg: PgVars,
+    pub tls: TlsVars,
     pub secrets: Secrets,
+}
+
+/// HTTPS on the app servers. With ACME, the first app server in the config is the issuer: it
+/// runs the ACME client and its renewal timer, and hands the certificate to the others (its
+/// peers), whose nginx passes challenge requests they cannot answer on to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsVars {
+    pub enabled: bool,
+    pub acme: bool,
+    pub hsts: bool,
+    /// The chain nginx serves and its key (root only).
+    pub certificate: String,
+    pub key: String,
+    /// Served at /.well-known/acme-challenge/ on port 80.
+    pub webroot: String,
+    /// This server runs the ACME client.
+    pub issuer: bool,
+    /// The issuer's internal address, where peers pass challenge requests.
+    pub issuer_ip: String,
+    /// The other app servers' internal addresses (the issuer pushes the certificate there).
+    pub peers: Vec<String>,
+    /// ACME directory URL and contact.
+    pub directory: String,
+    pub email: String,
+    /// Where the CA root from `tls.acme.ca_certificate` is kept on the issuer ("" if none).
+    pub ca_certificate: String,
+    /// tandem's ACME state on the issuer: account, certificates, settings (root only).
+    pub state_dir: String,
+    pub service: String,
+    pub timer: String,
+    pub renew_days: u32,
+    /// The names on the certificate (the config's domains, wildcard included).
+    pub names: Vec<String>,
+    /// lego's file name for the certificate: the first name, `*` written `_`.
+    pub lego_name: String,
+    /// The issuer's script that obtains, renews and hands out the certificate.
+    pub renew_script: String,
+    /// The script the issuer's key may run on the other app servers.
+    pub receive_script: String,
+    /// lego's DNS provider for DNS-01 ("" for HTTP-01), the server lego asks whether the
+    /// record is there ("" for its default), and the file with the provider's variables.
+    pub dns_provider: String,
+    pub dns_resolver: String,
+    pub dns_env_file: String,
+    /// The dns env file's variables whose values plans may show.
+    pub dns_public_env: Vec<String>,
+}
+
+impl TlsVars {
+    pub fn of(config: &Config, server: &Server) -> TlsVars {
+        let project = &config.project;
+        let acme = config.tls.acme();
+        let issuer = config.app_servers().next();
+        let state_dir = acme_state_dir(project);
+        TlsVars {
+            enabled: config.tls.enabled(),
+            acme: acme.is_some(),
+            hsts: config.tls.hsts,
+            certificate: format!("/etc/ssl/tandem/{project}.crt"),
+            key: format!("/etc/ssl/tandem/{project}.key"),
+            webroot: "/var/www/tandem-acme".into(),
+            issuer: issuer.is_some_and(|i| i.name == server.name),
+            issuer_ip: issuer.map(|i| url_host(i.internal_ip)).unwrap_or_default(),
+            peers: config
+                .app_servers()
+                .skip(1)
+                .map(|s| s.internal_ip.to_string())
+                .collect(),
+            directory: acme.map(|a| a.directory.clone()).unwrap_or_default(),
+            email: acme.and_then(|a| a.email.clone()).unwrap_or_default(),
+            ca_certificate: match &config.tls.ca_certificate {
+                Some(_) => format!("{state_dir}/ca.pem"),
+                None => String::new(),
+            },
+            service: format!("tandem-acme-{project}.service"),
+            timer: format!("tandem-acme-{project}.timer"),
+            renew_days: acme.map_or(crate::config::tls::RENEW_DAYS, |a| a.renew_days),
+            names: config.domains.clone(),
+            lego_name: config
+                .domains
+                .first()
+                .map(|d| d.replace('*', "_"))
+                .unwrap_or_default(),
+            renew_script: format!("/usr/local/lib/tandem/acme-{project}"),
+            receive_script: format!("/usr/local/lib/tandem/tls-receive-{project}"),
+            dns_provider: match acme.and_then(|a| a.dns.as_ref()) {
+                Some(Dns::Rfc2136 { .. }) => "rfc2136".into(),
+                Some(Dns::Lego { provider, .. }) => provider.clone(),
+                None => String::new(),
+            },
+            dns_resolver: match acme.and_then(|a| a.dns.as_ref()) {
+                Some(Dns::Rfc2136 { nameserver, .. }) => nameserver.clone(),
+                _ => String::new(),
+            },
+            dns_env_file: format!("{state_dir}/dns.env"),
+            dns_public_env: [
+                "RFC2136_NAMESERVER",
+                "RFC2136_TSIG_KEY",
+                "RFC2136_TSIG_ALGORITHM",
+            ]
+            .map(String::from)
+            .to_vec(),
+            state_dir,
+        }
+    }
+}
+
+/// Where the app servers keep the certificate push key (see `KeptKeys`).
+pub fn push_key_path(project: &str) -> String {
+    format!("{}/push_key", acme_state_dir(project))
+}
+
+fn acme_state_dir(project: &str) -> String {
+    format!("/var/lib/tandem-acme/{project}")
+}
+
+/// `ip` as the host part of a URL (IPv6 in brackets).
+fn url_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -262,10 +430,14 @@ impl Vars {
                 multi_tenant: config.django.is_multi_tenant(),
                 env: config.django.env.clone(),
             },
+            // The scheme the site is served on: https only once HTTPS is on.
             csrf_trusted_origins: config
                 .domains
                 .iter()
-                .flat_map(|d| [format!("http://{d}"), format!("https://{d}")])
+                .map(|d| match config.tls.enabled() {
+                    true => format!("https://{d}"),
+                    false => format!("http://{d}"),
+                })
                 .collect(),
             public_env: crate::config::TANDEM_ENV
                 .iter()
@@ -286,6 +458,7 @@ impl Vars {
                 conf_dir: format!("/etc/postgresql/{}/main", facts.postgres_version),
                 version: facts.postgres_version.clone(),
             },
+            tls: TlsVars::of(config, server),
             secrets,
             project,
         }

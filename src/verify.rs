@@ -145,11 +145,18 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
     // database port is closed, and SSH refuses passwords and root.
     let here = {
         let (db, servers, options) = (db.clone(), engine.servers.clone(), engine.options.clone());
+        let config = config.clone();
         tokio::task::spawn_blocking(move || {
             let mut v = Verification::default();
             closed_from_here(&mut v, &db, &options);
             for server in &servers {
                 ssh_checks(&mut v, server, &options);
+            }
+            if config.tls.enabled() {
+                let roots = tls_roots(&config);
+                for server in servers.iter().filter(|s| s.role == Role::App) {
+                    tls_checks_from_here(&mut v, &config, server, &options, &roots);
+                }
             }
             v
         })
@@ -342,15 +349,36 @@ try:
 except Exception as e:
     r['login'] = str(e).strip()
 r['http'] = {}
+r['redirect'] = {}
 for h in HOSTS + ['tandem-unknown-host.invalid']:
     try:
         c = http.client.HTTPConnection('127.0.0.1', 80, timeout=10)
-        c.request('GET', '/', headers={'Host': h}); r['http'][h] = c.getresponse().status
+        c.request('GET', '/', headers={'Host': h}); resp = c.getresponse()
+        r['http'][h] = resp.status
+        r['redirect'][h] = resp.getheader('Location') or ''
     except Exception as e:
         r['http'][h] = 'closed'
+if HTTPS:
+    # The site itself over 443, each name as SNI (the certificate is checked from outside).
+    import ssl
+    ctx = ssl._create_unverified_context()
+    class Local(http.client.HTTPSConnection):
+        def connect(self):
+            self.sock = ctx.wrap_socket(socket.create_connection(('127.0.0.1', 443), timeout=10), server_hostname=self.host)
+    r['https'] = {}
+    for h in HOSTS:
+        try:
+            c = Local(h, 443, timeout=10)
+            c.request('GET', '/'); r['https'][h] = c.getresponse().status
+        except Exception as e:
+            r['https'][h] = 'closed: ' + str(e)
 print('json=' + json.dumps(r))
 "#
-    .replace("HOSTS", &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()));
+    .replace("HOSTS", &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()))
+    .replace(
+        "HTTPS",
+        if config.tls.enabled() { "True" } else { "False" },
+    );
     format!(
         // Units are read after the HTTP requests: with socket activation the service starts
         // on the first request.
@@ -472,20 +500,41 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
             v.add(name, "login with the app's credentials", false, err, hint);
         }
     }
-    if let Some(http) = json["http"].as_object() {
-        for (host, status) in http {
-            let status = status
-                .as_i64()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| status.as_str().unwrap_or("?").to_string());
+    let https = config.tls.enabled();
+    if https {
+        for (host, location) in json["redirect"].as_object().into_iter().flatten() {
             if host == "tandem-unknown-host.invalid" {
-                v.add(
-                    name,
-                    "nginx refuses unknown host names",
-                    status == "closed",
-                    format!("unknown Host: {status}"),
-                    "the default_server with `return 444` is missing: run tandem apply",
-                );
+                continue;
+            }
+            let location = location.as_str().unwrap_or("");
+            let status = status_text(&json["http"][host]);
+            let want = format!("https://{host}/");
+            v.add(
+                name,
+                &format!("http://{host} redirects to https"),
+                status == "301" && location == want,
+                format!("HTTP {status} {location}"),
+                "the port-80 server must answer 301 to https://: run tandem apply",
+            );
+        }
+    }
+    let answers = if https { &json["https"] } else { &json["http"] };
+    let unknown = json["http"]["tandem-unknown-host.invalid"].clone();
+    if !unknown.is_null() {
+        let status = status_text(&unknown);
+        v.add(
+            name,
+            "nginx refuses unknown host names",
+            status == "closed",
+            format!("unknown Host: {status}"),
+            "the default_server with `return 444` is missing: run tandem apply",
+        );
+    }
+    if let Some(http) = answers.as_object() {
+        for (host, status) in http {
+            let status = status_text(status);
+            if host == "tandem-unknown-host.invalid" {
+                continue;
             } else {
                 // A wildcard is probed with a made-up tenant: nginx must hand it to Django,
                 // which may well say 404 (no such tenant); 400 and 5xx are failures.
@@ -501,9 +550,10 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
                 } else {
                     "check nginx (nginx -t; systemctl status nginx) and the site's server_name"
                 };
+                let scheme = if https { "https" } else { "http" };
                 v.add(
                     name,
-                    &format!("nginx answers {host}"),
+                    &format!("nginx answers {scheme}://{host}"),
                     ok,
                     format!("HTTP {status}"),
                     hint,
@@ -513,12 +563,147 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
     }
 }
 
+/// An HTTP status from the on-server script's JSON: a number, or what happened instead.
+fn status_text(value: &serde_json::Value) -> String {
+    value
+        .as_i64()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| value.as_str().unwrap_or("?").to_string())
+}
+
+/// The roots verify trusts: `tls.ca_certificate`'s when set (the chain must end there), else
+/// the system's.
+fn tls_roots(config: &Config) -> Result<rustls::RootCertStore, String> {
+    let pem = match &config.tls.ca_certificate {
+        Some(path) => {
+            let base = config.path.parent().unwrap_or(std::path::Path::new("."));
+            let path = base.join(path);
+            Some(
+                crate::local_file::read_small(&path)
+                    .map_err(|why| format!("reading {}: {why}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    crate::tls_check::roots(pem.as_deref()).map_err(|e| format!("{e:#}"))
+}
+
+/// HTTPS as visitors see it, from this machine, on each app server's public address: each
+/// name's certificate chains to the configured roots, covers the name (a wildcard is tried
+/// with a made-up tenant) and has more than `MIN_DAYS_LEFT` days left; HSTS as configured;
+/// a name we do not serve gets no certificate.
+fn tls_checks_from_here(
+    v: &mut Verification,
+    config: &Config,
+    server: &Server,
+    options: &SshOptions,
+    roots: &Result<rustls::RootCertStore, String>,
+) {
+    use crate::tls_check::{self, MIN_DAYS_LEFT};
+    let name = &server.name;
+    let roots = match roots {
+        Ok(r) => r,
+        Err(e) => {
+            v.add(
+                name,
+                "HTTPS checks",
+                false,
+                e.clone(),
+                "fix tls.ca_certificate",
+            );
+            return;
+        }
+    };
+    let ip = public_addresses(server, options)
+        .into_iter()
+        .next()
+        .unwrap_or(server.internal_ip);
+    let addr = SocketAddr::new(ip, 443);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    for (i, domain) in config.domains.iter().enumerate() {
+        let host = match domain.strip_prefix("*.") {
+            Some(apex) => format!("tandem-verify.{apex}"),
+            None => domain.clone(),
+        };
+        match tls_check::visit(addr, &host, roots) {
+            Ok(seen) => {
+                let days = (seen.not_after - now) / 86_400;
+                let until = jiff::Timestamp::from_second(seen.not_after)
+                    .map(|t| t.strftime("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                v.add(
+                    name,
+                    &format!("certificate for {host} from {ip}"),
+                    days > MIN_DAYS_LEFT,
+                    format!("trusted, covers the name, valid until {until} ({days} days)"),
+                    "renewal is failing: see `journalctl -u tandem-acme-<project>` on the first app server, or replace tls.certificate",
+                );
+                if i == 0 && config.tls.hsts {
+                    let ok = seen.hsts.as_deref().is_some_and(|h| h.contains("max-age="));
+                    v.add(
+                        name,
+                        "HSTS header",
+                        ok,
+                        seen.hsts.unwrap_or_else(|| "absent".into()),
+                        "nginx sends Strict-Transport-Security when tls.hsts is true: run tandem apply",
+                    );
+                }
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                let hint = if e.contains("UnknownIssuer") || e.contains("invalid peer certificate")
+                {
+                    "the certificate does not chain to the configured CA (a placeholder or another CA's): `tandem plan` shows the certificate's state; with a private CA set tls.ca_certificate"
+                } else if e.contains("NotValidForName") {
+                    "the certificate does not cover this name: apply again after changing domains (the issuer gets a new one)"
+                } else if e.contains("Expired") {
+                    "the certificate has expired: renewal is failing (journalctl -u tandem-acme-<project>)"
+                } else {
+                    "nginx does not answer HTTPS here: check ufw (443) and `nginx -t`"
+                };
+                v.add(
+                    name,
+                    &format!("certificate for {host} from {ip}"),
+                    false,
+                    e,
+                    hint,
+                );
+            }
+        }
+    }
+    let refused = tls_check::refuses_unknown_name(addr, roots);
+    v.add(
+        name,
+        "443 refuses names it does not serve",
+        refused.is_ok(),
+        refused
+            .err()
+            .unwrap_or_else(|| "handshake refused, no certificate shown".into()),
+        "the 443 default_server with ssl_reject_handshake is missing: run tandem apply",
+    );
+}
+
 /// The db server's internal IP, then the addresses its SSH destination resolves to (through
 /// `ssh -G`, so aliases in the operator's ssh config count), without duplicates.
 fn db_addresses(db: &Server, options: &SshOptions) -> Vec<IpAddr> {
     let mut addresses = vec![db.internal_ip];
+    for ip in public_addresses(db, options) {
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    addresses
+}
+
+/// The addresses `server`'s SSH destination resolves to (through `ssh -G`, so aliases in the
+/// operator's ssh config count): where the world reaches it.
+fn public_addresses(server: &Server, options: &SshOptions) -> Vec<IpAddr> {
+    let mut addresses = Vec::new();
     // The config refused destinations that do not parse.
-    let Ok(dest) = crate::transport::Destination::parse(&db.ssh) else {
+    let Ok(dest) = crate::transport::Destination::parse(&server.ssh) else {
         return addresses;
     };
     let hostname = ssh_command(options)

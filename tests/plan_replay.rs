@@ -46,16 +46,9 @@ fn replay(suite: &str, state: &str) -> Plan {
                 .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
         };
         let discovery = facts::parse_discovery(&read("discovery"));
-        let secret_key = engine::shared_secret_key(std::slice::from_ref(&discovery));
-        let probe = Probe::new(
-            &config,
-            server,
-            &discovery,
-            &secret_key,
-            &secrets,
-            &mut templates,
-        )
-        .unwrap();
+        let kept = engine::kept_keys(std::slice::from_ref(&discovery)).unwrap();
+        let probe =
+            Probe::new(&config, server, &discovery, &kept, &secrets, &mut templates).unwrap();
         let output = read("probe");
         let planned = engine::plan_host(HostInput {
             config: &config,

@@ -28,12 +28,12 @@ fn snapshot_example(example: &str) -> usize {
 
 #[test]
 fn two_servers_example() {
-    assert_eq!(snapshot_example("two-servers.yml"), 19);
+    assert_eq!(snapshot_example("two-servers.yml"), 24);
 }
 
 #[test]
 fn tenants_example() {
-    assert_eq!(snapshot_example("tenants.yml"), 29);
+    assert_eq!(snapshot_example("tenants.yml"), 37);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! `probe_query` and `plan_task` below.
 
 pub mod absent;
+pub mod certificate;
 pub mod deploy_user;
 pub mod directory;
 pub mod file;
@@ -48,6 +49,8 @@ pub struct Context<'a> {
     pub pg: PgFacts,
     /// PostgreSQL is installed but does not answer: its roles and databases are unknown.
     pub pg_stopped: bool,
+    /// The HTTPS certificate nginx serves (ACME), when the host has one to manage.
+    pub certificate: Option<certificate::CertificateState>,
 }
 
 impl<'a> Context<'a> {
@@ -68,6 +71,7 @@ impl<'a> Context<'a> {
             ufw: UfwState::parse(facts.get(UFW).status, &facts.get(UFW).stdout),
             pg: PgFacts::parse(&facts.get(PG)),
             pg_stopped: facts.get(PG).status == PG_STOPPED,
+            certificate: None,
         }
     }
 
@@ -97,6 +101,10 @@ pub fn probe_query(op: &Op) -> Option<String> {
         Op::Absent { path } => absent::probe(path),
         Op::PgHbaBlock { path, .. } => pg_hba::probe(path),
         Op::Service { name, .. } => service::probe(name),
+        Op::PlaceholderCertificate { certificate, key } => {
+            certificate::placeholder_probe(certificate, key)
+        }
+        Op::Certificate(spec) => certificate::probe(&spec.path),
         Op::PostgresRole { .. }
         | Op::PostgresDatabase { .. }
         | Op::PostgresExtensions { .. }
@@ -151,6 +159,10 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
             enabled,
             running,
         } => service::plan(ctx, r, name, *enabled, *running),
+        Op::PlaceholderCertificate { certificate, key } => {
+            certificate::plan_placeholder(ctx, r, certificate, key)
+        }
+        Op::Certificate(spec) => certificate::plan(ctx, r, spec),
     }
 }
 

@@ -46,6 +46,9 @@ django:
   settings_module: shop.settings
 ssh:
   authorized_keys: [\"{KEY}\"]
+tls:
+  acme:
+    email: ops@example.com
 "
     )
 }

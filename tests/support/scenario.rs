@@ -29,6 +29,10 @@ pub struct Scenario {
     pub dir: tempfile::TempDir,
     /// internal_ip written for app1 (normally `app.ip`).
     pub app_internal_ip: String,
+    /// More app servers (app2, app3, ...), after `app` in the config.
+    pub more_apps: Vec<Server>,
+    /// The config's `tls:` block (HTTPS off unless a test asks for it).
+    pub tls: std::cell::RefCell<String>,
 }
 
 impl Scenario {
@@ -37,7 +41,13 @@ impl Scenario {
     }
 
     pub fn with_example(lab: Lab, suite: Suite, example: Example) -> Scenario {
-        let mut servers = lab.servers(3, suite);
+        Scenario::with_apps(lab, suite, example, 1)
+    }
+
+    /// `apps` app servers (app1 is `app`, the others `more_apps`).
+    pub fn with_apps(lab: Lab, suite: Suite, example: Example, apps: usize) -> Scenario {
+        let mut servers = lab.servers(2 + apps, suite);
+        let more_apps = servers.split_off(3);
         let outsider = servers.pop().unwrap();
         let app = servers.pop().unwrap();
         let db = servers.pop().unwrap();
@@ -59,6 +69,8 @@ impl Scenario {
             outsider,
             dir,
             app_internal_ip,
+            more_apps,
+            tls: std::cell::RefCell::new("tls:\n  mode: off\n".into()),
         };
         s.write_config();
         s
@@ -89,6 +101,17 @@ impl Scenario {
         )
     }
 
+    /// Replaces the config's `tls:` block (`block` starts with `tls:`).
+    pub fn set_tls(&self, block: &str) {
+        *self.tls.borrow_mut() = block.to_string();
+        self.write_config();
+    }
+
+    /// Every app server: app1 (`app`), then `more_apps`.
+    pub fn apps(&self) -> Vec<&Server> {
+        std::iter::once(&self.app).chain(&self.more_apps).collect()
+    }
+
     pub fn write_config(&self) {
         // The tenants example also asks for extensions, as examples/tenants.yml does.
         let project = self.project();
@@ -114,7 +137,7 @@ servers:
     ssh: deploy@{app}
     fqdn: app1.lab.test
     internal_ip: {app_ip}
-domains: {domains}
+{more_apps}domains: {domains}
 database:
   name: {project}
   role: {project}
@@ -127,12 +150,24 @@ django:
   migrate: {migrate}
 ssh:
   authorized_key_files: [{key}.pub]
-",
+{tls}",
             db = self.db.name,
             db_ip = self.db.ip,
             app = self.app.name,
             app_ip = self.app_internal_ip,
             key = self.lab.key.display(),
+            more_apps = self
+                .more_apps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!(
+                    "  - name: app{n}\n    role: app\n    ssh: deploy@{name}\n    fqdn: app{n}.lab.test\n    internal_ip: {ip}\n",
+                    n = i + 2,
+                    name = s.name,
+                    ip = s.ip
+                ))
+                .collect::<String>(),
+            tls = self.tls.borrow(),
         );
         fs::write(self.config_path(), text).unwrap();
     }

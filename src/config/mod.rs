@@ -13,6 +13,9 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::identifier;
 use crate::yaml::{self, Position, Spanned};
 
+pub mod tls;
+pub use tls::{Tls, TlsMode};
+
 /// A server's job in the topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,6 +116,8 @@ pub const TANDEM_ENV: &[&str] = &[
     "DATABASE_PASSWORD",
     "DATABASE_URL",
     "CSRF_TRUSTED_ORIGINS",
+    "DJANGO_HTTPS",
+    "DJANGO_HSTS_SECONDS",
 ];
 
 impl Django {
@@ -140,6 +145,7 @@ pub struct Config {
     pub database: Database,
     pub django: Django,
     pub ssh: SshSettings,
+    pub tls: Tls,
 }
 
 impl Config {
@@ -296,6 +302,7 @@ mod raw {
         pub database: Database,
         pub django: Django,
         pub ssh: Ssh,
+        pub tls: Option<Spanned<super::tls::raw::Tls>>,
     }
 
     #[derive(Deserialize)]
@@ -432,6 +439,7 @@ impl Validator<'_> {
         let database = self.database(raw.database, servers.as_deref().unwrap_or_default());
         let django = self.django(raw.django, &domains, &raw.domains);
         let ssh = self.ssh(raw.ssh, &project);
+        let tls = self.tls(raw.tls, &domains, &raw.domains);
         Some(Config {
             path: self.path.to_path_buf(),
             project,
@@ -440,6 +448,7 @@ impl Validator<'_> {
             database,
             django: django?,
             ssh,
+            tls,
         })
     }
 
@@ -920,26 +929,32 @@ impl Validator<'_> {
                     "keep it in one: secret_env when its value must not be shown",
                 );
             }
-            match &source.value {
-                PasswordSource::Env(var) if !identifier::is_env_name(var) => self.error(
-                    source,
-                    &format!("django.secret_env.{name}.env"),
-                    "not an environment variable name (value not shown: it may be a secret)".into(),
-                    "write the variable's name, e.g. `{env: SENTRY_DSN}`, never the secret",
-                ),
-                PasswordSource::File(path) if path.as_os_str().is_empty() => self.error(
-                    source,
-                    &format!("django.secret_env.{name}.file"),
-                    "empty file path".into(),
-                    "write the path of a file holding the value, e.g. `{file: /run/secrets/dsn}`",
-                ),
-                _ => {}
-            }
+            self.secret_source(source, &format!("django.secret_env.{name}"));
         }
         (
             env.into_iter().map(|(k, v)| (k, v.value)).collect(),
             secret_env.into_iter().map(|(k, v)| (k, v.value)).collect(),
         )
+    }
+
+    /// Checks where a secret comes from (`{env: NAME}` or `{file: PATH}`) without showing
+    /// what was written: a value pasted where its variable's name belongs is a secret.
+    fn secret_source(&mut self, source: &Spanned<PasswordSource>, field: &str) {
+        match &source.value {
+            PasswordSource::Env(var) if !identifier::is_env_name(var) => self.error(
+                source,
+                &format!("{field}.env"),
+                "not an environment variable name (value not shown: it may be a secret)".into(),
+                "write the variable's name, e.g. `{env: SENTRY_DSN}`, never the secret",
+            ),
+            PasswordSource::File(path) if path.as_os_str().is_empty() => self.error(
+                source,
+                &format!("{field}.file"),
+                "empty file path".into(),
+                "write the path of a file holding the value, e.g. `{file: /run/secrets/dsn}`",
+            ),
+            _ => {}
+        }
     }
 
     fn ssh(&mut self, raw: raw::Ssh, project: &str) -> SshSettings {
@@ -1143,6 +1158,7 @@ servers:
 domains: [shop.example.com]
 database: {name: shop, role: shop, password: {env: X}}
 ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ x\"]}
+tls: {acme: {email: ops@example.com}}
 ";
 
     /// `MINIMAL` with a Django project in `dir` (its files written there), loaded.

@@ -1,0 +1,487 @@
+//! `tls:` in tandem.yml: how the app servers get their certificate (ACME, files, or off) and
+//! whether browsers are told to insist on HTTPS (HSTS).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{PasswordSource, Validator};
+use crate::yaml::Spanned;
+
+/// Let's Encrypt's production directory: the default CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// A certificate is renewed when it expires within this many days.
+pub const RENEW_DAYS: u32 = 30;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// Send Strict-Transport-Security (two years). Off for a first roll-out, since browsers
+    /// remember it.
+    pub hsts: bool,
+    /// Root certificates (PEM, one or more) of a private CA, relative to tandem.yml: trusted
+    /// by the ACME client for the CA's directory and by `verify` for the served chain. The
+    /// public CAs need none.
+    pub ca_certificate: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain HTTP only (explicit, and warned about).
+    Off,
+    /// A certificate chain and its key from the operator, like the password: `{file: ..}` or
+    /// `{env: ..}`.
+    Files {
+        certificate: PasswordSource,
+        key: PasswordSource,
+    },
+    /// An ACME CA issues and renews the certificate.
+    Acme(Acme),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Acme {
+    pub directory: String,
+    pub email: Option<String>,
+    /// Renew when the certificate expires within this many days.
+    pub renew_days: u32,
+    /// DNS-01 (needed for a wildcard); HTTP-01 when None.
+    pub dns: Option<Dns>,
+}
+
+/// How the ACME client publishes DNS-01 records.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dns {
+    /// RFC 2136 dynamic updates signed with a TSIG key (BIND, Knot, PowerDNS, many providers).
+    Rfc2136 {
+        /// `host:port` of the primary server that takes the updates (and is asked whether the
+        /// record is there).
+        nameserver: String,
+        tsig_key: String,
+        tsig_algorithm: String,
+        tsig_secret: PasswordSource,
+    },
+    /// Any other DNS provider lego knows (`lego dnshelp`), with its variables; `exec` runs a
+    /// hook program of yours.
+    Lego {
+        provider: String,
+        env: BTreeMap<String, PasswordSource>,
+    },
+}
+
+/// TSIG algorithms lego's RFC 2136 client signs with.
+pub const TSIG_ALGORITHMS: &[&str] = &[
+    "hmac-sha256",
+    "hmac-sha512",
+    "hmac-sha384",
+    "hmac-sha224",
+    "hmac-sha1",
+];
+
+impl Tls {
+    pub fn enabled(&self) -> bool {
+        !matches!(self.mode, TlsMode::Off)
+    }
+
+    pub fn acme(&self) -> Option<&Acme> {
+        match &self.mode {
+            TlsMode::Acme(acme) => Some(acme),
+            _ => None,
+        }
+    }
+}
+
+pub(super) mod raw {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Mode {
+        Acme,
+        Files,
+        Off,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tls {
+        pub mode: Option<Spanned<Mode>>,
+        pub hsts: Option<bool>,
+        pub acme: Option<Spanned<Acme>>,
+        pub certificate: Option<Spanned<PasswordSource>>,
+        pub key: Option<Spanned<PasswordSource>>,
+        pub ca_certificate: Option<Spanned<String>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Acme {
+        pub directory: Option<Spanned<String>>,
+        pub email: Option<Spanned<String>>,
+        pub renew_days: Option<Spanned<u32>>,
+        pub dns: Option<Spanned<Dns>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Dns {
+        pub rfc2136: Option<Spanned<Rfc2136>>,
+        pub lego: Option<Spanned<Lego>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Rfc2136 {
+        pub nameserver: Spanned<String>,
+        pub tsig_key: Spanned<String>,
+        #[serde(default)]
+        pub tsig_algorithm: Option<Spanned<String>>,
+        pub tsig_secret: Spanned<PasswordSource>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Lego {
+        pub provider: Spanned<String>,
+        #[serde(default)]
+        pub env: BTreeMap<String, Spanned<PasswordSource>>,
+    }
+}
+
+impl Validator<'_> {
+    /// `raw` is None when tandem.yml has no `tls:`: ACME from Let's Encrypt (its errors then
+    /// point at `anchor`).
+    pub(super) fn tls<T>(
+        &mut self,
+        raw: Option<Spanned<raw::Tls>>,
+        domains: &[String],
+        anchor: &Spanned<T>,
+    ) -> Tls {
+        let Some(raw) = raw else {
+            return Tls {
+                mode: TlsMode::Acme(self.acme(None, domains, anchor)),
+                hsts: true,
+                ca_certificate: None,
+            };
+        };
+        let mode = raw.value.mode.as_ref().map_or(raw::Mode::Acme, |m| m.value);
+        let hsts = raw.value.hsts.unwrap_or(true);
+        if mode != raw::Mode::Acme
+            && let Some(acme) = &raw.value.acme
+        {
+            self.error(
+                acme,
+                "tls.acme",
+                "`acme:` settings, but tls.mode is not acme".into(),
+                "remove `acme:`, or set `mode: acme`",
+            );
+        }
+        if mode != raw::Mode::Files {
+            for (field, source) in [
+                ("certificate", &raw.value.certificate),
+                ("key", &raw.value.key),
+            ] {
+                if let Some(source) = source {
+                    self.error(
+                        source,
+                        &format!("tls.{field}"),
+                        format!("`{field}:` is for tls.mode files"),
+                        "remove it, or set `mode: files`",
+                    );
+                }
+            }
+        }
+        let mode = match mode {
+            raw::Mode::Off => {
+                let (message, fix) = (
+                    "HTTPS is off: passwords and session cookies cross the network in clear",
+                    "use `mode: acme` (the default) or `mode: files` for production",
+                );
+                match &raw.value.mode {
+                    Some(at) => self.warning(at, "tls.mode", message.into(), fix),
+                    None => self.warning(&raw, "tls.mode", message.into(), fix),
+                }
+                TlsMode::Off
+            }
+            raw::Mode::Files => {
+                let source =
+                    |v: &mut Self, field: &str, value: &Option<Spanned<PasswordSource>>| match value
+                    {
+                        Some(s) => {
+                            v.secret_source(s, &format!("tls.{field}"));
+                            Some(s.value.clone())
+                        }
+                        None => {
+                            v.error(
+                                &raw,
+                                &format!("tls.{field}"),
+                                format!("tls.mode files needs `{field}:`"),
+                                "add `certificate: {file: fullchain.pem}` and `key: {file: privkey.pem}` (or {env: NAME})",
+                            );
+                            None
+                        }
+                    };
+                let certificate = source(self, "certificate", &raw.value.certificate);
+                let key = source(self, "key", &raw.value.key);
+                match (certificate, key) {
+                    (Some(certificate), Some(key)) => TlsMode::Files { certificate, key },
+                    _ => TlsMode::Off,
+                }
+            }
+            raw::Mode::Acme => TlsMode::Acme(self.acme(raw.value.acme.as_ref(), domains, &raw)),
+        };
+        let ca_certificate = raw.value.ca_certificate.as_ref().map(|path| {
+            self.ca_certificate(path);
+            PathBuf::from(&path.value)
+        });
+        Tls {
+            mode,
+            hsts,
+            ca_certificate,
+        }
+    }
+
+    fn ca_certificate(&mut self, path: &Spanned<String>) {
+        let full = self
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(&path.value);
+        match std::fs::read_to_string(&full) {
+            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => self.error(
+                path,
+                "tls.ca_certificate",
+                format!("{} holds no PEM certificate", full.display()),
+                "point it at the CA's root certificate in PEM (-----BEGIN CERTIFICATE-----)",
+            ),
+            Err(e) => self.error(
+                path,
+                "tls.ca_certificate",
+                format!("cannot read {}: {e}", full.display()),
+                "write the path of the CA's root certificate, relative to tandem.yml",
+            ),
+        }
+    }
+
+    fn acme<T>(
+        &mut self,
+        raw: Option<&Spanned<raw::Acme>>,
+        domains: &[String],
+        tls: &Spanned<T>,
+    ) -> Acme {
+        let mut acme = Acme {
+            directory: LETS_ENCRYPT.into(),
+            email: None,
+            renew_days: RENEW_DAYS,
+            dns: None,
+        };
+        let dns_missing = raw.is_none_or(|r| r.value.dns.is_none());
+        if let Some(wildcard) = domains.iter().find(|d| d.starts_with("*."))
+            && dns_missing
+        {
+            self.error(
+                tls,
+                "tls.acme.dns",
+                format!("`{wildcard}` can only be proven over DNS (DNS-01), and no `dns:` is set"),
+                "add `dns: {rfc2136: {nameserver: NS:53, tsig_key: NAME, tsig_secret: {env: TSIG_SECRET}}}` under tls.acme, or `dns: {lego: {provider: NAME, env: {...}}}` for another DNS provider",
+            );
+        }
+        let email_missing = raw.is_none_or(|r| r.value.email.is_none());
+        if email_missing {
+            self.error(
+                tls,
+                "tls.acme.email",
+                "HTTPS from ACME (the default) needs an e-mail address for the CA account".into(),
+                "add `tls: {acme: {email: ops@example.com}}` (the CA writes there before a certificate expires), or choose `mode: files` or `mode: off`",
+            );
+        }
+        let Some(raw) = raw else { return acme };
+        if let Some(directory) = &raw.value.directory {
+            if !is_https_url(&directory.value) {
+                self.error(
+                    directory,
+                    "tls.acme.directory",
+                    format!("`{}` is not an https:// URL", directory.value),
+                    "write the CA's ACME directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory",
+                );
+            }
+            acme.directory = directory.value.clone();
+        }
+        if let Some(days) = &raw.value.renew_days {
+            if !(1..=3650).contains(&days.value) {
+                self.error(
+                    days,
+                    "tls.acme.renew_days",
+                    format!("{} days is not a renewal window", days.value),
+                    "write how many days before expiry to renew, e.g. 30 (Let's Encrypt's certificates last 90)",
+                );
+            }
+            acme.renew_days = days.value;
+        }
+        if let Some(dns) = &raw.value.dns {
+            acme.dns = self.dns(dns);
+        }
+        if let Some(email) = &raw.value.email {
+            if !is_email(&email.value) {
+                self.error(
+                    email,
+                    "tls.acme.email",
+                    format!("`{}` is not an e-mail address", email.value),
+                    "write the address the CA may write to about expiring certificates, e.g. ops@example.com",
+                );
+            }
+            acme.email = Some(email.value.clone());
+        }
+        acme
+    }
+}
+
+impl Validator<'_> {
+    fn dns(&mut self, raw: &Spanned<raw::Dns>) -> Option<Dns> {
+        match (&raw.value.rfc2136, &raw.value.lego) {
+            (Some(r), None) => {
+                let r = &r.value;
+                if !is_host_port(&r.nameserver.value) {
+                    self.error(
+                        &r.nameserver,
+                        "tls.acme.dns.rfc2136.nameserver",
+                        format!("`{}` is not host:port", r.nameserver.value),
+                        "write the primary DNS server that accepts the updates, e.g. 10.0.0.53:53",
+                    );
+                }
+                let key_ok = !r.tsig_key.value.is_empty()
+                    && r.tsig_key
+                        .value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+                if !key_ok {
+                    self.error(
+                        &r.tsig_key,
+                        "tls.acme.dns.rfc2136.tsig_key",
+                        format!("`{}` is not a TSIG key name", r.tsig_key.value),
+                        "write the key's name as the DNS server knows it, e.g. tandem-acme.",
+                    );
+                }
+                let algorithm = match &r.tsig_algorithm {
+                    Some(a) if !TSIG_ALGORITHMS.contains(&a.value.as_str()) => {
+                        self.error(
+                            a,
+                            "tls.acme.dns.rfc2136.tsig_algorithm",
+                            format!("`{}` is not a TSIG algorithm lego signs with", a.value),
+                            &format!("write one of: {}", TSIG_ALGORITHMS.join(", ")),
+                        );
+                        a.value.clone()
+                    }
+                    Some(a) => a.value.clone(),
+                    None => "hmac-sha256".into(),
+                };
+                self.secret_source(&r.tsig_secret, "tls.acme.dns.rfc2136.tsig_secret");
+                Some(Dns::Rfc2136 {
+                    nameserver: r.nameserver.value.clone(),
+                    tsig_key: r.tsig_key.value.clone(),
+                    tsig_algorithm: algorithm,
+                    tsig_secret: r.tsig_secret.value.clone(),
+                })
+            }
+            (None, Some(l)) => {
+                let l = &l.value;
+                let ok = !l.provider.value.is_empty()
+                    && l.provider.value.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'
+                    });
+                if !ok {
+                    self.error(
+                        &l.provider,
+                        "tls.acme.dns.lego.provider",
+                        format!("`{}` is not a lego DNS provider name", l.provider.value),
+                        "write the code `lego dnshelp` lists, e.g. cloudflare, route53, exec",
+                    );
+                }
+                for (name, source) in &l.env {
+                    if !crate::identifier::is_env_name(name) {
+                        self.error(
+                            source,
+                            &format!("tls.acme.dns.lego.env.{name}"),
+                            format!("`{name}` is not an environment variable name"),
+                            "write the variable lego's provider reads, e.g. CF_DNS_API_TOKEN",
+                        );
+                    }
+                    self.secret_source(source, &format!("tls.acme.dns.lego.env.{name}"));
+                }
+                Some(Dns::Lego {
+                    provider: l.provider.value.clone(),
+                    env: l
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.value.clone()))
+                        .collect(),
+                })
+            }
+            _ => {
+                self.error(
+                    raw,
+                    "tls.acme.dns",
+                    "`dns:` needs exactly one of `rfc2136:` and `lego:`".into(),
+                    "keep one: rfc2136 for a server that takes dynamic updates, lego for another provider",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `host:port`, `[v6]:port`: no shell or quote characters.
+fn is_host_port(value: &str) -> bool {
+    value.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+    })
+}
+
+fn is_https_url(url: &str) -> bool {
+    url.strip_prefix("https://").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '\'' && c != '"' && c != '\\')
+    })
+}
+
+fn is_email(email: &str) -> bool {
+    email.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty()
+            && host.contains('.')
+            && email
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "@.-_+".contains(c))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_addresses() {
+        assert!(is_https_url(LETS_ENCRYPT));
+        assert!(is_https_url("https://10.77.0.1:14000/dir"));
+        assert!(!is_https_url("http://example.com/dir"));
+        assert!(!is_https_url("https://a b"));
+        assert!(!is_https_url("https://x'$(id)'"));
+        assert!(is_email("ops+tls@example.com"));
+        assert!(!is_email("ops@localhost"));
+        assert!(!is_email("a;b@example.com"));
+        assert!(is_host_port("10.0.0.53:53"));
+        assert!(is_host_port("[fd00::35]:53"));
+        assert!(!is_host_port("ns.example.com"));
+        assert!(!is_host_port("ns;id:53"));
+    }
+}

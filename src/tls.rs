@@ -1,0 +1,183 @@
+//! The `tls` step: what an app server needs for HTTPS as `tls:` asks.
+//!
+//! - `files`: the operator's chain and key, written like any managed file.
+//! - `acme`: the first app server is the issuer. It runs lego (Debian's package) from a
+//!   oneshot service and a daily timer, answering HTTP-01 from a webroot that every app
+//!   server's nginx serves; the others pass challenge requests they cannot answer on to the
+//!   issuer, so the CA may reach any of them. The issuer then hands the same certificate and
+//!   key to the others over SSH, with a key that may run one receiving script and nothing
+//!   else. So renewal needs no tandem run, and every app server serves the same certificate.
+
+use crate::desired::{FileSpec, Op, Secrecy};
+use crate::mode::Mode;
+use crate::resource::certificate::CertificateSpec;
+use crate::templates::Templates;
+use crate::ufw::{COMMENT_PREFIX, UfwRule};
+use crate::vars::Vars;
+
+/// The ops of the `tls` step on an app server.
+pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
+    let tls = &vars.tls;
+    if !tls.enabled {
+        return Ok(Vec::new());
+    }
+    // 443 opens only with something listening on it.
+    let mut ops = vec![
+        Op::UfwAllow(UfwRule {
+            port: 443,
+            proto: "tcp".into(),
+            from: None,
+            comment: format!("{COMMENT_PREFIX}: https"),
+        }),
+        dir("/etc/ssl/tandem", 0o755),
+    ];
+    if !tls.acme {
+        ops.push(file(
+            &tls.certificate,
+            &vars.secrets.tls_certificate,
+            0o644,
+            false,
+        ));
+        ops.push(file(&tls.key, &vars.secrets.tls_key, 0o600, true));
+        return Ok(ops);
+    }
+    ops.extend([
+        dir(&tls.webroot, 0o755),
+        dir(&format!("{}/.well-known", tls.webroot), 0o755),
+        dir(
+            &format!("{}/.well-known/acme-challenge", tls.webroot),
+            0o755,
+        ),
+        Op::PlaceholderCertificate {
+            certificate: tls.certificate.clone(),
+            key: tls.key.clone(),
+        },
+        dir("/usr/local/lib/tandem", 0o755),
+        file(
+            &tls.receive_script,
+            &t.render("tls/receive", vars)?,
+            0o755,
+            false,
+        ),
+        dir("/var/lib/tandem-acme", 0o755),
+        dir(&tls.state_dir, 0o700),
+        file(
+            &crate::vars::push_key_path(&vars.project),
+            &vars.secrets.tls_push_key,
+            0o600,
+            true,
+        ),
+    ]);
+    if tls.issuer {
+        ops.push(Op::Packages {
+            names: vec!["lego".into()],
+        });
+        if !tls.dns_provider.is_empty() {
+            ops.push(Op::File(FileSpec {
+                path: tls.dns_env_file.clone(),
+                content: t.render("tls/dns.env", vars)?,
+                mode: Mode(0o600),
+                owner: "root".into(),
+                group: "root".into(),
+                secret: Secrecy::Masked {
+                    shown: tls.dns_public_env.clone(),
+                },
+                validate: None,
+            }));
+        }
+        if !tls.ca_certificate.is_empty() {
+            ops.push(file(
+                &tls.ca_certificate,
+                &vars.secrets.tls_ca_certificate,
+                0o644,
+                false,
+            ));
+        }
+        ops.extend([
+            file(
+                &tls.renew_script,
+                &t.render("tls/acme-renew", vars)?,
+                0o755,
+                false,
+            ),
+            file(
+                &format!("/etc/systemd/system/{}", tls.service),
+                &t.render("tls/acme.service", vars)?,
+                0o644,
+                false,
+            ),
+            file(
+                &format!("/etc/systemd/system/{}", tls.timer),
+                &t.render("tls/acme.timer", vars)?,
+                0o644,
+                false,
+            ),
+            Op::Service {
+                name: tls.timer.clone(),
+                enabled: true,
+                running: true,
+            },
+        ]);
+    }
+    ops.push(Op::Certificate(CertificateSpec {
+        path: tls.certificate.clone(),
+        names: tls.names.clone(),
+        issuer: tls.issuer,
+        service: tls.service.clone(),
+        renew_days: tls.renew_days,
+    }));
+    Ok(ops)
+}
+
+/// The variables the DNS provider's env file holds.
+pub fn dns_env_names(dns: &crate::config::tls::Dns) -> Vec<String> {
+    use crate::config::tls::Dns;
+    match dns {
+        Dns::Rfc2136 { .. } => [
+            "RFC2136_NAMESERVER",
+            "RFC2136_TSIG_ALGORITHM",
+            "RFC2136_TSIG_KEY",
+            "RFC2136_TSIG_SECRET",
+        ]
+        .map(String::from)
+        .to_vec(),
+        Dns::Lego { env, .. } => env.keys().cloned().collect(),
+    }
+}
+
+/// The line an app server's deploy user gets for the issuer's key: it may run the receiving
+/// script through sudo, and nothing else (no shell, no forwarding, no pty).
+pub fn push_authorized_key(vars: &Vars) -> Option<String> {
+    let tls = &vars.tls;
+    (tls.acme && vars.host.role == "app" && !tls.peers.is_empty()).then(|| {
+        format!(
+            "restrict,command=\"sudo -n {}\" {} tandem-certificate-push",
+            tls.receive_script, vars.secrets.tls_push_public
+        )
+    })
+}
+
+fn dir(path: &str, mode: u32) -> Op {
+    Op::Directory {
+        path: path.to_string(),
+        mode: Mode(mode),
+        owner: "root".into(),
+        group: "root".into(),
+    }
+}
+
+/// A root-owned file; `secret` files are masked whole in plans.
+fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
+    Op::File(FileSpec {
+        path: path.to_string(),
+        content: content.to_string(),
+        mode: Mode(mode),
+        owner: "root".into(),
+        group: "root".into(),
+        secret: match secret {
+            true => Secrecy::Masked { shown: Vec::new() },
+            false => Secrecy::Public,
+        },
+        validate: None,
+    })
+}
