@@ -68,18 +68,17 @@ impl Diagnostic {
                 message = message.replace(&value, "<not shown>");
             }
             source_line = source_line.map(|l| mask_secret_line(&l));
-        } else if let Some(l) = line.filter(|_| in_secret_env(source, position.line)) {
-            // `django.secret_env` holds where each secret comes from; a mistake there may be
-            // the secret itself pasted in: neither its line nor its words are echoed.
-            for word in l
-                .split_once(':')
-                .map_or(l, |(_, value)| value)
+        } else if let (Some(l), Some(from)) = (line, secret_from(source, position.line)) {
+            // Under a key that says where a secret comes from (`django.secret_env`, the TSIG
+            // secret, ...): a mistake there may be the secret itself pasted in, so neither the
+            // rest of its line nor its words are echoed.
+            for word in l[from..]
                 .split(|c: char| c.is_whitespace() || "{}[],:\"'".contains(c))
                 .filter(|w| w.len() >= 3 && !matches!(*w, "env" | "file"))
             {
                 message = message.replace(word, "<not shown>");
             }
-            source_line = Some(mask_after_key(l));
+            source_line = Some(format!("{} <not shown>", l[..from].trim_end()));
         }
         let (source_line, column) = match source_line {
             Some(l) => {
@@ -197,24 +196,38 @@ fn secret_value(source: &str, line: u64) -> Option<String> {
     }
 }
 
-/// Whether line `line` (1-based) is in `django.secret_env`: the key's own line, or a line
-/// indented below it.
-fn in_secret_env(source: &str, line: u64) -> bool {
+/// Keys whose values say where a secret comes from: a mistake there may be the secret itself.
+const SECRET_KEYS: &[&str] = &["secret_env:", "tsig_secret:", "key:"];
+
+/// Where line `line` (1-based) stops being safe to show, when it is under a key of
+/// `SECRET_KEYS` (`django.secret_env`, `tls.acme.dns.*.secret_env`, the TSIG secret,
+/// `tls.key`): right after that key when the line holds it (`{tsig_secret: ...}` in flow
+/// style too), else after the line's own key when an ancestor line is one (block style).
+fn secret_from(source: &str, line: u64) -> Option<usize> {
     let lines: Vec<&str> = source.lines().collect();
-    let Some(index) = (line as usize).checked_sub(1).filter(|&i| i < lines.len()) else {
-        return false;
+    let index = (line as usize)
+        .checked_sub(1)
+        .filter(|&i| i < lines.len())?;
+    let holds_key = |l: &str| {
+        SECRET_KEYS.iter().find_map(|k| {
+            l.match_indices(k).find_map(|(i, _)| {
+                let before = l[..i].chars().next_back();
+                let starts_word = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+                starts_word.then_some(i + k.len())
+            })
+        })
     };
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let is_key = |l: &str| l.trim_start().starts_with("secret_env:");
-    if is_key(lines[index]) {
-        return true;
+    let this = lines[index];
+    if let Some(from) = holds_key(this) {
+        return Some(from);
     }
+    let indent = |l: &str| l.len() - l.trim_start().len();
     // Up through the ancestors: each nearer line indented less than the one before.
-    let mut depth = indent(lines[index]);
+    let mut depth = indent(this);
     for l in lines[..index].iter().rev().filter(|l| !l.trim().is_empty()) {
         if indent(l) < depth {
-            if is_key(l) {
-                return true;
+            if holds_key(l).is_some() {
+                return Some(this.find(':').map_or(indent(this), |i| i + 1));
             }
             depth = indent(l);
             if depth == 0 {
@@ -222,18 +235,7 @@ fn in_secret_env(source: &str, line: u64) -> bool {
             }
         }
     }
-    false
-}
-
-/// The line up to its key's `:`, the rest replaced (the whole line when it has no key).
-fn mask_after_key(line: &str) -> String {
-    match line.find(':') {
-        Some(i) => format!("{} <not shown>", &line[..=i]),
-        None => format!(
-            "{}<not shown>",
-            &line[..line.len() - line.trim_start().len()]
-        ),
-    }
+    None
 }
 
 /// The line with everything after `password:` (or the whole lone value) replaced.

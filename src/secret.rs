@@ -7,7 +7,6 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::config::tls::Dns;
 use crate::config::{Config, PasswordSource, TlsMode};
 
 #[derive(Clone, PartialEq, Eq)]
@@ -85,37 +84,15 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
         }
         None => String::new(),
     };
-    let mut tls_dns_env = BTreeMap::new();
-    match config.tls.acme().and_then(|a| a.dns.as_ref()) {
-        Some(Dns::Rfc2136 {
-            nameserver,
-            tsig_key,
-            tsig_algorithm,
-            tsig_secret,
-        }) => {
-            let public = |v: &str| Secret(v.to_string());
-            tls_dns_env.insert("RFC2136_NAMESERVER".into(), public(nameserver));
-            tls_dns_env.insert("RFC2136_TSIG_KEY".into(), public(tsig_key));
-            // lego names the algorithm as a DNS name: with its final dot.
-            tls_dns_env.insert(
-                "RFC2136_TSIG_ALGORITHM".into(),
-                public(&format!("{}.", tsig_algorithm.trim_end_matches('.'))),
-            );
-            tls_dns_env.insert(
-                "RFC2136_TSIG_SECRET".into(),
-                read(config, tsig_secret, "tls.acme.dns.rfc2136.tsig_secret")?,
-            );
-        }
-        Some(Dns::Lego { env, .. }) => {
-            for (name, source) in env {
-                tls_dns_env.insert(
-                    name.clone(),
-                    read(config, source, &format!("tls.acme.dns.lego.env.{name}"))?,
-                );
-            }
-        }
-        None => {}
-    }
+    let tls_dns_env = match config.tls.acme().and_then(|a| a.dns.as_ref()) {
+        Some(dns) => crate::tls::dns_env(dns, |field, source| {
+            read(config, source, field).map(|s| s.0)
+        })?
+        .into_iter()
+        .map(|(name, value)| (name, Secret(value)))
+        .collect(),
+        None => BTreeMap::new(),
+    };
     Ok(RunSecrets {
         db_password: db_password(config)?,
         env,

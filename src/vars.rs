@@ -74,10 +74,18 @@ impl Secrets {
             tls_push_key: "<redacted: made once, kept on the app servers>\n".into(),
             tls_push_public: "ssh-ed25519 <made once, kept on the app servers>".into(),
             tls_dns_env: match config.tls.acme().and_then(|a| a.dns.as_ref()) {
-                Some(dns) => crate::tls::dns_env_names(dns)
-                    .into_iter()
-                    .map(|name| (name.clone(), format!("<redacted: {name}>")))
-                    .collect(),
+                Some(dns) => {
+                    let placeholder = |field: &str, source: &crate::config::PasswordSource| {
+                        Ok::<_, std::convert::Infallible>(format!(
+                            "<redacted: {field} from {}>",
+                            source.describe()
+                        ))
+                    };
+                    match crate::tls::dns_env(dns, placeholder) {
+                        Ok(env) => env,
+                        Err(never) => match never {},
+                    }
+                }
                 None => BTreeMap::new(),
             },
         }

@@ -358,7 +358,7 @@ for h in HOSTS + ['tandem-unknown-host.invalid']:
         r['redirect'][h] = resp.getheader('Location') or ''
     except Exception as e:
         r['http'][h] = 'closed'
-if HTTPS:
+if TANDEM_HTTPS:
     # The site itself over 443, each name as SNI (the certificate is checked from outside).
     import ssl
     ctx = ssl._create_unverified_context()
@@ -376,7 +376,7 @@ print('json=' + json.dumps(r))
 "#
     .replace("HOSTS", &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()))
     .replace(
-        "HTTPS",
+        "TANDEM_HTTPS",
         if config.tls.enabled() { "True" } else { "False" },
     );
     format!(

@@ -840,6 +840,31 @@ fn a_secret_pasted_into_secret_env_is_never_echoed() {
 }
 
 #[test]
+fn a_tsig_or_dns_secret_pasted_into_the_config_is_never_echoed() {
+    for dns in [
+        "rfc2136: {nameserver: '10.0.0.5:53', tsig_key: k, tsig_secret: {env: \"hunter2+base64==\"}}",
+        "rfc2136: {nameserver: '10.0.0.5:53', tsig_key: k, tsig_secret: hunter2}",
+        "lego: {provider: cloudflare, secret_env: {CF_DNS_API_TOKEN: hunter2-token}}",
+        "lego: {provider: cloudflare, secret_env: {CF_DNS_API_TOKEN: {env: \"hunter2 token\"}}}",
+    ] {
+        let text = good_config()
+            .replace(
+                "domains: [shop.example.com]",
+                "domains: [\"*.shop.example.com\"]",
+            )
+            .replace(
+                "    email: ops@example.com\n",
+                &format!("    email: ops@example.com\n    dns:\n      {dns}\n"),
+            );
+        let (_dir, path) = workspace(&text);
+        let (code, stderr) = check(&path);
+        assert_eq!(code, 1, "{dns:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{dns:?} echoed:\n{stderr}");
+        assert!(stderr.contains("tandem.yml:"), "{dns:?}: {stderr}");
+    }
+}
+
+#[test]
 fn a_huge_value_is_reported_with_a_bounded_excerpt() {
     let huge = "x".repeat(10 * 1024 * 1024);
     let (_dir, path) =

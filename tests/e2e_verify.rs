@@ -110,7 +110,7 @@ fn verify_passes_after_apply_and_names_each_breakage() {
     assert_fails(
         &s,
         "host missing from ALLOWED_HOSTS",
-        "nginx answers timesheet.lab.test",
+        "nginx answers http://timesheet.lab.test",
         "ALLOWED_HOSTS",
     );
     assert_ok("apply restores the env file", &s.run(&["apply", "--yes"]));

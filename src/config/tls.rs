@@ -147,8 +147,9 @@ pub(super) mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Lego {
         pub provider: Spanned<String>,
+        /// lego's variables for the provider, each from {env}/{file} like a password.
         #[serde(default)]
-        pub env: BTreeMap<String, Spanned<PasswordSource>>,
+        pub secret_env: BTreeMap<String, Spanned<PasswordSource>>,
     }
 }
 
@@ -288,7 +289,7 @@ impl Validator<'_> {
                 tls,
                 "tls.acme.dns",
                 format!("`{wildcard}` can only be proven over DNS (DNS-01), and no `dns:` is set"),
-                "add `dns: {rfc2136: {nameserver: NS:53, tsig_key: NAME, tsig_secret: {env: TSIG_SECRET}}}` under tls.acme, or `dns: {lego: {provider: NAME, env: {...}}}` for another DNS provider",
+                "add `dns: {rfc2136: {nameserver: NS:53, tsig_key: NAME, tsig_secret: {env: TSIG_SECRET}}}` under tls.acme, or `dns: {lego: {provider: NAME, secret_env: {...}}}` for another DNS provider",
             );
         }
         let email_missing = raw.is_none_or(|r| r.value.email.is_none());
@@ -402,21 +403,21 @@ impl Validator<'_> {
                         "write the code `lego dnshelp` lists, e.g. cloudflare, route53, exec",
                     );
                 }
-                for (name, source) in &l.env {
+                for (name, source) in &l.secret_env {
                     if !crate::identifier::is_env_name(name) {
                         self.error(
                             source,
-                            &format!("tls.acme.dns.lego.env.{name}"),
+                            &format!("tls.acme.dns.lego.secret_env.{name}"),
                             format!("`{name}` is not an environment variable name"),
                             "write the variable lego's provider reads, e.g. CF_DNS_API_TOKEN",
                         );
                     }
-                    self.secret_source(source, &format!("tls.acme.dns.lego.env.{name}"));
+                    self.secret_source(source, &format!("tls.acme.dns.lego.secret_env.{name}"));
                 }
                 Some(Dns::Lego {
                     provider: l.provider.value.clone(),
                     env: l
-                        .env
+                        .secret_env
                         .iter()
                         .map(|(k, v)| (k.clone(), v.value.clone()))
                         .collect(),
@@ -468,6 +469,71 @@ fn is_email(email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::MINIMAL;
+
+    /// The diagnostics `check` shows for MINIMAL with `tls` (and `domains`) replaced.
+    fn problems(domains: &str, tls: &str) -> String {
+        let text = MINIMAL
+            .replace(
+                "domains: [shop.example.com]",
+                &format!("domains: {domains}"),
+            )
+            .replace("tls: {acme: {email: ops@example.com}}\n", tls)
+            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
+        match crate::config::parse(std::path::Path::new("/nonexistent/tandem.yml"), &text) {
+            Ok(loaded) => loaded
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(d) => d.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_mode_says_what_it_is_missing() {
+        let no_tls = problems("[shop.example.com]", "");
+        assert!(no_tls.contains("tls.acme.email"), "{no_tls}");
+        let wildcard = problems(
+            "[shop.example.com, \"*.shop.example.com\"]",
+            "tls: {acme: {email: ops@example.com}}\n",
+        );
+        assert!(
+            wildcard.contains("DNS-01") && wildcard.contains("rfc2136"),
+            "{wildcard}"
+        );
+        let files = problems(
+            "[a.example.com]",
+            "tls: {mode: files, certificate: {file: c.pem}}\n",
+        );
+        assert!(files.contains("tls.mode files needs `key:`"), "{files}");
+        let mixed = problems(
+            "[a.example.com]",
+            "tls: {mode: off, acme: {email: a@b.example}}\n",
+        );
+        assert!(mixed.contains("tls.mode is not acme"), "{mixed}");
+        let off = problems("[a.example.com]", "tls: {mode: off}\n");
+        assert!(
+            off.contains("warning") && off.contains("HTTPS is off"),
+            "{off}"
+        );
+        let algorithm = problems(
+            "[\"*.a.example.com\"]",
+            "tls: {acme: {email: a@b.example, dns: {rfc2136: {nameserver: '10.0.0.5:53', tsig_key: k, tsig_algorithm: md5, tsig_secret: {env: S}}}}}\n",
+        );
+        assert!(algorithm.contains("hmac-sha256"), "{algorithm}");
+        let both = problems(
+            "[a.example.com]",
+            "tls: {acme: {email: a@b.example, dns: {}}}\n",
+        );
+        assert!(both.contains("exactly one of"), "{both}");
+        let fine = problems(
+            "[\"*.a.example.com\"]",
+            "tls: {acme: {email: a@b.example, dns: {lego: {provider: cloudflare, secret_env: {CF_DNS_API_TOKEN: {env: CF}}}}}}\n",
+        );
+        assert!(!fine.contains("tls"), "{fine}");
+    }
 
     #[test]
     fn urls_and_addresses() {

@@ -161,11 +161,15 @@ fn same_names(have: &[String], want: &[String]) -> bool {
 }
 
 /// Starts the oneshot service and waits for it (joining a run the timer started); on failure
-/// its log says why.
+/// the last lines of that run's own log say why (lego's error is its last line).
 pub fn run_service(service: &str) -> String {
     let s = shell_word(service);
     format!(
-        "if ! systemctl start {s}; then\n  journalctl -u {s} -n 25 --no-pager -o cat --since=-10min >&2\n  exit 1\nfi\n"
+        "if ! systemctl start {s} 2>/dev/null; then\n  \
+         id=$(systemctl show -p InvocationID --value {s})\n  \
+         journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager | tail -n 12 >&2\n  \
+         echo \"{service} failed: its log above; all of it: journalctl -u {service}\" >&2\n  \
+         exit 1\nfi\n"
     )
 }
 

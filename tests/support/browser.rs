@@ -21,6 +21,8 @@ use super::lab::{lab_command, required};
 /// One chromedriver process with one browser session; both end on drop.
 pub struct Browser {
     driver: Child,
+    /// The browser's HOME, holding its NSS trust store when a lab CA is trusted.
+    _home: Option<tempfile::TempDir>,
     base: String,
     session: String,
     agent: ureq::Agent,
@@ -44,6 +46,12 @@ impl Browser {
     /// A headless Chromium whose name resolution sends every name under each of `domains`
     /// to `ip`. `None` (with a note) only where the lab itself is optional.
     pub fn start(domains: &[&str], ip: &str) -> Option<Browser> {
+        Browser::start_trusting(domains, ip, None)
+    }
+
+    /// `start`, with `root_pem` (a lab CA's root) trusted as the system's CAs are: the user's
+    /// NSS store, which Chromium on Linux reads for locally added roots.
+    pub fn start_trusting(domains: &[&str], ip: &str, root_pem: Option<&str>) -> Option<Browser> {
         if let Err(err) = installed() {
             assert!(!required(), "the browser test needs chromium: {err}");
             eprintln!("NOTE: browser test not run: {err}");
@@ -53,7 +61,44 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new("chromedriver")
+        let home = root_pem.map(|pem| {
+            let home = tempfile::tempdir().unwrap();
+            let db = home.path().join(".pki/nssdb");
+            std::fs::create_dir_all(&db).unwrap();
+            let root = home.path().join("root.pem");
+            std::fs::write(&root, pem).unwrap();
+            let db_arg = format!("sql:{}", db.display());
+            for args in [
+                vec!["-N", "-d", &db_arg, "--empty-password"],
+                vec![
+                    "-A",
+                    "-d",
+                    &db_arg,
+                    "-t",
+                    "C,,",
+                    "-n",
+                    "tandem-lab-ca",
+                    "-i",
+                    root.to_str().unwrap(),
+                ],
+            ] {
+                let out = Command::new("certutil")
+                    .args(&args)
+                    .output()
+                    .expect("running certutil");
+                assert!(
+                    out.status.success(),
+                    "certutil {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            home
+        });
+        let mut driver = Command::new("chromedriver");
+        if let Some(home) = &home {
+            driver.env("HOME", home.path());
+        }
+        let driver = driver
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -85,6 +130,7 @@ impl Browser {
             .collect();
         let mut browser = Browser {
             driver,
+            _home: home,
             base,
             session: String::new(),
             agent,

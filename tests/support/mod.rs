@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+pub mod acme;
 pub mod browser;
 pub mod config;
 pub mod lab;

@@ -33,6 +33,8 @@ pub struct Scenario {
     pub more_apps: Vec<Server>,
     /// The config's `tls:` block (HTTPS off unless a test asks for it).
     pub tls: std::cell::RefCell<String>,
+    /// The config's `domains:` (the example's unless a test sets them).
+    pub domains: std::cell::RefCell<Option<String>>,
 }
 
 impl Scenario {
@@ -71,6 +73,7 @@ impl Scenario {
             app_internal_ip,
             more_apps,
             tls: std::cell::RefCell::new("tls:\n  mode: off\n".into()),
+            domains: std::cell::RefCell::new(None),
         };
         s.write_config();
         s
@@ -107,6 +110,12 @@ impl Scenario {
         self.write_config();
     }
 
+    /// Replaces the config's `domains:` (a YAML list).
+    pub fn set_domains(&self, list: &str) {
+        *self.domains.borrow_mut() = Some(list.to_string());
+        self.write_config();
+    }
+
     /// Every app server: app1 (`app`), then `more_apps`.
     pub fn apps(&self) -> Vec<&Server> {
         std::iter::once(&self.app).chain(&self.more_apps).collect()
@@ -124,6 +133,8 @@ impl Scenario {
                 "[citext, pg_trgm]",
             ),
         };
+        let chosen = self.domains.borrow().clone();
+        let domains = chosen.as_deref().unwrap_or(domains);
         let text = format!(
             "project: {project}
 servers:
