@@ -17,12 +17,17 @@ use crate::vars::Vars;
 
 /// The ops of the `tls` step on an app server.
 pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
+    let mut ops = Vec::new();
     let tls = &vars.tls;
+    if !(tls.acme && tls.issuer) {
+        // Not (or no longer) the issuer: its timer must not renew behind the config's back.
+        ops.extend(retire_issuer(vars));
+    }
     if !tls.enabled {
-        return Ok(Vec::new());
+        return Ok(ops);
     }
     // 443 opens only with something listening on it.
-    let mut ops = vec![
+    ops.extend([
         Op::UfwAllow(UfwRule {
             port: 443,
             proto: "tcp".into(),
@@ -30,7 +35,7 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
             comment: format!("{COMMENT_PREFIX}: https"),
         }),
         dir("/etc/ssl/tandem", 0o755),
-    ];
+    ]);
     if !tls.acme {
         ops.push(file(
             &tls.certificate,
@@ -166,6 +171,29 @@ pub fn dns_env<E>(
     Ok(env)
 }
 
+/// What an issuer had, for a server that is not one: the timer stopped and disabled, then its
+/// units and script removed (after a switch to `files` or `off`, or when the first app server
+/// changed).
+fn retire_issuer(vars: &Vars) -> Vec<Op> {
+    let tls = &vars.tls;
+    vec![
+        Op::Service {
+            name: tls.timer.clone(),
+            enabled: false,
+            running: false,
+        },
+        Op::Absent {
+            path: format!("/etc/systemd/system/{}", tls.timer),
+        },
+        Op::Absent {
+            path: format!("/etc/systemd/system/{}", tls.service),
+        },
+        Op::Absent {
+            path: tls.renew_script.clone(),
+        },
+    ]
+}
+
 /// The line an app server's deploy user gets for the issuer's key: it may run the receiving
 /// script through sudo, and nothing else (no shell, no forwarding, no pty).
 pub fn push_authorized_key(vars: &Vars) -> Option<String> {
@@ -201,4 +229,122 @@ fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
         },
         validate: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, PasswordSource, Server, TlsMode};
+    use crate::secret::{RunSecrets, Secret};
+    use crate::vars::{HostFacts, KeptKeys, Secrets};
+
+    fn two_apps(dir: &std::path::Path) -> Config {
+        let mut config = crate::config::testing::shop(dir);
+        let mut app2: Server = config.servers[1].clone();
+        app2.name = "app2".into();
+        app2.fqdn = "app2.example.com".into();
+        app2.internal_ip = "10.0.0.4".parse().unwrap();
+        config.servers.push(app2);
+        config
+    }
+
+    /// Each op of the tls step on `server`, in one line.
+    fn lines(config: &Config, server: &str) -> Vec<String> {
+        let server = config.servers.iter().find(|s| s.name == server).unwrap();
+        let run = RunSecrets {
+            db_password: Secret::new("pw".into()),
+            env: Default::default(),
+            tls_files: Some(crate::secret::TlsFiles {
+                certificate: "CERT\n".into(),
+                key: Secret::new("KEY\n".into()),
+            }),
+            tls_ca_certificate: String::new(),
+            tls_dns_env: Default::default(),
+        };
+        let kept = KeptKeys {
+            secret_key: Secret::new("sk".into()),
+            tls_push_key: Secret::new("PUSH".into()),
+            tls_push_public: "ssh-ed25519 AAAA".into(),
+        };
+        let vars = Vars::new(
+            config,
+            server,
+            &HostFacts::assumed(),
+            Secrets::real(config, &run, &kept),
+        );
+        let mut t = Templates::new(crate::assets::Assets::builtin());
+        ops(&vars, &mut t)
+            .unwrap()
+            .iter()
+            .map(|op| match op {
+                Op::File(f) => format!("file {} {:?}", f.path, f.secret),
+                Op::Directory { path, .. } => format!("dir {path}"),
+                Op::Absent { path } => format!("absent {path}"),
+                Op::Service { name, enabled, .. } => format!("service {name} {enabled}"),
+                Op::Packages { names } => format!("packages {}", names.join(" ")),
+                Op::UfwAllow(rule) => format!("ufw {}", rule.port),
+                Op::PlaceholderCertificate { .. } => "placeholder".into(),
+                Op::Certificate(spec) => format!("certificate issuer={}", spec.issuer),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_app_server_issues_and_the_others_receive() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = two_apps(dir.path());
+        let app1 = lines(&config, "app1");
+        let app2 = lines(&config, "app2");
+        for line in [
+            "ufw 443",
+            "placeholder",
+            "packages lego",
+            "service tandem-acme-shop.timer true",
+            "file /usr/local/lib/tandem/acme-shop Public",
+            "file /var/lib/tandem-acme/shop/push_key Masked { shown: [] }",
+            "certificate issuer=true",
+        ] {
+            assert!(
+                app1.contains(&line.to_string()),
+                "app1 lacks {line}: {app1:#?}"
+            );
+        }
+        for line in [
+            "ufw 443",
+            "placeholder",
+            "service tandem-acme-shop.timer false",
+            "absent /etc/systemd/system/tandem-acme-shop.timer",
+            "file /usr/local/lib/tandem/tls-receive-shop Public",
+            "certificate issuer=false",
+        ] {
+            assert!(
+                app2.contains(&line.to_string()),
+                "app2 lacks {line}: {app2:#?}"
+            );
+        }
+        assert!(!app2.iter().any(|l| l.contains("lego")), "{app2:#?}");
+    }
+
+    #[test]
+    fn files_and_off_retire_the_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = two_apps(dir.path());
+        config.tls.mode = TlsMode::Files {
+            certificate: PasswordSource::File("c.pem".into()),
+            key: PasswordSource::File("k.pem".into()),
+        };
+        let files = lines(&config, "app1");
+        assert!(files.contains(&"service tandem-acme-shop.timer false".to_string()));
+        assert!(files.contains(&"file /etc/ssl/tandem/shop.key Masked { shown: [] }".to_string()));
+        assert!(files.contains(&"file /etc/ssl/tandem/shop.crt Public".to_string()));
+        assert!(!files.iter().any(|l| l == "placeholder"), "{files:#?}");
+        config.tls.mode = TlsMode::Off;
+        let off = lines(&config, "app1");
+        assert!(
+            !off.iter().any(|l| l.starts_with("ufw")),
+            "443 stays shut: {off:#?}"
+        );
+        assert_eq!(off.len(), 4, "{off:#?}");
+    }
 }

@@ -84,7 +84,7 @@ fn two_app_servers_serve_one_acme_certificate_and_renew_without_tandem() {
         (&app2.ip, "timesheet.lab.test"),
         (&app2.ip, "www.timesheet.lab.test"),
     ] {
-        assert_eq!(served_fingerprint(ip, name), fp, "{ip} {name}");
+        assert_eq!(wait_for_fingerprint(ip, name, &fp), fp, "{ip} {name}");
     }
     // The key is root's alone on both.
     for app in s.apps() {
@@ -192,6 +192,22 @@ fn the_tenant_wildcard_is_proven_over_dns_and_a_broken_dns_setup_leaves_the_site
         "stat -c '%a %U' /var/lib/tandem-acme/crowdminder/dns.env",
     );
     assert_eq!(mode.trim(), "600 root");
+
+    // Django behind the proxy: `check --deploy` has no TLS warning left (SSL redirect, HSTS,
+    // secure cookies), since the env file says HTTPS is on and the settings follow it.
+    let deploy_check = s.run(&["manage", "--", "check", "--deploy"]);
+    let said = format!(
+        "{}{}",
+        text(&deploy_check.stdout),
+        text(&deploy_check.stderr)
+    );
+    for warning in ["W004", "W008", "W012", "W016"] {
+        assert!(
+            !said.contains(&format!("security.{warning}")),
+            "{warning}: {said}"
+        );
+    }
+    assert!(said.contains("System check identified"), "{said}");
 
     assert_ok(
         "tenant add Acme",

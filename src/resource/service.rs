@@ -23,6 +23,12 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, name: &str, enabled: bool, runni
     if running && is_active != "active" {
         todo.push("start");
     }
+    if !enabled && is_enabled == "enabled" {
+        todo.push("disable");
+    }
+    if !running && matches!(is_active, "active" | "activating" | "reloading") {
+        todo.push("stop");
+    }
     if !todo.is_empty() {
         let n = shell_word(name);
         let mut script = String::from("set -e\n");
@@ -31,6 +37,12 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, name: &str, enabled: bool, runni
         }
         if todo.contains(&"start") {
             script.push_str(&format!("systemctl start {n}\n"));
+        }
+        if todo.contains(&"disable") {
+            script.push_str(&format!("systemctl disable {n}\n"));
+        }
+        if todo.contains(&"stop") {
+            script.push_str(&format!("systemctl stop {n}\n"));
         }
         // Started in the prepare phase, so the second probe sees its database.
         let prepare = ctx.pg_stopped && name == "postgresql";
@@ -67,6 +79,26 @@ mod tests {
         ] {
             assert_eq!(
                 summaries(&plan(op("nginx"), 0, answer, &[])),
+                expected,
+                "{answer:?}"
+            );
+        }
+        // Services that must be off: the timer of a server that no longer issues certificates.
+        let off = |name: &str| Op::Service {
+            name: name.into(),
+            enabled: false,
+            running: false,
+        };
+        for (answer, expected) in [
+            (
+                "enabled\n\nactive\n",
+                vec!["~ service t.timer: disable and stop"],
+            ),
+            ("disabled\n\ninactive\n", vec![]),
+            ("\n\ninactive\n", vec![]),
+        ] {
+            assert_eq!(
+                summaries(&plan(off("t.timer"), 0, answer, &[])),
                 expected,
                 "{answer:?}"
             );
