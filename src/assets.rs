@@ -24,6 +24,7 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/django/env",
     "templates/postgres/00-tandem.conf",
     "templates/postgres/pg_hba.block",
+    "templates/postgres/10-tandem-tuning.conf",
     "templates/tls/acme-renew",
     "templates/tls/acme.service",
     "templates/tls/acme.timer",

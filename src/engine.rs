@@ -395,7 +395,13 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
         ),
         (None, Role::App) => String::new(),
     };
-    Ok(HostFacts { postgres_version })
+    Ok(HostFacts {
+        postgres_version,
+        machine: discovery
+            .machine
+            .clone()
+            .unwrap_or_else(crate::tuning::Machine::assumed),
+    })
 }
 
 /// The servers `only` names (all when it is empty), in config order; an unknown name is an

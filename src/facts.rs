@@ -30,6 +30,8 @@ pub struct Discovery {
     /// made one before (an OpenSSH private key). Never shown, like the SECRET_KEY.
     #[serde(skip)]
     pub tls_push_key: Option<Secret>,
+    /// The db server's memory, CPUs and disk, for PostgreSQL's tuning.
+    pub machine: Option<crate::tuning::Machine>,
 }
 
 /// The discovery script for a server of `role`. Only the db server asks about PostgreSQL, and
@@ -56,6 +58,15 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
         ));
     }
     if role == Role::Db {
+        // The disk under PostgreSQL's data (or /, before it is installed): `ROTA` where the
+        // kernel shows a block device, nothing in a container.
+        script.push_str(
+            r#"echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+echo "cpus=$(nproc 2>/dev/null)"
+d=/var/lib/postgresql; [ -d "$d" ] || d=/
+echo "rotational=$(lsblk -ndo ROTA "$(findmnt -no SOURCE -T "$d" 2>/dev/null)" 2>/dev/null | head -n 1 | tr -d ' ')"
+"#,
+        );
         script.push_str(
             r#"installed=$(command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}')
 if [ -n "$installed" ]; then
@@ -84,8 +95,21 @@ impl Discovery {
             ),
             None => String::new(),
         };
+        let machine = match &self.machine {
+            Some(m) => format!(
+                "mem_kb={}\ncpus={}\nrotational={}\n",
+                m.memory_mib * 1024,
+                m.cpus,
+                match m.rotational {
+                    Some(true) => "1",
+                    Some(false) => "0",
+                    None => "",
+                }
+            ),
+            None => String::new(),
+        };
         format!(
-            "os={}\nos_version={}\nssh_socket={}\n{pg}{secret_key}",
+            "os={}\nos_version={}\nssh_socket={}\n{machine}{pg}{secret_key}",
             self.os,
             self.os_version,
             if self.ssh_socket_activated {
@@ -100,6 +124,7 @@ impl Discovery {
 pub fn parse_discovery(text: &str) -> Discovery {
     let mut d = Discovery::default();
     let mut candidate = None;
+    let (mut mem_kb, mut cpus, mut rotational) = (None, None, None);
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
             continue;
@@ -124,12 +149,16 @@ pub fn parse_discovery(text: &str) -> Discovery {
             "ssh_socket" => d.ssh_socket_activated = value == "enabled",
             "django_secret_key" => d.secret_key = existing_secret_key(value),
             "tls_push_key" => d.tls_push_key = existing_push_key(value),
+            "mem_kb" => mem_kb = Some(value),
+            "cpus" => cpus = Some(value),
+            "rotational" => rotational = Some(value),
             _ => {}
         }
     }
     if d.postgres_version.is_none() {
         d.postgres_version = candidate;
     }
+    d.machine = crate::tuning::parse_machine(mem_kb, cpus, rotational);
     d
 }
 

@@ -31,6 +31,7 @@ pub mod templates;
 pub mod tls;
 pub mod tls_check;
 pub mod transport;
+pub mod tuning;
 pub mod ufw;
 pub mod vars;
 pub mod verify;

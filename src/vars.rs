@@ -15,12 +15,15 @@ use crate::secret::{RunSecrets, Secret};
 #[derive(Clone, Debug, Serialize)]
 pub struct HostFacts {
     pub postgres_version: String,
+    /// The db server's machine (`Machine::assumed()` offline).
+    pub machine: crate::tuning::Machine,
 }
 
 impl HostFacts {
     pub fn assumed() -> Self {
         HostFacts {
             postgres_version: "15".into(),
+            machine: crate::tuning::Machine::assumed(),
         }
     }
 }
@@ -376,6 +379,10 @@ pub struct PgVars {
     pub version: String,
     /// Debian/Ubuntu's cluster configuration directory.
     pub conf_dir: String,
+    /// The machine the settings are derived from, in words.
+    pub machine: String,
+    /// Settings derived from the machine and the app, or from `database.settings`.
+    pub tuning: Vec<crate::tuning::Setting>,
 }
 
 impl Vars {
@@ -387,6 +394,7 @@ impl Vars {
             server,
             &HostFacts {
                 postgres_version: String::new(),
+                machine: crate::tuning::Machine::assumed(),
             },
             Secrets::redacted(config),
         )
@@ -465,6 +473,15 @@ impl Vars {
             pg: PgVars {
                 conf_dir: format!("/etc/postgresql/{}/main", facts.postgres_version),
                 version: facts.postgres_version.clone(),
+                machine: facts.machine.describe(),
+                tuning: crate::tuning::settings(
+                    &facts.machine,
+                    crate::tuning::Demand {
+                        app_servers: config.app_servers().count() as u32,
+                        workers: u32::from(config.django.workers),
+                    },
+                    &config.database.settings,
+                ),
             },
             tls: TlsVars::of(config, server),
             secrets,

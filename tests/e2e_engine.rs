@@ -87,6 +87,22 @@ fn converge_and_check(suite: Suite) {
         "{}",
         text(&plan.stdout)
     );
+    // PostgreSQL runs with the settings derived from the db server's machine (the lab's
+    // containers see the host's memory and CPUs), shared_buffers after the restart it needs.
+    let live = s.sudo_ok(
+        &s.db,
+        r#"awk '/^MemTotal:/ {print $2}' /proc/meminfo; nproc
+runuser -u postgres -- psql -Atc "SELECT setting FROM pg_settings WHERE name IN ('shared_buffers', 'max_parallel_workers') ORDER BY name"
+runuser -u postgres -- psql -Atc 'SELECT count(*) FROM pg_settings WHERE pending_restart'"#,
+    );
+    let live: Vec<u64> = live.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let (mem_kb, cpus) = (live[0], live[1]);
+    // max_parallel_workers first (ORDER BY name), then shared_buffers in 8kB pages.
+    assert_eq!(live[2], cpus, "max_parallel_workers");
+    let want_mb = (mem_kb / 1024 / 4).clamp(128, 16 * 1024);
+    assert_eq!(live[3] * 8 / 1024, want_mb, "shared_buffers (25% of RAM)");
+    assert_eq!(live[4], 0, "a setting still waits for a restart");
+
     let json = s.run(&["plan", "--json"]);
     assert_ok("plan --json", &json);
     let parsed: serde_json::Value =

@@ -442,6 +442,9 @@ fn templates(args: &ConfigArgs) -> anyhow::Result<Templates> {
 fn facts(args: &OfflineArgs) -> HostFacts {
     HostFacts {
         postgres_version: args.postgres_version.to_string(),
+        // Offline, the db server's machine is not known: PostgreSQL's settings are shown for
+        // `Machine::assumed()` and say so.
+        machine: crate::tuning::Machine::assumed(),
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Database {
     /// Machines besides the app servers that may reach the database (a BI tool, a bastion):
     /// each gets a pg_hba line in tandem's block and a ufw rule, like an app server.
     pub allow: Vec<IpAddr>,
+    /// PostgreSQL settings that override the derived ones (`tuning.rs`), as written.
+    pub settings: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -326,6 +328,29 @@ mod raw {
         pub superuser: Option<Spanned<bool>>,
         #[serde(default)]
         pub allow: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub settings: BTreeMap<String, Spanned<SettingValue>>,
+    }
+
+    /// A postgresql.conf value as YAML gives it: `200`, `0.9`, `off` or `'64MB'`.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum SettingValue {
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+        Text(String),
+    }
+
+    impl SettingValue {
+        pub fn text(&self) -> String {
+            match self {
+                SettingValue::Int(n) => n.to_string(),
+                SettingValue::Float(x) => x.to_string(),
+                SettingValue::Bool(b) => if *b { "on" } else { "off" }.to_string(),
+                SettingValue::Text(t) => t.clone(),
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -436,10 +461,21 @@ impl Validator<'_> {
         }
         let servers = self.servers(&raw.servers);
         let domains = self.domains(&raw.domains);
+        let raw_settings: Option<Spanned<raw::SettingValue>> =
+            raw.database.settings.get("max_connections").map(|v| {
+                Spanned::new(
+                    raw::SettingValue::Text(v.value.text()),
+                    v.referenced,
+                    v.defined,
+                )
+            });
         let database = self.database(raw.database, servers.as_deref().unwrap_or_default());
         let django = self.django(raw.django, &domains, &raw.domains);
         let ssh = self.ssh(raw.ssh, &project);
         let tls = self.tls(raw.tls, &domains, &raw.domains);
+        if let (Some(servers), Some(django)) = (&servers, &django) {
+            self.connection_budget(&raw_settings, servers, django);
+        }
         Some(Config {
             path: self.path.to_path_buf(),
             project,
@@ -726,6 +762,34 @@ impl Validator<'_> {
                 Ok(ip) => allow.push(ip),
             }
         }
+        let mut settings = BTreeMap::new();
+        for (name, value) in &raw.settings {
+            let field = format!("database.settings.{name}");
+            let text = value.value.text();
+            if !crate::tuning::is_setting_name(name) {
+                self.error(
+                    value,
+                    &field,
+                    format!("`{name}` is not a PostgreSQL setting name"),
+                    "write the name as postgresql.conf does, e.g. shared_buffers",
+                );
+            } else if crate::tuning::MANAGED.contains(&name.as_str()) {
+                self.error(
+                    value,
+                    &field,
+                    format!("tandem sets `{name}` itself: who reaches the database depends on it"),
+                    "remove it; listen_addresses follows the server's internal_ip, access is in `database.allow`",
+                );
+            } else if !crate::tuning::is_setting_value(&text) {
+                self.error(
+                    value,
+                    &field,
+                    format!("the value of `{name}` cannot be written into postgresql.conf"),
+                    "write a plain value without quotes, `#` or line breaks, e.g. 64MB",
+                );
+            }
+            settings.insert(name.clone(), text);
+        }
         Database {
             name,
             role,
@@ -733,6 +797,7 @@ impl Validator<'_> {
             extensions,
             superuser,
             allow,
+            settings,
         }
     }
 
@@ -935,6 +1000,44 @@ impl Validator<'_> {
             env.into_iter().map(|(k, v)| (k, v.value)).collect(),
             secret_env.into_iter().map(|(k, v)| (k, v.value)).collect(),
         )
+    }
+
+    /// The app can open one connection per gunicorn worker on each app server; with the
+    /// reserve, that must fit under an explicit `max_connections`, or requests would wait
+    /// for connections (or fail) under load.
+    fn connection_budget(
+        &mut self,
+        max_connections: &Option<Spanned<raw::SettingValue>>,
+        servers: &[Server],
+        django: &Django,
+    ) {
+        let Some(at) = max_connections else { return };
+        let demand = crate::tuning::Demand {
+            app_servers: servers.iter().filter(|s| s.role == Role::App).count() as u32,
+            workers: u32::from(django.workers),
+        };
+        match at.value.text().parse::<u32>() {
+            Ok(n) if n >= demand.needed() => {}
+            Ok(n) => self.error(
+                at,
+                "database.settings.max_connections",
+                format!(
+                    "max_connections {n} is less than the app can use: {} = {}",
+                    demand.describe(),
+                    demand.needed()
+                ),
+                &format!(
+                    "raise max_connections to at least {}, lower django.workers, or remove it (tandem derives it)",
+                    demand.needed()
+                ),
+            ),
+            Err(_) => self.error(
+                at,
+                "database.settings.max_connections",
+                "max_connections is not a whole number".into(),
+                "write a number, e.g. 200",
+            ),
+        }
     }
 
     /// Checks where a secret comes from (`{env: NAME}` or `{file: PATH}`) without showing
@@ -1227,5 +1330,56 @@ mod tests {
         assert!(fix("  workers: three").contains("gunicorn workers"));
         assert!(fix("  port: ssh").contains("1-65535"));
         assert!(!fix("  other: x").contains("port"));
+    }
+
+    /// `check` on MINIMAL with `database:` replaced, in a directory holding the Django
+    /// project: the errors shown, or "" when it loads.
+    fn check_database(database: &str, workers: u16) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        testing::shop(dir.path());
+        let text = testing::MINIMAL.replace(
+            "database: {name: shop, role: shop, password: {env: X}}",
+            database,
+        ) + &format!(
+            "django: {{source: ., wsgi_module: shop.wsgi, settings_module: shop.settings, workers: {workers}}}\n"
+        );
+        match parse(&dir.path().join("tandem.yml"), &text) {
+            Ok(_) => String::new(),
+            Err(d) => d.to_string(),
+        }
+    }
+
+    #[test]
+    fn database_settings_are_checked_and_fit_the_connection_budget() {
+        let with = |settings: &str| {
+            format!(
+                "database: {{name: shop, role: shop, password: {{env: X}}, settings: {{{settings}}}}}"
+            )
+        };
+        assert_eq!(
+            check_database(
+                &with("shared_buffers: 2GB, jit: off, random_page_cost: 1.1, max_connections: 60"),
+                3
+            ),
+            ""
+        );
+        // One app server with 60 workers + 10 reserved = 70 > 60.
+        let tight = check_database(&with("max_connections: 60"), 60);
+        assert!(tight.contains("max_connections 60 is less than the app can use: 1 app server(s) x 60 gunicorn workers + 10 reserved = 70"), "{tight}");
+        assert!(tight.contains("at least 70"), "{tight}");
+        let managed = check_database(&with("listen_addresses: '*'"), 3);
+        assert!(
+            managed.contains("tandem sets `listen_addresses` itself"),
+            "{managed}"
+        );
+        let injected = check_database(&with("work_mem: \"4MB' #\""), 3);
+        assert!(
+            injected.contains("cannot be written into postgresql.conf"),
+            "{injected}"
+        );
+        let name = check_database(&with("Work_Mem: 4MB"), 3);
+        assert!(name.contains("not a PostgreSQL setting name"), "{name}");
+        let words = check_database(&with("max_connections: lots"), 3);
+        assert!(words.contains("not a whole number"), "{words}");
     }
 }

@@ -92,7 +92,7 @@ pub fn query(desired: &Desired) -> Option<String> {
             "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
              SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
              SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
-             SELECT 'setting', name, setting, context, pending_restart FROM pg_settings WHERE name IN ({names});\n\
+             SELECT 'setting', name, current_setting(name), context, pending_restart FROM pg_settings WHERE name IN ({names});\n\
              SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
             r = sql_literal(&role),
             d = sql_literal(&db),
@@ -112,7 +112,8 @@ pub fn query(desired: &Desired) -> Option<String> {
     }
 }
 
-/// `(name, current value, context)` of each PostgreSQL setting the probe read.
+/// `(name, current value as SHOW prints it, context)` of each PostgreSQL setting the probe
+/// read (`6GB`, not `786432` pages: tandem writes sizes the same way, see `tuning::size`).
 pub fn pg_settings(facts: &Facts) -> Vec<(String, String, String)> {
     let pg = facts.get(PG);
     if !pg.ok() {

@@ -85,7 +85,9 @@ cat > pebble.json <<'EOF'
   "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}
 EOF
 # No random validation delay, no random nonce rejections: the scenarios are about tandem.
-systemd-run --unit pebble-lab -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 \
+# No reuse of valid authorizations (pebble reuses half of them at random by default): every
+# order proves control again, so a broken DNS set-up fails every time, not every other time.
+systemd-run --unit pebble-lab -E PEBBLE_VA_NOSLEEP=1 -E PEBBLE_WFE_NONCEREJECT=0 -E PEBBLE_AUTHZREUSE=0 \
     /usr/bin/pebble -config /etc/pebble-lab/pebble.json -dnsserver {ip}:53
 sed -n 's/^.*secret "\(.*\)";.*$/\1/p' /etc/bind/{TSIG_KEY}.key
 "#
