@@ -199,7 +199,7 @@ pub fn settings(
 pub fn size(kb: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "TB"), (1 << 20, "GB"), (1 << 10, "MB")];
     for (factor, unit) in UNITS {
-        if kb >= factor && kb % factor == 0 {
+        if kb >= factor && kb.is_multiple_of(factor) {
             return format!("{}{unit}", kb / factor);
         }
     }
@@ -223,7 +223,7 @@ fn canonical(value: &str) -> String {
 }
 
 fn mib(n: u64) -> String {
-    if n >= 1024 && n % 1024 == 0 {
+    if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} GiB", n / 1024)
     } else if n >= 1024 {
         format!("{:.1} GiB", n as f64 / 1024.0)
