@@ -74,16 +74,7 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
         }),
         _ => None,
     };
-    let tls_ca_certificate = match &config.tls.ca_certificate {
-        Some(path) => {
-            let base = config.path.parent().unwrap_or(Path::new("."));
-            let path = base.join(path);
-            crate::local_file::read_small(&path).map_err(|why| {
-                anyhow::anyhow!("reading tls.ca_certificate from {}: {why}", path.display())
-            })?
-        }
-        None => String::new(),
-    };
+    let tls_ca_certificate = ca_certificate(config)?.unwrap_or_default();
     let tls_dns_env = match config.tls.acme().and_then(|a| a.dns.as_ref()) {
         Some(dns) => crate::tls::dns_env(dns, |field, source| {
             read(config, source, field).map(|s| s.0)
@@ -110,17 +101,7 @@ fn read_pem(
     field: &str,
     kind: &str,
 ) -> anyhow::Result<Secret> {
-    let text = match source {
-        PasswordSource::Env(name) => std::env::var(name).with_context(|| {
-            format!("{field} in tandem.yml comes from ${name}, which is not set")
-        })?,
-        PasswordSource::File(path) => {
-            let base = config.path.parent().unwrap_or(Path::new("."));
-            let path = base.join(path);
-            crate::local_file::read_small(&path)
-                .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))?
-        }
-    };
+    let text = read_whole(config, source, field)?;
     let begins = text
         .lines()
         .find(|l| l.starts_with("-----BEGIN "))
@@ -135,6 +116,37 @@ fn read_pem(
     Ok(Secret(text))
 }
 
+/// All of what `source` holds: the variable's value, or the file's text (a small regular
+/// file, relative to tandem.yml).
+fn read_whole(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result<String> {
+    match source {
+        PasswordSource::Env(name) => std::env::var(name)
+            .with_context(|| format!("{field} in tandem.yml comes from ${name}, which is not set")),
+        PasswordSource::File(path) => {
+            let base = config.path.parent().unwrap_or(Path::new("."));
+            let path = base.join(path);
+            crate::local_file::read_small(&path)
+                .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))
+        }
+    }
+}
+
+/// `tls.ca_certificate`'s roots (PEM), when the config names a private CA.
+pub fn ca_certificate(config: &Config) -> anyhow::Result<Option<String>> {
+    config
+        .tls
+        .ca_certificate
+        .as_ref()
+        .map(|path| {
+            read_whole(
+                config,
+                &PasswordSource::File(path.clone()),
+                "tls.ca_certificate",
+            )
+        })
+        .transpose()
+}
+
 /// The database password from `config.database.password`.
 pub fn db_password(config: &Config) -> anyhow::Result<Secret> {
     read(config, &config.database.password, "database.password")
@@ -142,17 +154,14 @@ pub fn db_password(config: &Config) -> anyhow::Result<Secret> {
 
 /// The value `source` names (`field` says which one, for messages: never the value).
 fn read(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result<Secret> {
+    // A file holds the value on its first line; a variable is the value.
     let value = match source {
-        PasswordSource::Env(name) => std::env::var(name).with_context(|| {
-            format!("{field} in tandem.yml comes from ${name}, which is not set")
-        })?,
-        PasswordSource::File(path) => {
-            let base = config.path.parent().unwrap_or(Path::new("."));
-            let path = base.join(path);
-            let text = crate::local_file::read_small(&path)
-                .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))?;
-            text.lines().next().unwrap_or("").to_string()
-        }
+        PasswordSource::Env(_) => read_whole(config, source, field)?,
+        PasswordSource::File(_) => read_whole(config, source, field)?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
     };
     if value.is_empty() {
         bail!("{field} ({}) is empty", source.describe());

@@ -574,17 +574,7 @@ fn status_text(value: &serde_json::Value) -> String {
 /// The roots verify trusts: `tls.ca_certificate`'s when set (the chain must end there), else
 /// the system's.
 fn tls_roots(config: &Config) -> Result<rustls::RootCertStore, String> {
-    let pem = match &config.tls.ca_certificate {
-        Some(path) => {
-            let base = config.path.parent().unwrap_or(std::path::Path::new("."));
-            let path = base.join(path);
-            Some(
-                crate::local_file::read_small(&path)
-                    .map_err(|why| format!("reading {}: {why}", path.display()))?,
-            )
-        }
-        None => None,
-    };
+    let pem = crate::secret::ca_certificate(config).map_err(|e| format!("{e:#}"))?;
     crate::tls_check::roots(pem.as_deref()).map_err(|e| format!("{e:#}"))
 }
 
