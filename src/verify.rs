@@ -133,6 +133,25 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         );
     }
 
+    // ACME: the issuer's renewal timer is on, or nothing renews the certificate.
+    for (i, server) in engine.servers.iter().enumerate() {
+        let desired = &planned.desired[i];
+        let timer = desired.tasks.iter().position(|t| {
+            matches!(&t.op, Op::Service { name, enabled: true, .. } if name.starts_with("tandem-acme-"))
+        });
+        if let Some(t) = timer {
+            let answer = planned.facts[i].task(t).stdout;
+            let states: Vec<&str> = answer.split_whitespace().collect();
+            v.add(
+                &server.name,
+                "certificate renewal timer on",
+                states == ["enabled", "active"],
+                states.join(" "),
+                "run tandem apply: it enables tandem-acme-<project>.timer on the first app server",
+            );
+        }
+    }
+
     for (i, server) in engine.servers.iter().enumerate() {
         let ufw = UfwState::parse(
             planned.facts[i].get(UFW).status,

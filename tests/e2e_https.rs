@@ -109,6 +109,7 @@ fn two_app_servers_serve_one_acme_certificate_and_renew_without_tandem() {
     let verify = s.run(&["verify"]);
     assert_ok("verify", &verify);
     for check in [
+        "PASS app1: certificate renewal timer on",
         "certificate for www.timesheet.lab.test from",
         "HSTS header",
         "http://timesheet.lab.test redirects to https",
@@ -120,6 +121,29 @@ fn two_app_servers_serve_one_acme_certificate_and_renew_without_tandem() {
             text(&verify.stdout)
         );
     }
+
+    // By hand, app2's certificate replaced with a stray one (copied from the placeholder's
+    // recipe): the plan says the issuer hands its own out again, and apply does.
+    s.sudo_ok(
+        app2,
+        "cd /etc/ssl/tandem && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+         -nodes -days 3 -subj /CN=stray -keyout timesheet.key -out timesheet.crt 2>/dev/null && \
+         systemctl reload nginx",
+    );
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stdout));
+    assert!(
+        text(&plan.stdout).contains("~ certificate: hand it to app2"),
+        "{}",
+        text(&plan.stdout)
+    );
+    assert_ok("apply after the hand edit", &s.run(&["apply", "--yes"]));
+    assert_eq!(
+        wait_for_fingerprint(&app2.ip, "timesheet.lab.test", &fp),
+        fp
+    );
+    let plan = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
 
     // Renewal with no tandem run: with a renewal window longer than pebble's certificates
     // last, every run of the issuer's timer renews. The timer is scheduled; its service runs
