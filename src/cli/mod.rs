@@ -95,6 +95,23 @@ struct OfflineArgs {
     #[arg(long, default_value = "15", value_name = "VERSION",
           value_parser = clap::value_parser!(u16).range(9..100))]
     postgres_version: u16,
+    /// The db server's memory in MiB, for PostgreSQL's settings (default: 4096, assumed).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(256..))]
+    db_memory_mib: Option<u64>,
+    /// The db server's CPUs (default: 2, assumed).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..1025))]
+    db_cpus: Option<u32>,
+    /// The disk under the db server's data (default: ssd, assumed).
+    #[arg(long, value_name = "KIND")]
+    db_disk: Option<DiskArg>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum DiskArg {
+    Ssd,
+    Rotational,
+    /// Not visible (a container, some virtual disks): tuned as an SSD, and said so.
+    Unknown,
 }
 
 #[derive(clap::Args, Debug)]
@@ -443,8 +460,23 @@ fn facts(args: &OfflineArgs) -> HostFacts {
     HostFacts {
         postgres_version: args.postgres_version.to_string(),
         // Offline, the db server's machine is not known: PostgreSQL's settings are shown for
-        // `Machine::assumed()` and say so.
-        machine: crate::tuning::Machine::assumed(),
+        // the one the flags describe (`Machine::assumed()`'s by default) and say so.
+        machine: match (args.db_memory_mib, args.db_cpus, args.db_disk) {
+            (None, None, None) => crate::tuning::Machine::assumed(),
+            (memory, cpus, disk) => {
+                let assumed = crate::tuning::Machine::assumed();
+                crate::tuning::Machine {
+                    memory_mib: memory.unwrap_or(assumed.memory_mib),
+                    cpus: cpus.unwrap_or(assumed.cpus),
+                    rotational: match disk {
+                        Some(DiskArg::Rotational) => Some(true),
+                        Some(DiskArg::Unknown) => None,
+                        Some(DiskArg::Ssd) | None => Some(false),
+                    },
+                    assumed: false,
+                }
+            }
+        },
     }
 }
 

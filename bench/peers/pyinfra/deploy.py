@@ -80,6 +80,7 @@ if "db" in host.groups:
     conf = f"/etc/postgresql/{host.data.pg_version}/main"
     apt.packages(name="PostgreSQL", packages=["postgresql"])
     listen = put(f"{conf}/conf.d/00-tandem.conf", user="postgres", group="postgres")
+    tuning = put(f"{conf}/conf.d/10-tandem-tuning.conf", user="postgres", group="postgres")
     block_lines = open(f"{src}{conf}/pg_hba.conf.tandem-block").read().splitlines()
     hba = files.block(
         name="pg_hba admits each app server, nothing else",
@@ -94,7 +95,7 @@ if "db" in host.groups:
         name="restart postgresql",
         service="postgresql",
         restarted=True,
-        _if=any_changed(listen, hba),
+        _if=any_changed(listen, tuning, hba),
     )
     postgres.role(
         name="App role",
