@@ -19,8 +19,7 @@ use crate::resource::release::{self, ReleaseState};
 use crate::secret::{self, RunSecrets, Secret};
 use crate::templates::Templates;
 use crate::transport::{Ssh, SshOptions, Transport};
-use crate::vars::KeptKeys;
-use crate::vars::{HostFacts, Paths, Secrets, Vars};
+use crate::vars::{HostFacts, KeptKeys, Paths, Secrets, Vars};
 
 pub struct Engine {
     pub config: Config,
@@ -175,7 +174,7 @@ impl Engine {
             all.push(host.desired);
             all_facts.push(host.facts);
         }
-        hand_out_certificate(&self.config, &self.servers, &mut hosts);
+        crate::resource::certificate::hand_out_across(&self.config, &self.servers, &mut hosts);
         Ok(Planned {
             plan: Plan { hosts },
             desired: all,
@@ -212,51 +211,6 @@ pub fn kept_keys(discoveries: &[facts::Discovery]) -> anyhow::Result<KeptKeys> {
         tls_push_key: Secret::new(private.to_string()),
         tls_push_public: public,
     })
-}
-
-/// With ACME, the issuer (the first app server in the config) hands its certificate to every
-/// app server that serves another one: a change on the issuer when it takes part in the run,
-/// else a note on the server that is behind.
-fn hand_out_certificate(config: &Config, servers: &[Server], hosts: &mut [plan::HostPlan]) {
-    let Some(issuer) = config.app_servers().next() else {
-        return;
-    };
-    let service = crate::vars::TlsVars::of(config, issuer).service;
-    let issuer_index = servers.iter().position(|s| s.name == issuer.name);
-    let others: Vec<(String, crate::resource::certificate::CertificateState)> = servers
-        .iter()
-        .zip(hosts.iter())
-        .filter(|(s, _)| s.role == Role::App && s.name != issuer.name)
-        .filter_map(|(s, h)| Some((s.name.clone(), h.certificate.clone()?)))
-        .collect();
-    match issuer_index {
-        Some(i) => {
-            let Some(state) = hosts[i].certificate.clone() else {
-                return;
-            };
-            let busy = hosts[i]
-                .changes
-                .iter()
-                .any(|c| c.role == crate::playbook::Phase::Certificate);
-            let others: Vec<(&str, &_)> = others.iter().map(|(n, s)| (n.as_str(), s)).collect();
-            if let Some(change) =
-                crate::resource::certificate::hand_out(&state, busy, &others, &service)
-            {
-                hosts[i].changes.push(change);
-            }
-        }
-        None => {
-            for host in hosts
-                .iter_mut()
-                .filter(|h| others.iter().any(|(n, _)| *n == h.server))
-            {
-                host.notes.push(format!(
-                    "{} issues the certificate and hands it out: include it in the run (or wait for its daily timer) if this server's differs",
-                    issuer.name
-                ));
-            }
-        }
-    }
 }
 
 /// One host's desired state, expanded once from its discovery (with the real secrets: the

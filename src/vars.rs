@@ -233,7 +233,7 @@ impl TlsVars {
     pub fn of(config: &Config, server: &Server) -> TlsVars {
         let project = &config.project;
         let acme = config.tls.acme();
-        let issuer = config.app_servers().next();
+        let issuer = config.certificate_issuer();
         let state_dir = acme_state_dir(project);
         TlsVars {
             enabled: config.tls.enabled(),
@@ -246,7 +246,7 @@ impl TlsVars {
             issuer_ip: issuer.map(|i| url_host(i.internal_ip)).unwrap_or_default(),
             peers: config
                 .app_servers()
-                .skip(1)
+                .filter(|s| issuer.is_some_and(|i| i.name != s.name))
                 .map(|s| s.internal_ip.to_string())
                 .collect(),
             directory: acme.map(|a| a.directory.clone()).unwrap_or_default(),

@@ -162,6 +162,12 @@ impl Config {
         self.servers.iter().filter(|s| s.role == Role::App)
     }
 
+    /// The app server that runs the ACME client and hands the certificate to the others: the
+    /// first in the config.
+    pub fn certificate_issuer(&self) -> Option<&Server> {
+        self.app_servers().next()
+    }
+
     /// Everyone who may reach the database: the app servers and `database.allow`.
     pub fn database_clients(&self) -> Vec<IpAddr> {
         self.app_servers()

@@ -5,8 +5,10 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::config::{Config, Role, Server};
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
+use crate::plan::HostPlan;
 use crate::playbook::Phase;
 
 /// The subject of the placeholder, so that it is never taken for a real certificate.
@@ -202,6 +204,49 @@ pub fn hand_out(
     change.role = Phase::Certificate;
     change.step = "HTTPS certificate".into();
     Some(change)
+}
+
+/// With ACME, the issuer (the first app server in the config) hands its certificate to every
+/// app server that serves another one: a change on the issuer when it takes part in the run,
+/// else a note on the server that is behind.
+pub fn hand_out_across(config: &Config, servers: &[Server], hosts: &mut [HostPlan]) {
+    let Some(issuer) = config.certificate_issuer() else {
+        return;
+    };
+    let service = crate::vars::TlsVars::of(config, issuer).service;
+    let issuer_index = servers.iter().position(|s| s.name == issuer.name);
+    let others: Vec<(String, CertificateState)> = servers
+        .iter()
+        .zip(hosts.iter())
+        .filter(|(s, _)| s.role == Role::App && s.name != issuer.name)
+        .filter_map(|(s, h)| Some((s.name.clone(), h.certificate.clone()?)))
+        .collect();
+    match issuer_index {
+        Some(i) => {
+            let Some(state) = hosts[i].certificate.clone() else {
+                return;
+            };
+            let busy = hosts[i]
+                .changes
+                .iter()
+                .any(|c| c.role == Phase::Certificate);
+            let others: Vec<(&str, &_)> = others.iter().map(|(n, s)| (n.as_str(), s)).collect();
+            if let Some(change) = hand_out(&state, busy, &others, &service) {
+                hosts[i].changes.push(change);
+            }
+        }
+        None => {
+            for host in hosts
+                .iter_mut()
+                .filter(|h| others.iter().any(|(n, _)| *n == h.server))
+            {
+                host.notes.push(format!(
+                    "{} issues the certificate and hands it out: include it in the run (or wait for its daily timer) if this server's differs",
+                    issuer.name
+                ));
+            }
+        }
+    }
 }
 
 /// Makes a self-signed certificate and key when there is none, so nginx's 443 server can
