@@ -136,9 +136,10 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
     // ACME: the issuer's renewal timer is on, or nothing renews the certificate.
     for (i, server) in engine.servers.iter().enumerate() {
         let desired = &planned.desired[i];
-        let timer = desired.tasks.iter().position(|t| {
-            matches!(&t.op, Op::Service { name, enabled: true, .. } if name.starts_with("tandem-acme-"))
-        });
+        let wanted = crate::vars::TlsVars::of(config, server).timer;
+        let timer = desired.tasks.iter().position(
+            |t| matches!(&t.op, Op::Service { name, enabled: true, .. } if *name == wanted),
+        );
         if let Some(t) = timer {
             let answer = planned.facts[i].task(t).stdout;
             let states: Vec<&str> = answer.split_whitespace().collect();
