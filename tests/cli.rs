@@ -801,6 +801,16 @@ fn broken_playbook_override_is_rejected_at_load() {
     );
 }
 
+/// `check` refuses `text` (exit 1, a `tandem.yml:` position) without echoing the `hunter2`
+/// that `case` pasted where a secret's source belongs.
+fn assert_refused_without_echo(text: &str, case: &str) {
+    let (_dir, path) = workspace(text);
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 1, "{case:?}: {stderr}");
+    assert!(!stderr.contains("hunter2"), "{case:?} echoed:\n{stderr}");
+    assert!(stderr.contains("tandem.yml:"), "{case:?}: {stderr}");
+}
+
 #[test]
 fn a_password_written_inline_is_never_echoed() {
     for inline in [
@@ -811,11 +821,7 @@ fn a_password_written_inline_is_never_echoed() {
         "  password: {env: hunter2 is my password}\n",
     ] {
         let text = good_config().replace("  password: {env: TANDEM_DB_PASSWORD}\n", inline);
-        let (_dir, path) = workspace(&text);
-        let (code, stderr) = check(&path);
-        assert_eq!(code, 1, "{inline:?}: {stderr}");
-        assert!(!stderr.contains("hunter2"), "{inline:?} echoed:\n{stderr}");
-        assert!(stderr.contains("tandem.yml:"), "{inline:?}: {stderr}");
+        assert_refused_without_echo(&text, inline);
     }
 }
 
@@ -831,11 +837,7 @@ fn a_secret_pasted_into_secret_env_is_never_echoed() {
             "  settings_module: shop.settings\n",
             &format!("  settings_module: shop.settings\n{inline}"),
         );
-        let (_dir, path) = workspace(&text);
-        let (code, stderr) = check(&path);
-        assert_eq!(code, 1, "{inline:?}: {stderr}");
-        assert!(!stderr.contains("hunter2"), "{inline:?} echoed:\n{stderr}");
-        assert!(stderr.contains("tandem.yml:"), "{inline:?}: {stderr}");
+        assert_refused_without_echo(&text, inline);
     }
 }
 
@@ -856,11 +858,7 @@ fn a_tsig_or_dns_secret_pasted_into_the_config_is_never_echoed() {
                 "    email: ops@example.com\n",
                 &format!("    email: ops@example.com\n    dns:\n      {dns}\n"),
             );
-        let (_dir, path) = workspace(&text);
-        let (code, stderr) = check(&path);
-        assert_eq!(code, 1, "{dns:?}: {stderr}");
-        assert!(!stderr.contains("hunter2"), "{dns:?} echoed:\n{stderr}");
-        assert!(stderr.contains("tandem.yml:"), "{dns:?}: {stderr}");
+        assert_refused_without_echo(&text, dns);
     }
 }
 
