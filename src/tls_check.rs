@@ -70,14 +70,14 @@ pub fn visit(addr: SocketAddr, name: &str, roots: &rustls::RootCertStore) -> any
         format!("GET / HTTP/1.1\r\nHost: {name}\r\nUser-Agent: tandem-verify\r\nConnection: close\r\n\r\n")
             .as_bytes(),
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(anyhow::Error::new)?;
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
         match tls.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) if head.is_empty() => return Err(anyhow::anyhow!("{e}")),
+            Err(e) if head.is_empty() => return Err(anyhow::Error::new(e)),
             Err(_) => break,
         }
     }
@@ -115,12 +115,19 @@ pub fn refuses_unknown_name(addr: SocketAddr, roots: &rustls::RootCertStore) -> 
             "answered with a certificate (HTTP {})",
             seen.status
         )),
+        // rustls hands its error to the socket API inside an io::Error.
         Err(e) => {
-            let text = format!("{e:#}");
-            if text.contains("AlertReceived") || text.contains("alert") {
+            let refused = e.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| matches!(r, rustls::Error::AlertReceived(_)))
+            });
+            if refused {
                 Ok(())
             } else {
-                Err(text)
+                Err(format!("{e:#}"))
             }
         }
     }
