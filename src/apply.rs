@@ -138,8 +138,23 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
             .map(|(i, _)| i)
             .collect()
     };
+    let part_where = |i: usize, keep: &dyn Fn(Phase) -> bool| {
+        let mut host = plan.hosts[i].clone();
+        host.changes.retain(|c| keep(c.role));
+        host.handlers.retain(|h| keep(h.role));
+        host
+    };
     let mut reports = Vec::new();
     let mut app_reports: Vec<HostReport> = Vec::new();
+    // The backup server first, so the db server's first archived WAL finds its repository;
+    // its stanza and first backup once the db server archives. The deployment does not wait
+    // on it: a failed backup server is reported, and the others go on.
+    let backups = order(Role::Backup);
+    let mut backup_reports = join_all(backups.iter().map(|&i| async move {
+        let host = part_where(i, &|p| p != Phase::Stanza);
+        apply_host(engine, i, &host, options).await
+    }))
+    .await;
     for (i, host) in order(Role::Db).into_iter().map(|i| (i, &plan.hosts[i])) {
         let report = apply_host(engine, i, host, options).await;
         let failed = report.error.is_some();
@@ -153,9 +168,25 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
                     error: Some("not started: the database server failed".into()),
                 });
             }
+            reports.extend(backup_reports);
             return reports;
         }
     }
+    let stanzas = join_all(
+        backups
+            .iter()
+            .zip(&backup_reports)
+            .filter(|(_, r)| r.error.is_none())
+            .map(|(&i, _)| async move {
+                let host = part_where(i, &|p| p == Phase::Stanza);
+                apply_host(engine, i, &host, options).await
+            }),
+    )
+    .await;
+    for r in stanzas {
+        merge(&mut backup_reports, r);
+    }
+    reports.extend(backup_reports);
     // App servers: provisioning concurrently; then the certificate (the ACME issuer hands it
     // to the others, provisioned by then); then the release of the first one, which runs the
     // migrations; then the other releases concurrently (concurrent migrations would race).

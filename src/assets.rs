@@ -16,6 +16,7 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "playbooks/base.yml",
     "playbooks/db.yml",
     "playbooks/app.yml",
+    "playbooks/backup.yml",
     "templates/ssh/00-tandem.conf",
     "templates/sudo/deploy-user",
     "templates/nginx/site.conf",
@@ -30,6 +31,15 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/tls/acme.timer",
     "templates/tls/dns.env",
     "templates/tls/receive",
+    "templates/postgres/20-tandem-backup.conf",
+    "templates/backup/pgbackrest-db.conf",
+    "templates/backup/pgbackrest-repository.conf",
+    "templates/backup/pgbackrest-only",
+    "templates/backup/ssh_config",
+    "templates/backup/authorized_keys",
+    "templates/backup/backup",
+    "templates/backup/backup.service",
+    "templates/backup/backup.timer",
 );
 
 #[derive(Clone, Debug, Default)]

@@ -36,6 +36,8 @@ pub enum LogSource {
     Nginx,
     /// PostgreSQL's cluster log, the db server.
     Postgresql,
+    /// The backup service's runs (journal), the backup server.
+    Backup,
 }
 
 impl LogSource {
@@ -44,6 +46,7 @@ impl LogSource {
         match role {
             crate::config::Role::App => &[LogSource::Gunicorn, LogSource::Nginx],
             crate::config::Role::Db => &[LogSource::Postgresql],
+            crate::config::Role::Backup => &[LogSource::Backup],
         }
     }
 
@@ -83,6 +86,7 @@ pub fn logs_script(
                 files.push(("nginx", "/var/log/nginx/access.log".to_string()));
                 files.push(("nginx", "/var/log/nginx/error.log".to_string()));
             }
+            LogSource::Backup => journal_units.push(vars.backup.service.clone()),
             // Debian's cluster log; the newest, should an upgrade have left an older one.
             LogSource::Postgresql => files.push((
                 "postgresql",

@@ -111,6 +111,8 @@ pub enum Op {
     },
     /// The ACME certificate: its state on this server; the issuer obtains and renews it.
     Certificate(crate::resource::certificate::CertificateSpec),
+    /// The backup repository's stanza, and its first backup.
+    BackupStanza(crate::resource::backup_stanza::StanzaSpec),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -135,6 +137,7 @@ pub fn roles_of(server: &Server) -> [Phase; 2] {
     match server.role {
         Role::Db => [Phase::Base, Phase::Db],
         Role::App => [Phase::Base, Phase::App],
+        Role::Backup => [Phase::Base, Phase::Backup],
     }
 }
 
@@ -298,6 +301,7 @@ fn expand_step(
             names: config.database.extensions.clone(),
         },
         Step::Tls { .. } => return crate::tls::ops(vars, t),
+        Step::Backup { .. } => return crate::backup::ops(vars, t),
         Step::Service {
             service,
             enabled,
@@ -513,6 +517,11 @@ impl fmt::Display for Desired {
                     f,
                     "certificate for {} as the issuing app server hands it out",
                     spec.names.join(" ")
+                )?,
+                Op::BackupStanza(spec) => write!(
+                    f,
+                    "backup stanza {} of {} (created with a first full backup when missing)",
+                    spec.stanza, spec.db
                 )?,
             }
             if !task.notify.is_empty() {

@@ -117,6 +117,7 @@ impl Engine {
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
 
+        same_release_for_backups(&self.servers, &discoveries)?;
         let kept = kept_keys(&discoveries)?;
         let probes = self
             .servers
@@ -193,24 +194,68 @@ pub fn kept_keys(discoveries: &[facts::Discovery]) -> anyhow::Result<KeptKeys> {
         .iter()
         .find_map(|d| d.secret_key.clone())
         .unwrap_or_else(|| Secret::new(new_secret_key()));
-    let push = match discoveries.iter().find_map(|d| d.tls_push_key.clone()) {
+    let (tls_push_key, tls_push_public) = kept_ssh_key(
+        discoveries.iter().find_map(|d| d.tls_push_key.clone()),
+        "the certificate push key kept on the app servers",
+    )?;
+    let (backup_key, backup_public) = kept_ssh_key(
+        discoveries.iter().find_map(|d| d.backup_key.clone()),
+        "the backup key kept on the db and backup servers",
+    )?;
+    Ok(KeptKeys {
+        secret_key,
+        tls_push_key,
+        tls_push_public,
+        backup_key,
+        backup_public,
+    })
+}
+
+/// pgBackRest refuses to talk to another version of itself, and each Debian release ships
+/// one: the backup server must run the db server's release (checked when both are in the run).
+fn same_release_for_backups(
+    servers: &[Server],
+    discoveries: &[facts::Discovery],
+) -> anyhow::Result<()> {
+    let find = |role: Role| {
+        servers
+            .iter()
+            .zip(discoveries)
+            .find(|(s, _)| s.role == role)
+    };
+    if let (Some((db, d)), Some((backup, b))) = (find(Role::Db), find(Role::Backup))
+        && (d.os != b.os || d.os_version != b.os_version)
+    {
+        bail!(
+            "{} runs {} {} but {} runs {} {}: pgBackRest only talks to its own version, and each release ships one; give the backup server the db server's release",
+            backup.name,
+            b.os,
+            b.os_version,
+            db.name,
+            d.os,
+            d.os_version
+        );
+    }
+    Ok(())
+}
+
+/// The OpenSSH private key `found` on a server (`what` it is, for errors), or a new Ed25519
+/// key; with its public line.
+fn kept_ssh_key(found: Option<Secret>, what: &str) -> anyhow::Result<(Secret, String)> {
+    let key = match found {
         Some(key) => ssh_key::PrivateKey::from_openssh(key.expose())
-            .context("reading the certificate push key kept on the app servers")?,
+            .with_context(|| format!("reading {what}"))?,
         None => ssh_key::PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519)
             .context("making an SSH key")?,
     };
-    let private = push
+    let private = key
         .to_openssh(ssh_key::LineEnding::LF)
-        .context("encoding the certificate push key")?;
-    let public = push
+        .with_context(|| format!("encoding {what}"))?;
+    let public = key
         .public_key()
         .to_openssh()
-        .context("encoding the certificate push key")?;
-    Ok(KeptKeys {
-        secret_key,
-        tls_push_key: Secret::new(private.to_string()),
-        tls_push_public: public,
-    })
+        .with_context(|| format!("encoding {what}"))?;
+    Ok((Secret::new(private.to_string()), public))
 }
 
 /// One host's desired state, expanded once from its discovery (with the real secrets: the
@@ -344,7 +389,9 @@ fn capture(
 fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::Result<HostFacts> {
     let postgres_version = match (&discovery.postgres_version, role) {
         (Some(v), _) => v.clone(),
-        (None, Role::Db) => bail!(
+        // The backup server's pgBackRest points at the db server's data directory, which is
+        // named after the version its Debian release installs.
+        (None, Role::Db | Role::Backup) => bail!(
             "{name}: cannot tell which PostgreSQL apt would install (no package lists?): run `apt-get update` there"
         ),
         (None, Role::App) => String::new(),

@@ -30,6 +30,10 @@ pub struct Discovery {
     /// made one before (an OpenSSH private key). Never shown, like the SECRET_KEY.
     #[serde(skip)]
     pub tls_push_key: Option<Secret>,
+    /// Db and backup servers: the key pgBackRest reaches the other with, when tandem made
+    /// one before. Never shown.
+    #[serde(skip)]
+    pub backup_key: Option<Secret>,
     /// The db server's memory, CPUs and disk, for PostgreSQL's tuning.
     pub machine: Option<crate::tuning::Machine>,
 }
@@ -56,6 +60,19 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
             "echo \"tls_push_key=$(base64 -w0 -- {} 2>/dev/null)\"\n",
             shell_word(push_key)
         ));
+    }
+    if role != Role::App {
+        script.push_str(&format!(
+            "echo \"backup_key=$(base64 -w0 -- {} 2>/dev/null)\"\n",
+            shell_word(crate::vars::BACKUP_KEY_PATH)
+        ));
+    }
+    if role == Role::Backup {
+        // Its pgBackRest names the db server's data directory after the PostgreSQL version
+        // of their (same) Debian release.
+        script.push_str(
+            "echo \"pg_candidate=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')\"\n",
+        );
     }
     if role == Role::Db {
         // The disk under PostgreSQL's data (or /, before it is installed): `ROTA` where the
@@ -149,6 +166,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
             "ssh_socket" => d.ssh_socket_activated = value == "enabled",
             "django_secret_key" => d.secret_key = existing_secret_key(value),
             "tls_push_key" => d.tls_push_key = existing_push_key(value),
+            "backup_key" => d.backup_key = existing_push_key(value),
             "mem_kb" => mem_kb = Some(value),
             "cpus" => cpus = Some(value),
             "rotational" => rotational = Some(value),
@@ -172,8 +190,8 @@ fn existing_secret_key(base64: &str) -> Option<Secret> {
         .map(Secret::new)
 }
 
-/// The push key from discovery's base64 of the key file: kept only when it is an OpenSSH
-/// private key (anything else is replaced).
+/// An SSH key (the push key, the backup key) from discovery's base64 of its file: kept only
+/// when it is an OpenSSH private key (anything else is replaced).
 fn existing_push_key(base64: &str) -> Option<Secret> {
     let raw = STANDARD.decode(base64).ok()?;
     let text = String::from_utf8(raw).ok()?;

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod assets;
+pub mod backup;
 pub mod bundle;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod init;
 pub mod json;
 pub mod local_file;
 pub mod mode;
+pub mod pgbackrest;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;

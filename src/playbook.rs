@@ -125,6 +125,9 @@ pub enum Step {
         #[serde(default)]
         notify: Vec<String>,
     },
+    /// Backups as `backup:` asks: pgBackRest on the db server and the repository, its timer
+    /// and the stanza on the backup server (see src/backup.rs).
+    Backup { name: String },
     Service {
         name: String,
         service: String,
@@ -203,6 +206,7 @@ impl Step {
             | Step::PostgresDatabase { name }
             | Step::PostgresExtensions { name }
             | Step::Tls { name, .. }
+            | Step::Backup { name }
             | Step::Service { name, .. } => name,
         }
     }
@@ -231,6 +235,11 @@ pub enum Phase {
     /// After every app server is provisioned: the ACME issuer obtains the certificate and
     /// hands it to the others, which are ready to take it by then.
     Certificate,
+    /// The backup server's playbook.
+    Backup,
+    /// After the db server is provisioned (archiving on, its key in place): the backup
+    /// server creates the stanza and takes the first backup.
+    Stanza,
     Release,
 }
 
@@ -241,6 +250,8 @@ impl Phase {
             Phase::Db => "db",
             Phase::App => "app",
             Phase::Certificate => "certificate",
+            Phase::Backup => "backup",
+            Phase::Stanza => "stanza",
             Phase::Release => "release",
         }
     }
@@ -341,7 +352,7 @@ mod tests {
     #[test]
     fn builtin_playbooks_load() {
         let assets = Assets::builtin();
-        for role in [Phase::Base, Phase::Db, Phase::App] {
+        for role in [Phase::Base, Phase::Db, Phase::App, Phase::Backup] {
             let playbook = load(&assets, role).unwrap();
             assert!(!playbook.steps.is_empty(), "{role} has no steps");
         }

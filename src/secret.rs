@@ -40,6 +40,8 @@ pub struct RunSecrets {
     pub tls_ca_certificate: String,
     /// The variables lego's DNS provider reads (`tls.acme.dns`), TSIG secret included.
     pub tls_dns_env: BTreeMap<String, Secret>,
+    /// The backup repository's passphrase (`backup.encryption_key`).
+    pub backup_cipher: Option<Secret>,
 }
 
 /// The operator's certificate chain (public) and its private key, both PEM.
@@ -90,6 +92,10 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
         tls_files,
         tls_ca_certificate,
         tls_dns_env,
+        backup_cipher: match &config.backup {
+            Some(b) => Some(read(config, &b.encryption_key, "backup.encryption_key")?),
+            None => None,
+        },
     })
 }
 

@@ -260,11 +260,14 @@ mod tests {
             }),
             tls_ca_certificate: String::new(),
             tls_dns_env: Default::default(),
+            backup_cipher: None,
         };
         let kept = KeptKeys {
             secret_key: Secret::new("sk".into()),
             tls_push_key: Secret::new("PUSH".into()),
             tls_push_public: "ssh-ed25519 AAAA".into(),
+            backup_key: Secret::new("BACKUP".into()),
+            backup_public: "ssh-ed25519 BBBB".into(),
         };
         let vars = Vars::new(
             config,

@@ -50,6 +50,12 @@ pub struct Secrets {
     pub tls_push_public: String,
     /// The variables of lego's DNS provider (tls.acme.dns), secrets included.
     pub tls_dns_env: BTreeMap<String, String>,
+    /// The backup repository's encryption passphrase (`backup.encryption_key`).
+    pub backup_cipher: String,
+    /// The key pgBackRest on the db and backup servers reaches the other with (OpenSSH
+    /// private key, kept on both), and its public half.
+    pub backup_key: String,
+    pub backup_public: String,
 }
 
 impl Secrets {
@@ -76,6 +82,12 @@ impl Secrets {
             tls_ca_certificate: "<the roots from tls.ca_certificate>\n".into(),
             tls_push_key: "<redacted: made once, kept on the app servers>\n".into(),
             tls_push_public: "ssh-ed25519 <made once, kept on the app servers>".into(),
+            backup_cipher: match &config.backup {
+                Some(b) => format!("<redacted: from {}>", b.encryption_key.describe()),
+                None => String::new(),
+            },
+            backup_key: "<redacted: made once, kept on the db and backup servers>\n".into(),
+            backup_public: "ssh-ed25519 <made once, kept on the db and backup servers>".into(),
             tls_dns_env: match config.tls.acme().and_then(|a| a.dns.as_ref()) {
                 Some(dns) => {
                     let placeholder = |field: &str, source: &crate::config::PasswordSource| {
@@ -106,6 +118,13 @@ impl Secrets {
             tls_ca_certificate: run.tls_ca_certificate.clone(),
             tls_push_key: kept.tls_push_key.expose().to_string(),
             tls_push_public: kept.tls_push_public.clone(),
+            backup_cipher: run
+                .backup_cipher
+                .as_ref()
+                .map(|c| c.expose().to_string())
+                .unwrap_or_default(),
+            backup_key: kept.backup_key.expose().to_string(),
+            backup_public: kept.backup_public.clone(),
             tls_dns_env: run
                 .tls_dns_env
                 .iter()
@@ -131,6 +150,10 @@ pub struct KeptKeys {
     /// The SSH key the issuer hands the certificate out with, and its public line.
     pub tls_push_key: Secret,
     pub tls_push_public: String,
+    /// The SSH key pgBackRest on the db server and on the backup server reach each other
+    /// with (kept on both), and its public line.
+    pub backup_key: Secret,
+    pub backup_public: String,
 }
 
 /// The database URL with `password` percent-encoded, as dj-database-url reads it.
@@ -180,7 +203,82 @@ pub struct Vars {
     pub ssh: SshVars,
     pub pg: PgVars,
     pub tls: TlsVars,
+    pub backup: BackupVars,
     pub secrets: Secrets,
+}
+
+/// Backups with pgBackRest: the db server archives WAL to the repository on the backup
+/// server, which takes the base backups from the db server on a timer. Each reaches the other
+/// over SSH as postgres, with one key that may run pgbackrest and nothing else.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupVars {
+    pub enabled: bool,
+    /// pgBackRest's name for the database cluster: the project.
+    pub stanza: String,
+    pub repository_name: String,
+    pub repository_ip: String,
+    pub db_ip: String,
+    /// The other side of the SSH link from this server (the repository from the db server,
+    /// the db server from the repository).
+    pub peer_name: String,
+    pub peer_ip: String,
+    /// The repository's directory on the backup server.
+    pub path: String,
+    pub keep_full: u32,
+    pub full_every_days: u32,
+    pub on_calendar: String,
+    /// The db server's data directory (Debian's layout for the version its release installs).
+    pub pg_path: String,
+    /// On the backup server: the oneshot service that takes a backup, its timer, its script.
+    pub service: String,
+    pub timer: String,
+    pub script: String,
+    /// The forced command of the backup key.
+    pub only_pgbackrest: String,
+}
+
+/// Where the db and backup servers keep the backup key (postgres's home on Debian).
+pub const BACKUP_KEY_PATH: &str = "/var/lib/postgresql/.ssh/tandem_backup";
+
+impl BackupVars {
+    pub fn of(config: &Config, server: &Server, postgres_version: &str) -> BackupVars {
+        let project = &config.project;
+        let repository = config.backup_server();
+        let db = config.db_server();
+        let ip = |s: Option<&Server>| s.map(|s| s.internal_ip.to_string()).unwrap_or_default();
+        let peer = if server.role == crate::config::Role::Backup {
+            Some(db)
+        } else {
+            repository
+        };
+        BackupVars {
+            enabled: config.backup.is_some() && repository.is_some(),
+            stanza: project.clone(),
+            repository_name: repository.map(|s| s.name.clone()).unwrap_or_default(),
+            repository_ip: ip(repository),
+            db_ip: db.internal_ip.to_string(),
+            peer_name: peer.map(|s| s.name.clone()).unwrap_or_default(),
+            peer_ip: ip(peer),
+            path: config
+                .backup
+                .as_ref()
+                .map_or(crate::config::backup::DEFAULT_PATH.to_string(), |b| {
+                    b.path.clone()
+                }),
+            keep_full: config.backup.as_ref().map_or(2, |b| b.keep_full),
+            full_every_days: config.backup.as_ref().map_or(7, |b| b.full_every_days),
+            on_calendar: config
+                .backup
+                .as_ref()
+                .map_or("daily", |b| b.schedule.on_calendar())
+                .to_string(),
+            pg_path: format!("/var/lib/postgresql/{postgres_version}/main"),
+            service: format!("tandem-backup-{project}.service"),
+            timer: format!("tandem-backup-{project}.timer"),
+            script: format!("/usr/local/lib/tandem/backup-{project}"),
+            only_pgbackrest: "/usr/local/lib/tandem/pgbackrest-only".into(),
+        }
+    }
 }
 
 /// HTTPS on the app servers. With ACME, the first app server in the config is the issuer: it
@@ -484,6 +582,7 @@ impl Vars {
                 ),
             },
             tls: TlsVars::of(config, server),
+            backup: BackupVars::of(config, server, &facts.postgres_version),
             secrets,
             project,
         }

@@ -13,7 +13,9 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::identifier;
 use crate::yaml::{self, Position, Spanned};
 
+pub mod backup;
 pub mod tls;
+pub use backup::Backup;
 pub use tls::{Tls, TlsMode};
 
 /// A server's job in the topology.
@@ -22,6 +24,8 @@ pub use tls::{Tls, TlsMode};
 pub enum Role {
     Db,
     App,
+    /// Holds the database's backup repository.
+    Backup,
 }
 
 impl Role {
@@ -29,6 +33,7 @@ impl Role {
         match self {
             Role::Db => "db",
             Role::App => "app",
+            Role::Backup => "backup",
         }
     }
 }
@@ -148,6 +153,8 @@ pub struct Config {
     pub django: Django,
     pub ssh: SshSettings,
     pub tls: Tls,
+    /// Backups of the database, when `backup:` asks for them.
+    pub backup: Option<Backup>,
 }
 
 impl Config {
@@ -166,6 +173,12 @@ impl Config {
     /// first in the config.
     pub fn certificate_issuer(&self) -> Option<&Server> {
         self.app_servers().next()
+    }
+
+    /// The server that holds the backup repository.
+    pub fn backup_server(&self) -> Option<&Server> {
+        let backup = self.backup.as_ref()?;
+        self.servers.iter().find(|s| s.name == backup.repository)
     }
 
     /// Everyone who may reach the database: the app servers and `database.allow`.
@@ -311,6 +324,7 @@ mod raw {
         pub django: Django,
         pub ssh: Ssh,
         pub tls: Option<Spanned<super::tls::raw::Tls>>,
+        pub backup: Option<Spanned<super::backup::raw::Backup>>,
     }
 
     #[derive(Deserialize)]
@@ -482,6 +496,10 @@ impl Validator<'_> {
         if let (Some(servers), Some(django)) = (&servers, &django) {
             self.connection_budget(&raw_settings, servers, django);
         }
+        let backup = match &servers {
+            Some(servers) => self.backup(raw.backup, servers, &raw.servers),
+            None => None,
+        };
         Some(Config {
             path: self.path.to_path_buf(),
             project,
@@ -491,6 +509,7 @@ impl Validator<'_> {
             django: django?,
             ssh,
             tls,
+            backup,
         })
     }
 

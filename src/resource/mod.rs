@@ -6,6 +6,7 @@
 //! `probe_query` and `plan_task` below.
 
 pub mod absent;
+pub mod backup_stanza;
 pub mod certificate;
 pub mod deploy_user;
 pub mod directory;
@@ -105,6 +106,7 @@ pub fn probe_query(op: &Op) -> Option<String> {
             certificate::placeholder_probe(certificate, key)
         }
         Op::Certificate(spec) => certificate::probe(&spec.path),
+        Op::BackupStanza(spec) => backup_stanza::probe(spec),
         Op::PostgresRole { .. }
         | Op::PostgresDatabase { .. }
         | Op::PostgresExtensions { .. }
@@ -163,6 +165,7 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
             certificate::plan_placeholder(ctx, r, certificate, key)
         }
         Op::Certificate(spec) => certificate::plan(ctx, r, spec),
+        Op::BackupStanza(spec) => backup_stanza::plan(ctx, r, spec),
     }
 }
 

@@ -1,0 +1,158 @@
+//! The `backup` step: pgBackRest as `backup:` asks, on the db server and on the backup server
+//! that holds the repository.
+//!
+//! The db server archives every WAL segment to the repository (`archive_command`, in the
+//! db playbook's `20-tandem-backup.conf`); the backup server takes base backups from the db
+//! server on a systemd timer. pgBackRest needs each to reach the other over SSH (Debian 12's
+//! 2.45 has no SFTP repository), as postgres, which Debian's packages make on both. One key
+//! serves both directions, kept on both servers like the certificate push key, and the
+//! authorized_keys line lets it run pgbackrest from the other server's address and nothing
+//! else. The repository is encrypted; its passphrase lives on the backup server only.
+
+use crate::desired::{FileSpec, Op, Secrecy};
+use crate::mode::Mode;
+use crate::resource::backup_stanza::StanzaSpec;
+use crate::templates::Templates;
+use crate::vars::{BACKUP_KEY_PATH, Vars};
+
+/// postgres's SSH directory on both servers (its home on Debian).
+const SSH_DIR: &str = "/var/lib/postgresql/.ssh";
+
+/// The ops of the `backup` step on the db server or the backup server.
+pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
+    let backup = &vars.backup;
+    if !backup.enabled {
+        return Ok(Vec::new());
+    }
+    let repository = vars.host.role == "backup";
+    let mut ops = vec![
+        Op::Packages {
+            names: vec!["pgbackrest".into()],
+        },
+        dir("/usr/local/lib/tandem", 0o755, "root"),
+        file(
+            &backup.only_pgbackrest,
+            t.render("backup/pgbackrest-only", vars)?,
+            0o755,
+            "root",
+            Secrecy::Public,
+        ),
+        dir(SSH_DIR, 0o700, "postgres"),
+        file(
+            BACKUP_KEY_PATH,
+            vars.secrets.backup_key.clone(),
+            0o600,
+            "postgres",
+            Secrecy::Masked { shown: Vec::new() },
+        ),
+        file(
+            &format!("{SSH_DIR}/authorized_keys"),
+            t.render("backup/authorized_keys", vars)?,
+            0o600,
+            "postgres",
+            Secrecy::Public,
+        ),
+        file(
+            &format!("{SSH_DIR}/config"),
+            t.render("backup/ssh_config", vars)?,
+            0o600,
+            "postgres",
+            Secrecy::Public,
+        ),
+    ];
+    if !repository {
+        ops.push(conf(
+            t.render("backup/pgbackrest-db.conf", vars)?,
+            Secrecy::Public,
+        ));
+        return Ok(ops);
+    }
+    ops.extend([
+        conf(
+            t.render("backup/pgbackrest-repository.conf", vars)?,
+            // Every value may be shown but the passphrase.
+            Secrecy::Masked {
+                shown: [
+                    "repo1-path",
+                    "repo1-retention-full",
+                    "repo1-cipher-type",
+                    "start-fast",
+                    "log-level-console",
+                    "log-level-file",
+                    "pg1-host",
+                    "pg1-host-user",
+                    "pg1-path",
+                ]
+                .map(String::from)
+                .to_vec(),
+            },
+        ),
+        dir(&backup.path, 0o750, "postgres"),
+        file(
+            &backup.script,
+            t.render("backup/backup", vars)?,
+            0o755,
+            "root",
+            Secrecy::Public,
+        ),
+        file(
+            &format!("/etc/systemd/system/{}", backup.service),
+            t.render("backup/backup.service", vars)?,
+            0o644,
+            "root",
+            Secrecy::Public,
+        ),
+        file(
+            &format!("/etc/systemd/system/{}", backup.timer),
+            t.render("backup/backup.timer", vars)?,
+            0o644,
+            "root",
+            Secrecy::Public,
+        ),
+        Op::Service {
+            name: backup.timer.clone(),
+            enabled: true,
+            running: true,
+        },
+        Op::BackupStanza(StanzaSpec {
+            stanza: backup.stanza.clone(),
+            service: backup.service.clone(),
+            db: backup.peer_name.clone(),
+        }),
+    ]);
+    Ok(ops)
+}
+
+/// /etc/pgbackrest.conf: postgres reads it, only root writes it.
+fn conf(content: String, secret: Secrecy) -> Op {
+    Op::File(FileSpec {
+        path: "/etc/pgbackrest.conf".into(),
+        content,
+        mode: Mode(0o640),
+        owner: "root".into(),
+        group: "postgres".into(),
+        secret,
+        validate: None,
+    })
+}
+
+fn dir(path: &str, mode: u32, owner: &str) -> Op {
+    Op::Directory {
+        path: path.to_string(),
+        mode: Mode(mode),
+        owner: owner.into(),
+        group: owner.into(),
+    }
+}
+
+fn file(path: &str, content: String, mode: u32, owner: &str, secret: Secrecy) -> Op {
+    Op::File(FileSpec {
+        path: path.to_string(),
+        content,
+        mode: Mode(mode),
+        owner: owner.into(),
+        group: owner.into(),
+        secret,
+        validate: None,
+    })
+}

@@ -1,0 +1,272 @@
+//! `backup:` in tandem.yml: continuous backups of the database with pgBackRest, into an
+//! encrypted repository on a `role: backup` server (never the db server itself).
+
+use serde::{Deserialize, Serialize};
+
+use super::{PasswordSource, Role, Server, Validator};
+use crate::yaml::Spanned;
+
+/// Where the repository lives on the backup server unless `path:` says otherwise (Debian's
+/// pgbackrest package makes it, owned by postgres).
+pub const DEFAULT_PATH: &str = "/var/lib/pgbackrest";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Backup {
+    /// The `role: backup` server that holds the repository.
+    pub repository: String,
+    /// The repository's directory on that server.
+    pub path: String,
+    /// The repository's encryption passphrase (pgBackRest's aes-256-cbc).
+    pub encryption_key: PasswordSource,
+    pub schedule: Schedule,
+    /// A full backup when the newest full one is this many days old; incremental otherwise.
+    pub full_every_days: u32,
+    /// Full backups kept (with the WAL and incrementals that depend on them).
+    pub keep_full: u32,
+}
+
+/// How often the timer takes a backup: systemd calendar shorthands, so that `verify` knows
+/// how old the newest backup may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Hourly,
+    Daily,
+    Weekly,
+}
+
+impl Schedule {
+    /// systemd's `OnCalendar=` value.
+    pub fn on_calendar(self) -> &'static str {
+        match self {
+            Schedule::Hourly => "hourly",
+            Schedule::Daily => "daily",
+            Schedule::Weekly => "weekly",
+        }
+    }
+
+    /// The longest a healthy schedule goes without a new backup: the period, plus the timer's
+    /// randomized delay and a long backup's run time.
+    pub fn max_age_seconds(self) -> i64 {
+        match self {
+            Schedule::Hourly => 2 * 3600,
+            Schedule::Daily => 26 * 3600,
+            Schedule::Weekly => 7 * 86_400 + 2 * 3600,
+        }
+    }
+}
+
+pub(super) mod raw {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Backup {
+        pub repository: Option<Spanned<String>>,
+        pub path: Option<Spanned<String>>,
+        pub encryption_key: Option<Spanned<PasswordSource>>,
+        pub schedule: Option<Spanned<Schedule>>,
+        pub full_every_days: Option<Spanned<u32>>,
+        pub keep_full: Option<Spanned<u32>>,
+    }
+}
+
+impl Validator<'_> {
+    /// `backup:` against the servers: a repository needs a `role: backup` server, and a
+    /// backup server needs `backup:` (it would hold nothing).
+    pub(super) fn backup(
+        &mut self,
+        raw: Option<Spanned<raw::Backup>>,
+        servers: &[Server],
+        anchor: &Spanned<Vec<super::raw::Server>>,
+    ) -> Option<Backup> {
+        let backup_servers: Vec<&Server> =
+            servers.iter().filter(|s| s.role == Role::Backup).collect();
+        let Some(raw) = raw else {
+            if let Some(server) = backup_servers.first() {
+                self.error(
+                    anchor,
+                    "servers",
+                    format!("`{}` has `role: backup` but tandem.yml has no `backup:`", server.name),
+                    "add `backup: {encryption_key: {env: TANDEM_BACKUP_KEY}}`, or remove the server",
+                );
+            } else {
+                self.warning(
+                    anchor,
+                    "backup",
+                    "no `backup:`: the database is not backed up, and losing its server loses everything".into(),
+                    "add a server with `role: backup` and `backup: {encryption_key: {env: TANDEM_BACKUP_KEY}}`",
+                );
+            }
+            return None;
+        };
+        let b = &raw.value;
+        let repository = match (&b.repository, backup_servers.as_slice()) {
+            (Some(name), _) => {
+                match servers.iter().find(|s| s.name == name.value) {
+                    Some(s) if s.role == Role::Backup => {}
+                    Some(s) => self.error(
+                        name,
+                        "backup.repository",
+                        format!(
+                            "`{}` is a {} server: the repository must not share a machine with what it protects",
+                            name.value,
+                            s.role.as_str()
+                        ),
+                        "name a server with `role: backup`",
+                    ),
+                    None => self.error(
+                        name,
+                        "backup.repository",
+                        format!("no server is named `{}`", name.value),
+                        "name a server with `role: backup`",
+                    ),
+                }
+                name.value.clone()
+            }
+            (None, [one]) => one.name.clone(),
+            (None, []) => {
+                self.error(
+                    &raw,
+                    "backup",
+                    "no server has `role: backup`: the repository is never the db server itself"
+                        .into(),
+                    "add a server with `role: backup` (hardened like the others) to hold the repository",
+                );
+                String::new()
+            }
+            (None, _) => {
+                self.error(
+                    &raw,
+                    "backup.repository",
+                    "several servers have `role: backup`".into(),
+                    "say which holds the repository: `repository: <server name>`",
+                );
+                String::new()
+            }
+        };
+        for other in backup_servers.iter().filter(|s| s.name != repository) {
+            if !repository.is_empty() {
+                self.error(
+                    anchor,
+                    "servers",
+                    format!(
+                        "`{}` has `role: backup` but holds no repository",
+                        other.name
+                    ),
+                    "give it another role, or remove it",
+                );
+            }
+        }
+        let path = match &b.path {
+            Some(p) => {
+                if !is_repository_path(&p.value) {
+                    self.error(
+                        p,
+                        "backup.path",
+                        format!("`{}` is not a usable repository directory", p.value),
+                        "write an absolute path of letters, digits and `/._-`, not a system directory, e.g. /srv/pgbackrest",
+                    );
+                }
+                p.value.trim_end_matches('/').to_string()
+            }
+            None => DEFAULT_PATH.to_string(),
+        };
+        let encryption_key = match &b.encryption_key {
+            Some(key) => key.value.clone(),
+            None => {
+                self.error(
+                    &raw,
+                    "backup.encryption_key",
+                    "no `encryption_key`: the repository would hold the database unencrypted"
+                        .into(),
+                    "add `encryption_key: {env: TANDEM_BACKUP_KEY}` (or {file: ...}); keep a copy away from the servers, a restore needs it",
+                );
+                PasswordSource::Env(String::new())
+            }
+        };
+        let positive =
+            |v: &Option<Spanned<u32>>, default: u32| v.as_ref().map_or(default, |s| s.value);
+        let full_every_days = positive(&b.full_every_days, 7);
+        let keep_full = positive(&b.keep_full, 2);
+        for (value, field) in [
+            (&b.full_every_days, "backup.full_every_days"),
+            (&b.keep_full, "backup.keep_full"),
+        ] {
+            if let Some(v) = value
+                && v.value == 0
+            {
+                self.error(
+                    v,
+                    field,
+                    "must be at least 1".into(),
+                    "write a whole number of 1 or more",
+                );
+            }
+        }
+        Some(Backup {
+            repository,
+            path,
+            encryption_key,
+            schedule: b.schedule.as_ref().map_or(Schedule::Daily, |s| s.value),
+            full_every_days,
+            keep_full,
+        })
+    }
+}
+
+/// An absolute directory that is a word for the shell and a pgBackRest value as written, and
+/// not one the system owns.
+fn is_repository_path(path: &str) -> bool {
+    const SYSTEM: &[&str] = &[
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var",
+        "/var/lib",
+        "/var/lib/postgresql",
+    ];
+    let trimmed = path.trim_end_matches('/');
+    path.starts_with('/')
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && !path.split('/').any(|part| part == "..")
+        && !SYSTEM.contains(&trimmed)
+        && !SYSTEM.contains(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_paths() {
+        for good in ["/var/lib/pgbackrest", "/srv/backup/pg", "/mnt/nas-1/repo/"] {
+            assert!(is_repository_path(good), "{good}");
+        }
+        for bad in [
+            "relative",
+            "/",
+            "/etc",
+            "/var/lib/",
+            "/srv/a b",
+            "/srv/$(x)",
+            "/srv/../etc",
+            "/var/lib/postgresql",
+        ] {
+            assert!(!is_repository_path(bad), "{bad}");
+        }
+    }
+}
