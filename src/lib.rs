@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod render;
 pub mod report;
 pub mod resource;
+pub mod restore;
 pub mod scram;
 pub mod script;
 pub mod secret;

@@ -133,23 +133,51 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         );
     }
 
-    // ACME: the issuer's renewal timer is on, or nothing renews the certificate.
+    // Backups: from the db server, the repository answers, the newest backup is recent and
+    // WAL archiving does not fail.
+    if let (Some(db_index), Some(backup)) = (db_index, &config.backup) {
+        let vars = Vars::for_paths(config, db);
+        let out = engine.hosts[db_index]
+            .run(&backup_script(&vars.backup.stanza))
+            .await;
+        let text = match out {
+            Ok(o) => o.stdout_text(),
+            Err(e) => format!("error={e:#}"),
+        };
+        backup_checks(&mut v, db, backup, &vars.backup.stanza, &text);
+    }
+
+    // The timers that keep things going without tandem: the ACME issuer's renewal (or
+    // nothing renews the certificate) and the backup server's backups.
     for (i, server) in engine.servers.iter().enumerate() {
         let desired = &planned.desired[i];
-        let wanted = crate::vars::TlsVars::of(config, server).timer;
-        let timer = desired.tasks.iter().position(
-            |t| matches!(&t.op, Op::Service { name, enabled: true, .. } if *name == wanted),
-        );
-        if let Some(t) = timer {
-            let answer = planned.facts[i].task(t).stdout;
-            let states: Vec<&str> = answer.split_whitespace().collect();
-            v.add(
-                &server.name,
+        let timers = [
+            (
+                crate::vars::TlsVars::of(config, server).timer,
                 "certificate renewal timer on",
-                states == ["enabled", "active"],
-                states.join(" "),
                 "run tandem apply: it enables tandem-acme-<project>.timer on the first app server",
+            ),
+            (
+                Vars::for_paths(config, server).backup.timer,
+                "backup timer on",
+                "run tandem apply: it enables tandem-backup-<project>.timer on the backup server",
+            ),
+        ];
+        for (wanted, name, hint) in timers {
+            let timer = desired.tasks.iter().position(
+                |t| matches!(&t.op, Op::Service { name, enabled: true, .. } if *name == wanted),
             );
+            if let Some(t) = timer {
+                let answer = planned.facts[i].task(t).stdout;
+                let states: Vec<&str> = answer.split_whitespace().collect();
+                v.add(
+                    &server.name,
+                    name,
+                    states == ["enabled", "active"],
+                    states.join(" "),
+                    hint,
+                );
+            }
         }
     }
 
@@ -228,6 +256,91 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         }
     }
     v
+}
+
+/// On the db server: pgBackRest's view of the repository (over its SSH link, as archiving
+/// uses it), and PostgreSQL's archiver statistics.
+fn backup_script(stanza: &str) -> String {
+    let sql = "select coalesce(extract(epoch from last_archived_time)::bigint, 0) || ' ' || \
+               coalesce(extract(epoch from last_failed_time)::bigint, 0) || ' ' || \
+               coalesce(last_failed_wal, '-') from pg_stat_archiver";
+    format!(
+        "( {} )\necho @archiver\n{}\n",
+        crate::pgbackrest::info_script(stanza).replace('\n', "\n  "),
+        crate::postgres::as_postgres(&format!("-Atq -c {}", shell_word(sql)))
+    )
+}
+
+/// The three backup checks from `backup_script`'s output.
+fn backup_checks(
+    v: &mut Verification,
+    db: &Server,
+    backup: &crate::config::Backup,
+    stanza: &str,
+    out: &str,
+) {
+    use crate::pgbackrest::{human_age, parse_info_output};
+    let (info_part, archiver) = out.split_once("@archiver\n").unwrap_or((out, ""));
+    let (now, info) = parse_info_output(info_part, stanza);
+    let repository = &backup.repository;
+    let unreachable_hint = format!(
+        "from {db}: sudo -u postgres pgbackrest --stanza={stanza} info says why; is {repository} up, its sshd reachable from {db} (firewall?), and the key in place (tandem apply)?",
+        db = db.name
+    );
+    match &info {
+        Ok(info) => v.add(
+            &db.name,
+            "backup repository reachable",
+            info.code == crate::pgbackrest::STATUS_OK
+                || info.code == crate::pgbackrest::STATUS_NO_BACKUP,
+            format!("{repository}: {}", info.message),
+            &unreachable_hint,
+        ),
+        Err(e) => v.add(
+            &db.name,
+            "backup repository reachable",
+            false,
+            format!("{repository}: {e}"),
+            &unreachable_hint,
+        ),
+    }
+    let max_age = backup.schedule.max_age_seconds();
+    let latest = info.as_ref().ok().and_then(|i| i.latest());
+    v.add(
+        &db.name,
+        "recent backup",
+        latest.is_some_and(|b| now - b.stop <= max_age),
+        match latest {
+            Some(b) => format!("newest: {} backup {} ago", b.kind, human_age(now - b.stop)),
+            None if info.is_err() => "unknown: the repository did not answer".into(),
+            None => "no backup in the repository".into(),
+        },
+        &format!(
+            "the {} schedule allows {}; see `tandem logs --server {repository} backup`, take one with `tandem backup`",
+            backup.schedule.on_calendar(),
+            human_age(max_age)
+        ),
+    );
+    let numbers: Vec<&str> = archiver.split_whitespace().collect();
+    let (archived, failed) = match numbers.as_slice() {
+        [a, f, _] => (a.parse::<i64>().unwrap_or(0), f.parse::<i64>().unwrap_or(0)),
+        _ => (0, -1),
+    };
+    v.add(
+        &db.name,
+        "WAL archiving works",
+        failed >= 0 && failed <= archived,
+        match numbers.as_slice() {
+            [_, "0", _] => "no archive failure".to_string(),
+            [_, _, wal] if failed > archived => format!("the last attempt failed ({wal})"),
+            [_, _, _] => "failures before the last success only".to_string(),
+            _ => format!("pg_stat_archiver unreadable: {}", archiver.trim()),
+        },
+        &format!(
+            "PostgreSQL's log on {} says why archive-push fails (`tandem logs --server {} postgresql`); until it works, WAL piles up in pg_wal",
+            db.name, db.name
+        ),
+    );
 }
 
 /// The database port is closed on every address of the db server we know of: its internal IP

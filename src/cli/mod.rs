@@ -16,6 +16,7 @@ use crate::templates::Templates;
 use crate::transport::SshOptions;
 use crate::vars::HostFacts;
 
+mod backup;
 mod day_two;
 
 #[derive(Parser, Debug)]
@@ -287,6 +288,36 @@ enum Command {
         #[arg(short = 'n', long, default_value = "50")]
         lines: u32,
     },
+    /// Take a backup of the database now, on the backup server (full or incremental, as its
+    /// schedule would); `tandem backup list` shows the backups in the repository.
+    #[command(args_conflicts_with_subcommands = true)]
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupCommand>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Restore the database from its backups: by default into a scratch PostgreSQL on the db
+    /// server (port 5439, local socket) for inspection; with --in-place --yes, in place of the
+    /// running database, gunicorn stopped meanwhile. A failed restore leaves the running
+    /// database as it was.
+    Restore {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The moment to go back to, with its offset: `2026-11-29 23:38:56+00` (default: the
+        /// latest archived).
+        #[arg(long, value_name = "TIME")]
+        time: Option<String>,
+        /// Replace the running database (needs --yes).
+        #[arg(long)]
+        in_place: bool,
+        /// Confirm an in-place restore.
+        #[arg(long)]
+        yes: bool,
+        /// Seconds to wait for another tandem run's lock on a server.
+        #[arg(long, default_value = "120", value_name = "SECONDS")]
+        lock_wait: u64,
+    },
     /// Print a shell completion script, e.g. `tandem completions bash >/etc/bash_completion.d/tandem`.
     Completions {
         #[arg(value_enum)]
@@ -294,6 +325,19 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `tandem man >/usr/local/share/man/man1/tandem.1`.
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// The backups in the repository, oldest first: type, when, age, sizes; and the WAL
+    /// archive's range.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -391,6 +435,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
             lines,
         } => runtime()?.block_on(day_two::audit(remote, server, lines)),
+        Command::Backup { action, remote } => match action {
+            None => runtime()?.block_on(backup::backup_now(remote)),
+            Some(BackupCommand::List { remote, json }) => {
+                runtime()?.block_on(backup::list(remote, json))
+            }
+        },
+        Command::Restore {
+            remote,
+            time,
+            in_place,
+            yes,
+            lock_wait,
+        } => runtime()?.block_on(backup::restore(remote, time, in_place, yes, lock_wait)),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut script);

@@ -1,0 +1,273 @@
+//! `tandem backup`, `tandem backup list` and `tandem restore`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::{RemoteArgs, load, out};
+use crate::config::{Config, Server};
+use crate::pgbackrest::{self, human_age, human_size};
+use crate::restore::{self, Restore, Target};
+use crate::transport::{Ssh, Transport};
+use crate::vars::Vars;
+
+/// The repository server of a config that has `backup:`.
+fn repository(config: &Config) -> anyhow::Result<&Server> {
+    config.backup_server().context(
+        "tandem.yml has no `backup:`: add a `role: backup` server and `backup: {encryption_key: {env: TANDEM_BACKUP_KEY}}`, then apply",
+    )
+}
+
+async fn connect_one(remote: &RemoteArgs, server: &Server) -> anyhow::Result<Ssh> {
+    let report = super::report();
+    let retrying = |name: &str, why: &str| crate::report::Report::progress(&*report, name, why);
+    let mut hosts = crate::transport::connect_all(
+        &[(server.name.as_str(), server.ssh.as_str())],
+        &remote.ssh_options(),
+        &retrying,
+    )
+    .await?;
+    Ok(hosts.remove(0))
+}
+
+/// The stanza's info as the repository server reads it, with that server's clock.
+async fn info(ssh: &Ssh, vars: &Vars) -> anyhow::Result<(i64, pgbackrest::Info)> {
+    let answer = ssh
+        .run(&pgbackrest::info_script(&vars.backup.stanza))
+        .await?;
+    if answer.status == 3 {
+        bail!(
+            "{}: pgBackRest is not installed: run `tandem apply` first",
+            ssh.name()
+        );
+    }
+    let (now, info) = pgbackrest::parse_info_output(&answer.stdout_text(), &vars.backup.stanza);
+    let info = info.map_err(|e| anyhow::anyhow!("{}: pgbackrest info: {e}", ssh.name()))?;
+    Ok((now, info))
+}
+
+/// `tandem backup`: a backup now, by the repository server's backup service (full or
+/// incremental as the schedule would take it), so that a killed tandem cannot cut it short.
+pub async fn backup_now(remote: RemoteArgs) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let server = repository(&config)?;
+    let vars = Vars::for_paths(&config, server);
+    let ssh = connect_one(&remote, server).await?;
+    let started = Instant::now();
+    let ran = ssh.run(&restore::backup_now(&vars)).await;
+    let listed = info(&ssh, &vars).await;
+    ssh.close().await;
+    let ran = ran?;
+    if !ran.success() {
+        bail!("{}: the backup failed:\n{}", server.name, ran.stderr_tail());
+    }
+    let (_, info) = listed?;
+    let newest = info
+        .latest()
+        .context("the backup service succeeded but the repository lists no backup")?;
+    out(&format!(
+        "{}: {} backup {} in {:.1} s ({} of database, {} added to the repository)",
+        server.name,
+        newest.kind,
+        newest.label,
+        started.elapsed().as_secs_f64(),
+        human_size(newest.size),
+        human_size(newest.repository_delta)
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem backup list`: every backup in the repository, oldest first, with its age and size.
+pub async fn list(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let server = repository(&config)?;
+    let vars = Vars::for_paths(&config, server);
+    let ssh = connect_one(&remote, server).await?;
+    let listed = info(&ssh, &vars).await;
+    ssh.close().await;
+    let (now, info) = listed?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct Document<'a> {
+            repository: &'a str,
+            now: i64,
+            #[serde(flatten)]
+            info: &'a pgbackrest::Info,
+        }
+        out(&crate::json::document(&Document {
+            repository: &server.name,
+            now,
+            info: &info,
+        })?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "{} (stanza {}): {}\n",
+        server.name, vars.backup.stanza, info.message
+    );
+    if info.backups.is_empty() {
+        text.push_str("  (no backup yet)\n");
+    } else {
+        text.push_str(&format!(
+            "  {:<34} {:<5} {:<20} {:>11} {:>10} {:>10}\n",
+            "LABEL", "TYPE", "FINISHED (UTC)", "AGE", "DATABASE", "ADDED"
+        ));
+    }
+    for b in &info.backups {
+        let finished = jiff::Timestamp::from_second(b.stop)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "  {:<34} {:<5} {:<20} {:>11} {:>10} {:>10}{}\n",
+            b.label,
+            b.kind,
+            finished,
+            human_age(now - b.stop),
+            human_size(b.size),
+            human_size(b.repository_delta),
+            if b.error { "  (error)" } else { "" }
+        ));
+    }
+    if let Some((min, max)) = &info.wal {
+        text.push_str(&format!("  WAL archive: {min} .. {max}\n"));
+    }
+    out(text.trim_end())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem restore`: into a scratch cluster on the db server, or in place (`--in-place
+/// --yes`) with the app servers' gunicorn stopped around it.
+pub async fn restore(
+    remote: RemoteArgs,
+    time: Option<String>,
+    in_place: bool,
+    yes: bool,
+    lock_wait: u64,
+) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    repository(&config)?;
+    let target = match &time {
+        Some(t) => Target::time(t)?,
+        None => Target::Latest,
+    };
+    if in_place && !yes {
+        bail!(
+            "--in-place replaces the running database with the restored one (the app servers are stopped meanwhile; the old data directory is kept on the db server): add --yes to go ahead"
+        );
+    }
+    let db = config.db_server();
+    let mut servers: Vec<&Server> = vec![db];
+    if in_place {
+        servers.extend(config.app_servers());
+    }
+    let report = super::report();
+    let targets: Vec<(&str, &str)> = servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.ssh.as_str()))
+        .collect();
+    let retrying = |name: &str, why: &str| crate::report::Report::progress(&*report, name, why);
+    let hosts = crate::transport::connect_all(&targets, &remote.ssh_options(), &retrying).await?;
+    // An apply meanwhile would restart PostgreSQL under the restore: take the servers' locks.
+    let who = format!("{} restore", crate::apply::who());
+    let mut locks = Vec::new();
+    for host in &hosts {
+        locks.push(
+            host.lock(&who, Duration::from_secs(lock_wait), &*report)
+                .await?,
+        );
+    }
+    let result = run_restore(&config, &servers, &hosts, &target, in_place, &*report).await;
+    drop(locks);
+    for host in hosts {
+        host.close().await;
+    }
+    let message = result?;
+    out(&message)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_restore(
+    config: &Config,
+    servers: &[&Server],
+    hosts: &[Ssh],
+    target: &Target,
+    in_place: bool,
+    report: &dyn crate::report::Report,
+) -> anyhow::Result<String> {
+    let db = &hosts[0];
+    let vars = Vars::for_paths(config, servers[0]);
+    let plan = Restore {
+        vars: &vars,
+        target,
+        in_place,
+    };
+    let apps: Vec<(&Ssh, Vars)> = hosts[1..]
+        .iter()
+        .zip(&servers[1..])
+        .map(|(h, s)| (h, Vars::for_paths(config, s)))
+        .collect();
+    for (host, vars) in &apps {
+        report.progress(host.name(), "stopping gunicorn for the restore");
+        let stopped = host.run(&restore::gunicorn(vars, false)).await?;
+        if !stopped.success() {
+            // Put back what was stopped before saying why.
+            start_apps(&apps, report).await;
+            bail!(
+                "{}: stopping gunicorn failed: {}",
+                host.name(),
+                stopped.stderr_tail()
+            );
+        }
+    }
+    report.progress(db.name(), "restoring (pgBackRest)");
+    let started = Instant::now();
+    let ran = db.run(&plan.script()).await;
+    start_apps(&apps, report).await;
+    let ran = ran?;
+    if !ran.success() {
+        bail!("{}: {}", db.name(), ran.stderr_tail());
+    }
+    let when = match target {
+        Target::Latest => "the latest archived moment".to_string(),
+        Target::Time(t) => t.clone(),
+    };
+    let took = started.elapsed().as_secs_f64();
+    Ok(match in_place {
+        false => format!(
+            "{}: restored to {when} in {took:.1} s into a scratch PostgreSQL (the running database is untouched).\n\
+             Inspect it there: sudo -u postgres psql -p {} {}\n\
+             Stop it when done: sudo systemctl stop {}",
+            db.name(),
+            restore::SCRATCH_PORT,
+            config.database.name,
+            plan.scratch_unit()
+        ),
+        true => {
+            let kept = ran
+                .stdout_text()
+                .lines()
+                .find_map(|l| l.strip_prefix("kept=").map(str::to_string))
+                .unwrap_or_default();
+            format!(
+                "{}: the database is restored to {when} in {took:.1} s and serves again.\n\
+                 The data directory as it was is kept in {kept} (remove it when sure).\n\
+                 Take a fresh backup now: tandem backup",
+                db.name()
+            )
+        }
+    })
+}
+
+async fn start_apps(apps: &[(&Ssh, Vars)], report: &dyn crate::report::Report) {
+    for (host, vars) in apps {
+        match host.run(&restore::gunicorn(vars, true)).await {
+            Ok(o) if o.success() => report.progress(host.name(), "gunicorn started again"),
+            Ok(o) => report.progress(
+                host.name(),
+                &format!("starting gunicorn failed: {}", o.stderr_tail()),
+            ),
+            Err(e) => report.progress(host.name(), &format!("starting gunicorn failed: {e:#}")),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! `tandem backup` and `tandem restore`: the scripts they run, built here so that they are
+//! tested without hosts.
+//!
+//! A restore never writes into the running cluster's directory. pgBackRest restores into a
+//! staging directory beside it; by default a scratch PostgreSQL then recovers there (on a
+//! local socket, port `SCRATCH_PORT`) for inspection. In place, the recovered staging
+//! directory takes the cluster's place only once pgBackRest has written it, and the old
+//! directory is kept beside it; if the cluster then fails to recover, the old one is put back.
+//! So a restore that fails leaves the running database as it was.
+
+use anyhow::bail;
+
+use crate::identifier::shell_word;
+use crate::pgbackrest::as_postgres;
+use crate::vars::Vars;
+
+/// The scratch cluster's port (local socket only).
+pub const SCRATCH_PORT: u16 = 5439;
+
+/// How long a cluster may take to replay the archive before the restore is called failed.
+const RECOVERY_SECONDS: u32 = 600;
+
+/// Where the database goes back to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The end of the archive: everything committed before the restore began.
+    Latest,
+    /// A moment (UTC, as PostgreSQL reads it: `2026-11-29 23:38:56.712433+00`).
+    Time(String),
+}
+
+impl Target {
+    /// Reads `--time`: an RFC 3339 / ISO 8601 moment with its offset (`2026-11-29 23:38:56+00`,
+    /// `2026-11-29T23:38:56Z`, PostgreSQL's `now()` as printed). Anything else is refused, so
+    /// no text of the operator's reaches a shell or pgBackRest unparsed.
+    pub fn time(text: &str) -> anyhow::Result<Target> {
+        let normalized = normalize_offset(text.trim());
+        let Ok(at) = normalized.parse::<jiff::Timestamp>() else {
+            bail!(
+                "--time `{text}` is not a moment with its offset: write e.g. `2026-11-29 23:38:56+00` (PostgreSQL's `select now()` prints one)"
+            );
+        };
+        Ok(Target::Time(
+            at.strftime("%Y-%m-%d %H:%M:%S%.f+00").to_string(),
+        ))
+    }
+}
+
+/// PostgreSQL prints offsets as `+00` or `+05:30`; RFC 3339 wants `+00:00`.
+fn normalize_offset(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    if n >= 3
+        && (bytes[n - 3] == b'+' || bytes[n - 3] == b'-')
+        && text[n - 2..].chars().all(|c| c.is_ascii_digit())
+    {
+        format!("{text}:00")
+    } else {
+        text.to_string()
+    }
+}
+
+/// What `restore_script` needs from the config and the db server.
+pub struct Restore<'a> {
+    pub vars: &'a Vars,
+    pub target: &'a Target,
+    pub in_place: bool,
+}
+
+impl Restore<'_> {
+    fn stanza(&self) -> String {
+        shell_word(&self.vars.backup.stanza)
+    }
+
+    /// The scratch cluster's transient unit.
+    pub fn scratch_unit(&self) -> String {
+        format!("tandem-restore-{}", self.vars.project)
+    }
+
+    /// The whole restore, run as root on the db server. It prints `kept=<dir>` for an
+    /// in-place restore (the cluster's directory as it was).
+    pub fn script(&self) -> String {
+        let stanza = self.stanza();
+        let unit = self.scratch_unit();
+        let target = match self.target {
+            Target::Latest => String::new(),
+            Target::Time(at) => format!(
+                " --type=time --target={} --target-action=promote",
+                shell_word(at)
+            ),
+        };
+        // A scratch cluster must not push its own timeline into the repository.
+        let archive = if self.in_place {
+            ""
+        } else {
+            " --archive-mode=off"
+        };
+        let mut s = format!(
+            r#"set -eu
+export LC_ALL=C
+# The cluster's version as installed (Debian's layout: /var/lib/postgresql/<version>/main).
+version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {{print $1}}')
+[ -n "$version" ] || {{ echo "tandem restore: no PostgreSQL cluster on this server" >&2; exit 1; }}
+main=/var/lib/postgresql/$version/main
+staging=/var/lib/postgresql/$version/tandem-restore
+unit={unit}
+pg() {{ runuser -u postgres -- psql -XAtq "$@"; }}
+fail() {{ echo "tandem restore: $*" >&2; exit 1; }}
+# The WAL written so far must be in the repository first: `check` switches to a new segment
+# and waits until the running cluster has archived it.
+if pg -c 'select 1' >/dev/null 2>&1; then
+  {check} >&2 || fail "the running database's WAL does not reach the repository (see above): nothing was changed"
+fi
+systemctl stop "$unit" 2>/dev/null || true
+systemctl reset-failed "$unit" 2>/dev/null || true
+rm -rf "$staging"
+install -d -o postgres -g postgres -m 0700 "$staging"
+if ! {restore} >&2; then
+  rm -rf "$staging"
+  fail "pgBackRest could not restore (see above): nothing was changed"
+fi
+recovered() {{
+  # $1: psql's connection options. Waits until recovery has ended (the cluster promoted).
+  i=0
+  while [ $i -lt {ticks} ]; do
+    [ "$(pg $1 -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ] && return 0
+    "$2" || return 1
+    sleep 0.5; i=$((i + 1))
+  done
+  return 1
+}}
+"#,
+            check = as_postgres(&format!("--stanza={stanza} --log-level-console=warn check")),
+            restore = as_postgres(&format!(
+                "--stanza={stanza} --pg1-path=\"$staging\" --log-level-console=warn{target}{archive} restore"
+            )),
+            ticks = RECOVERY_SECONDS * 2,
+        );
+        if self.in_place {
+            s.push_str(
+                r#"# The staging directory becomes the cluster: restore_command must not name it.
+sed -i "s# --pg1-path=$staging##" "$staging/postgresql.auto.conf"
+kept="$main.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+systemctl stop postgresql@$version-main
+mv "$main" "$kept"
+mv "$staging" "$main"
+running() { systemctl is-active --quiet postgresql@$version-main; }
+if ! systemctl start postgresql@$version-main || ! recovered "" running; then
+  journalctl -u postgresql@$version-main -n 20 --no-pager -o cat >&2 || true
+  tail -n 20 /var/log/postgresql/postgresql-$version-main.log >&2 || true
+  systemctl stop postgresql@$version-main || true
+  mv "$main" "$staging.failed-$(date -u +%Y%m%dT%H%M%SZ)"
+  mv "$kept" "$main"
+  systemctl start postgresql@$version-main
+  fail "the restored cluster did not recover (its log above); the database was put back as it was"
+fi
+echo "kept=$kept"
+"#,
+            );
+        } else {
+            s.push_str(&format!(
+                r#"# A scratch cluster: its own port, local socket only, Debian's settings kept out.
+printf '%s\n' "port = {port}" "listen_addresses = ''" "unix_socket_directories = '/var/run/postgresql'" > "$staging/postgresql.conf"
+printf '%s\n' 'local all all peer' > "$staging/pg_hba.conf"
+chown postgres:postgres "$staging/postgresql.conf" "$staging/pg_hba.conf"
+systemd-run --quiet --unit="$unit" --uid=postgres --gid=postgres -p Type=notify -p TimeoutStartSec=infinity /usr/lib/postgresql/$version/bin/postgres -D "$staging"
+alive() {{ [ "$(systemctl show -p ActiveState --value "$unit")" != failed ] && [ "$(systemctl show -p ActiveState --value "$unit")" != inactive ]; }}
+if ! recovered "-p {port}" alive; then
+  journalctl -u "$unit" -n 20 --no-pager -o cat >&2 || true
+  systemctl stop "$unit" 2>/dev/null || true
+  fail "the scratch cluster did not recover (its log above); the running database was not touched"
+fi
+"#,
+                port = SCRATCH_PORT,
+            ));
+        }
+        s
+    }
+}
+
+/// `systemctl stop`/`start` of the app's gunicorn around an in-place restore (the socket
+/// too, so no request starts it again meanwhile).
+pub fn gunicorn(vars: &Vars, start: bool) -> String {
+    let socket = shell_word(&vars.units.socket);
+    let service = shell_word(&vars.units.service);
+    match start {
+        false => format!("systemctl stop {socket} {service}\n"),
+        true => format!("systemctl start {socket} {service}\n"),
+    }
+}
+
+/// Starts the backup service on the repository server and waits for it.
+pub fn backup_now(vars: &Vars) -> String {
+    crate::resource::certificate::run_service(&vars.backup.service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::table::assert_shell_syntax;
+
+    fn vars() -> Vars {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        Vars::for_paths(&config, config.db_server())
+    }
+
+    #[test]
+    fn times_are_read_with_their_offset_and_written_in_utc() {
+        for (given, written) in [
+            (
+                "2026-11-29 23:38:56.712433+00",
+                "2026-11-29 23:38:56.712433+00",
+            ),
+            ("2026-11-29T23:38:56Z", "2026-11-29 23:38:56+00"),
+            ("2026-11-30 01:38:56+02", "2026-11-29 23:38:56+00"),
+            ("2026-11-30 05:08:56+05:30", "2026-11-29 23:38:56+00"),
+        ] {
+            assert_eq!(
+                Target::time(given).unwrap(),
+                Target::Time(written.into()),
+                "{given}"
+            );
+        }
+        for bad in [
+            "2026-11-29 23:38:56",
+            "yesterday",
+            "2026-11-29 23:38:56+00'; rm -rf /",
+            "",
+        ] {
+            let err = Target::time(bad).unwrap_err().to_string();
+            assert!(err.contains("with its offset"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_scripts_parse_and_keep_the_running_cluster_out_of_harms_way() {
+        let vars = vars();
+        for (target, in_place) in [
+            (Target::Latest, false),
+            (Target::Time("2026-11-29 23:38:56+00".into()), false),
+            (Target::Time("2026-11-29 23:38:56+00".into()), true),
+        ] {
+            let script = Restore {
+                vars: &vars,
+                target: &target,
+                in_place,
+            }
+            .script();
+            assert_shell_syntax(&script, "restore");
+            assert!(script.contains("--pg1-path=\"$staging\""), "{script}");
+            assert_eq!(script.contains("--archive-mode=off"), !in_place);
+            assert_eq!(script.contains("mv \"$kept\" \"$main\""), in_place);
+            assert_eq!(
+                script.contains("--target='2026-11-29 23:38:56+00'"),
+                target != Target::Latest,
+                "{script}"
+            );
+        }
+        assert_shell_syntax(&gunicorn(&vars, true), "gunicorn");
+        assert_shell_syntax(&backup_now(&vars), "backup now");
+    }
+}
