@@ -92,8 +92,9 @@ pub fn plan_host(
         let before = ctx.changes.len();
         resource::plan_task(&mut ctx, &task.op, &facts.task(i));
         for change in &mut ctx.changes[before..] {
-            // The certificate waits for every app server's provisioning: its own phase.
-            if change.role == Phase::Certificate {
+            // The certificate waits for every app server's provisioning, the backup stanza for
+            // the db server's: their own phases.
+            if matches!(change.role, Phase::Certificate | Phase::Stanza) {
                 change.step = task.step.clone();
                 continue;
             }

@@ -472,10 +472,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => {
             let (config, count) = load_and_render(&args)?;
             eprintln!(
-                "{}: ok, {} servers ({} app, 1 db), {count} files rendered",
+                "{}: ok, {} servers ({} app, 1 db{}), {count} files rendered",
                 args.config.config.display(),
                 config.servers.len(),
-                config.app_servers().count()
+                config.app_servers().count(),
+                if config.backup_server().is_some() {
+                    ", 1 backup"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -11,6 +11,9 @@ use super::lab::{Lab, Server, Suite, ssh_stdin};
 
 pub const PASSWORD: &str = "c0rrect h0rse \"battery\" $taple";
 
+/// The backup repository's passphrase in scenarios with a backup server.
+pub const BACKUP_KEY: &str = "b4ckup p4ss 'quoted' $and=equals";
+
 /// Which example app a scenario deploys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Example {
@@ -35,6 +38,8 @@ pub struct Scenario {
     pub tls: std::cell::RefCell<String>,
     /// The config's `domains:` (the example's unless a test sets them).
     pub domains: std::cell::RefCell<Option<String>>,
+    /// The `role: backup` server holding the repository, when the scenario has backups.
+    pub backup: Option<Server>,
 }
 
 impl Scenario {
@@ -48,7 +53,17 @@ impl Scenario {
 
     /// `apps` app servers (app1 is `app`, the others `more_apps`).
     pub fn with_apps(lab: Lab, suite: Suite, example: Example, apps: usize) -> Scenario {
-        let mut servers = lab.servers(2 + apps, suite);
+        Scenario::build(lab, suite, example, apps, false)
+    }
+
+    /// One app server and a backup server with `backup:` in the config.
+    pub fn with_backup(lab: Lab, suite: Suite, example: Example) -> Scenario {
+        Scenario::build(lab, suite, example, 1, true)
+    }
+
+    fn build(lab: Lab, suite: Suite, example: Example, apps: usize, backup: bool) -> Scenario {
+        let mut servers = lab.servers(2 + apps + usize::from(backup), suite);
+        let backup = backup.then(|| servers.pop().unwrap());
         let more_apps = servers.split_off(3);
         let outsider = servers.pop().unwrap();
         let app = servers.pop().unwrap();
@@ -74,6 +89,7 @@ impl Scenario {
             more_apps,
             tls: std::cell::RefCell::new("tls:\n  mode: off\n".into()),
             domains: std::cell::RefCell::new(None),
+            backup,
         };
         s.write_config();
         s
@@ -148,7 +164,7 @@ servers:
     ssh: deploy@{app}
     fqdn: app1.lab.test
     internal_ip: {app_ip}
-{more_apps}domains: {domains}
+{more_apps}{backup_server}domains: {domains}
 database:
   name: {project}
   role: {project}
@@ -161,7 +177,7 @@ django:
   migrate: {migrate}
 ssh:
   authorized_key_files: [{key}.pub]
-{tls}",
+{tls}{backup}",
             db = self.db.name,
             db_ip = self.db.ip,
             app = self.app.name,
@@ -179,6 +195,18 @@ ssh:
                 ))
                 .collect::<String>(),
             tls = self.tls.borrow(),
+            backup_server = self
+                .backup
+                .as_ref()
+                .map(|s| format!(
+                    "  - name: vault\n    role: backup\n    ssh: deploy@{}\n    fqdn: vault.lab.test\n    internal_ip: {}\n",
+                    s.name, s.ip
+                ))
+                .unwrap_or_default(),
+            backup = match self.backup {
+                Some(_) => "backup:\n  encryption_key: {env: TANDEM_BACKUP_KEY}\n  schedule: hourly\n",
+                None => "",
+            },
         );
         fs::write(self.config_path(), text).unwrap();
     }
@@ -196,6 +224,7 @@ ssh:
             .arg(&self.lab.ssh_config)
             .args(&args[command_words..])
             .env("TANDEM_DB_PASSWORD", PASSWORD)
+            .env("TANDEM_BACKUP_KEY", BACKUP_KEY)
             .stdin(Stdio::null());
         cmd
     }
