@@ -77,6 +77,34 @@ impl Restore<'_> {
         format!("tandem-restore-{}", self.vars.project)
     }
 
+    /// What tandem runs on the db server: the restore as a transient systemd unit, so that a
+    /// tandem killed or cut off midway cannot stop it between moving the cluster's directory
+    /// aside and putting one back; tandem waits for it. Its log goes to stderr; an in-place
+    /// restore prints `kept=<dir>` (the cluster's directory as it was) on stdout.
+    pub fn detached_script(&self) -> String {
+        let name = &self.vars.project;
+        let file = format!("/var/lib/tandem/restore-{name}");
+        let job = shell_word(&format!("tandem-restore-job-{name}"));
+        format!(
+            "set -u\numask 077\nmkdir -p /var/lib/tandem\n\
+             if systemctl is-active --quiet {job}; then echo 'tandem restore: another restore is running on this server' >&2; exit 1; fi\n\
+             {write}\n\
+             rm -f {log}\n\
+             systemctl reset-failed {job} 2>/dev/null\n\
+             systemd-run --quiet --wait --collect --unit={job} -p StandardOutput=file:{file}.log -p StandardError=file:{file}.log /bin/sh {script}\n\
+             rc=$?\n\
+             cat {log} >&2\n\
+             grep '^kept=' {log}\n\
+             exit $rc\n",
+            write = crate::script::payload(
+                self.script().as_bytes(),
+                &format!("> {}", shell_word(&format!("{file}.sh")))
+            ),
+            log = shell_word(&format!("{file}.log")),
+            script = shell_word(&format!("{file}.sh")),
+        )
+    }
+
     /// The whole restore, run as root on the db server. It prints `kept=<dir>` for an
     /// in-place restore (the cluster's directory as it was).
     pub fn script(&self) -> String {
@@ -248,6 +276,17 @@ mod tests {
             }
             .script();
             assert_shell_syntax(&script, "restore");
+            let detached = Restore {
+                vars: &vars,
+                target: &target,
+                in_place,
+            }
+            .detached_script();
+            assert_shell_syntax(&detached, "restore, detached");
+            assert!(
+                detached.contains("systemd-run --quiet --wait"),
+                "{detached}"
+            );
             assert!(script.contains("--pg1-path=\"$staging\""), "{script}");
             assert_eq!(script.contains("--archive-mode=off"), !in_place);
             assert_eq!(script.contains("mv \"$kept\" \"$main\""), in_place);

@@ -920,6 +920,69 @@ fn ssh_checks(v: &mut Verification, server: &Server, options: &SshOptions) {
 mod tests {
     use super::*;
 
+    /// The backup checks' (name, ok, detail) for `backup_script`'s output `out`, hourly.
+    fn backup_results(out: &str) -> Vec<(String, bool, String)> {
+        let db = crate::resource::table::db_server();
+        let backup = crate::config::Backup {
+            repository: "vault".into(),
+            path: "/var/lib/pgbackrest".into(),
+            encryption_key: crate::config::PasswordSource::Env("K".into()),
+            schedule: crate::config::backup::Schedule::Hourly,
+            full_every_days: 7,
+            keep_full: 2,
+        };
+        let mut v = Verification::default();
+        backup_checks(&mut v, &db, &backup, "shop", out);
+        v.checks
+            .into_iter()
+            .map(|c| (c.name, c.ok, c.detail))
+            .collect()
+    }
+
+    fn info(code: i64, stop: i64) -> String {
+        format!(
+            "[{{\"name\":\"shop\",\"status\":{{\"code\":{code},\"message\":\"m\"}},\"backup\":[{{\"label\":\"l\",\"type\":\"full\",\"error\":false,\"timestamp\":{{\"start\":1,\"stop\":{stop}}},\"info\":{{\"size\":1}}}}]}}]"
+        )
+    }
+
+    #[test]
+    fn backups_pass_when_reachable_recent_and_archiving() {
+        let out = format!("now=10000\n{}\n@archiver\n9000 0 -\n", info(0, 9000));
+        let results = backup_results(&out);
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(|(_, ok, _)| *ok), "{results:#?}");
+    }
+
+    #[test]
+    fn backups_fail_when_stale_unreachable_or_archiving_fails() {
+        // Older than hourly's 2 h.
+        let stale = backup_results(&format!(
+            "now=100000\n{}\n@archiver\n99000 0 -\n",
+            info(0, 1000)
+        ));
+        assert!(!stale[1].1 && stale[0].1 && stale[2].1, "{stale:#?}");
+        // pgBackRest cannot reach the repository: no JSON, its error.
+        let unreachable = backup_results(
+            "now=5\nERROR: [105]: remote-0 process on 'vault' terminated unexpectedly\n@archiver\n4 0 -\n",
+        );
+        assert!(!unreachable[0].1 && !unreachable[1].1, "{unreachable:#?}");
+        assert!(unreachable[0].2.contains("terminated unexpectedly"));
+        assert!(unreachable[1].2.contains("did not answer"));
+        // The last archive attempt failed after the last success.
+        let failing = backup_results(&format!(
+            "now=10000\n{}\n@archiver\n9000 9500 000000010000000000000007\n",
+            info(0, 9000)
+        ));
+        assert!(!failing[2].1, "{failing:#?}");
+        assert!(failing[2].2.contains("000000010000000000000007"));
+        // A failure before the last success is history.
+        let recovered = backup_results(&format!(
+            "now=10000\n{}\n@archiver\n9600 9500 000000010000000000000007\n",
+            info(0, 9000)
+        ));
+        assert!(recovered[2].1, "{recovered:#?}");
+    }
+
     #[test]
     fn ssh_g_names_the_real_host() {
         let out = "user deploy\nhostname 203.0.113.7\nport 22\naddressfamily any\n";

@@ -222,7 +222,7 @@ async fn run_restore(
     }
     report.progress(db.name(), "restoring (pgBackRest)");
     let started = Instant::now();
-    let ran = db.run(&plan.script()).await;
+    let ran = db.run(&plan.detached_script()).await;
     start_apps(&apps, report).await;
     let ran = ran?;
     if !ran.success() {

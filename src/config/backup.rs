@@ -250,6 +250,84 @@ fn is_repository_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::MINIMAL;
+
+    const VAULT: &str = "  - {name: vault, role: backup, ssh: vault, fqdn: vault.example.com, internal_ip: 10.0.0.5}\n";
+
+    /// What `check` says about MINIMAL with `servers` added and `backup` appended.
+    fn problems(servers: &str, backup: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        crate::config::testing::shop(dir.path());
+        let text = MINIMAL.replace("domains:", &format!("{servers}domains:"))
+            + backup
+            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
+        match crate::config::parse(&dir.path().join("tandem.yml"), &text) {
+            Ok(loaded) => loaded
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(d) => d.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_mistake_is_named_with_its_fix() {
+        let none = problems("", "");
+        assert!(none.contains("the database is not backed up"), "{none}");
+        let server_only = problems(VAULT, "");
+        assert!(
+            server_only.contains("`vault` has `role: backup` but tandem.yml has no `backup:`"),
+            "{server_only}"
+        );
+        let no_server = problems("", "backup: {encryption_key: {env: K}}\n");
+        assert!(
+            no_server.contains("the repository is never the db server itself"),
+            "{no_server}"
+        );
+        let on_the_db = problems(
+            VAULT,
+            "backup: {repository: db, encryption_key: {env: K}}\n",
+        );
+        assert!(
+            on_the_db.contains("must not share a machine with what it protects"),
+            "{on_the_db}"
+        );
+        let unencrypted = problems(VAULT, "backup: {schedule: daily}\n");
+        assert!(
+            unencrypted.contains("backup.encryption_key") && unencrypted.contains("unencrypted"),
+            "{unencrypted}"
+        );
+        let schedule = problems(
+            VAULT,
+            "backup: {encryption_key: {env: K}, schedule: nightly}\n",
+        );
+        assert!(schedule.contains("nightly"), "{schedule}");
+        let path = problems(VAULT, "backup: {encryption_key: {env: K}, path: /etc}\n");
+        assert!(path.contains("backup.path"), "{path}");
+        let zero = problems(VAULT, "backup: {encryption_key: {env: K}, keep_full: 0}\n");
+        assert!(zero.contains("backup.keep_full"), "{zero}");
+    }
+
+    #[test]
+    fn a_backup_server_and_a_key_are_enough() {
+        assert_eq!(problems(VAULT, "backup: {encryption_key: {env: K}}\n"), "");
+        let dir = tempfile::tempdir().unwrap();
+        crate::config::testing::shop(dir.path());
+        let text = MINIMAL.replace("domains:", &format!("{VAULT}domains:"))
+            + "backup: {encryption_key: {file: k}, schedule: hourly}\n"
+            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
+        let config = crate::config::parse(&dir.path().join("tandem.yml"), &text)
+            .unwrap()
+            .config;
+        let backup = config.backup.as_ref().unwrap();
+        assert_eq!(backup.repository, "vault");
+        assert_eq!(backup.path, DEFAULT_PATH);
+        assert_eq!((backup.keep_full, backup.full_every_days), (2, 7));
+        assert_eq!(backup.schedule.on_calendar(), "hourly");
+        assert_eq!(config.backup_server().unwrap().name, "vault");
+    }
 
     #[test]
     fn repository_paths() {

@@ -215,7 +215,10 @@ ssh:
     /// environment (the options right after the command, `tenant add` included, so
     /// `manage -- ...` keeps its own).
     pub fn tandem(&self, args: &[&str]) -> Command {
-        let command_words = if args[0] == "tenant" { 2 } else { 1 };
+        let command_words = match (args[0], args.get(1)) {
+            ("tenant", _) | ("backup", Some(&"list")) => 2,
+            _ => 1,
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
         cmd.args(&args[..command_words])
             .arg("-c")
