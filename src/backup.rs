@@ -67,26 +67,30 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         ));
         return Ok(ops);
     }
+    let mut repository_conf = conf(
+        t.render("backup/pgbackrest-repository.conf", vars)?,
+        // Every value may be shown but the passphrase.
+        Secrecy::Masked {
+            shown: [
+                "repo1-path",
+                "repo1-retention-full",
+                "repo1-cipher-type",
+                "start-fast",
+                "log-level-console",
+                "log-level-file",
+                "pg1-host",
+                "pg1-host-user",
+                "pg1-path",
+            ]
+            .map(String::from)
+            .to_vec(),
+        },
+    );
+    if let Op::File(spec) = &mut repository_conf {
+        spec.validate = Some(opens_the_repository(&backup.stanza));
+    }
     ops.extend([
-        conf(
-            t.render("backup/pgbackrest-repository.conf", vars)?,
-            // Every value may be shown but the passphrase.
-            Secrecy::Masked {
-                shown: [
-                    "repo1-path",
-                    "repo1-retention-full",
-                    "repo1-cipher-type",
-                    "start-fast",
-                    "log-level-console",
-                    "log-level-file",
-                    "pg1-host",
-                    "pg1-host-user",
-                    "pg1-path",
-                ]
-                .map(String::from)
-                .to_vec(),
-            },
-        ),
+        repository_conf,
         dir(&backup.path, 0o750, "postgres"),
         file(
             &backup.script,
@@ -121,6 +125,19 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         }),
     ]);
     Ok(ops)
+}
+
+/// The check a new repository config must pass before it goes live: a passphrase that does
+/// not open the backups already there would leave every later backup and restore failing.
+/// pgBackRest cannot re-encrypt a repository, so this is refused, with what to do instead.
+fn opens_the_repository(stanza: &str) -> String {
+    format!(
+        "if {} 2>&1 | grep -q FormatError; then echo 'backup.encryption_key does not open the backups already in the repository (pgBackRest cannot re-encrypt one): put the old key back, or start a new repository with another backup.path and keep the old key for restores from the old one'; exit 1; fi",
+        crate::pgbackrest::as_postgres(&format!(
+            "--config={{path}} --stanza={} --output=json info",
+            crate::identifier::shell_word(stanza)
+        ))
+    )
 }
 
 /// /etc/pgbackrest.conf: postgres reads it, only root writes it.

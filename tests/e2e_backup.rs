@@ -196,4 +196,22 @@ fn an_unreachable_repository_fails_verify_but_not_apply_and_a_failed_restore_cha
         &format!("iptables -D INPUT -s {} -j REJECT", s.db.ip),
     );
     assert_ok("verify once reachable again", &s.run(&["verify"]));
+
+    // Another passphrase cannot open the backups already there: refused, the old one kept.
+    let rekeyed = s
+        .tandem(&["apply", "--yes"])
+        .env("TANDEM_BACKUP_KEY", "an0ther passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        !rekeyed.status.success(),
+        "a new passphrase was written over the repository's"
+    );
+    let said = text(&rekeyed.stdout) + &text(&rekeyed.stderr);
+    assert!(said.contains("cannot re-encrypt"), "{said}");
+    assert!(
+        !said.contains("an0ther passphrase"),
+        "the passphrase was echoed"
+    );
+    assert_ok("a backup with the kept passphrase", &s.run(&["backup"]));
 }
