@@ -60,6 +60,16 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
             Secrecy::Public,
         ),
     ];
+    // The other side's host key, pinned; left as it is when that server is not in the run.
+    if !vars.secrets.backup_known_host.is_empty() {
+        ops.push(file(
+            &format!("{SSH_DIR}/known_hosts_tandem"),
+            format!("{}\n", vars.secrets.backup_known_host),
+            0o644,
+            "postgres",
+            Secrecy::Public,
+        ));
+    }
     if !repository {
         ops.push(conf(
             t.render("backup/pgbackrest-db.conf", vars)?,
@@ -138,6 +148,24 @@ fn opens_the_repository(stanza: &str) -> String {
             crate::identifier::shell_word(stanza)
         ))
     )
+}
+
+/// The known_hosts line `server` pins for the other side of the backup link (the db server
+/// pins the repository's host key and the other way round), "" when that side's key is not
+/// known in this run or `server` is not on the link.
+pub fn known_host(
+    config: &crate::config::Config,
+    server: &crate::config::Server,
+    host_keys: &std::collections::BTreeMap<String, String>,
+) -> String {
+    use crate::config::Role;
+    let peer = match server.role {
+        Role::Db => config.backup_server(),
+        Role::Backup => Some(config.db_server()),
+        Role::App => None,
+    };
+    peer.and_then(|p| Some(format!("{} {}", p.internal_ip, host_keys.get(&p.name)?)))
+        .unwrap_or_default()
 }
 
 /// /etc/pgbackrest.conf: postgres reads it, only root writes it.

@@ -118,7 +118,13 @@ impl Engine {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
         same_release_for_backups(&self.servers, &discoveries)?;
-        let kept = kept_keys(&discoveries)?;
+        let mut kept = kept_keys(&discoveries)?;
+        kept.host_keys = self
+            .servers
+            .iter()
+            .zip(&discoveries)
+            .filter_map(|(s, d)| Some((s.name.clone(), d.host_key.clone()?)))
+            .collect();
         let probes = self
             .servers
             .iter()
@@ -208,6 +214,7 @@ pub fn kept_keys(discoveries: &[facts::Discovery]) -> anyhow::Result<KeptKeys> {
         tls_push_public,
         backup_key,
         backup_public,
+        host_keys: Default::default(),
     })
 }
 
@@ -276,7 +283,8 @@ impl Probe {
         run_secrets: &RunSecrets,
         templates: &mut Templates,
     ) -> anyhow::Result<Probe> {
-        let secrets = Secrets::real(config, run_secrets, kept);
+        let mut secrets = Secrets::real(config, run_secrets, kept);
+        secrets.backup_known_host = crate::backup::known_host(config, server, &kept.host_keys);
         let vars = Vars::new(
             config,
             server,

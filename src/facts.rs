@@ -34,6 +34,10 @@ pub struct Discovery {
     /// one before. Never shown.
     #[serde(skip)]
     pub backup_key: Option<Secret>,
+    /// Db and backup servers: the host's own Ed25519 host key (`ssh-ed25519 AAAA...`), which
+    /// the other side of the backup link pins.
+    #[serde(skip)]
+    pub host_key: Option<String>,
     /// The db server's memory, CPUs and disk, for PostgreSQL's tuning.
     pub machine: Option<crate::tuning::Machine>,
 }
@@ -66,6 +70,9 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
             "echo \"backup_key=$(base64 -w0 -- {} 2>/dev/null)\"\n",
             shell_word(crate::vars::BACKUP_KEY_PATH)
         ));
+        script.push_str(
+            "echo \"host_key=$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)\"\n",
+        );
     }
     if role == Role::Backup {
         // Its pgBackRest names the db server's data directory after the PostgreSQL version
@@ -167,6 +174,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
             "django_secret_key" => d.secret_key = existing_secret_key(value),
             "tls_push_key" => d.tls_push_key = existing_push_key(value),
             "backup_key" => d.backup_key = existing_push_key(value),
+            "host_key" => d.host_key = host_key(value),
             "mem_kb" => mem_kb = Some(value),
             "cpus" => cpus = Some(value),
             "rotational" => rotational = Some(value),
@@ -197,6 +205,12 @@ fn existing_push_key(base64: &str) -> Option<Secret> {
     let text = String::from_utf8(raw).ok()?;
     ssh_key::PrivateKey::from_openssh(&text).ok()?;
     Some(Secret::new(text))
+}
+
+/// An Ed25519 host key line as sshd's .pub file has it: kept only when it parses.
+fn host_key(line: &str) -> Option<String> {
+    let key = ssh_key::PublicKey::from_openssh(line.trim()).ok()?;
+    key.to_openssh().ok()
 }
 
 /// Names of the shared queries (the rest are `t<task index>`).

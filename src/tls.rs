@@ -268,6 +268,7 @@ mod tests {
             tls_push_public: "ssh-ed25519 AAAA".into(),
             backup_key: Secret::new("BACKUP".into()),
             backup_public: "ssh-ed25519 BBBB".into(),
+            host_keys: Default::default(),
         };
         let vars = Vars::new(
             config,

@@ -56,6 +56,9 @@ pub struct Secrets {
     /// private key, kept on both), and its public half.
     pub backup_key: String,
     pub backup_public: String,
+    /// The other side of the backup link's host key as a known_hosts line (`<ip> <key>`),
+    /// "" when that server is not in the run. Public; read from the servers at plan time.
+    pub backup_known_host: String,
 }
 
 impl Secrets {
@@ -88,6 +91,8 @@ impl Secrets {
             },
             backup_key: "<redacted: made once, kept on the db and backup servers>\n".into(),
             backup_public: "ssh-ed25519 <made once, kept on the db and backup servers>".into(),
+            backup_known_host: "<the other server's address and its host key, read at plan time>"
+                .into(),
             tls_dns_env: match config.tls.acme().and_then(|a| a.dns.as_ref()) {
                 Some(dns) => {
                     let placeholder = |field: &str, source: &crate::config::PasswordSource| {
@@ -125,6 +130,7 @@ impl Secrets {
                 .unwrap_or_default(),
             backup_key: kept.backup_key.expose().to_string(),
             backup_public: kept.backup_public.clone(),
+            backup_known_host: String::new(),
             tls_dns_env: run
                 .tls_dns_env
                 .iter()
@@ -154,6 +160,9 @@ pub struct KeptKeys {
     /// with (kept on both), and its public line.
     pub backup_key: Secret,
     pub backup_public: String,
+    /// The host keys of the db and backup servers in the run, by server name: each pins the
+    /// other's (a rebuilt server's new key is taken on the next apply with both in it).
+    pub host_keys: BTreeMap<String, String>,
 }
 
 /// The database URL with `password` percent-encoded, as dj-database-url reads it.

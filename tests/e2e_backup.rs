@@ -1,6 +1,7 @@
 //! Backups end to end with real pgBackRest: a db server archiving WAL to an encrypted
 //! repository on a `role: backup` server, base backups taken from there, and restores drilled
-//! (into a scratch cluster and in place) to a noted moment.
+//! (into a scratch cluster and in place) to a noted moment; then the faults: a restore that
+//! fails, an unreachable repository, a passphrase that does not open it, a lost cluster.
 
 mod support;
 
@@ -214,4 +215,23 @@ fn an_unreachable_repository_fails_verify_but_not_apply_and_a_failed_restore_cha
         "the passphrase was echoed"
     );
     assert_ok("a backup with the kept passphrase", &s.run(&["backup"]));
+
+    // Disaster: the db server's cluster is lost and a fresh, empty one takes its place (its
+    // own system identifier, none of tandem's files). apply provisions it again (the app has
+    // no tables: its checks fail); restore in place brings the rows back from the repository.
+    s.sudo_ok(
+        &s.db,
+        "pg_dropcluster --stop 15 main && pg_createcluster 15 main --start >/dev/null",
+    );
+    let reprovisioned = s.run(&["apply", "--yes"]);
+    let said = text(&reprovisioned.stdout) + &text(&reprovisioned.stderr);
+    assert!(
+        said.contains("role timesheet: create"),
+        "not provisioned again:\n{said}"
+    );
+    let recovered = s.run(&["restore", "--in-place", "--yes"]);
+    assert_ok("restore in place onto the fresh cluster", &recovered);
+    assert_eq!(rows(&s), "1,2");
+    site_serves(&s);
+    assert_ok("verify after the recovery", &s.run(&["verify"]));
 }
