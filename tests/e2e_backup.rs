@@ -81,7 +81,16 @@ fn the_drill_restores_the_rows_of_a_noted_moment() {
     app_sql(&s, "create table drill (n int primary key)");
     app_sql(&s, "insert into drill values (1), (2), (3)");
     let backup = s.run(&["backup"]);
-    assert_ok("tandem backup", &backup);
+    if !backup.status.success() {
+        let journal = s.sudo_ok(
+            vault,
+            "journalctl -u tandem-backup-timesheet --no-pager -n 40; tail -n 40 /var/log/pgbackrest/*",
+        );
+        panic!(
+            "tandem backup failed:\n{}\non the backup server:\n{journal}",
+            text(&backup.stderr)
+        );
+    }
     assert!(
         text(&backup.stdout).contains("backup"),
         "{}",

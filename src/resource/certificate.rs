@@ -167,9 +167,11 @@ fn same_names(have: &[String], want: &[String]) -> bool {
 pub fn run_service(service: &str) -> String {
     let s = shell_word(service);
     format!(
-        "if ! systemctl start {s} 2>/dev/null; then\n  \
+        "if ! started=$(systemctl start {s} 2>&1); then\n  \
          id=$(systemctl show -p InvocationID --value {s})\n  \
-         journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager | tail -n 12 >&2\n  \
+         log=$(journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager | tail -n 12)\n  \
+         [ -n \"$log\" ] || log=$(journalctl -u {s} -n 12 -o cat --no-pager)\n  \
+         printf '%s\\n' \"$log\" \"$started\" >&2\n  \
          echo \"{service} failed: its log above; all of it: journalctl -u {service}\" >&2\n  \
          exit 1\nfi\n"
     )
