@@ -40,6 +40,9 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/backup/backup",
     "templates/backup/backup.service",
     "templates/backup/backup.timer",
+    "templates/systemd/process.service",
+    "templates/redis/tandem.conf",
+    "templates/redis/override.conf",
 );
 
 #[derive(Clone, Debug, Default)]

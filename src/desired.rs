@@ -302,6 +302,8 @@ fn expand_step(
         },
         Step::Tls { .. } => return crate::tls::ops(vars, t),
         Step::Backup { .. } => return crate::backup::ops(vars, t),
+        Step::Processes { .. } => return crate::processes::ops(vars, t),
+        Step::Broker { .. } => return crate::broker::ops(config, vars, t),
         Step::Service {
             service,
             enabled,

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod assets;
 pub mod backup;
+pub mod broker;
 pub mod bundle;
 pub mod cli;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod pgbackrest;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;
+pub mod processes;
 pub mod render;
 pub mod report;
 pub mod resource;

@@ -128,6 +128,18 @@ pub enum Step {
     /// Backups as `backup:` asks: pgBackRest on the db server and the repository, its timer
     /// and the stanza on the backup server (see src/backup.rs).
     Backup { name: String },
+    /// The background processes of `processes:` that run on this app server (src/processes.rs).
+    Processes {
+        name: String,
+        #[serde(default)]
+        notify: Vec<String>,
+    },
+    /// Redis, on the server `broker:` names (src/broker.rs).
+    Broker {
+        name: String,
+        #[serde(default)]
+        notify: Vec<String>,
+    },
     Service {
         name: String,
         service: String,
@@ -207,6 +219,8 @@ impl Step {
             | Step::PostgresExtensions { name }
             | Step::Tls { name, .. }
             | Step::Backup { name }
+            | Step::Processes { name, .. }
+            | Step::Broker { name, .. }
             | Step::Service { name, .. } => name,
         }
     }
@@ -218,7 +232,9 @@ impl Step {
             | Step::Absent { notify, .. }
             | Step::PostgresConf { notify, .. }
             | Step::PgHbaBlock { notify, .. }
-            | Step::Tls { notify, .. } => notify,
+            | Step::Tls { notify, .. }
+            | Step::Processes { notify, .. }
+            | Step::Broker { notify, .. } => notify,
             _ => &[],
         }
     }

@@ -208,14 +208,16 @@ fi
     }
 }
 
-/// `systemctl stop`/`start` of the app's gunicorn around an in-place restore (the socket
-/// too, so no request starts it again meanwhile).
+/// `systemctl stop`/`start` of the app's gunicorn and background processes around an
+/// in-place restore (the socket too, so no request starts it again meanwhile).
 pub fn gunicorn(vars: &Vars, start: bool) -> String {
     let socket = shell_word(&vars.units.socket);
     let service = shell_word(&vars.units.service);
+    // The background processes stop with gunicorn (PartOf=) but are not started by it.
+    let procs = vars.processes.shell_units();
     match start {
-        false => format!("systemctl stop {socket} {service}\n"),
-        true => format!("systemctl start {socket} {service}\n"),
+        false => format!("systemctl stop {socket} {service} {procs}\n"),
+        true => format!("systemctl start {socket} {service} {procs}\n"),
     }
 }
 

@@ -42,6 +42,8 @@ pub struct RunSecrets {
     pub tls_dns_env: BTreeMap<String, Secret>,
     /// The backup repository's passphrase (`backup.encryption_key`).
     pub backup_cipher: Option<Secret>,
+    /// Redis's password (`broker.password`).
+    pub broker_password: Option<Secret>,
 }
 
 /// The operator's certificate chain (public) and its private key, both PEM.
@@ -94,6 +96,10 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
         tls_dns_env,
         backup_cipher: match &config.backup {
             Some(b) => Some(read(config, &b.encryption_key, "backup.encryption_key")?),
+            None => None,
+        },
+        broker_password: match &config.broker {
+            Some(b) => Some(read(config, &b.password, "broker.password")?),
             None => None,
         },
     })

@@ -24,6 +24,7 @@ impl Templates {
         tera.register_filter("sql_literal", string_filter(identifier::sql_literal));
         tera.register_filter("shell", string_filter(identifier::shell_word));
         tera.register_filter("env_value", string_filter(env_value));
+        tera.register_filter("redis_value", string_filter(redis_value));
         Templates { assets, tera }
     }
 
@@ -31,8 +32,25 @@ impl Templates {
         &self.assets
     }
 
-    /// Renders `templates/<name>` (from the override directory or the binary).
-    pub fn render(&mut self, name: &str, vars: &Vars) -> anyhow::Result<String> {
+    /// Renders `templates/<name>` for one of several things of a kind (a process): `vars` plus
+    /// `item` as the variable `key`.
+    pub fn render_item(
+        &mut self,
+        name: &str,
+        vars: &Vars,
+        key: &str,
+        item: &impl serde::Serialize,
+    ) -> anyhow::Result<String> {
+        self.load(name)?;
+        let mut context = Context::from_serialize(vars).context("building template variables")?;
+        context.insert(key, item);
+        self.tera
+            .render(name, &context)
+            .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
+            .with_context(|| format!("rendering template {name}"))
+    }
+
+    fn load(&mut self, name: &str) -> anyhow::Result<()> {
         if !self.tera.get_template_names().any(|n| n == name) {
             let (origin, text) = self.assets.template(name)?;
             self.tera
@@ -40,6 +58,12 @@ impl Templates {
                 .map_err(|e| anyhow::anyhow!("{}", chain(&e)))
                 .with_context(|| format!("parsing template {origin}"))?;
         }
+        Ok(())
+    }
+
+    /// Renders `templates/<name>` (from the override directory or the binary).
+    pub fn render(&mut self, name: &str, vars: &Vars) -> anyhow::Result<String> {
+        self.load(name)?;
         let context = Context::from_serialize(vars).context("building template variables")?;
         self.tera
             .render(name, &context)
@@ -79,6 +103,11 @@ fn string_filter(f: fn(&str) -> String) -> Filter {
         Value::Number(n) => Ok(Value::String(f(&n.to_string()))),
         other => Err(tera::Error::msg(format!("expected a string, got {other}"))),
     })
+}
+
+/// `value` as one argument of a redis.conf directive: double-quoted, `\` and `"` escaped.
+pub fn redis_value(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// A value for a file read both by systemd (`EnvironmentFile=`) and by `sh`: double-quoted,

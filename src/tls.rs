@@ -261,6 +261,7 @@ mod tests {
             tls_ca_certificate: String::new(),
             tls_dns_env: Default::default(),
             backup_cipher: None,
+            broker_password: None,
         };
         let kept = KeptKeys {
             secret_key: Secret::new("sk".into()),

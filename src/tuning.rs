@@ -53,6 +53,8 @@ impl Machine {
 pub struct Demand {
     pub app_servers: u32,
     pub workers: u32,
+    /// The background processes' connections, all servers together (`processes:`).
+    pub background: u32,
 }
 
 /// Connections kept back for the superuser, tandem, migrations and an operator's psql:
@@ -61,7 +63,7 @@ pub const RESERVED: u32 = 10;
 
 impl Demand {
     pub fn connections(&self) -> u32 {
-        self.app_servers * self.workers
+        self.app_servers * self.workers + self.background
     }
 
     /// The smallest max_connections that serves the app and the reserve.
@@ -70,8 +72,12 @@ impl Demand {
     }
 
     pub fn describe(&self) -> String {
+        let background = match self.background {
+            0 => String::new(),
+            n => format!(" + {n} for background processes"),
+        };
         format!(
-            "{} app server(s) x {} gunicorn workers + {RESERVED} reserved",
+            "{} app server(s) x {} gunicorn workers{background} + {RESERVED} reserved",
             self.app_servers, self.workers
         )
     }
@@ -306,6 +312,7 @@ mod tests {
         let demand = Demand {
             app_servers: 2,
             workers: 5,
+            background: 0,
         };
         let s = settings(&machine, demand, &BTreeMap::new());
         assert_eq!(value(&s, "max_connections"), "100");
@@ -324,6 +331,7 @@ mod tests {
         let big = Demand {
             app_servers: 8,
             workers: 17,
+            background: 0,
         };
         let hdd = Machine {
             rotational: Some(true),
@@ -346,6 +354,7 @@ mod tests {
             Demand {
                 app_servers: 1,
                 workers: 3,
+                background: 0,
             },
             &overrides,
         );

@@ -56,6 +56,9 @@ pub struct Secrets {
     /// private key, kept on both), and its public half.
     pub backup_key: String,
     pub backup_public: String,
+    /// Redis's password (`broker.password`) and the URL the app reaches it with.
+    pub broker_password: String,
+    pub broker_url: String,
     /// The other side of the backup link's host key as a known_hosts line (`<ip> <key>`),
     /// "" when that server is not in the run. Public; read from the servers at plan time.
     pub backup_known_host: String,
@@ -93,6 +96,17 @@ impl Secrets {
             backup_public: "ssh-ed25519 <made once, kept on the db and backup servers>".into(),
             backup_known_host: "<the other server's address and its host key, read at plan time>"
                 .into(),
+            broker_password: match &config.broker {
+                Some(b) => format!("<redacted: from {}>", b.password.describe()),
+                None => String::new(),
+            },
+            broker_url: match &config.broker {
+                Some(b) => format!(
+                    "<redacted: redis:// URL with the password from {}>",
+                    b.password.describe()
+                ),
+                None => String::new(),
+            },
             tls_dns_env: match config.tls.acme().and_then(|a| a.dns.as_ref()) {
                 Some(dns) => {
                     let placeholder = |field: &str, source: &crate::config::PasswordSource| {
@@ -131,6 +145,15 @@ impl Secrets {
             backup_key: kept.backup_key.expose().to_string(),
             backup_public: kept.backup_public.clone(),
             backup_known_host: String::new(),
+            broker_password: run
+                .broker_password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
+            broker_url: match (config.broker_server(), &run.broker_password) {
+                (Some(server), Some(password)) => broker_url(server.internal_ip, password.expose()),
+                _ => String::new(),
+            },
             tls_dns_env: run
                 .tls_dns_env
                 .iter()
@@ -163,6 +186,18 @@ pub struct KeptKeys {
     /// The host keys of the db and backup servers in the run, by server name: each pins the
     /// other's (a rebuilt server's new key is taken on the next apply with both in it).
     pub host_keys: BTreeMap<String, String>,
+}
+
+/// `redis://:password@host:6379/0`, the password percent-encoded (Celery, django-redis and
+/// redis-py read it so).
+fn broker_url(ip: IpAddr, password: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    format!(
+        "redis://:{}@{}:{}/0",
+        utf8_percent_encode(password, NON_ALPHANUMERIC),
+        url_host(ip),
+        crate::config::processes::REDIS_PORT
+    )
 }
 
 /// The database URL with `password` percent-encoded, as dj-database-url reads it.
@@ -213,7 +248,90 @@ pub struct Vars {
     pub pg: PgVars,
     pub tls: TlsVars,
     pub backup: BackupVars,
+    pub processes: ProcessVars,
+    pub broker: BrokerVars,
     pub secrets: Secrets,
+}
+
+/// Background processes (`processes:`) on an app server: the ones it runs, and the config's
+/// others, whose units it must not have (a singleton elsewhere, a process moved away).
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessVars {
+    pub here: Vec<ProcessUnit>,
+    /// Unit names of the config's processes that do not run here.
+    pub elsewhere: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessUnit {
+    pub name: String,
+    /// `<project>-<name>.service`.
+    pub unit: String,
+    /// The command's words, each quoted for systemd's `ExecStart=`.
+    pub exec: String,
+    pub stop_timeout: u32,
+}
+
+impl ProcessVars {
+    pub fn of(config: &Config, server: &Server) -> ProcessVars {
+        let unit = |p: &crate::config::Process| format!("{}-{}.service", config.project, p.name);
+        let (here, elsewhere): (Vec<_>, Vec<_>) = config
+            .processes
+            .iter()
+            .partition(|p| p.runs_on().contains(&server.name));
+        ProcessVars {
+            here: here
+                .into_iter()
+                .map(|p| ProcessUnit {
+                    name: p.name.clone(),
+                    unit: unit(p),
+                    exec: p
+                        .command
+                        .iter()
+                        .map(|w| crate::config::processes::systemd_word(w))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    stop_timeout: p.stop_timeout,
+                })
+                .collect(),
+            elsewhere: elsewhere.into_iter().map(unit).collect(),
+        }
+    }
+
+    /// The units that run here, space-separated and shell-quoted (for `systemctl`).
+    pub fn shell_units(&self) -> String {
+        self.here
+            .iter()
+            .map(|p| crate::identifier::shell_word(&p.unit))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Redis for the background processes (`broker:`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BrokerVars {
+    pub enabled: bool,
+    /// This server runs Redis.
+    pub here: bool,
+    pub name: String,
+    pub ip: String,
+    pub port: u16,
+}
+
+impl BrokerVars {
+    pub fn of(config: &Config, server: &Server) -> BrokerVars {
+        let broker = config.broker_server();
+        BrokerVars {
+            enabled: broker.is_some(),
+            here: broker.is_some_and(|b| b.name == server.name),
+            name: broker.map(|b| b.name.clone()).unwrap_or_default(),
+            ip: broker
+                .map(|b| b.internal_ip.to_string())
+                .unwrap_or_default(),
+            port: crate::config::processes::REDIS_PORT,
+        }
+    }
 }
 
 /// Backups with pgBackRest: the db server archives WAL to the repository on the backup
@@ -583,15 +701,14 @@ impl Vars {
                 machine: facts.machine.describe(),
                 tuning: crate::tuning::settings(
                     &facts.machine,
-                    crate::tuning::Demand {
-                        app_servers: config.app_servers().count() as u32,
-                        workers: u32::from(config.django.workers),
-                    },
+                    config.demand(),
                     &config.database.settings,
                 ),
             },
             tls: TlsVars::of(config, server),
             backup: BackupVars::of(config, server, &facts.postgres_version),
+            processes: ProcessVars::of(config, server),
+            broker: BrokerVars::of(config, server),
             secrets,
             project,
         }
@@ -599,7 +716,13 @@ impl Vars {
 }
 
 /// tandem's own env file variables whose values are secret.
-const SECRET_ENV: &[&str] = &["DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "DATABASE_URL"];
+const SECRET_ENV: &[&str] = &[
+    "DJANGO_SECRET_KEY",
+    "DATABASE_PASSWORD",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+];
 
 /// The single-address network of `ip`, as pg_hba.conf and ufw write it.
 pub fn host_cidr(ip: IpAddr) -> String {

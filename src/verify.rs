@@ -197,6 +197,9 @@ pub async fn verify(engine: &Engine, planned: &Planned) -> Verification {
         tokio::task::spawn_blocking(move || {
             let mut v = Verification::default();
             closed_from_here(&mut v, &db, &options);
+            if let Some(broker) = config.broker_server() {
+                broker_closed_from_here(&mut v, broker, &options);
+            }
             for server in &servers {
                 ssh_checks(&mut v, server, &options);
             }
@@ -345,6 +348,18 @@ fn backup_checks(
 
 /// The database port is closed on every address of the db server we know of: its internal IP
 /// and whatever its SSH destination resolves to (its public address in production).
+/// Redis's port is closed to this machine on the broker server's addresses, like 5432.
+fn broker_closed_from_here(v: &mut Verification, broker: &Server, options: &SshOptions) {
+    let port = crate::config::processes::REDIS_PORT;
+    for ip in db_addresses(broker, options) {
+        let addr = SocketAddr::new(ip, port);
+        let open = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok();
+        v.add(&broker.name, &format!("{port} (Redis) closed to this machine at {ip}"), !open,
+            if open { format!("{addr} accepted a connection") } else { format!("{addr} refused or timed out") },
+            "only the app servers' internal IPs may reach Redis: check `ufw status` on the broker server for wider rules");
+    }
+}
+
 fn closed_from_here(v: &mut Verification, db: &Server, options: &SshOptions) {
     for ip in db_addresses(db, options) {
         let addr = SocketAddr::new(ip, crate::postgres::PORT);
@@ -505,6 +520,26 @@ if TANDEM_HTTPS:
             c.request('GET', '/'); r['https'][h] = c.getresponse().status
         except Exception as e:
             r['https'][h] = 'closed: ' + str(e)
+url = os.environ.get('REDIS_URL', '')
+if url:
+    # The broker with the app's own credentials: AUTH, then PING, in Redis's protocol.
+    from urllib.parse import urlsplit, unquote
+    u = urlsplit(url)
+    try:
+        s = socket.create_connection((u.hostname, u.port or 6379), timeout=5)
+        def cmd(*words):
+            return ('*%d\r\n' % len(words) + ''.join('$%d\r\n%s\r\n' % (len(w.encode()), w) for w in words)).encode()
+        s.sendall(cmd('AUTH', unquote(u.password or '')) + cmd('PING'))
+        got = b''
+        while got.count(b'\r\n') < 2:
+            chunk = s.recv(256)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        r['broker'] = 'ok' if got.startswith(b'+OK') and b'+PONG' in got else got.decode(errors='replace').split('\r\n')[0]
+    except Exception as e:
+        r['broker'] = str(e)
 print('json=' + json.dumps(r))
 "#
     .replace("HOSTS", &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()))
@@ -520,7 +555,16 @@ print('json=' + json.dumps(r))
          (set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
          {migrations}\
          else echo 'error=no current release'; fi\n\
-         for u in {socket} {service}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n",
+         for u in {socket} {service} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
+         for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n",
+        processes = vars.processes.shell_units(),
+        elsewhere = vars
+            .processes
+            .elsewhere
+            .iter()
+            .map(|u| shell_word(u))
+            .collect::<Vec<_>>()
+            .join(" "),
         current = shell_word(&vars.paths.current),
         env = shell_word(&vars.paths.env_file),
         user = shell_word(&vars.user),
@@ -566,6 +610,17 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
             state == "active",
             state,
             &format!("systemctl start {unit}; see journalctl -u {unit}"),
+        );
+    }
+    // A singleton (beat) runs on one server only: anywhere else it would fire twice.
+    for line in out.lines().filter_map(|l| l.strip_prefix("elsewhere=")) {
+        let (unit, state) = line.split_once(' ').unwrap_or((line, ""));
+        v.add(
+            name,
+            &format!("{unit} not running here"),
+            state != "active" && state != "activating",
+            state,
+            &format!("run tandem apply: it stops and removes {unit} on servers it does not run on"),
         );
     }
     let released = !out.lines().any(|l| l.starts_with("error="));
@@ -632,6 +687,19 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
             };
             v.add(name, "login with the app's credentials", false, err, hint);
         }
+    }
+    if let Some(broker) = config.broker_server() {
+        let got = json["broker"].as_str().unwrap_or("no answer");
+        v.add(
+            name,
+            "broker (Redis) login with the app's credentials",
+            got == "ok",
+            got,
+            &format!(
+                "check that redis-server runs on {} and that ufw there allows this app server to 6379; run tandem apply",
+                broker.name
+            ),
+        );
     }
     let https = config.tls.enabled();
     if https {

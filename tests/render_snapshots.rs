@@ -33,7 +33,7 @@ fn two_servers_example() {
 
 #[test]
 fn tenants_example() {
-    assert_eq!(snapshot_example("tenants.yml"), 39);
+    assert_eq!(snapshot_example("tenants.yml"), 44);
 }
 
 #[test]

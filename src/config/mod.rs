@@ -14,8 +14,10 @@ use crate::identifier;
 use crate::yaml::{self, Position, Spanned};
 
 pub mod backup;
+pub mod processes;
 pub mod tls;
 pub use backup::Backup;
+pub use processes::{Broker, Process};
 pub use tls::{Tls, TlsMode};
 
 /// A server's job in the topology.
@@ -125,6 +127,8 @@ pub const TANDEM_ENV: &[&str] = &[
     "CSRF_TRUSTED_ORIGINS",
     "DJANGO_HTTPS",
     "DJANGO_HSTS_SECONDS",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
 ];
 
 impl Django {
@@ -155,6 +159,10 @@ pub struct Config {
     pub tls: Tls,
     /// Backups of the database, when `backup:` asks for them.
     pub backup: Option<Backup>,
+    /// Background processes on the app servers (`processes:`).
+    pub processes: Vec<Process>,
+    /// The Redis the processes take their work from (`broker:`).
+    pub broker: Option<Broker>,
 }
 
 impl Config {
@@ -175,6 +183,18 @@ impl Config {
         self.app_servers().next()
     }
 
+    /// What the database must serve at once: every app server's gunicorn workers and every
+    /// background process's connections.
+    pub fn demand(&self) -> crate::tuning::Demand {
+        demand(&self.servers, &self.django, &self.processes)
+    }
+
+    /// The server Redis runs on, when there is a broker.
+    pub fn broker_server(&self) -> Option<&Server> {
+        let broker = self.broker.as_ref()?;
+        self.servers.iter().find(|s| s.name == broker.server)
+    }
+
     /// The server that holds the backup repository.
     pub fn backup_server(&self) -> Option<&Server> {
         let backup = self.backup.as_ref()?;
@@ -187,6 +207,19 @@ impl Config {
             .map(|s| s.internal_ip)
             .chain(self.database.allow.iter().copied())
             .collect()
+    }
+}
+
+/// The database's demand from the servers, gunicorn's workers and the processes (each counted
+/// once per server it runs on).
+fn demand(servers: &[Server], django: &Django, processes: &[Process]) -> crate::tuning::Demand {
+    crate::tuning::Demand {
+        app_servers: servers.iter().filter(|s| s.role == Role::App).count() as u32,
+        workers: u32::from(django.workers),
+        background: processes
+            .iter()
+            .map(|p| p.db_connections * p.runs_on().len() as u32)
+            .sum(),
     }
 }
 
@@ -325,6 +358,9 @@ mod raw {
         pub ssh: Ssh,
         pub tls: Option<Spanned<super::tls::raw::Tls>>,
         pub backup: Option<Spanned<super::backup::raw::Backup>>,
+        #[serde(default)]
+        pub processes: Vec<super::processes::raw::Process>,
+        pub broker: Option<Spanned<super::processes::raw::Broker>>,
     }
 
     #[derive(Deserialize)]
@@ -493,8 +529,10 @@ impl Validator<'_> {
         let django = self.django(raw.django, &domains, &raw.domains);
         let ssh = self.ssh(raw.ssh, &project);
         let tls = self.tls(raw.tls, &domains, &raw.domains);
+        let processes = self.processes(raw.processes, servers.as_deref().unwrap_or_default());
+        let broker = self.broker(raw.broker, servers.as_deref().unwrap_or_default());
         if let (Some(servers), Some(django)) = (&servers, &django) {
-            self.connection_budget(&raw_settings, servers, django);
+            self.connection_budget(&raw_settings, &demand(servers, django, &processes));
         }
         let backup = match &servers {
             Some(servers) => self.backup(raw.backup, servers, &raw.servers),
@@ -510,6 +548,8 @@ impl Validator<'_> {
             ssh,
             tls,
             backup,
+            processes,
+            broker,
         })
     }
 
@@ -1033,14 +1073,9 @@ impl Validator<'_> {
     fn connection_budget(
         &mut self,
         max_connections: &Option<Spanned<raw::SettingValue>>,
-        servers: &[Server],
-        django: &Django,
+        demand: &crate::tuning::Demand,
     ) {
         let Some(at) = max_connections else { return };
-        let demand = crate::tuning::Demand {
-            app_servers: servers.iter().filter(|s| s.role == Role::App).count() as u32,
-            workers: u32::from(django.workers),
-        };
         match at.value.text().parse::<u32>() {
             Ok(n) if n >= demand.needed() => {}
             Ok(n) => self.error(

@@ -209,14 +209,29 @@ pub fn release_script(
 /// waits for it. Socket activation keeps the socket open across the restart: requests wait in
 /// its queue, none is refused.
 fn switch_function(vars: &Vars) -> String {
+    let procs = vars.processes.shell_units();
+    // Background processes stop (warm shutdown, up to their stop_timeout) before `current`
+    // moves, so none runs a mix of two releases, and start on the new one after gunicorn.
+    let (stop, start) = match procs.is_empty() {
+        true => (String::new(), String::new()),
+        false => (
+            format!("systemctl stop {procs} || true\n"),
+            format!(
+                "systemctl reset-failed {procs} 2>/dev/null || true\n\
+                 systemctl start {procs} || {{ journalctl -n 20 --no-pager $(printf ' -u %s' {procs}) >&2; return 1; }}\n"
+            ),
+        ),
+    };
     format!(
         "switch_to() {{\n\
+           {stop}\
            ln -sfn \"$1\" \"$ROOT/current.new\" && mv -Tf \"$ROOT/current.new\" \"$ROOT/current\" || return 1\n\
            systemctl reset-failed {svc} {sock} 2>/dev/null || true\n\
            systemctl start {sock} || return 1\n\
            systemctl restart {svc} || true\n\
            i=0; while [ $i -lt 50 ] && ! systemctl is-active --quiet {svc}; do sleep 0.1; i=$((i+1)); done\n\
            systemctl is-active --quiet {svc} || {{ journalctl -u {svc} -n 20 --no-pager >&2; return 1; }}\n\
+           {start}\
          }}\n",
         svc = shell_word(&vars.units.service),
         sock = shell_word(&vars.units.socket)

@@ -11,6 +11,9 @@ use super::lab::{Lab, Server, Suite, ssh_stdin};
 
 pub const PASSWORD: &str = "c0rrect h0rse \"battery\" $taple";
 
+/// Redis's password in scenarios with a broker.
+pub const BROKER_PASSWORD: &str = "r3dis p@ss \"quoted\" \\ back";
+
 /// The backup repository's passphrase in scenarios with a backup server.
 pub const BACKUP_KEY: &str = "b4ckup p4ss 'quoted' $and=equals";
 
@@ -40,6 +43,10 @@ pub struct Scenario {
     pub domains: std::cell::RefCell<Option<String>>,
     /// The `role: backup` server holding the repository, when the scenario has backups.
     pub backup: Option<Server>,
+    /// YAML appended to the config (`processes:`, `broker:`), and text replacements made in
+    /// it (e.g. settings added under `django:`).
+    pub extra: std::cell::RefCell<String>,
+    pub edits: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Scenario {
@@ -90,6 +97,8 @@ impl Scenario {
             tls: std::cell::RefCell::new("tls:\n  mode: off\n".into()),
             domains: std::cell::RefCell::new(None),
             backup,
+            extra: std::cell::RefCell::new(String::new()),
+            edits: std::cell::RefCell::new(Vec::new()),
         };
         s.write_config();
         s
@@ -129,6 +138,18 @@ impl Scenario {
     /// Replaces the config's `domains:` (a YAML list).
     pub fn set_domains(&self, list: &str) {
         *self.domains.borrow_mut() = Some(list.to_string());
+        self.write_config();
+    }
+
+    /// Appends `yaml` to the config (top-level keys such as `processes:`).
+    pub fn add_config(&self, yaml: &str) {
+        self.extra.borrow_mut().push_str(yaml);
+        self.write_config();
+    }
+
+    /// Replaces `from` with `to` in the written config.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        self.edits.borrow_mut().push((from.into(), to.into()));
         self.write_config();
     }
 
@@ -208,6 +229,11 @@ ssh:
                 None => "",
             },
         );
+        let mut text = text + &self.extra.borrow();
+        for (from, to) in self.edits.borrow().iter() {
+            assert!(text.contains(from.as_str()), "the config has no `{from}`");
+            text = text.replace(from.as_str(), to);
+        }
         fs::write(self.config_path(), text).unwrap();
     }
 
@@ -228,6 +254,7 @@ ssh:
             .args(&args[command_words..])
             .env("TANDEM_DB_PASSWORD", PASSWORD)
             .env("TANDEM_BACKUP_KEY", BACKUP_KEY)
+            .env("TANDEM_REDIS_PASSWORD", BROKER_PASSWORD)
             .stdin(Stdio::null());
         cmd
     }

@@ -85,3 +85,15 @@ if os.environ.get("DJANGO_HTTPS") == "1":
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0"))
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# Celery (crowdminder/celery.py): the broker from the env file; beat's one schedule, a tick in
+# the public schema every CROWDMINDER_TICK_SECONDS (to show that one scheduler runs).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "tick": {
+        "task": "customers.tasks.tick",
+        "schedule": float(os.environ.get("CROWDMINDER_TICK_SECONDS", "3600")),
+    },
+}

@@ -14,3 +14,10 @@ class Client(TenantMixin):
 
 class Domain(DomainMixin):
     pass
+
+
+class Tick(models.Model):
+    """A beat tick (customers/tasks.py): one per schedule interval, whichever worker ran it."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    worker = models.CharField(max_length=100)

@@ -1,0 +1,57 @@
+//! The `broker` step: Redis for the background processes, on the server `broker:` names (the
+//! db server by default). Debian's package and settings, with tandem's on top: bound to
+//! localhost and the internal IP, a password, and ufw admitting only the app servers to its
+//! port, like PostgreSQL's.
+
+use crate::desired::{FileSpec, Op, Secrecy};
+use crate::mode::Mode;
+use crate::templates::Templates;
+use crate::ufw::{COMMENT_PREFIX, UfwRule};
+use crate::vars::Vars;
+
+pub fn ops(
+    config: &crate::config::Config,
+    vars: &Vars,
+    t: &mut Templates,
+) -> anyhow::Result<Vec<Op>> {
+    if !vars.broker.here {
+        return Ok(Vec::new());
+    }
+    let mut ops = vec![
+        Op::Packages {
+            names: vec!["redis-server".into()],
+        },
+        Op::File(FileSpec {
+            path: "/etc/redis/tandem.conf".into(),
+            content: t.render("redis/tandem.conf", vars)?,
+            mode: Mode(0o640),
+            owner: "root".into(),
+            group: "redis".into(),
+            secret: Secrecy::Masked { shown: Vec::new() },
+            validate: None,
+        }),
+        Op::File(FileSpec {
+            path: "/etc/systemd/system/redis-server.service.d/tandem.conf".into(),
+            content: t.render("redis/override.conf", vars)?,
+            mode: Mode(0o644),
+            owner: "root".into(),
+            group: "root".into(),
+            secret: Secrecy::Public,
+            validate: None,
+        }),
+        Op::Service {
+            name: "redis-server".into(),
+            enabled: true,
+            running: true,
+        },
+    ];
+    for app in config.app_servers() {
+        ops.push(Op::UfwAllow(UfwRule {
+            port: vars.broker.port,
+            proto: "tcp".into(),
+            from: Some(app.internal_ip),
+            comment: format!("{COMMENT_PREFIX}: redis from {}", app.name),
+        }));
+    }
+    Ok(ops)
+}
