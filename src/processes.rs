@@ -42,3 +42,97 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
     }
     Ok(ops)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vars::HostFacts;
+
+    fn config(dir: &std::path::Path) -> crate::config::Config {
+        crate::config::testing::shop(dir);
+        let text = crate::config::testing::MINIMAL.replace(
+            "domains:",
+            "  - {name: app2, role: app, ssh: app2, fqdn: app2.example.com, internal_ip: 10.0.0.4}\ndomains:",
+        ) + "processes:\n  - {name: worker, command: celery -A shop worker}\n  - {name: beat, command: celery -A shop beat, singleton: true}\n"
+            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
+        crate::config::parse(&dir.join("tandem.yml"), &text)
+            .unwrap()
+            .config
+    }
+
+    fn vars(config: &crate::config::Config, server: &str) -> Vars {
+        let server = config.servers.iter().find(|s| s.name == server).unwrap();
+        Vars::new(
+            config,
+            server,
+            &HostFacts::assumed(),
+            crate::vars::Secrets::redacted(config),
+        )
+    }
+
+    #[test]
+    fn a_singleton_runs_on_the_first_server_and_is_removed_from_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let mut t = Templates::new(crate::assets::Assets::builtin());
+        let summary = |server: &str, t: &mut Templates| -> Vec<String> {
+            ops(&vars(&config, server), t)
+                .unwrap()
+                .iter()
+                .map(|op| match op {
+                    Op::File(f) => format!("file {}", f.path),
+                    Op::Service { name, enabled, .. } => format!("service {name} {enabled}"),
+                    Op::Absent { path } => format!("absent {path}"),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            summary("app1", &mut t),
+            [
+                "file /etc/systemd/system/shop-worker.service",
+                "service shop-worker.service true",
+                "file /etc/systemd/system/shop-beat.service",
+                "service shop-beat.service true",
+            ]
+        );
+        assert_eq!(
+            summary("app2", &mut t),
+            [
+                "file /etc/systemd/system/shop-worker.service",
+                "service shop-worker.service true",
+                "service shop-beat.service false",
+                "absent /etc/systemd/system/shop-beat.service",
+            ]
+        );
+        let unit = t
+            .render_item(
+                "systemd/process.service",
+                &vars(&config, "app1"),
+                "process",
+                &vars(&config, "app1").processes.here[0],
+            )
+            .unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/bin/env \"celery\" \"-A\" \"shop\" \"worker\""),
+            "{unit}"
+        );
+        assert!(unit.contains("PartOf=gunicorn-shop.service") && unit.contains("KillMode=mixed"));
+    }
+
+    #[test]
+    fn a_rollback_stops_the_processes_before_current_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let script = crate::resource::release::rollback_script(&vars(&config, "app1"), "r1");
+        crate::resource::table::assert_shell_syntax(&script, "rollback");
+        let stop = script
+            .find("systemctl stop shop-worker.service shop-beat.service")
+            .unwrap();
+        let switch = script.find("ln -sfn").unwrap();
+        let start = script
+            .find("systemctl start shop-worker.service shop-beat.service")
+            .unwrap();
+        assert!(stop < switch && switch < start, "{script}");
+    }
+}

@@ -216,6 +216,88 @@ pub fn systemd_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::MINIMAL;
+
+    /// What `check` says about MINIMAL (plus app2) with `yaml` appended; and the config.
+    fn load(yaml: &str) -> Result<crate::config::Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        crate::config::testing::shop(dir.path());
+        let text = MINIMAL.replace(
+            "domains:",
+            "  - {name: app2, role: app, ssh: app2, fqdn: app2.example.com, internal_ip: 10.0.0.4}\ndomains:",
+        ) + yaml
+            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
+        crate::config::parse(&dir.path().join("tandem.yml"), &text)
+            .map(|l| l.config)
+            .map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn processes_run_where_they_are_asked_and_singletons_once() {
+        let config = load(
+            "processes:\n  - {name: worker, command: \"celery -A shop worker --hostname 'w@%h'\"}\n  - {name: beat, command: celery -A shop beat, singleton: true, servers: [app2, app1]}\nbroker: {password: {env: R}}\n",
+        )
+        .unwrap();
+        let worker = &config.processes[0];
+        assert_eq!(
+            worker.command,
+            ["celery", "-A", "shop", "worker", "--hostname", "w@%h"]
+        );
+        assert_eq!(worker.runs_on(), ["app1", "app2"]);
+        assert_eq!(config.processes[1].runs_on(), ["app2"]);
+        assert_eq!(config.broker_server().unwrap().name, "db");
+        // Budget: 2 x 3 gunicorn workers, worker 4 x 2 servers, beat 4 x 1.
+        assert_eq!(config.demand().connections(), 6 + 8 + 4);
+    }
+
+    #[test]
+    fn each_mistake_is_named_with_its_fix() {
+        for (yaml, says) in [
+            (
+                "processes:\n  - {name: worker, command: ''}\n",
+                "processes[0].command",
+            ),
+            (
+                "processes:\n  - {name: worker, command: \"celery 'unclosed\"}\n",
+                "not a command line",
+            ),
+            (
+                "processes:\n  - {name: Worker, command: celery}\n",
+                "processes[0].name",
+            ),
+            (
+                "processes:\n  - {name: gunicorn, command: celery}\n",
+                "web server's own name",
+            ),
+            (
+                "processes:\n  - {name: w, command: celery}\n  - {name: w, command: rq}\n",
+                "two processes are named `w`",
+            ),
+            (
+                "processes:\n  - {name: w, command: celery, servers: [db]}\n",
+                "`db` is not an app server",
+            ),
+            (
+                "processes:\n  - {name: w, command: celery, servers: []}\n",
+                "would run nowhere",
+            ),
+            (
+                "processes:\n  - {name: w, command: celery, stop_timeout: 0}\n",
+                "processes[0].stop_timeout",
+            ),
+            (
+                "broker: {server: nowhere, password: {env: R}}\n",
+                "no server is named `nowhere`",
+            ),
+            (
+                "broker: {password: {env: 'not a name'}}\n",
+                "broker.password",
+            ),
+        ] {
+            let err = load(yaml).map(|_| ()).unwrap_err();
+            assert!(err.contains(says), "{yaml}: {err}");
+        }
+    }
 
     #[test]
     fn systemd_words_keep_what_was_written() {
