@@ -20,15 +20,7 @@ fn repository(config: &Config) -> anyhow::Result<&Server> {
 }
 
 async fn connect_one(remote: &RemoteArgs, server: &Server) -> anyhow::Result<Ssh> {
-    let report = super::report();
-    let retrying = |name: &str, why: &str| crate::report::Report::progress(&*report, name, why);
-    let mut hosts = crate::transport::connect_all(
-        &[(server.name.as_str(), server.ssh.as_str())],
-        &remote.ssh_options(),
-        &retrying,
-    )
-    .await?;
-    Ok(hosts.remove(0))
+    Ok(super::day_two::connect(remote, &[server]).await?.remove(0))
 }
 
 /// The stanza's info as the repository server reads it, with that server's clock.
@@ -162,12 +154,7 @@ pub async fn restore(
         servers.extend(config.app_servers());
     }
     let report = super::report();
-    let targets: Vec<(&str, &str)> = servers
-        .iter()
-        .map(|s| (s.name.as_str(), s.ssh.as_str()))
-        .collect();
-    let retrying = |name: &str, why: &str| crate::report::Report::progress(&*report, name, why);
-    let hosts = crate::transport::connect_all(&targets, &remote.ssh_options(), &retrying).await?;
+    let hosts = super::day_two::connect(&remote, &servers).await?;
     // An apply meanwhile would restart PostgreSQL under the restore: take the servers' locks.
     let who = format!("{} restore", crate::apply::who());
     let mut locks = Vec::new();

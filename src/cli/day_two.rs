@@ -42,7 +42,7 @@ fn pick<'a>(
 }
 
 /// Connects to `servers`, all at once.
-async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow::Result<Vec<Ssh>> {
+pub(super) async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow::Result<Vec<Ssh>> {
     let report = super::report();
     let targets: Vec<(&str, &str)> = servers
         .iter()

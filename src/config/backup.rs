@@ -256,20 +256,9 @@ mod tests {
 
     /// What `check` says about MINIMAL with `servers` added and `backup` appended.
     fn problems(servers: &str, backup: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        crate::config::testing::shop(dir.path());
-        let text = MINIMAL.replace("domains:", &format!("{servers}domains:"))
-            + backup
-            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
-        match crate::config::parse(&dir.path().join("tandem.yml"), &text) {
-            Ok(loaded) => loaded
-                .warnings
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(d) => d.to_string(),
-        }
+        crate::config::testing::diagnostics(
+            &(MINIMAL.replace("domains:", &format!("{servers}domains:")) + backup),
+        )
     }
 
     #[test]

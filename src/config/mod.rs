@@ -1324,6 +1324,25 @@ ssh: {authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0
 tls: {acme: {email: ops@example.com}}
 ";
 
+    /// What `check` says about `text` (a config up to `django:`, which is added with a
+    /// Django project in a temporary directory): its warnings, or its errors.
+    pub fn diagnostics(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        shop(dir.path());
+        let text = format!(
+            "{text}django: {{source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}}\n"
+        );
+        match super::parse(&dir.path().join("tandem.yml"), &text) {
+            Ok(loaded) => loaded
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(d) => d.to_string(),
+        }
+    }
+
     /// `MINIMAL` with a Django project in `dir` (its files written there), loaded.
     pub fn shop(dir: &Path) -> super::Config {
         for file in [

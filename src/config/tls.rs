@@ -473,22 +473,14 @@ mod tests {
 
     /// The diagnostics `check` shows for MINIMAL with `tls` (and `domains`) replaced.
     fn problems(domains: &str, tls: &str) -> String {
-        let text = MINIMAL
-            .replace(
-                "domains: [shop.example.com]",
-                &format!("domains: {domains}"),
-            )
-            .replace("tls: {acme: {email: ops@example.com}}\n", tls)
-            + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}\n";
-        match crate::config::parse(std::path::Path::new("/nonexistent/tandem.yml"), &text) {
-            Ok(loaded) => loaded
-                .warnings
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(d) => d.to_string(),
-        }
+        crate::config::testing::diagnostics(
+            &MINIMAL
+                .replace(
+                    "domains: [shop.example.com]",
+                    &format!("domains: {domains}"),
+                )
+                .replace("tls: {acme: {email: ops@example.com}}\n", tls),
+        )
     }
 
     #[test]
