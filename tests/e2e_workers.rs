@@ -100,7 +100,9 @@ fn a_task_queued_on_one_tenant_runs_on_the_other_app_server_in_its_schema() {
         "Globex sees Acme's row"
     );
 
-    // beat: one scheduler, so ticks come one per interval, never two at once.
+    // beat: one scheduler, so ticks come one per interval, never two at once. (Ticks beat
+    // sent before the worker first started ran in a burst: count from now.)
+    s.manage_shell("from customers.models import Tick\nTick.objects.all().delete()");
     std::thread::sleep(Duration::from_secs(9));
     let ticks = s.manage_shell(
         "from customers.models import Tick\n\
@@ -118,7 +120,7 @@ fn a_task_queued_on_one_tenant_runs_on_the_other_app_server_in_its_schema() {
         .find_map(|l| l.strip_prefix("closest="))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0.0);
-    assert!(count >= 3, "beat did not tick: {ticks}");
+    assert!((3..=6).contains(&count), "not one tick per 2 s: {ticks}");
     assert!(
         closest > 1.0,
         "two ticks at once: beat runs twice ({ticks})"
