@@ -34,6 +34,8 @@ pub enum LogSource {
     Gunicorn,
     /// nginx's access and error logs, app servers.
     Nginx,
+    /// The background processes of `processes:` (journal), app servers.
+    Processes,
     /// PostgreSQL's cluster log, the db server.
     Postgresql,
     /// The backup service's runs (journal), the backup server.
@@ -44,7 +46,9 @@ impl LogSource {
     /// What a server of `role` has when no source is named.
     pub fn defaults(role: crate::config::Role) -> &'static [LogSource] {
         match role {
-            crate::config::Role::App => &[LogSource::Gunicorn, LogSource::Nginx],
+            crate::config::Role::App => {
+                &[LogSource::Gunicorn, LogSource::Nginx, LogSource::Processes]
+            }
             crate::config::Role::Db => &[LogSource::Postgresql],
             crate::config::Role::Backup => &[LogSource::Backup],
         }
@@ -87,6 +91,9 @@ pub fn logs_script(
                 files.push(("nginx", "/var/log/nginx/error.log".to_string()));
             }
             LogSource::Backup => journal_units.push(vars.backup.service.clone()),
+            LogSource::Processes => {
+                journal_units.extend(vars.processes.here.iter().map(|p| p.unit.clone()))
+            }
             // Debian's cluster log; the newest, should an upgrade have left an older one.
             LogSource::Postgresql => files.push((
                 "postgresql",
