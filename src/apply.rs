@@ -192,14 +192,10 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
     // migrations; then the other releases concurrently (concurrent migrations would race).
     let apps = order(Role::App);
     let part = |i: usize, phase: Option<Phase>| {
-        let mut host = plan.hosts[i].clone();
-        let wanted = |role: Phase| match phase {
+        part_where(i, &|role: Phase| match phase {
             Some(p) => role == p,
             None => role != Phase::Certificate && role != Phase::Release,
-        };
-        host.changes.retain(|c| wanted(c.role));
-        host.handlers.retain(|h| wanted(h.role));
-        host
+        })
     };
     for phase in [None, Some(Phase::Certificate)] {
         let hosts: Vec<HostPlan> = apps.iter().map(|&i| part(i, phase)).collect();

@@ -74,10 +74,11 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         ops.push(conf(
             t.render("backup/pgbackrest-db.conf", vars)?,
             Secrecy::Public,
+            None,
         ));
         return Ok(ops);
     }
-    let mut repository_conf = conf(
+    let repository_conf = conf(
         t.render("backup/pgbackrest-repository.conf", vars)?,
         // Every value may be shown but the passphrase.
         Secrecy::Masked {
@@ -95,10 +96,8 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
             .map(String::from)
             .to_vec(),
         },
+        Some(opens_the_repository(&backup.stanza)),
     );
-    if let Op::File(spec) = &mut repository_conf {
-        spec.validate = Some(opens_the_repository(&backup.stanza));
-    }
     ops.extend([
         repository_conf,
         dir(&backup.path, 0o750, "postgres"),
@@ -169,7 +168,7 @@ pub fn known_host(
 }
 
 /// /etc/pgbackrest.conf: postgres reads it, only root writes it.
-fn conf(content: String, secret: Secrecy) -> Op {
+fn conf(content: String, secret: Secrecy, validate: Option<String>) -> Op {
     Op::File(FileSpec {
         path: "/etc/pgbackrest.conf".into(),
         content,
@@ -177,7 +176,7 @@ fn conf(content: String, secret: Secrecy) -> Op {
         owner: "root".into(),
         group: "postgres".into(),
         secret,
-        validate: None,
+        validate,
     })
 }
 

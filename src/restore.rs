@@ -210,7 +210,7 @@ fi
 
 /// `systemctl stop`/`start` of the app's gunicorn and background processes around an
 /// in-place restore (the socket too, so no request starts it again meanwhile).
-pub fn gunicorn(vars: &Vars, start: bool) -> String {
+pub fn app_units(vars: &Vars, start: bool) -> String {
     let socket = shell_word(&vars.units.socket);
     let service = shell_word(&vars.units.service);
     // The background processes stop with gunicorn (PartOf=) but are not started by it.
@@ -223,7 +223,7 @@ pub fn gunicorn(vars: &Vars, start: bool) -> String {
 
 /// Starts the backup service on the repository server and waits for it.
 pub fn backup_now(vars: &Vars) -> String {
-    crate::resource::certificate::run_service(&vars.backup.service)
+    crate::resource::service::run_oneshot(&vars.backup.service)
 }
 
 #[cfg(test)]
@@ -300,7 +300,7 @@ mod tests {
                 "{script}"
             );
         }
-        assert_shell_syntax(&gunicorn(&vars, true), "gunicorn");
+        assert_shell_syntax(&app_units(&vars, true), "app units");
         assert_shell_syntax(&backup_now(&vars), "backup now");
     }
 }

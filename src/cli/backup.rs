@@ -196,7 +196,7 @@ async fn run_restore(
         .collect();
     for (host, vars) in &apps {
         report.progress(host.name(), "stopping gunicorn for the restore");
-        let stopped = host.run(&restore::gunicorn(vars, false)).await?;
+        let stopped = host.run(&restore::app_units(vars, false)).await?;
         if !stopped.success() {
             // Put back what was stopped before saying why.
             start_apps(&apps, report).await;
@@ -248,7 +248,7 @@ async fn run_restore(
 
 async fn start_apps(apps: &[(&Ssh, Vars)], report: &dyn crate::report::Report) {
     for (host, vars) in apps {
-        match host.run(&restore::gunicorn(vars, true)).await {
+        match host.run(&restore::app_units(vars, true)).await {
             Ok(o) if o.success() => report.progress(host.name(), "gunicorn started again"),
             Ok(o) => report.progress(
                 host.name(),

@@ -78,7 +78,7 @@ impl StanzaState {
 /// server's archiving and key in place.
 pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &StanzaSpec) {
     let state = StanzaState::parse(r, &spec.stanza);
-    let service = crate::resource::certificate::run_service(&spec.service);
+    let service = crate::resource::service::run_oneshot(&spec.service);
     let stanza = shell_word(&spec.stanza);
     let create = format!(
         "set -e\n{}\n{}\n{service}",

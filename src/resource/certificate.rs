@@ -147,7 +147,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &CertificateSpec) {
             CertificateState::Issued { .. } => None,
         };
         if let Some(summary) = why {
-            let change = ctx.push(summary, None, run_service(&spec.service));
+            let change = ctx.push(summary, None, super::service::run_oneshot(&spec.service));
             change.role = Phase::Certificate;
         }
     }
@@ -160,21 +160,6 @@ fn same_names(have: &[String], want: &[String]) -> bool {
     have.sort_unstable();
     want.sort_unstable();
     have == want
-}
-
-/// Starts the oneshot service and waits for it (joining a run the timer started); on failure
-/// the last lines of that run's own log say why (lego's error is its last line).
-pub fn run_service(service: &str) -> String {
-    let s = shell_word(service);
-    format!(
-        "if ! started=$(systemctl start {s} 2>&1); then\n  \
-         id=$(systemctl show -p InvocationID --value {s})\n  \
-         log=$(journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager | tail -n 12)\n  \
-         [ -n \"$log\" ] || log=$(journalctl -u {s} -n 12 -o cat --no-pager)\n  \
-         printf '%s\\n' \"$log\" \"$started\" >&2\n  \
-         echo \"{service} failed: its log above; all of it: journalctl -u {service}\" >&2\n  \
-         exit 1\nfi\n"
-    )
 }
 
 /// The change the issuer gets when another app server serves a different certificate than
@@ -201,7 +186,7 @@ pub fn hand_out(
     let mut change = crate::plan::Change::new(
         format!("~ certificate: hand it to {}", behind.join(", ")),
         None,
-        run_service(service),
+        super::service::run_oneshot(service),
     );
     change.role = Phase::Certificate;
     change.step = "HTTPS certificate".into();

@@ -55,6 +55,21 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, name: &str, enabled: bool, runni
     }
 }
 
+/// Starts the oneshot service and waits for it (joining a run the timer started); on failure
+/// the last lines of that run's own log say why (lego's error is its last line).
+pub fn run_oneshot(service: &str) -> String {
+    let s = shell_word(service);
+    format!(
+        "if ! started=$(systemctl start {s} 2>&1); then\n  \
+         id=$(systemctl show -p InvocationID --value {s})\n  \
+         log=$(journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager | tail -n 12)\n  \
+         [ -n \"$log\" ] || log=$(journalctl -u {s} -n 12 -o cat --no-pager)\n  \
+         printf '%s\\n' \"$log\" \"$started\" >&2\n  \
+         echo \"{service} failed: its log above; all of it: journalctl -u {service}\" >&2\n  \
+         exit 1\nfi\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
