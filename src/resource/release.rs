@@ -328,7 +328,11 @@ mod tests {
             "{}",
             first.summary
         );
-        assert!(first.script.contains("call_command('migrate', interactive=False)"));
+        assert!(
+            first
+                .script
+                .contains("call_command('migrate', interactive=False)")
+        );
 
         let other = plan_for(false, 0, &live("0ld")).expect("other code is live");
         assert!(
