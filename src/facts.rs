@@ -76,9 +76,13 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
     }
     if role == Role::Backup {
         // Its pgBackRest names the db server's data directory after the PostgreSQL version
-        // of their (same) Debian release.
+        // of their (same) Debian release: postgresql-common (which pgbackrest brings) says
+        // which in milliseconds; apt, asked only before it is installed, takes most of a second.
         script.push_str(
-            "echo \"pg_candidate=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')\"\n",
+            r#"v=$(/usr/share/postgresql-common/supported-versions 2>/dev/null | tail -n 1)
+[ -n "$v" ] || v=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')
+echo "pg_candidate=$v"
+"#,
         );
     }
     if role == Role::Db {
