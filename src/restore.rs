@@ -79,19 +79,22 @@ impl Restore<'_> {
 
     /// What tandem runs on the db server: the restore as a transient systemd unit, so that a
     /// tandem killed or cut off midway cannot stop it between moving the cluster's directory
-    /// aside and putting one back; tandem waits for it. Its log goes to stderr; an in-place
+    /// aside and putting one back; tandem waits for it. (`KillMode=process`: see the backup
+    /// service's unit, pgBackRest's ssh may outlive it by a moment.) Its log goes to stderr; an in-place
     /// restore prints `kept=<dir>` (the cluster's directory as it was) on stdout.
     pub fn detached_script(&self) -> String {
         let name = &self.vars.project;
         let file = format!("/var/lib/tandem/restore-{name}");
-        let job = shell_word(&format!("tandem-restore-job-{name}"));
+        // A unit name per run: a finished run's unit may linger a moment before it is
+        // collected, and must not block the next restore.
+        let jobs = shell_word(&format!("tandem-restore-job-{name}-*"));
+        let job = format!("tandem-restore-job-{}-$(date +%s%N)", shell_word(name));
         format!(
             "set -u\numask 077\nmkdir -p /var/lib/tandem\n\
-             if systemctl is-active --quiet {job}; then echo 'tandem restore: another restore is running on this server' >&2; exit 1; fi\n\
+             if systemctl list-units --plain --no-legend --state=activating,active {jobs} | grep -q .; then echo 'tandem restore: another restore is running on this server' >&2; exit 1; fi\n\
              {write}\n\
              rm -f {log}\n\
-             systemctl reset-failed {job} 2>/dev/null\n\
-             systemd-run --quiet --wait --collect --unit={job} -p StandardOutput=file:{file}.log -p StandardError=file:{file}.log /bin/sh {script}\n\
+             systemd-run --quiet --wait --collect --unit=\"{job}\" -p KillMode=process -p StandardOutput=file:{file}.log -p StandardError=file:{file}.log /bin/sh {script}\n\
              rc=$?\n\
              cat {log} >&2\n\
              grep '^kept=' {log}\n\

@@ -59,8 +59,14 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, name: &str, enabled: bool, runni
 /// the last lines of that run's own log say why (lego's error is its last line).
 pub fn run_oneshot(service: &str) -> String {
     let s = shell_word(service);
+    // A start that failed with 219/CGROUP never ran anything (systemd could not put the process
+    // into the unit's control group; seen in containers while the previous run's group is torn
+    // down), so it is tried once more.
     format!(
-        "if ! started=$(systemctl start {s} 2>&1); then\n  \
+        "if started=$(systemctl start {s} 2>&1); then :\n\
+         elif [ \"$(systemctl show -p ExecMainStatus --value {s})\" = 219 ] && \
+           {{ sleep 2; systemctl reset-failed {s} 2>/dev/null; started=$(systemctl start {s} 2>&1); }}; then :\n\
+         else\n  \
          id=$(systemctl show -p InvocationID --value {s})\n  \
          log=$(journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager | tail -n 12)\n  \
          [ -n \"$log\" ] || log=$(journalctl -u {s} -n 12 -o cat --no-pager)\n  \
