@@ -263,6 +263,20 @@ ssh:
         self.tandem(args).output().expect("running tandem")
     }
 
+    /// `plan --detailed-exitcode` must find nothing to change (exit 0); its output, for more
+    /// checks.
+    pub fn assert_converged(&self, what: &str) -> Output {
+        let plan = self.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "{what}: the plan is not clean:\n{}{}",
+            text(&plan.stdout),
+            text(&plan.stderr)
+        );
+        plan
+    }
+
     /// A first apply on fresh servers: logs in as root until the deploy user exists.
     pub fn apply_fresh(&self) -> Output {
         self.run(&["apply", "--yes", "--bootstrap-user", "root"])
