@@ -154,6 +154,10 @@ impl Destination {
     }
 }
 
+/// One server's multiplexed connection. A clone shares the session (work that runs beside
+/// the engine's, e.g. verify's scripts during the probe); `close` ends the master only once
+/// no clone is left.
+#[derive(Clone)]
 pub struct Ssh {
     name: String,
     session: Arc<Session>,

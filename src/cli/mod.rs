@@ -600,8 +600,29 @@ async fn connect_and_plan(
     planning: &PlanningArgs,
     locking: Locking<'_>,
 ) -> anyhow::Result<(Engine, engine::Planned)> {
+    let config = load(&planning.remote.config)?;
+    plan_loaded(config, planning, locking).await
+}
+
+/// `connect_and_plan` for a config already loaded.
+async fn plan_loaded(
+    config: config::Config,
+    planning: &PlanningArgs,
+    locking: Locking<'_>,
+) -> anyhow::Result<(Engine, engine::Planned)> {
+    let (engine, planned, ()) = plan_alongside(config, planning, locking, |_| async {}).await?;
+    Ok((engine, planned))
+}
+
+/// `plan_loaded`, running the future `alongside` makes from the connected engine while the
+/// servers are probed (it owns what it uses: clones of the sessions).
+async fn plan_alongside<T, F: std::future::Future<Output = T>>(
+    config: config::Config,
+    planning: &PlanningArgs,
+    locking: Locking<'_>,
+    alongside: impl FnOnce(&Engine) -> F,
+) -> anyhow::Result<(Engine, engine::Planned, T)> {
     let (remote, only) = (&planning.remote, &planning.only);
-    let config = load(&remote.config)?;
     let mut templates = templates(&remote.config)?;
     let secrets = engine::secrets(&config)?;
     let started = std::time::Instant::now();
@@ -622,11 +643,15 @@ async fn connect_and_plan(
         Locking::Exclusive(options) => crate::apply::lock_all(&mut engine, options).await,
     };
     let planned = match locked {
-        Ok(()) => engine.plan(&mut templates, &secrets).await,
+        Ok(()) => {
+            let side = alongside(&engine);
+            let (planned, side) = tokio::join!(engine.plan(&mut templates, &secrets), side);
+            planned.map(|p| (p, side))
+        }
         Err(e) => Err(e),
     };
-    let planned = match planned {
-        Ok(p) => p,
+    let (planned, side) = match planned {
+        Ok(done) => done,
         Err(e) => {
             engine.close().await;
             return Err(e);
@@ -639,7 +664,7 @@ async fn connect_and_plan(
         connected.as_secs_f32(),
         engine.round_trips
     );
-    Ok((engine, planned))
+    Ok((engine, planned, side))
 }
 
 async fn plan(
@@ -955,8 +980,29 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
 
 /// Connects, probes and runs every check.
 async fn verification(remote: &PlanningArgs) -> anyhow::Result<crate::verify::Verification> {
-    let (engine, planned) = connect_and_plan(remote, Locking::ReadOnly).await?;
-    let report = crate::verify::verify(&engine, &planned).await;
+    let config = load(&remote.remote.config)?;
+    // The checks from this machine wait on the network, not on the servers' answers: they run
+    // while the servers are probed.
+    let db = config.db_server().name.clone();
+    let here = {
+        let servers = engine::select(&config, &remote.only)?;
+        let (config, options) = (config.clone(), remote.remote.ssh_options());
+        tokio::spawn(async move { crate::verify::from_here(&config, &servers, &options).await })
+    };
+    let planning = plan_alongside(config, remote, Locking::ReadOnly, |engine| {
+        crate::verify::server_scripts(engine)
+    });
+    let (engine, planned, answers) = match planning.await {
+        Ok(planned) => planned,
+        Err(e) => {
+            here.abort();
+            return Err(e);
+        }
+    };
+    let here = here.await.unwrap_or_else(|e| {
+        crate::verify::Verification::not_run(&db, "checks from this machine", &e.to_string())
+    });
+    let report = crate::verify::verify(&engine, &planned, here, answers);
     engine.close().await;
     Ok(report)
 }

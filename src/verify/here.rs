@@ -1,0 +1,467 @@
+//! Checks from this machine, as the world sees the servers: the database and Redis ports
+//! closed, SSH refusing passwords and root, HTTPS as visitors get it. Each waits on the
+//! network, so they all run at once, and `verify` runs them while it probes the servers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+use super::Verification;
+use crate::config::{Config, Role, Server};
+use crate::transport::{Destination, SshOptions};
+
+/// How long a port may stay silent before it counts as closed, when nothing on the same
+/// address answered to tell how long an answer takes.
+const SILENCE: Duration = Duration::from_secs(3);
+/// A kernel answers a connection to an open port within one round trip: a port that stays
+/// silent this many times as long as sshd on the same address took to answer is filtered.
+const ROUND_TRIPS: u32 = 20;
+/// The shortest wait before silence counts, however short the round trip.
+const MIN_SILENCE: Duration = Duration::from_millis(300);
+
+/// Every check from this machine: `servers` are the ones this run works on (`--only`); the
+/// database and broker ports are checked on their servers whatever the selection.
+pub async fn from_here(config: &Config, servers: &[Server], options: &SshOptions) -> Verification {
+    let db = config.db_server();
+    let db_closed = closed_ports(db, crate::postgres::PORT, "", "5432", options);
+    let broker_closed = async {
+        match config.broker_server() {
+            Some(broker) => {
+                let port = crate::config::processes::REDIS_PORT;
+                closed_ports(broker, port, " (Redis)", "Redis", options).await
+            }
+            None => Verification::default(),
+        }
+    };
+    let ssh = join_all(servers.iter().map(|s| ssh_checks(s, options)));
+    let tls = join_all(
+        servers
+            .iter()
+            .filter(|s| s.role == Role::App && config.tls.enabled())
+            .map(|s| https_from_here(config, s, options)),
+    );
+    let (db_closed, broker_closed, ssh, tls) = tokio::join!(db_closed, broker_closed, ssh, tls);
+    let mut v = Verification::default();
+    for part in [db_closed, broker_closed].into_iter().chain(ssh).chain(tls) {
+        v.checks.extend(part.checks);
+    }
+    v
+}
+
+/// Where `server` is reached from here: the host and port `ssh -G` resolves its destination
+/// to (so aliases in the operator's ssh config count), and that host's addresses.
+struct Reach {
+    addresses: Vec<IpAddr>,
+    ssh_port: u16,
+}
+
+async fn reach(server: &Server, options: &SshOptions) -> Reach {
+    let mut reach = Reach {
+        addresses: Vec::new(),
+        ssh_port: 22,
+    };
+    // The config refused destinations that do not parse.
+    let Ok(dest) = Destination::parse(&server.ssh) else {
+        return reach;
+    };
+    let mut cmd = ssh_command(options);
+    if let Some(port) = dest.port {
+        cmd.args(["-p", &port.to_string()]);
+    }
+    let resolved = cmd
+        .args(["-G", "--", &dest.host])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| SshG::parse(&String::from_utf8_lossy(&out.stdout)))
+        .unwrap_or_default();
+    reach.ssh_port = resolved.port.or(dest.port).unwrap_or(22);
+    let hostname = resolved.hostname.unwrap_or(dest.host);
+    if let Ok(found) = tokio::net::lookup_host((hostname.as_str(), reach.ssh_port)).await {
+        for addr in found {
+            if !reach.addresses.contains(&addr.ip()) {
+                reach.addresses.push(addr.ip());
+            }
+        }
+    }
+    reach
+}
+
+/// The lines of `ssh -G` output that say where ssh really connects.
+#[derive(Debug, Default, PartialEq)]
+struct SshG {
+    hostname: Option<String>,
+    port: Option<u16>,
+}
+
+impl SshG {
+    fn parse(output: &str) -> SshG {
+        let value = |key: &str| {
+            output
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+                .map(|v| v.trim().to_string())
+        };
+        SshG {
+            hostname: value("hostname"),
+            port: value("port").and_then(|p| p.parse().ok()),
+        }
+    }
+}
+
+/// `port` is closed to this machine on every address of `server` we know of: its internal IP
+/// and whatever its SSH destination resolves to (its public address in production).
+async fn closed_ports(
+    server: &Server,
+    port: u16,
+    label: &str,
+    what: &str,
+    options: &SshOptions,
+) -> Verification {
+    let reach = reach(server, options).await;
+    let mut addresses = vec![server.internal_ip];
+    for ip in reach.addresses {
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    let answers = join_all(addresses.iter().map(|&ip| {
+        knock(
+            SocketAddr::new(ip, port),
+            SocketAddr::new(ip, reach.ssh_port),
+        )
+    }))
+    .await;
+    let mut v = Verification::default();
+    for (ip, answer) in addresses.iter().zip(answers) {
+        v.add(
+            &server.name,
+            &format!("{port}{label} closed to this machine at {ip}"),
+            !matches!(answer, Knock::Accepted),
+            answer.to_string(),
+            &format!(
+                "only the app servers' internal IPs may reach {what}: check `ufw status` on {} for wider rules",
+                server.name
+            ),
+        );
+    }
+    v
+}
+
+/// What a connection to a port got.
+#[derive(Debug)]
+enum Knock {
+    Accepted,
+    /// Refused, or the network said it cannot get there.
+    Refused(String),
+    /// No answer within `waited`; `reference`: how long sshd on the same address took.
+    Silent {
+        waited: Duration,
+        reference: Option<Duration>,
+    },
+}
+
+impl std::fmt::Display for Knock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Knock::Accepted => write!(f, "accepted a connection"),
+            Knock::Refused(why) => write!(f, "refused ({why})"),
+            Knock::Silent {
+                waited,
+                reference: Some(rtt),
+            } => write!(
+                f,
+                "no answer in {:.2}s; sshd on the same address answered in {:.1}ms",
+                waited.as_secs_f32(),
+                rtt.as_secs_f64() * 1000.0
+            ),
+            Knock::Silent { waited, .. } => {
+                write!(f, "no answer in {:.1}s", waited.as_secs_f32())
+            }
+        }
+    }
+}
+
+/// Connects to `target`, and at the same moment to `reference` (sshd on the same address):
+/// a filtered port never answers, so how long to wait comes from how long the reference took
+/// (`ROUND_TRIPS` times that, at least `MIN_SILENCE`), or `SILENCE` when it did not answer.
+async fn knock(target: SocketAddr, reference: SocketAddr) -> Knock {
+    let started = Instant::now();
+    let connect = TcpStream::connect(target);
+    tokio::pin!(connect);
+    let reference_answer = async {
+        match tokio::time::timeout(SILENCE, TcpStream::connect(reference)).await {
+            Ok(Ok(_)) => Some(started.elapsed()),
+            _ => None,
+        }
+    };
+    let reference = tokio::select! {
+        answer = &mut connect => return Knock::of(answer),
+        rtt = reference_answer => rtt,
+    };
+    let waited = patience(reference);
+    match tokio::time::timeout_at((started + waited).into(), connect).await {
+        Ok(answer) => Knock::of(answer),
+        Err(_) => Knock::Silent { waited, reference },
+    }
+}
+
+/// How long to wait for a port, given how long sshd on the same address took to answer.
+fn patience(reference: Option<Duration>) -> Duration {
+    match reference {
+        Some(rtt) => (rtt * ROUND_TRIPS).clamp(MIN_SILENCE, SILENCE),
+        None => SILENCE,
+    }
+}
+
+impl Knock {
+    fn of(answer: std::io::Result<TcpStream>) -> Knock {
+        match answer {
+            Ok(_) => Knock::Accepted,
+            Err(e) => Knock::Refused(e.kind().to_string()),
+        }
+    }
+}
+
+/// The system `ssh`, reading the operator's config file when one was given.
+fn ssh_command(options: &SshOptions) -> Command {
+    let mut cmd = Command::new("ssh");
+    if let Some(file) = &options.config_file {
+        cmd.arg("-F").arg(file);
+    }
+    cmd
+}
+
+/// Tries to log in with a password and as root, both at once: both must be refused by the
+/// server itself.
+async fn ssh_checks(server: &Server, options: &SshOptions) -> Verification {
+    let mut v = Verification::default();
+    let Ok(dest) = Destination::parse(&server.ssh) else {
+        return v;
+    };
+    let attempt = |user: String, extra: &'static [&'static str]| {
+        let mut cmd = ssh_command(options);
+        if let Some(port) = dest.port {
+            cmd.args(["-p", &port.to_string()]);
+        }
+        cmd.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-l",
+            &user,
+        ]);
+        cmd.args(extra).arg("--").arg(&dest.host).arg("true");
+        cmd.stdin(std::process::Stdio::null()).output()
+    };
+    let user = dest.user.clone().unwrap_or_else(|| "root".into());
+    let (password, root) = tokio::join!(
+        attempt(
+            user,
+            &[
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password,keyboard-interactive",
+            ],
+        ),
+        attempt("root".into(), &[])
+    );
+    if let Ok(out) = password {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let methods = err
+            .split("Permission denied (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or("");
+        let ok = !out.status.success()
+            && !methods.is_empty()
+            && !methods.contains("password")
+            && !methods.contains("keyboard");
+        v.add(&server.name, "SSH refuses passwords", ok, format!("server offers: {}", if methods.is_empty() { err.trim() } else { methods }),
+            "PasswordAuthentication and KbdInteractiveAuthentication must be no: run tandem apply, check other sshd_config.d files");
+    }
+    if let Ok(out) = root {
+        v.add(
+            &server.name,
+            "SSH refuses root",
+            !out.status.success(),
+            if out.status.success() {
+                "root logged in"
+            } else {
+                "root refused"
+            },
+            "PermitRootLogin must be no: run tandem apply, check other sshd_config.d files",
+        );
+    }
+    v
+}
+
+/// The HTTPS checks of one app server on its public address (blocking TLS handshakes, on a
+/// blocking thread).
+async fn https_from_here(config: &Config, server: &Server, options: &SshOptions) -> Verification {
+    let ip = reach(server, options)
+        .await
+        .addresses
+        .into_iter()
+        .next()
+        .unwrap_or(server.internal_ip);
+    let name = server.name.clone();
+    let (config, server) = (config.clone(), server.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut v = Verification::default();
+        tls_checks_from_here(&mut v, &config, &server, ip, &tls_roots(&config));
+        v
+    })
+    .await;
+    checked.unwrap_or_else(|e| {
+        let mut v = Verification::default();
+        let why = format!("could not run: {e}");
+        v.add(&name, "HTTPS checks", false, why, "run tandem verify again");
+        v
+    })
+}
+
+/// The roots verify trusts: `tls.ca_certificate`'s when set (the chain must end there), else
+/// the system's.
+fn tls_roots(config: &Config) -> Result<rustls::RootCertStore, String> {
+    let pem = crate::secret::ca_certificate(config).map_err(|e| format!("{e:#}"))?;
+    crate::tls_check::roots(pem.as_deref()).map_err(|e| format!("{e:#}"))
+}
+
+/// HTTPS as visitors see it, from this machine, on each app server's public address: each
+/// name's certificate chains to the configured roots, covers the name (a wildcard is tried
+/// with a made-up tenant) and has more than `MIN_DAYS_LEFT` days left; HSTS as configured;
+/// a name we do not serve gets no certificate.
+fn tls_checks_from_here(
+    v: &mut Verification,
+    config: &Config,
+    server: &Server,
+    ip: IpAddr,
+    roots: &Result<rustls::RootCertStore, String>,
+) {
+    use crate::tls_check::{self, MIN_DAYS_LEFT};
+    let name = &server.name;
+    let roots = match roots {
+        Ok(r) => r,
+        Err(e) => {
+            v.add(
+                name,
+                "HTTPS checks",
+                false,
+                e.clone(),
+                "fix tls.ca_certificate",
+            );
+            return;
+        }
+    };
+    let addr = SocketAddr::new(ip, 443);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    for (i, domain) in config.domains.iter().enumerate() {
+        let host = match domain.strip_prefix("*.") {
+            Some(apex) => format!("tandem-verify.{apex}"),
+            None => domain.clone(),
+        };
+        match tls_check::visit(addr, &host, roots) {
+            Ok(seen) => {
+                let days = (seen.not_after - now) / 86_400;
+                let until = jiff::Timestamp::from_second(seen.not_after)
+                    .map(|t| t.strftime("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                v.add(
+                    name,
+                    &format!("certificate for {host} from {ip}"),
+                    days > MIN_DAYS_LEFT,
+                    format!("trusted, covers the name, valid until {until} ({days} days)"),
+                    "renewal is failing: see `journalctl -u tandem-acme-<project>` on the first app server, or replace tls.certificate",
+                );
+                if i == 0 && config.tls.hsts {
+                    let ok = seen.hsts.as_deref().is_some_and(|h| h.contains("max-age="));
+                    v.add(
+                        name,
+                        "HSTS header",
+                        ok,
+                        seen.hsts.unwrap_or_else(|| "absent".into()),
+                        "nginx sends Strict-Transport-Security when tls.hsts is true: run tandem apply",
+                    );
+                }
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                let hint = if e.contains("UnknownIssuer") || e.contains("invalid peer certificate")
+                {
+                    "the certificate does not chain to the configured CA (a placeholder or another CA's): `tandem plan` shows the certificate's state; with a private CA set tls.ca_certificate"
+                } else if e.contains("NotValidForName") {
+                    "the certificate does not cover this name: apply again after changing domains (the issuer gets a new one)"
+                } else if e.contains("Expired") {
+                    "the certificate has expired: renewal is failing (journalctl -u tandem-acme-<project>)"
+                } else {
+                    "nginx does not answer HTTPS here: check ufw (443) and `nginx -t`"
+                };
+                v.add(
+                    name,
+                    &format!("certificate for {host} from {ip}"),
+                    false,
+                    e,
+                    hint,
+                );
+            }
+        }
+    }
+    let refused = tls_check::refuses_unknown_name(addr, roots);
+    v.add(
+        name,
+        "443 refuses names it does not serve",
+        refused.is_ok(),
+        refused
+            .err()
+            .unwrap_or_else(|| "handshake refused, no certificate shown".into()),
+        "the 443 default_server with ssl_reject_handshake is missing: run tandem apply",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_counts_after_many_round_trips_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(patience(Some(ms(0))), MIN_SILENCE);
+        assert_eq!(patience(Some(ms(40))), ms(800));
+        assert_eq!(patience(Some(ms(400))), SILENCE);
+        assert_eq!(patience(None), SILENCE);
+    }
+
+    #[tokio::test]
+    async fn a_listening_port_is_open_and_a_closed_one_refuses() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(matches!(knock(open, closed).await, Knock::Accepted));
+        let refused = knock(closed, open).await;
+        assert!(matches!(refused, Knock::Refused(_)), "{refused}");
+        assert_eq!(refused.to_string(), "refused (connection refused)");
+    }
+
+    #[test]
+    fn ssh_g_names_the_real_host_and_port() {
+        let out = "user deploy\nhostname 203.0.113.7\nport 2222\naddressfamily any\n";
+        let g = SshG::parse(out);
+        assert_eq!(g.hostname.as_deref(), Some("203.0.113.7"));
+        assert_eq!(g.port, Some(2222));
+        assert_eq!(SshG::parse("user deploy\nhostnames x\n"), SshG::default());
+    }
+}
