@@ -981,27 +981,19 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
 /// Connects, probes and runs every check.
 async fn verification(remote: &PlanningArgs) -> anyhow::Result<crate::verify::Verification> {
     let config = load(&remote.remote.config)?;
-    // The checks from this machine wait on the network, not on the servers' answers: they run
-    // while the servers are probed.
-    let db = config.db_server().name.clone();
-    let here = {
-        let servers = engine::select(&config, &remote.only)?;
-        let (config, options) = (config.clone(), remote.remote.ssh_options());
-        tokio::spawn(async move { crate::verify::from_here(&config, &servers, &options).await })
-    };
+    // Once connected, while the servers are probed: verify's own scripts on the servers, and
+    // the checks from this machine (they wait on the network; started after the connections
+    // so that their ssh handshakes do not slow those down).
     let planning = plan_alongside(config, remote, Locking::ReadOnly, |engine| {
-        crate::verify::server_scripts(engine)
-    });
-    let (engine, planned, answers) = match planning.await {
-        Ok(planned) => planned,
-        Err(e) => {
-            here.abort();
-            return Err(e);
+        let scripts = crate::verify::server_scripts(engine);
+        let (config, servers) = (engine.config.clone(), engine.servers.clone());
+        let options = engine.options.clone();
+        async move {
+            let here = crate::verify::from_here(&config, &servers, &options);
+            tokio::join!(scripts, here)
         }
-    };
-    let here = here.await.unwrap_or_else(|e| {
-        crate::verify::Verification::not_run(&db, "checks from this machine", &e.to_string())
     });
+    let (engine, planned, (answers, here)) = planning.await?;
     let report = crate::verify::verify(&engine, &planned, here, answers);
     engine.close().await;
     Ok(report)

@@ -40,19 +40,6 @@ impl Verification {
         self.checks.iter().all(|c| c.ok)
     }
 
-    /// One failed check: `what` could not run, for `why`.
-    pub fn not_run(server: &str, what: &str, why: &str) -> Verification {
-        let mut v = Verification::default();
-        v.add(
-            server,
-            what,
-            false,
-            format!("could not run: {why}"),
-            "run tandem verify again",
-        );
-        v
-    }
-
     fn add(&mut self, server: &str, name: &str, ok: bool, detail: impl Into<String>, hint: &str) {
         self.checks.push(Check {
             server: server.to_string(),
