@@ -1,5 +1,6 @@
-//! Apply: works through a `Plan`, the database server first (the app's migrations need it),
-//! then the app servers concurrently. Per host: take the lock, arm the lockout guard when sshd
+//! Apply: works through a `Plan`: the database server and, meanwhile, what on the app servers
+//! needs no database (provisioning, certificate, each release's code and virtualenv); then
+//! the releases go live, the first app server's first (it runs the migrations). Per host: take the lock, arm the lockout guard when sshd
 //! or ufw change, run each change, run the notified handlers after each role, confirm SSH over
 //! a new connection, disarm, and append what changed to the audit log.
 
@@ -144,78 +145,91 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
         host.handlers.retain(|h| keep(h.role));
         host
     };
-    let mut reports = Vec::new();
-    let mut app_reports: Vec<HostReport> = Vec::new();
-    // The backup server first, so the db server's first archived WAL finds its repository;
-    // its stanza and first backup once the db server archives. The deployment does not wait
-    // on it: a failed backup server is reported, and the others go on.
-    let backups = order(Role::Backup);
-    let mut backup_reports = join_all(backups.iter().map(|&i| async move {
-        let host = part_where(i, &|p| p != Phase::Stanza);
-        apply_host(engine, i, &host, options).await
-    }))
-    .await;
-    for (i, host) in order(Role::Db).into_iter().map(|i| (i, &plan.hosts[i])) {
-        let report = apply_host(engine, i, host, options).await;
-        let failed = report.error.is_some();
-        reports.push(report);
-        if failed {
-            // The app servers need the database: stop here and say so.
-            for j in order(Role::App) {
-                reports.push(HostReport {
-                    server: plan.hosts[j].server.clone(),
-                    applied: Vec::new(),
-                    error: Some("not started: the database server failed".into()),
-                });
-            }
-            reports.extend(backup_reports);
-            return reports;
-        }
-    }
-    let stanzas = join_all(
-        backups
-            .iter()
-            .zip(&backup_reports)
-            .filter(|(_, r)| r.error.is_none())
-            .map(|(&i, _)| async move {
-                let host = part_where(i, &|p| p == Phase::Stanza);
-                apply_host(engine, i, &host, options).await
-            }),
-    )
-    .await;
-    for r in stanzas {
-        merge(&mut backup_reports, r);
-    }
-    reports.extend(backup_reports);
-    // App servers: provisioning concurrently; then the certificate (the ACME issuer hands it
-    // to the others, provisioned by then); then the release of the first one, which runs the
-    // migrations; then the other releases concurrently (concurrent migrations would race).
     let apps = order(Role::App);
     let part = |i: usize, phase: Option<Phase>| {
         part_where(i, &|role: Phase| match phase {
             Some(p) => role == p,
-            None => role != Phase::Certificate && role != Phase::Release,
+            None => !matches!(role, Phase::Certificate | Phase::Build | Phase::Release),
         })
     };
-    for phase in [None, Some(Phase::Certificate)] {
-        let hosts: Vec<HostPlan> = apps.iter().map(|&i| part(i, phase)).collect();
-        let done = join_all(
-            apps.iter()
-                .zip(&hosts)
-                .map(|(&i, host)| apply_host(engine, i, host, options)),
-        )
+    // The database side. The backup server first, so the db server's first archived WAL finds
+    // its repository; its stanza and first backup once the db server archives. The deployment
+    // does not wait on it: a failed backup server is reported, and the others go on.
+    let database_side = async {
+        let backups = order(Role::Backup);
+        let mut backup_reports = join_all(backups.iter().map(|&i| async move {
+            let host = part_where(i, &|p| p != Phase::Stanza);
+            apply_host(engine, i, &host, options).await
+        }))
         .await;
-        if app_reports.is_empty() {
-            app_reports = done;
-        } else {
-            for r in done {
-                merge(&mut app_reports, r);
+        let mut reports = Vec::new();
+        for i in order(Role::Db) {
+            reports.push(apply_host(engine, i, &plan.hosts[i], options).await);
+        }
+        let db_ok = reports.iter().all(|r| r.error.is_none());
+        if db_ok {
+            let stanzas = join_all(
+                backups
+                    .iter()
+                    .zip(&backup_reports)
+                    .filter(|(_, r)| r.error.is_none())
+                    .map(|(&i, _)| async move {
+                        let host = part_where(i, &|p| p == Phase::Stanza);
+                        apply_host(engine, i, &host, options).await
+                    }),
+            )
+            .await;
+            for r in stanzas {
+                merge(&mut backup_reports, r);
             }
         }
-        if app_reports.iter().any(|r| r.error.is_some()) {
-            break;
+        reports.extend(backup_reports);
+        (reports, db_ok)
+    };
+    // The app side needs no database until a release goes live, so it runs meanwhile:
+    // provisioning concurrently; then the certificate (the ACME issuer hands it to the others,
+    // provisioned by then); then each new release's code and virtualenv.
+    let app_side = async {
+        let mut app_reports: Vec<HostReport> = Vec::new();
+        for phase in [None, Some(Phase::Certificate), Some(Phase::Build)] {
+            let hosts: Vec<HostPlan> = apps.iter().map(|&i| part(i, phase)).collect();
+            let done = join_all(
+                apps.iter()
+                    .zip(&hosts)
+                    .map(|(&i, host)| apply_host(engine, i, host, options)),
+            )
+            .await;
+            if app_reports.is_empty() {
+                app_reports = done;
+            } else {
+                for r in done {
+                    merge(&mut app_reports, r);
+                }
+            }
+            if app_reports.iter().any(|r| r.error.is_some()) {
+                break;
+            }
         }
+        app_reports
+    };
+    let ((mut reports, db_ok), mut app_reports) = tokio::join!(database_side, app_side);
+    if !db_ok {
+        // The migrations need the database: no release goes live, and the servers that had
+        // one to take live say so.
+        for (&i, report) in apps.iter().zip(app_reports.iter_mut()) {
+            let waiting = plan.hosts[i]
+                .changes
+                .iter()
+                .any(|c| c.role == Phase::Release);
+            if waiting && report.error.is_none() {
+                report.error = Some("release not taken live: the database server failed".into());
+            }
+        }
+        reports.extend(app_reports);
+        return reports;
     }
+    // Then the release of the first app server, which runs the migrations; then the others
+    // concurrently (concurrent migrations would race).
     let releases: Vec<HostPlan> = apps
         .iter()
         .map(|&i| part(i, Some(Phase::Release)))

@@ -356,9 +356,8 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
     if let Some(vars) = probe.app_vars {
         let found = facts.get(facts::RELEASE);
         let state = ReleaseState::parse(found.status, &found.stdout);
-        if let Some(change) = release::plan(migrates, config, &vars, bundle, &state) {
-            host.changes.push(change);
-        }
+        host.changes
+            .extend(release::plan(migrates, config, &vars, bundle, &state));
         host.release = Some(state);
     }
     if server.role == Role::Db {

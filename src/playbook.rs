@@ -256,10 +256,18 @@ pub enum Phase {
     /// After the db server is provisioned (archiving on, its key in place): the backup
     /// server creates the stanza and takes the first backup.
     Stanza,
+    /// A new release's code and virtualenv: needs no database, so it is built while the db
+    /// server is provisioned.
+    Build,
     Release,
 }
 
 impl Phase {
+    /// The Django release's phases (what `deploy` runs).
+    pub fn is_release(self) -> bool {
+        matches!(self, Phase::Build | Phase::Release)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Base => "base",
@@ -268,6 +276,7 @@ impl Phase {
             Phase::Certificate => "certificate",
             Phase::Backup => "backup",
             Phase::Stanza => "stanza",
+            Phase::Build => "build",
             Phase::Release => "release",
         }
     }

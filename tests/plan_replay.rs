@@ -72,7 +72,8 @@ fn stable(text: &str) -> String {
     text.lines()
         .map(|l| match l.find("release 20") {
             Some(i) => {
-                let end = l[i..].find(" (").map_or(l.len(), |j| i + j);
+                let id = i + "release ".len();
+                let end = l[id..].find([' ', ':']).map_or(l.len(), |j| id + j);
                 format!("{}release <id>{}", &l[..i], &l[end..])
             }
             None => l.to_string(),
@@ -93,9 +94,10 @@ fn check(suite: &str, state: &str) -> String {
 fn fresh(suite: &str) {
     let shown = check(suite, "fresh");
     for expected in [
-        "+ apt install ufw postgresql",
+        "+ apt install ufw logrotate postgresql",
         "+ user deploy (sudo) with 1 authorized key(s)",
         "+ ufw --force enable",
+        "+ build release <id>: code and virtualenv",
         "+ release <id>",
     ] {
         assert!(shown.contains(expected), "{expected} missing:\n{shown}");

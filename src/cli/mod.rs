@@ -886,11 +886,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
     let mut plan = planned.plan;
     let mut problems = Vec::new();
     for (host, server) in plan.hosts.iter_mut().zip(&engine.servers) {
-        let provisioning = host
-            .changes
-            .iter()
-            .filter(|c| c.role != crate::playbook::Phase::Release)
-            .count();
+        let provisioning = host.changes.iter().filter(|c| !c.role.is_release()).count();
         host.handlers.clear();
         match &action {
             ReleaseAction::Deploy => {
@@ -900,8 +896,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
                         host.server
                     );
                 }
-                host.changes
-                    .retain(|c| c.role == crate::playbook::Phase::Release);
+                host.changes.retain(|c| c.role.is_release());
             }
             ReleaseAction::Rollback { to } => {
                 host.changes.clear();

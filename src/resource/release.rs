@@ -7,6 +7,7 @@ use crate::bundle::Bundle;
 use crate::config::Config;
 use crate::identifier::shell_word;
 use crate::plan::Change;
+use crate::playbook::Phase;
 use crate::script::payload;
 use crate::vars::Vars;
 
@@ -60,7 +61,9 @@ impl ReleaseState {
     }
 }
 
-/// The change that ships `bundle`, when the code live on the host (`state`) is not it.
+/// The changes that ship `bundle`, when the code live on the host (`state`) is not it: its
+/// build (code and virtualenv, no database needed, so apply runs it while the db server is
+/// provisioned), then its activation (check, migrations, collectstatic, switch).
 /// `migrate`: this server runs the migrations (the first app server).
 pub fn plan(
     migrate: bool,
@@ -68,17 +71,26 @@ pub fn plan(
     vars: &Vars,
     bundle: &Bundle,
     state: &ReleaseState,
-) -> Option<Change> {
+) -> Vec<Change> {
     if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
-        return None;
+        return Vec::new();
     }
     let id = release_id(&bundle.hash);
     let was = state.current.as_deref().unwrap_or("none");
-    Some(Change::release(
+    let mut build = Change::release(
         "Ship the Django code",
-        format!("+ release {id} ({} files; current: {was})", bundle.files),
-        release_script(config, vars, bundle, &id, migrate),
-    ))
+        format!("+ build release {id}: code and virtualenv"),
+        build_script(config, vars, bundle, &id),
+    );
+    build.role = Phase::Build;
+    vec![
+        build,
+        Change::release(
+            "Ship the Django code",
+            format!("+ release {id} ({} files; current: {was})", bundle.files),
+            activate_script(config, vars, bundle, &id, migrate),
+        ),
+    ]
 }
 
 /// A new release id: UTC time (sorts in order) and the code hash's start.
@@ -112,25 +124,25 @@ if not Domain.objects.filter(domain='APEX').exists():
 /// Runs manage.py in release `$R` as the app user, with the env file's variables.
 const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
 
-/// The script that ships `bundle` as release `id` and switches to it.
-/// `migrate`: run the migrations (only one app server does: concurrent `migrate` runs race on
-/// the same tables; apply runs that server's release before the others').
-pub fn release_script(
-    config: &Config,
-    vars: &Vars,
-    bundle: &Bundle,
-    id: &str,
-    migrate: bool,
-) -> String {
-    let mut s = String::from("set -e\numask 022\n");
-    s.push_str(&format!(
-        "ROOT={root}\nR=\"$ROOT/releases\"/{id}\nAPPUSER={user}\nENVFILE={env}\nV=\"$ROOT/venvs\"/{req}\n",
+/// The variables both halves of a release use.
+fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
+    format!(
+        "set -e\numask 022\nROOT={root}\nR=\"$ROOT/releases\"/{id}\nAPPUSER={user}\nENVFILE={env}\nV=\"$ROOT/venvs\"/{req}\n",
         root = shell_word(&vars.paths.root),
         id = shell_word(id),
         user = shell_word(&vars.user),
         env = shell_word(&vars.paths.env_file),
         req = shell_word(&bundle.requirements_hash[..16]),
-    ));
+    )
+}
+
+/// Marks a release whose code and virtualenv are complete.
+const BUILT: &str = ".tandem-built";
+
+/// The script that unpacks `bundle` as release `id` and gives it its virtualenv: nothing
+/// here needs the database, and nothing goes live.
+pub fn build_script(config: &Config, vars: &Vars, bundle: &Bundle, id: &str) -> String {
+    let mut s = release_preamble(vars, bundle, id);
     s.push_str("rm -rf \"$R\"\nmkdir -p \"$R\" \"$ROOT/venvs\"\n");
     s.push_str(&format!(
         "{}\n",
@@ -152,8 +164,25 @@ pub fn release_script(
            [ -n \"$ok\" ] || {{ echo 'pip install failed three times' >&2; exit 1; }}\n\
            touch \"$V/.tandem-complete\"\n\
          fi\n\
-         ln -sfn \"$V\" \"$R/venv\"\n",
+         ln -sfn \"$V\" \"$R/venv\"\n\
+         touch \"$R/{BUILT}\"\n",
         req = shell_word(&config.django.requirements)
+    ));
+    s
+}
+
+/// The script that takes built release `id` live: check --deploy, the migrations (when
+/// `migrate`), collectstatic, then the switch, put back when gunicorn does not start on it.
+pub fn activate_script(
+    config: &Config,
+    vars: &Vars,
+    bundle: &Bundle,
+    id: &str,
+    migrate: bool,
+) -> String {
+    let mut s = release_preamble(vars, bundle, id);
+    s.push_str(&format!(
+        "[ -e \"$R/{BUILT}\" ] || {{ echo \"release $(basename \"$R\") was not built (its build failed or did not run): run tandem apply again\" >&2; exit 1; }}\n"
     ));
     s.push_str(MANAGE);
     // check --deploy, the migrations and collectstatic in one Django process: each manage.py
@@ -303,11 +332,25 @@ mod tests {
                 "current=20261127T060000Z-bbb\nhash={hash}\nrelease=20261127T050000Z-aaa\nrelease=20261127T060000Z-bbb\n"
             )
         };
+        // The activation, after checking that the build comes first and is what it should be.
         let plan_for = |migrate: bool, status: i32, answer: &str| {
             let state = ReleaseState::parse(status, answer);
-            plan(migrate, &config, &vars, &bundle, &state).inspect(|c| {
+            let changes = plan(migrate, &config, &vars, &bundle, &state);
+            for c in &changes {
                 crate::resource::table::assert_shell_syntax(&c.script, &c.summary);
-            })
+            }
+            if let [build, activate] = changes.as_slice() {
+                assert_eq!((build.role, activate.role), (Phase::Build, Phase::Release));
+                assert!(
+                    build.summary.starts_with("+ build release 20"),
+                    "{}",
+                    build.summary
+                );
+                assert!(build.script.contains("pip\" install") && !build.script.contains("manage"));
+                assert!(build.script.contains(BUILT) && activate.script.contains(BUILT));
+                assert!(!activate.script.contains("pip\" install"));
+            }
+            changes.last().cloned()
         };
 
         assert!(

@@ -38,7 +38,8 @@ def ufw(rule, name):
 # --- base: every server -------------------------------------------------------------------
 apt.packages(
     name="Base packages",
-    packages=["sudo", "ufw", "openssh-server", "ca-certificates"],
+    packages=["sudo", "ufw", "openssh-server", "openssh-sftp-server", "ca-certificates", "logrotate"],
+    no_recommends=True,
     update=True,
     cache_time=3600,
 )
@@ -78,7 +79,7 @@ server.shell(
 # --- db -----------------------------------------------------------------------------------
 if "db" in host.groups:
     conf = f"/etc/postgresql/{host.data.pg_version}/main"
-    apt.packages(name="PostgreSQL", packages=["postgresql"])
+    apt.packages(name="PostgreSQL", packages=["postgresql"], no_recommends=True)
     listen = put(f"{conf}/conf.d/00-tandem.conf", user="postgres", group="postgres")
     tuning = put(f"{conf}/conf.d/10-tandem-tuning.conf", user="postgres", group="postgres")
     block_lines = open(f"{src}{conf}/pg_hba.conf.tandem-block").read().splitlines()
@@ -144,6 +145,7 @@ if "app" in host.groups:
     apt.packages(
         name="Python build and run dependencies, nginx",
         packages=["python3", "python3-venv", "python3-dev", "build-essential", "libpq-dev", "nginx"],
+        no_recommends=True,
     )
     server.group(name="App group", group=project, system=True)
     server.user(
