@@ -793,17 +793,25 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
     }
     let started = std::time::Instant::now();
     let result = apply_phases(&mut engine, plan, &options, &change.remote.remote).await;
-    engine.close().await;
-    let reports = result?;
+    let reports = match result {
+        Ok(reports) => reports,
+        Err(e) => {
+            engine.close().await;
+            return Err(e);
+        }
+    };
     let seconds = started.elapsed().as_secs_f32();
     let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
     eprintln!("apply took {seconds:.1}s");
-    // Every apply that ran its changes ends with the proof.
+    // Every apply that ran its changes ends with the proof, over the same connections (the
+    // lockout guard has proven a new one works; verify's SSH checks make their own).
     let verification = match ok {
-        true => Some(verification(&change.remote).await?),
+        true => Some(verification_connected(&mut engine, &change.remote.remote.config).await),
         false => None,
     };
+    engine.close().await;
+    let verification = verification.transpose()?;
     let run = ChangeRun {
         command: "apply",
         plan: &shown,
@@ -976,22 +984,39 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
 /// Connects, probes and runs every check.
 async fn verification(remote: &PlanningArgs) -> anyhow::Result<crate::verify::Verification> {
     let config = load(&remote.remote.config)?;
-    // Once connected, while the servers are probed: verify's own scripts on the servers, and
-    // the checks from this machine (they wait on the network; started after the connections
-    // so that their ssh handshakes do not slow those down).
-    let planning = plan_alongside(config, remote, Locking::ReadOnly, |engine| {
-        let scripts = crate::verify::server_scripts(engine);
-        let (config, servers) = (engine.config.clone(), engine.servers.clone());
-        let options = engine.options.clone();
-        async move {
-            let here = crate::verify::from_here(&config, &servers, &options);
-            tokio::join!(scripts, here)
-        }
-    });
+    let planning = plan_alongside(config, remote, Locking::ReadOnly, verify_alongside);
     let (engine, planned, (answers, here)) = planning.await?;
     let report = crate::verify::verify(&engine, &planned, here, answers);
     engine.close().await;
     Ok(report)
+}
+
+/// `verification` over connections already made (after apply: no second handshake).
+async fn verification_connected(
+    engine: &mut Engine,
+    config: &ConfigArgs,
+) -> anyhow::Result<crate::verify::Verification> {
+    let mut templates = templates(config)?;
+    let secrets = engine::secrets(&engine.config)?;
+    let side = verify_alongside(engine);
+    let (planned, (answers, here)) = tokio::join!(engine.plan(&mut templates, &secrets), side);
+    Ok(crate::verify::verify(engine, &planned?, here, answers))
+}
+
+/// What verify runs while the servers are probed: its own scripts on the servers, and the
+/// checks from this machine (they wait on the network; started once connected so that their
+/// ssh handshakes do not slow the connections down).
+fn verify_alongside(
+    engine: &Engine,
+) -> impl std::future::Future<Output = (crate::verify::ServerAnswers, crate::verify::Verification)> + use<>
+{
+    let scripts = crate::verify::server_scripts(engine);
+    let (config, servers) = (engine.config.clone(), engine.servers.clone());
+    let options = engine.options.clone();
+    async move {
+        let here = crate::verify::from_here(&config, &servers, &options);
+        tokio::join!(scripts, here)
+    }
 }
 
 async fn verify(remote: PlanningArgs, json: bool) -> anyhow::Result<ExitCode> {

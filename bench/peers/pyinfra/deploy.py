@@ -82,6 +82,7 @@ if "db" in host.groups:
     apt.packages(name="PostgreSQL", packages=["postgresql"], no_recommends=True)
     listen = put(f"{conf}/conf.d/00-tandem.conf", user="postgres", group="postgres")
     tuning = put(f"{conf}/conf.d/10-tandem-tuning.conf", user="postgres", group="postgres")
+    archiving = put(f"{conf}/conf.d/20-tandem-backup.conf", user="postgres", group="postgres")
     block_lines = open(f"{src}{conf}/pg_hba.conf.tandem-block").read().splitlines()
     hba = files.block(
         name="pg_hba admits each app server, nothing else",
@@ -96,7 +97,7 @@ if "db" in host.groups:
         name="restart postgresql",
         service="postgresql",
         restarted=True,
-        _if=any_changed(listen, tuning, hba),
+        _if=any_changed(listen, tuning, archiving, hba),
     )
     postgres.role(
         name="App role",
@@ -194,4 +195,4 @@ if "app" in host.groups:
         _if=any_changed(env, socket, service),
     )
     ufw("allow 80/tcp comment 'tandem: http'", "HTTP open")
-    ufw("allow 443/tcp comment 'tandem: https'", "HTTPS open")
+    # HTTPS is off in the benchmark's config: tandem opens 80 only.
