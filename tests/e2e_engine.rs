@@ -309,6 +309,20 @@ fn a_broken_pg_hba_never_goes_live() {
         stderr.contains("pg_hba.conf rejected by PostgreSQL"),
         "{stderr}"
     );
+    // Meanwhile the app server was provisioned and its release built (no database needed),
+    // but nothing went live without the database.
+    assert!(
+        stderr.contains("release not taken live: the database server failed"),
+        "{stderr}"
+    );
+    let app = s.sudo_ok(
+        &s.app,
+        "ls /srv/timesheet/releases/*/.tandem-built; test -e /srv/timesheet/current && echo LIVE; true",
+    );
+    assert!(
+        app.contains(".tandem-built") && !app.contains("LIVE"),
+        "{app}"
+    );
     // The live file is Debian's own, untouched; PostgreSQL still serves.
     let hba = s.sudo_ok(&s.db, "cat /etc/postgresql/*/main/pg_hba.conf");
     assert!(
