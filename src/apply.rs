@@ -1,8 +1,9 @@
 //! Apply: works through a `Plan`: the database server and, meanwhile, what on the app servers
 //! needs no database (provisioning, certificate, each release's code and virtualenv); then
-//! the releases go live, the first app server's first (it runs the migrations). Per host: take the lock, arm the lockout guard when sshd
-//! or ufw change, run each change, run the notified handlers after each role, confirm SSH over
-//! a new connection, disarm, and append what changed to the audit log.
+//! the releases go live, the first app server's first (it runs the migrations). Per host:
+//! take the lock, arm the lockout guard when sshd or ufw change, run each change, run the
+//! notified handlers after each role, confirm SSH over a new connection, disarm, and append
+//! what changed to the audit log.
 
 use std::time::{Duration, Instant};
 

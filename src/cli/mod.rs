@@ -601,21 +601,13 @@ async fn connect_and_plan(
     locking: Locking<'_>,
 ) -> anyhow::Result<(Engine, engine::Planned)> {
     let config = load(&planning.remote.config)?;
-    plan_loaded(config, planning, locking).await
-}
-
-/// `connect_and_plan` for a config already loaded.
-async fn plan_loaded(
-    config: config::Config,
-    planning: &PlanningArgs,
-    locking: Locking<'_>,
-) -> anyhow::Result<(Engine, engine::Planned)> {
     let (engine, planned, ()) = plan_alongside(config, planning, locking, |_| async {}).await?;
     Ok((engine, planned))
 }
 
-/// `plan_loaded`, running the future `alongside` makes from the connected engine while the
-/// servers are probed (it owns what it uses: clones of the sessions).
+/// `connect_and_plan` for a config already loaded, running the future `alongside` makes from
+/// the connected engine while the servers are probed (it owns what it uses: clones of the
+/// sessions).
 async fn plan_alongside<T, F: std::future::Future<Output = T>>(
     config: config::Config,
     planning: &PlanningArgs,
