@@ -88,17 +88,28 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         serde_json::from_slice(&deploy.stdout).expect("deploy --json is one JSON document");
     assert_eq!(doc["command"], "deploy");
     assert_eq!(doc["ok"], true);
-    let app = &doc["hosts"]
+    // The release in its two halves: built (code, venv), then taken live.
+    let applied = doc["hosts"]
         .as_array()
         .unwrap()
         .iter()
         .find(|h| h["server"] == "app1")
-        .expect("app1 in the result")["applied"][0];
+        .expect("app1 in the result")["applied"]
+        .as_array()
+        .expect("applied is a list");
+    let what: Vec<&str> = applied
+        .iter()
+        .map(|a| a["what"].as_str().unwrap())
+        .collect();
     assert!(
-        app["what"].as_str().unwrap().starts_with("+ release "),
-        "{app}"
+        what.len() == 2
+            && what[0].starts_with("+ build release ")
+            && what[1].starts_with("+ release "),
+        "{what:?}"
     );
-    assert!(app["seconds"].as_f64().unwrap() > 0.0, "{app}");
+    for app in applied {
+        assert!(app["seconds"].as_f64().unwrap() > 0.0, "{app}");
+    }
     let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert!(
         page.contains("Timesheet v2</h1>") && page.contains("<td>Ada</td>"),
