@@ -42,8 +42,7 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     assert_eq!(status, "closed", "unknown Host was answered");
 
     // Converged: nothing to do, the code included.
-    let plan = s.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+    s.assert_converged("second run");
 
     // A code change goes out with `deploy`, and `rollback` brings the old page back.
     let template = s

@@ -74,14 +74,7 @@ fn converge_and_check(suite: Suite) {
     );
 
     // A second plan finds nothing to do, with the documented exit code.
-    let plan = s.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "second plan:\n{}{}",
-        text(&plan.stdout),
-        text(&plan.stderr)
-    );
+    let plan = s.assert_converged("second plan");
     assert!(
         text(&plan.stdout).contains("No changes"),
         "{}",
@@ -289,8 +282,7 @@ fn a_moved_app_server_gets_its_old_access_removed() {
         !hba.contains(&format!("{old_ip}/32")) && hba.contains(&format!("{new_ip}/32")),
         "{hba}"
     );
-    let again = s.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    s.assert_converged("after the move");
 }
 
 #[test]
