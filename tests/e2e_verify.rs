@@ -139,4 +139,77 @@ fn verify_passes_after_apply_and_names_each_breakage() {
         "rm /etc/ssh/sshd_config.d/00-aaa.conf && systemctl reload ssh",
     );
     assert_eq!(failures(&s), vec![], "everything put back");
+    migrations_checked_without_and_with_django(&s);
+}
+
+/// verify compares `django_migrations` with the rows the release recorded going live (no
+/// Django start); a migration unapplied by hand fails it, and so does one added to the live
+/// release by hand (the record is stale then: Django itself is asked).
+fn migrations_checked_without_and_with_django(s: &Scenario) {
+    let psql = |sql: &str| {
+        format!(
+            "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d timesheet -c \"{sql}\""
+        )
+    };
+    let record = "/srv/timesheet/current/.tandem-migrations";
+    let recorded = s.sudo_ok(&s.app, &format!("cat {record}"));
+    assert!(
+        recorded.contains(r#"["entries", "0001_initial"]"#),
+        "the release recorded its migrations: {recorded}"
+    );
+
+    s.sudo_ok(
+        &s.db,
+        &psql("DELETE FROM django_migrations WHERE app = 'entries' AND name = '0001_initial'"),
+    );
+    assert_fails(
+        s,
+        "a migration unapplied by hand",
+        "no unapplied migrations",
+        "tandem deploy",
+    );
+    let detail = verify_detail(s, "no unapplied migrations");
+    assert!(
+        detail.contains("entries.0001_initial"),
+        "names the missing migration: {detail}"
+    );
+    s.sudo_ok(
+        &s.db,
+        &psql("INSERT INTO django_migrations (app, name, applied) VALUES ('entries', '0001_initial', now())"),
+    );
+    assert_eq!(failures(s), vec![], "the row put back");
+
+    let added = "/srv/timesheet/current/entries/migrations/0002_by_hand.py";
+    s.sudo_ok(
+        &s.app,
+        &format!(
+            "printf 'from django.db import migrations\\n\\nclass Migration(migrations.Migration):\\n    dependencies = [(\"entries\", \"0001_initial\")]\\n    operations = []\\n' >{added} && chown timesheet: {added}"
+        ),
+    );
+    assert_fails(
+        s,
+        "a migration added to the live release by hand",
+        "no unapplied migrations",
+        "tandem deploy",
+    );
+    s.sudo_ok(&s.app, &format!("rm {added}"));
+    assert_eq!(failures(s), vec![], "the added migration removed");
+
+    // A release from before records (or a lost record): Django is asked, and agrees.
+    s.sudo_ok(&s.app, &format!("rm {record}"));
+    assert_eq!(failures(s), vec![], "no record: Django's own check");
+}
+
+/// The detail of check `name` in `tandem verify --json`.
+fn verify_detail(s: &Scenario, name: &str) -> String {
+    let out = s.run(&["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"].as_str() == Some(name))
+        .and_then(|c| c["detail"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }

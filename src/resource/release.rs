@@ -121,6 +121,34 @@ if not Domain.objects.filter(domain='APEX').exists():
     print('created the public domain APEX')
 "#;
 
+/// In a release: the `django_migrations` rows it went live with, for `verify` (which then
+/// needs no Django start), and the migrations directories outside the release (the venv's).
+pub const MIGRATIONS_RECORD: &str = ".tandem-migrations";
+
+/// Writes `MIGRATIONS_RECORD` in the activation's Django process, only when Django finds no
+/// migration pending. The rows kept are the graph's own (squashed ones with what they
+/// replace): while they are all in the table and no migration file changed, `migrate --check`
+/// has nothing to report either (more rows only ever mean more applied).
+const RECORD_MIGRATIONS: &str = r#"import json, os
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+executor = MigrationExecutor(connection)
+graph = executor.loader.graph
+if executor.migration_plan(graph.leaf_nodes()):
+    print('migrations still pending: verify will ask Django', file=sys.stderr)
+else:
+    wanted = set(graph.nodes)
+    for migration in graph.nodes.values():
+        wanted.update(migration.replaces or ())
+    here = os.path.realpath('.') + os.sep
+    dirs = {os.path.dirname(os.path.realpath(sys.modules[type(m).__module__].__file__)) for m in graph.nodes.values()}
+    record = {'applied': sorted(list(k) for k in executor.loader.applied_migrations if k in wanted),
+              'dirs': sorted(d for d in dirs if not (d + os.sep).startswith(here))}
+    with open('RECORD.new', 'w') as f:
+        json.dump(record, f)
+    os.replace('RECORD.new', 'RECORD')
+"#;
+
 /// Runs manage.py in release `$R` as the app user, with the env file's variables.
 const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
 
@@ -218,6 +246,10 @@ pub fn activate_script(
         "print('== manage.py collectstatic', file=sys.stderr)\n\
          call_command('collectstatic', interactive=False)\n",
     );
+    // Tenants' schemas each have their own table: verify asks Django for those.
+    if !config.django.is_multi_tenant() {
+        py.push_str(&RECORD_MIGRATIONS.replace("RECORD", MIGRATIONS_RECORD));
+    }
     s.push_str(&format!("manage shell >&2 <<'TANDEM_PY'\n{py}TANDEM_PY\n"));
     // Live only if gunicorn runs on it; otherwise back to the previous release, and the failed
     // one is removed. The code hash is recorded only on success, so the next plan retries.

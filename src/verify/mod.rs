@@ -453,25 +453,72 @@ fn app_script(config: &Config, vars: &Vars) -> String {
             None => d.clone(),
         })
         .collect();
-    let python = r#"import json, os, socket, http.client
+    let python = r#"import json, os, socket, http.client, ctypes
 r = {}
 host, port = os.environ.get('DATABASE_HOST', ''), int(os.environ.get('DATABASE_PORT', '5432'))
 try:
     socket.create_connection((host, port), timeout=5).close(); r['tcp'] = 'ok'
 except Exception as e:
     r['tcp'] = str(e)
-try:
+
+def recorded_migrations():
+    # The rows the live release went live with, unless a .py file in it or in its recorded
+    # migrations directories changed since (ctime: a copy cannot fake it): then Django decides.
     try:
-        import psycopg as driver
-    except ImportError:
-        import psycopg2 as driver
-    c = driver.connect(host=host, port=port, dbname=os.environ['DATABASE_NAME'], user=os.environ['DATABASE_USER'], password=os.environ['DATABASE_PASSWORD'], connect_timeout=5)
-    cur = c.cursor()
-    s = []
-    for q in ('client_encoding', 'default_transaction_isolation', 'timezone'):
-        cur.execute('SHOW ' + q); s.append(cur.fetchone()[0])
-    r['settings'] = s
-    c.close()
+        since = os.stat('RECORD').st_mtime
+        with open('RECORD') as f:
+            record = json.load(f)
+        for top, deep in [('.', True)] + [(d, False) for d in record['dirs']]:
+            for root, dirs, files in os.walk(top):
+                for name in files:
+                    if name.endswith('.py') and os.lstat(os.path.join(root, name)).st_ctime > since:
+                        return None
+                if not deep:
+                    break
+        return [tuple(row) for row in record['applied']]
+    except Exception:
+        return None
+
+# Debian's libpq (libpq-dev's) through ctypes: a real login without importing a driver, which
+# costs more than everything else here.
+try:
+    pq = ctypes.CDLL('libpq.so.5')
+    pq.PQconnectdbParams.restype = ctypes.c_void_p
+    pq.PQconnectdbParams.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
+    for f in ('PQstatus', 'PQresultStatus', 'PQntuples', 'PQnfields'):
+        getattr(pq, f).argtypes = [ctypes.c_void_p]
+    for f in ('PQerrorMessage', 'PQresultErrorMessage'):
+        getattr(pq, f).restype, getattr(pq, f).argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    pq.PQexec.restype, pq.PQexec.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
+    pq.PQgetvalue.restype, pq.PQgetvalue.argtypes = ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    pq.PQclear.argtypes = pq.PQfinish.argtypes = [ctypes.c_void_p]
+    params = {'host': host, 'port': str(port), 'dbname': os.environ['DATABASE_NAME'], 'user': os.environ['DATABASE_USER'],
+              'password': os.environ['DATABASE_PASSWORD'], 'connect_timeout': '5'}
+    keys = (ctypes.c_char_p * (len(params) + 1))(*[k.encode() for k in params], None)
+    values = (ctypes.c_char_p * (len(params) + 1))(*[v.encode() for v in params.values()], None)
+    c = pq.PQconnectdbParams(keys, values, 0)
+    def rows(sql):
+        res = pq.PQexec(c, sql.encode())
+        try:
+            if pq.PQresultStatus(res) != 2:
+                raise RuntimeError((pq.PQresultErrorMessage(res) or b'').decode(errors='replace').strip())
+            return [[(pq.PQgetvalue(res, i, j) or b'').decode() for j in range(pq.PQnfields(res))] for i in range(pq.PQntuples(res))]
+        finally:
+            pq.PQclear(res)
+    try:
+        if pq.PQstatus(c) != 0:
+            raise RuntimeError((pq.PQerrorMessage(c) or b'').decode(errors='replace').strip())
+        r['settings'] = [rows('SHOW ' + q)[0][0] for q in ('client_encoding', 'default_transaction_isolation', 'timezone')]
+        wanted = recorded_migrations() if TANDEM_RECORD else None
+        if wanted is not None:
+            try:
+                have = {tuple(row) for row in rows('SELECT app, name FROM django_migrations')}
+            except RuntimeError:
+                have = set()
+            missing = ['%s.%s' % m for m in wanted if m not in have]
+            r['migrations'] = 'unapplied: ' + ', '.join(missing) if missing else 'ok'
+    finally:
+        pq.PQfinish(c)
 except Exception as e:
     r['login'] = str(e).strip()
 r['http'] = {}
@@ -524,21 +571,42 @@ print('json=' + json.dumps(r))
     .replace(
         "TANDEM_HTTPS",
         if config.tls.enabled() { "True" } else { "False" },
-    );
+    )
+    .replace(
+        "TANDEM_RECORD",
+        if config.django.is_multi_tenant() { "False" } else { "True" },
+    )
+    .replace("RECORD", crate::resource::release::MIGRATIONS_RECORD);
+    let multi_tenant = config.django.is_multi_tenant();
+    let django = migrations_check(config, vars);
     format!(
         // Units are read after the HTTP requests: with socket activation the service starts
         // on the first request.
-        // The migrations check (a Django start, the slow part) runs beside the other checks;
-        // its lines go through a file so that they cannot land inside the JSON line.
+        // Without a usable migrations record (tenants, a release from before records, a
+        // changed migration file) Django itself checks: a Django start, the slow part. For
+        // tenants it runs beside the other checks; its lines go through a file so that they
+        // cannot land inside the JSON line.
         "R={current}\n\
          if cd \"$R\" 2>/dev/null; then\n\
          M=$(mktemp)\n\
-         ( {migrations} ) >\"$M\" &\n\
-         (set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
+         {beside}\
+         OUT=$(set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
+         printf '%s\\n' \"$OUT\"\n\
+         {after}\
          wait; cat \"$M\"; rm -f \"$M\"\n\
          else echo 'error=no current release'; fi\n\
          for u in {socket} {service} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
          for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n",
+        beside = if multi_tenant {
+            format!("( {django} ) >\"$M\" &\n")
+        } else {
+            String::new()
+        },
+        after = if multi_tenant {
+            String::new()
+        } else {
+            format!("case \"$OUT\" in *'\"migrations\": '*) ;; *) ( {django} ) >\"$M\" ;; esac\n")
+        },
         processes = vars.processes.shell_units(),
         elsewhere = vars
             .processes
@@ -552,7 +620,6 @@ print('json=' + json.dumps(r))
         user = shell_word(&vars.user),
         socket = shell_word(&vars.units.socket),
         service = shell_word(&vars.units.service),
-        migrations = migrations_check(config, vars),
     )
 }
 
@@ -605,11 +672,17 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
             &format!("run tandem apply: it stops and removes {unit} on servers it does not run on"),
         );
     }
+    let json: serde_json::Value = out
+        .lines()
+        .find_map(|l| l.strip_prefix("json="))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
     let released = !out.lines().any(|l| l.starts_with("error="));
     if released {
-        let m = out
-            .lines()
-            .find_map(|l| l.strip_prefix("migrations="))
+        // From the release's record (in the JSON) or, without one, from Django.
+        let m = json["migrations"]
+            .as_str()
+            .or_else(|| out.lines().find_map(|l| l.strip_prefix("migrations=")))
             .unwrap_or("not checked");
         let migrate = if config.django.is_multi_tenant() {
             "migrate_schemas"
@@ -637,11 +710,6 @@ fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str)
         );
         return;
     }
-    let json: serde_json::Value = out
-        .lines()
-        .find_map(|l| l.strip_prefix("json="))
-        .and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_default();
     let tcp = json["tcp"].as_str().unwrap_or("no answer");
     v.add(name, "TCP to the database's internal IP:5432", tcp == "ok", tcp,
         "check that PostgreSQL runs and listens on the internal IP, and that ufw on the db server allows this app server");
@@ -819,5 +887,60 @@ mod tests {
             info(0, 9000)
         ));
         assert!(recovered[2].1, "{recovered:#?}");
+    }
+
+    /// (name, ok, detail) of the app checks named `name` for app script output `out`.
+    fn app_result(out: &str, name: &str) -> Option<(bool, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let mut v = Verification::default();
+        app_checks(&mut v, &config, &config.servers[1], out);
+        v.checks
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.ok, c.detail))
+    }
+
+    #[test]
+    fn migrations_come_from_the_record_or_from_django() {
+        let json = |m: &str| format!("json={{\"tcp\": \"ok\"{m}}}\n");
+        let check = "no unapplied migrations";
+        assert_eq!(
+            app_result(&json(", \"migrations\": \"ok\""), check),
+            Some((true, "ok".into()))
+        );
+        let missing = app_result(
+            &json(", \"migrations\": \"unapplied: shop.0002_price\""),
+            check,
+        );
+        assert_eq!(missing, Some((false, "unapplied: shop.0002_price".into())));
+        // No usable record: the line Django's check printed.
+        assert_eq!(
+            app_result(&format!("{}migrations=unapplied\n", json("")), check),
+            Some((false, "unapplied".into()))
+        );
+        assert_eq!(
+            app_result(&json(""), check),
+            Some((false, "not checked".into()))
+        );
+    }
+
+    #[test]
+    fn django_checks_migrations_only_without_a_usable_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let script = app_script(&config, &Vars::for_paths(&config, &config.servers[1]));
+        let (python, after) = script
+            .split_once("TANDEM_PY\n)")
+            .expect("the Python checks");
+        assert!(
+            python.contains("'.tandem-migrations'")
+                && python.contains("recorded_migrations() if True")
+        );
+        assert!(
+            !python.contains("migrate --check"),
+            "Django starts only when needed"
+        );
+        assert!(after.contains("*'\"migrations\": '*) ;; *)") && after.contains("migrate --check"));
     }
 }
