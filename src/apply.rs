@@ -13,7 +13,7 @@ use futures::future::join_all;
 use crate::config::Role;
 use crate::engine::Engine;
 use crate::identifier::shell_word;
-use crate::plan::{Change, HostPlan, Plan};
+use crate::plan::{Change, HandlerRun, HostPlan, Plan};
 use crate::playbook::Phase;
 use crate::report::Report;
 use crate::script::{STATE_DIR, payload};
@@ -187,29 +187,39 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
         reports.extend(backup_reports);
         (reports, db_ok)
     };
-    // The app side needs no database until a release goes live, so it runs meanwhile:
-    // provisioning concurrently; then the certificate (the ACME issuer hands it to the others,
-    // provisioned by then); then each new release's code and virtualenv.
+    // The app side needs no database until a release goes live, so it runs meanwhile: first
+    // what a new release's build needs (the base provisioning, the app user and directories);
+    // then the build beside the rest of the provisioning, and after that rest the certificate
+    // (the ACME issuer hands it to the others, provisioned by then).
     let app_side = async {
-        let mut app_reports: Vec<HostReport> = Vec::new();
-        for phase in [None, Some(Phase::Certificate), Some(Phase::Build)] {
-            let hosts: Vec<HostPlan> = apps.iter().map(|&i| part(i, phase)).collect();
-            let done = join_all(
+        let (grounds, rests): (Vec<HostPlan>, Vec<HostPlan>) =
+            apps.iter().map(|&i| split_for_build(part(i, None))).unzip();
+        let run_all = |hosts: Vec<HostPlan>| {
+            join_all(
                 apps.iter()
-                    .zip(&hosts)
-                    .map(|(&i, host)| apply_host(engine, i, host, options)),
+                    .zip(hosts)
+                    .map(|(&i, host)| async move { apply_host(engine, i, &host, options).await }),
             )
-            .await;
-            if app_reports.is_empty() {
-                app_reports = done;
-            } else {
-                for r in done {
-                    merge(&mut app_reports, r);
+        };
+        let failed = |reports: &[HostReport]| reports.iter().any(|r| r.error.is_some());
+        let mut app_reports = run_all(grounds).await;
+        if failed(&app_reports) {
+            return app_reports;
+        }
+        let provisioning = async {
+            let mut reports = run_all(rests).await;
+            if !failed(&reports) {
+                let certificates = apps.iter().map(|&i| part(i, Some(Phase::Certificate)));
+                for r in run_all(certificates.collect()).await {
+                    merge(&mut reports, r);
                 }
             }
-            if app_reports.iter().any(|r| r.error.is_some()) {
-                break;
-            }
+            reports
+        };
+        let builds = run_all(apps.iter().map(|&i| part(i, Some(Phase::Build))).collect());
+        let (provisioned, built) = tokio::join!(provisioning, builds);
+        for r in provisioned.into_iter().chain(built) {
+            merge(&mut app_reports, r);
         }
         app_reports
     };
@@ -258,6 +268,33 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
     }
     reports.extend(app_reports);
     reports
+}
+
+/// Splits an app server's provisioning where its release build may start: up to the last
+/// change the build needs first, and the rest. Each handler goes with the part whose changes
+/// notify it (the rest when both do: it runs once, last).
+fn split_for_build(host: HostPlan) -> (HostPlan, HostPlan) {
+    let cut = host
+        .changes
+        .iter()
+        .rposition(|c| c.before_build)
+        .map_or(0, |last| last + 1);
+    let host_handlers = host.handlers.clone();
+    let mut ground = host.clone();
+    let mut rest = host;
+    ground.changes.truncate(cut);
+    rest.changes.drain(..cut);
+    let notifies = |changes: &[Change], h: &HandlerRun| {
+        changes
+            .iter()
+            .any(|c| c.role == h.role && c.notify.contains(&h.name))
+    };
+    let ground_only = |h: &HandlerRun| notifies(&ground.changes, h) && !notifies(&rest.changes, h);
+    let (only, others): (Vec<HandlerRun>, Vec<HandlerRun>) =
+        host_handlers.into_iter().partition(|h| ground_only(h));
+    ground.handlers = only;
+    rest.handlers = others;
+    (ground, rest)
 }
 
 /// Adds `more` to the report of the same server.
@@ -716,6 +753,75 @@ mod tests {
     use super::*;
     use crate::transport::Output;
     use std::sync::Mutex;
+
+    #[test]
+    fn the_build_starts_after_what_it_needs_and_handlers_follow_their_changes() {
+        let change = |summary: &str, role: Phase, before_build: bool, notify: &[&str]| {
+            let mut c = Change::new(summary.into(), None, String::new());
+            c.role = role;
+            c.before_build = before_build;
+            c.notify = notify.iter().map(|n| n.to_string()).collect();
+            c
+        };
+        let handler = |name: &str, role: Phase| HandlerRun {
+            role,
+            name: name.into(),
+            effect: crate::handler::Effect::SshReload,
+            check: None,
+        };
+        let host = HostPlan {
+            server: "app1".into(),
+            discovery: Default::default(),
+            changes: vec![
+                change("sshd drop-in", Phase::Base, false, &["reload ssh"]),
+                change("app user", Phase::App, true, &[]),
+                change("releases directory", Phase::App, true, &[]),
+                change("env file", Phase::App, false, &["restart gunicorn"]),
+                change("nginx site", Phase::App, false, &["reload nginx"]),
+            ],
+            notes: Vec::new(),
+            handlers: vec![
+                handler("reload ssh", Phase::Base),
+                handler("restart gunicorn", Phase::App),
+                handler("reload nginx", Phase::App),
+            ],
+            release: None,
+            certificate: None,
+        };
+        let names = |h: &HostPlan| -> (Vec<String>, Vec<String>) {
+            (
+                h.changes.iter().map(|c| c.summary.clone()).collect(),
+                h.handlers.iter().map(|h| h.name.clone()).collect(),
+            )
+        };
+        let (ground, rest) = split_for_build(host.clone());
+        assert_eq!(
+            names(&ground),
+            (
+                vec![
+                    "sshd drop-in".into(),
+                    "app user".into(),
+                    "releases directory".into()
+                ],
+                vec!["reload ssh".into()]
+            )
+        );
+        assert_eq!(
+            names(&rest),
+            (
+                vec!["env file".into(), "nginx site".into()],
+                vec!["restart gunicorn".into(), "reload nginx".into()]
+            )
+        );
+        // Nothing the build needs left to do (a converged user and directories): it starts at
+        // once, and everything is the rest.
+        let mut converged = host;
+        converged.changes.retain(|c| !c.before_build);
+        let (ground, rest) = split_for_build(converged);
+        assert!(ground.changes.is_empty() && ground.handlers.is_empty());
+        assert_eq!(rest.changes.len(), 3);
+        assert_eq!(rest.handlers.len(), 3);
+    }
 
     /// A step that writes `lines`, one every `every`, then exits 0.
     struct SlowStep {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::desired::Desired;
+use crate::desired::{Desired, Op};
 use crate::facts::{Discovery, Facts};
 use crate::handler::Effect;
 use crate::playbook::Phase;
@@ -31,6 +31,10 @@ pub struct Change {
     /// The managed file (or link) this change writes or removes, if it is one: verify reports
     /// these as drift.
     pub file: Option<String>,
+    /// A new release's build needs this done first (the app user and directories): apply
+    /// builds the release while the rest of the app server is provisioned.
+    #[serde(skip)]
+    pub before_build: bool,
     #[serde(skip)]
     pub script: String,
     /// Puts back what `script` replaced (from the run's backup), for when a handler's check
@@ -101,6 +105,8 @@ pub fn plan_host(
             change.role = task.role;
             change.step = task.step.clone();
             change.notify = task.notify.clone();
+            change.before_build = task.role == Phase::App
+                && matches!(task.op, Op::SystemUser { .. } | Op::Directory { .. });
         }
     }
     resource::finish(&mut ctx);
@@ -180,6 +186,7 @@ impl Change {
             guarded: false,
             prepare: false,
             file: None,
+            before_build: false,
             script,
             undo: None,
         }
