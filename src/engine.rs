@@ -292,11 +292,12 @@ impl Probe {
             secrets,
         );
         let desired = desired::expand(config, server, &vars, templates)?;
-        let mut script = facts::probe_script(&desired);
         let app_vars = (server.role == Role::App).then_some(vars);
-        if let Some(vars) = &app_vars {
-            facts::add_query(&mut script, facts::RELEASE, &release::probe(vars));
-        }
+        let release: Vec<(&str, String)> = app_vars
+            .iter()
+            .map(|vars| (facts::RELEASE, release::probe(vars)))
+            .collect();
+        let script = facts::probe_script(&desired, &release);
         Ok(Probe {
             desired,
             app_vars,
