@@ -128,4 +128,30 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         "2",
         "both releases are kept"
     );
+
+    // The app server has no compiler until a requirement needs one: psycopg2 builds from
+    // source (pg_config, gcc, Python's headers), so its release installs them and retries.
+    assert!(
+        !s.sudo(&s.app, "command -v gcc").status.success(),
+        "a compiler on an app server whose requirements are all wheels"
+    );
+    let requirements = s.dir.path().join("timesheet/requirements.txt");
+    let mut wanted = std::fs::read_to_string(&requirements).unwrap();
+    wanted.push_str("psycopg2>=2.9\n");
+    std::fs::write(&requirements, wanted).unwrap();
+    let deploy = s.run(&["deploy", "--yes", "-v"]);
+    assert_ok("deploy of a requirement built from source", &deploy);
+    assert!(
+        text(&deploy.stderr).contains("pip needs a compiler for a requirement"),
+        "{}",
+        text(&deploy.stderr)
+    );
+    s.sudo_ok(
+        &s.app,
+        "command -v gcc && /srv/timesheet/current/venv/bin/python -c 'import psycopg2'",
+    );
+    let (status, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
+    assert_eq!(status, "200");
+    assert!(page.contains("<td>Ada</td>"), "{page}");
+    s.assert_converged("after the compiled requirement");
 }

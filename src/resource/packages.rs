@@ -5,6 +5,21 @@ use crate::desired::Op;
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
 
+/// Defines the shell function `apt_install PACKAGE...`: finishes what an interrupted dpkg
+/// left half-configured, refreshes the package lists and installs, without recommends and
+/// keeping hand-edited config files; waits up to 5 minutes for another apt's lock, and tries
+/// 4 times (a mirror can be briefly unreachable).
+pub const APT_INSTALL: &str = "apt_install() {\n\
+  export DEBIAN_FRONTEND=noninteractive\n\
+  L='-o DPkg::Lock::Timeout=300'\n\
+  for i in 1 2 3 4; do\n\
+    dpkg --force-confold --configure -a </dev/null >/dev/null 2>&1 || true\n\
+    apt-get $L update -qq && apt-get $L install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \"$@\" >/dev/null && return 0\n\
+    sleep $((i * 5))\n\
+  done\n\
+  return 1\n\
+}\n";
+
 /// `NAME STATUS` for each package (`ii` when installed).
 pub fn probe(names: &[String]) -> String {
     format!(
@@ -49,12 +64,7 @@ pub fn plan(ctx: &mut Context) {
         return;
     }
     let list: Vec<String> = missing.iter().map(|p| shell_word(p)).collect();
-    let script = format!(
-        "export DEBIAN_FRONTEND=noninteractive\n\
-         L='-o DPkg::Lock::Timeout=300'\n\
-         for i in 1 2 3 4; do\n  dpkg --force-confold --configure -a </dev/null >/dev/null 2>&1 || true\n  apt-get $L update -qq && apt-get $L install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold {} >/dev/null && exit 0\n  sleep $((i * 5))\ndone\nexit 1\n",
-        list.join(" ")
-    );
+    let script = format!("{APT_INSTALL}apt_install {}\n", list.join(" "));
     ctx.push(format!("+ apt install {}", missing.join(" ")), None, script)
         .prepare = true;
 }

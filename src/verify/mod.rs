@@ -479,7 +479,7 @@ def recorded_migrations():
     except Exception:
         return None
 
-# Debian's libpq (libpq-dev's) through ctypes: a real login without importing a driver, which
+# Debian's libpq (libpq5, an app server package) through ctypes: a real login without importing a driver, which
 # costs more than everything else here.
 try:
     pq = ctypes.CDLL('libpq.so.5')

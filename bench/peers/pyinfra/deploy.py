@@ -144,8 +144,8 @@ if "db" in host.groups:
 if "app" in host.groups:
     root = f"/srv/{project}"
     apt.packages(
-        name="Python build and run dependencies, nginx",
-        packages=["python3", "python3-venv", "python3-dev", "build-essential", "libpq-dev", "nginx"],
+        name="Python, libpq, nginx (no compiler, as tandem)",
+        packages=["python3", "python3-venv", "libpq5", "nginx"],
         no_recommends=True,
     )
     server.group(name="App group", group=project, system=True)
