@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::future::join_all;
+use futures::future::{LocalBoxFuture, join_all};
 
 use crate::config::Role;
 use crate::engine::Engine;
@@ -92,45 +92,132 @@ pub async fn lock_all(engine: &mut Engine, options: &ApplyOptions) -> anyhow::Re
     Ok(())
 }
 
-/// Runs each host's prepare changes (missing packages, starting a stopped PostgreSQL), all
-/// hosts at once. Returns whether anything ran (then the caller probes again) and a report
-/// per host.
-pub async fn prepare_hosts(
+/// Plans the hosts at these engine indices again (in that order), once their packages are
+/// installed.
+pub type Replan<'a> = dyn Fn(Vec<usize>) -> LocalBoxFuture<'a, anyhow::Result<Vec<HostPlan>>> + 'a;
+
+/// Runs the prepare changes (missing packages, starting a stopped PostgreSQL) of the hosts at
+/// `side`, all at once; when any ran, plans those hosts again (the packages created files,
+/// services and database facts the first probe could not see) and says what that added.
+/// Returns the plan with the side's hosts refreshed and a report per host of `side`, or only
+/// the reports when something failed.
+async fn prepare_side(
+    engine: &Engine,
+    plan: &Plan,
+    side: &[usize],
+    options: &ApplyOptions,
+    replan: &Replan<'_>,
+) -> Result<(Plan, Vec<HostReport>), Vec<HostReport>> {
+    let run = Run::of(engine, options);
+    let prepared = side
+        .iter()
+        .any(|&i| plan.hosts[i].changes.iter().any(|c| c.prepare));
+    let mut reports = join_all(side.iter().map(|&i| async move {
+        let host = &plan.hosts[i];
+        let mut report = HostReport {
+            server: host.server.clone(),
+            applied: Vec::new(),
+            error: None,
+        };
+        for change in host.changes.iter().filter(|c| c.prepare) {
+            match run_change(&engine.hosts[i], &host.server, change, run).await {
+                Ok(applied) => report.applied.push(applied),
+                Err(e) => report.error = Some(format!("{e:#}")),
+            }
+        }
+        if !report.applied.is_empty() || report.error.is_some() {
+            let audit = audit_script(&engine.run_id, &options.who, &report);
+            if let Err(e) = engine.hosts[i].run(&audit).await {
+                engine.report.progress(
+                    &host.server,
+                    &format!("could not write the audit log: {e:#}"),
+                );
+            }
+        }
+        report
+    }))
+    .await;
+    if reports.iter().any(|r| r.error.is_some()) {
+        return Err(reports);
+    }
+    if !prepared {
+        return Ok((plan.clone(), reports));
+    }
+    let fresh = match replan(side.to_vec()).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            if let Some(first) = reports.first_mut() {
+                first.error = Some(format!("probing again after the packages: {e:#}"));
+            }
+            return Err(reports);
+        }
+    };
+    let mut refreshed = plan.clone();
+    for (&i, host) in side.iter().zip(fresh) {
+        let before: Vec<&str> = plan.hosts[i]
+            .changes
+            .iter()
+            .map(|c| c.summary.as_str())
+            .collect();
+        for c in host
+            .changes
+            .iter()
+            .filter(|c| !before.contains(&c.summary.as_str()))
+        {
+            engine.report.progress(
+                &host.server,
+                &format!("after preparing (packages, services), also: {}", c.summary),
+            );
+        }
+        refreshed.hosts[i] = host;
+    }
+    Ok((refreshed, reports))
+}
+
+/// Puts the reports of the steps that ran `earlier` in front of the later ones of the same
+/// server.
+fn prepend(reports: &mut Vec<HostReport>, earlier: Vec<HostReport>) {
+    for before in earlier.into_iter().rev() {
+        match reports.iter_mut().find(|r| r.server == before.server) {
+            Some(r) => {
+                let mut applied = before.applied;
+                applied.append(&mut r.applied);
+                r.applied = applied;
+                if r.error.is_none() {
+                    r.error = before.error;
+                }
+            }
+            None => reports.insert(0, before),
+        }
+    }
+}
+
+/// `host` with only the changes and handlers of the phases `keep` takes.
+fn part_where(plan: &Plan, i: usize, keep: &dyn Fn(Phase) -> bool) -> HostPlan {
+    let mut host = plan.hosts[i].clone();
+    host.changes.retain(|c| keep(c.role));
+    host.handlers.retain(|h| keep(h.role));
+    host
+}
+
+/// The part of host `i` in `phase`, or (`None`) its provisioning: every phase but the
+/// certificate's and the release's.
+fn part(plan: &Plan, i: usize, phase: Option<Phase>) -> HostPlan {
+    part_where(plan, i, &|role: Phase| match phase {
+        Some(p) => role == p,
+        None => !matches!(role, Phase::Certificate | Phase::Build | Phase::Release),
+    })
+}
+
+/// Applies `plan`, holding the locks taken before. The database side (backup and db servers)
+/// and the app side each install their packages, are planned again (`replan`) and go on,
+/// without waiting for the other side's packages; only the releases wait for the database.
+pub async fn apply(
     engine: &Engine,
     plan: &Plan,
     options: &ApplyOptions,
-) -> (bool, Vec<HostReport>) {
-    let run = Run::of(engine, options);
-    let prepared = plan
-        .hosts
-        .iter()
-        .any(|h| h.changes.iter().any(|c| c.prepare));
-    let reports = join_all(
-        engine
-            .hosts
-            .iter()
-            .zip(&plan.hosts)
-            .map(|(ssh, host)| async move {
-                let mut report = HostReport {
-                    server: host.server.clone(),
-                    applied: Vec::new(),
-                    error: None,
-                };
-                for change in host.changes.iter().filter(|c| c.prepare) {
-                    match run_change(ssh, &host.server, change, run).await {
-                        Ok(applied) => report.applied.push(applied),
-                        Err(e) => report.error = Some(format!("{e:#}")),
-                    }
-                }
-                report
-            }),
-    )
-    .await;
-    (prepared, reports)
-}
-
-/// Applies `plan` (whose packages are already installed), holding the locks taken before.
-pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<HostReport> {
+    replan: &Replan<'_>,
+) -> Vec<HostReport> {
     let order = |role: Role| -> Vec<usize> {
         engine
             .servers
@@ -140,26 +227,20 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
             .map(|(i, _)| i)
             .collect()
     };
-    let part_where = |i: usize, keep: &dyn Fn(Phase) -> bool| {
-        let mut host = plan.hosts[i].clone();
-        host.changes.retain(|c| keep(c.role));
-        host.handlers.retain(|h| keep(h.role));
-        host
-    };
     let apps = order(Role::App);
-    let part = |i: usize, phase: Option<Phase>| {
-        part_where(i, &|role: Phase| match phase {
-            Some(p) => role == p,
-            None => !matches!(role, Phase::Certificate | Phase::Build | Phase::Release),
-        })
-    };
     // The database side. The backup server first, so the db server's first archived WAL finds
     // its repository; its stanza and first backup once the db server archives. The deployment
     // does not wait on it: a failed backup server is reported, and the others go on.
     let database_side = async {
         let backups = order(Role::Backup);
+        let side: Vec<usize> = order(Role::Db).into_iter().chain(backups.clone()).collect();
+        let (plan, prepared) = match prepare_side(engine, plan, &side, options, replan).await {
+            Ok(done) => done,
+            Err(reports) => return (reports, false),
+        };
+        let plan = &plan;
         let mut backup_reports = join_all(backups.iter().map(|&i| async move {
-            let host = part_where(i, &|p| p != Phase::Stanza);
+            let host = part_where(plan, i, &|p| p != Phase::Stanza);
             apply_host(engine, i, &host, options).await
         }))
         .await;
@@ -175,7 +256,7 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
                     .zip(&backup_reports)
                     .filter(|(_, r)| r.error.is_none())
                     .map(|(&i, _)| async move {
-                        let host = part_where(i, &|p| p == Phase::Stanza);
+                        let host = part_where(plan, i, &|p| p == Phase::Stanza);
                         apply_host(engine, i, &host, options).await
                     }),
             )
@@ -185,6 +266,7 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
             }
         }
         reports.extend(backup_reports);
+        prepend(&mut reports, prepared);
         (reports, db_ok)
     };
     // The app side needs no database until a release goes live, so it runs meanwhile: first
@@ -192,8 +274,14 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
     // then the build beside the rest of the provisioning, and after that rest the certificate
     // (the ACME issuer hands it to the others, provisioned by then).
     let app_side = async {
-        let (grounds, rests): (Vec<HostPlan>, Vec<HostPlan>) =
-            apps.iter().map(|&i| split_for_build(part(i, None))).unzip();
+        let (plan, prepared) = match prepare_side(engine, plan, &apps, options, replan).await {
+            Ok(done) => done,
+            Err(reports) => return (reports, plan.clone()),
+        };
+        let (grounds, rests): (Vec<HostPlan>, Vec<HostPlan>) = apps
+            .iter()
+            .map(|&i| split_for_build(part(&plan, i, None)))
+            .unzip();
         let run_all = |hosts: Vec<HostPlan>| {
             join_all(
                 apps.iter()
@@ -203,27 +291,33 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
         };
         let failed = |reports: &[HostReport]| reports.iter().any(|r| r.error.is_some());
         let mut app_reports = run_all(grounds).await;
-        if failed(&app_reports) {
-            return app_reports;
-        }
-        let provisioning = async {
-            let mut reports = run_all(rests).await;
-            if !failed(&reports) {
-                let certificates = apps.iter().map(|&i| part(i, Some(Phase::Certificate)));
-                for r in run_all(certificates.collect()).await {
-                    merge(&mut reports, r);
+        if !failed(&app_reports) {
+            let provisioning = async {
+                let mut reports = run_all(rests).await;
+                if !failed(&reports) {
+                    let certificates = apps
+                        .iter()
+                        .map(|&i| part(&plan, i, Some(Phase::Certificate)));
+                    for r in run_all(certificates.collect()).await {
+                        merge(&mut reports, r);
+                    }
                 }
+                reports
+            };
+            let builds = run_all(
+                apps.iter()
+                    .map(|&i| part(&plan, i, Some(Phase::Build)))
+                    .collect(),
+            );
+            let (provisioned, built) = tokio::join!(provisioning, builds);
+            for r in provisioned.into_iter().chain(built) {
+                merge(&mut app_reports, r);
             }
-            reports
-        };
-        let builds = run_all(apps.iter().map(|&i| part(i, Some(Phase::Build))).collect());
-        let (provisioned, built) = tokio::join!(provisioning, builds);
-        for r in provisioned.into_iter().chain(built) {
-            merge(&mut app_reports, r);
         }
-        app_reports
+        prepend(&mut app_reports, prepared);
+        (app_reports, plan)
     };
-    let ((mut reports, db_ok), mut app_reports) = tokio::join!(database_side, app_side);
+    let ((mut reports, db_ok), (mut app_reports, plan)) = tokio::join!(database_side, app_side);
     if !db_ok {
         // The migrations need the database: no release goes live, and the servers that had
         // one to take live say so.
@@ -243,7 +337,7 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
     // concurrently (concurrent migrations would race).
     let releases: Vec<HostPlan> = apps
         .iter()
-        .map(|&i| part(i, Some(Phase::Release)))
+        .map(|&i| part(&plan, i, Some(Phase::Release)))
         .collect();
     if let (true, Some(&first), Some(first_release)) = (
         app_reports.iter().all(|r| r.error.is_none()),
@@ -258,7 +352,7 @@ pub async fn apply(engine: &Engine, plan: &Plan, options: &ApplyOptions) -> Vec<
                 apps.iter()
                     .zip(&releases)
                     .skip(1)
-                    .map(|(&i, host)| apply_host(engine, i, host, options)),
+                    .map(|(&i, host)| async move { apply_host(engine, i, host, options).await }),
             )
             .await;
             for r in rest {
@@ -753,6 +847,51 @@ mod tests {
     use super::*;
     use crate::transport::Output;
     use std::sync::Mutex;
+
+    #[test]
+    fn what_ran_first_comes_first_in_the_report() {
+        let report = |server: &str, what: &[&str], error: Option<&str>| HostReport {
+            server: server.into(),
+            applied: what
+                .iter()
+                .map(|w| Applied {
+                    what: w.to_string(),
+                    seconds: 0.0,
+                })
+                .collect(),
+            error: error.map(String::from),
+        };
+        let mut reports = vec![
+            report("db", &["role"], None),
+            report("app1", &[], Some("late")),
+        ];
+        prepend(
+            &mut reports,
+            vec![
+                report("db", &["apt"], None),
+                report("app1", &["apt"], Some("early")),
+                report("backup", &["apt"], None),
+            ],
+        );
+        let seen: Vec<(String, Vec<String>, Option<String>)> = reports
+            .into_iter()
+            .map(|r| {
+                (
+                    r.server,
+                    r.applied.into_iter().map(|a| a.what).collect(),
+                    r.error,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("backup".into(), vec!["apt".into()], None),
+                ("db".into(), vec!["apt".into(), "role".into()], None),
+                ("app1".into(), vec!["apt".into()], Some("late".into())),
+            ]
+        );
+    }
 
     #[test]
     fn the_build_starts_after_what_it_needs_and_handlers_follow_their_changes() {

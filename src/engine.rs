@@ -96,44 +96,58 @@ impl Engine {
         templates: &mut Templates,
         secrets: &RunSecrets,
     ) -> anyhow::Result<Planned> {
+        let all: Vec<usize> = (0..self.hosts.len()).collect();
+        let planned = self.plan_hosts(templates, secrets, &all).await?;
+        self.round_trips += 2;
+        Ok(planned)
+    }
+
+    /// `plan` for the hosts at indices `which` only (in that order in the result): apply plans
+    /// the database side and the app side again, each once its own packages are installed.
+    /// What the hosts share (Django's SECRET_KEY, the push and backup keys, host keys) is
+    /// kept within a side, and the migrating app server is the run's first either way.
+    pub async fn plan_hosts(
+        &self,
+        templates: &mut Templates,
+        secrets: &RunSecrets,
+        which: &[usize],
+    ) -> anyhow::Result<Planned> {
+        let servers: Vec<Server> = which.iter().map(|&i| self.servers[i].clone()).collect();
+        let sessions: Vec<&Ssh> = which.iter().map(|&i| &self.hosts[i]).collect();
         let bundle = bundle::bundle(&self.config)?;
         let env_file = &Paths::of(&self.config.project).env_file;
         let push_key = &crate::vars::push_key_path(&self.config.project);
-        let discoveries = join_all(self.hosts.iter().zip(&self.servers).map(
-            |(h, server)| async move {
-                let out = h
-                    .run(&facts::discovery_script(server.role, env_file, push_key))
-                    .await?;
-                anyhow::ensure!(
-                    out.success(),
-                    "discovery on {} failed: {}",
-                    h.name(),
-                    out.stderr_tail()
-                );
-                Ok::<_, anyhow::Error>(facts::parse_discovery(&out.stdout_text()))
-            },
-        ))
+        let discoveries = join_all(sessions.iter().zip(&servers).map(|(h, server)| async move {
+            let out = h
+                .run(&facts::discovery_script(server.role, env_file, push_key))
+                .await?;
+            anyhow::ensure!(
+                out.success(),
+                "discovery on {} failed: {}",
+                h.name(),
+                out.stderr_tail()
+            );
+            Ok::<_, anyhow::Error>(facts::parse_discovery(&out.stdout_text()))
+        }))
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-        same_release_for_backups(&self.servers, &discoveries)?;
+        same_release_for_backups(&servers, &discoveries)?;
         let mut kept = kept_keys(&discoveries)?;
-        kept.host_keys = self
-            .servers
+        kept.host_keys = servers
             .iter()
             .zip(&discoveries)
             .filter_map(|(s, d)| Some((s.name.clone(), d.host_key.clone()?)))
             .collect();
-        let probes = self
-            .servers
+        let probes = servers
             .iter()
             .zip(&discoveries)
             .map(|(server, discovery)| {
                 Probe::new(&self.config, server, discovery, &kept, secrets, templates)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let outputs = join_all(self.hosts.iter().zip(&probes).map(|(h, probe)| async move {
+        let outputs = join_all(sessions.iter().zip(&probes).map(|(h, probe)| async move {
             let out = h.run(&probe.script).await?;
             anyhow::ensure!(
                 out.success(),
@@ -146,9 +160,8 @@ impl Engine {
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
-        self.round_trips += 2;
         if let Some(dir) = std::env::var_os("TANDEM_CAPTURE_PROBES") {
-            capture(Path::new(&dir), &self.servers, &discoveries, &outputs)?;
+            capture(Path::new(&dir), &servers, &discoveries, &outputs)?;
         }
 
         let mut hosts = Vec::new();
@@ -160,8 +173,7 @@ impl Engine {
             .iter()
             .find(|s| s.role == Role::App)
             .map(|s| s.name.clone());
-        for ((server, discovery), (output, probe)) in self
-            .servers
+        for ((server, discovery), (output, probe)) in servers
             .iter()
             .zip(discoveries)
             .zip(outputs.iter().zip(probes))
@@ -181,7 +193,7 @@ impl Engine {
             all.push(host.desired);
             all_facts.push(host.facts);
         }
-        crate::resource::certificate::hand_out_across(&self.config, &self.servers, &mut hosts);
+        crate::resource::certificate::hand_out_across(&self.config, &servers, &mut hosts);
         Ok(Planned {
             plan: Plan { hosts },
             desired: all,

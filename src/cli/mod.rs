@@ -820,54 +820,38 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
     Ok(run.exit_code())
 }
 
-/// Under the locks taken before the plan: runs the prepare changes everywhere (packages, a
-/// stopped PostgreSQL), probes again (they create files, services and database facts the
-/// first probe could not see), then applies the refreshed plan.
+/// Under the locks taken before the plan: each side (database, app) runs its prepare changes
+/// (packages, a stopped PostgreSQL), is probed again (they create files, services and database
+/// facts the first probe could not see) and applied, the app side without waiting for the
+/// database side's packages.
 async fn apply_phases(
     engine: &mut Engine,
     plan: crate::plan::Plan,
     options: &crate::apply::ApplyOptions,
     remote: &RemoteArgs,
 ) -> anyhow::Result<Vec<crate::apply::HostReport>> {
-    let (prepared, prepare_reports) = crate::apply::prepare_hosts(engine, &plan, options).await;
-    crate::apply::audit(engine, &prepare_reports, options).await;
-    if prepare_reports.iter().any(|r| r.error.is_some()) {
-        return Ok(prepare_reports);
+    let secrets = engine::secrets(&engine.config)?;
+    let engine: &Engine = engine;
+    let replan = replanner(engine, &secrets, &remote.config);
+    Ok(crate::apply::apply(engine, &plan, options, &replan).await)
+}
+
+/// How apply plans some hosts again (`apply::Replan`): a new probe of just those.
+fn replanner<'a>(
+    engine: &'a Engine,
+    secrets: &'a crate::secret::RunSecrets,
+    config: &'a ConfigArgs,
+) -> impl Fn(
+    Vec<usize>,
+) -> futures::future::LocalBoxFuture<'a, anyhow::Result<Vec<crate::plan::HostPlan>>>
++ 'a {
+    move |which: Vec<usize>| {
+        Box::pin(async move {
+            let mut templates = templates(config)?;
+            let planned = engine.plan_hosts(&mut templates, secrets, &which).await?;
+            Ok(planned.plan.hosts)
+        })
     }
-    let plan = if prepared {
-        let mut templates = templates(&remote.config)?;
-        let secrets = engine::secrets(&engine.config)?;
-        let fresh = engine.plan(&mut templates, &secrets).await?.plan;
-        let before: Vec<&str> = plan
-            .hosts
-            .iter()
-            .flat_map(|h| h.changes.iter().map(|c| c.summary.as_str()))
-            .collect();
-        for host in &fresh.hosts {
-            for c in host
-                .changes
-                .iter()
-                .filter(|c| !before.contains(&c.summary.as_str()))
-            {
-                eprintln!(
-                    "{}: after preparing (packages, services), also: {}",
-                    host.server, c.summary
-                );
-            }
-        }
-        fresh
-    } else {
-        plan
-    };
-    let mut reports = crate::apply::apply(engine, &plan, options).await;
-    for packages in prepare_reports {
-        if let Some(report) = reports.iter_mut().find(|r| r.server == packages.server) {
-            let mut applied = packages.applied;
-            applied.append(&mut report.applied);
-            report.applied = applied;
-        }
-    }
-    Ok(reports)
 }
 
 enum ReleaseAction {
@@ -955,7 +939,12 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
         return end_before_running(engine, go, command, &plan, change.json).await;
     }
     let started = std::time::Instant::now();
-    let reports = crate::apply::apply(&engine, &plan, &options).await;
+    // A release installs no packages: nothing to plan again.
+    let secrets = engine::secrets(&engine.config)?;
+    let reports = {
+        let replan = replanner(&engine, &secrets, &change.remote.remote.config);
+        crate::apply::apply(&engine, &plan, &options, &replan).await
+    };
     engine.close().await;
     let (summary, ok) = crate::apply::summary(&reports);
     eprint!("{summary}");
