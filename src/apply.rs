@@ -126,13 +126,7 @@ async fn prepare_side(
             }
         }
         if !report.applied.is_empty() || report.error.is_some() {
-            let audit = audit_script(&engine.run_id, &options.who, &report);
-            if let Err(e) = engine.hosts[i].run(&audit).await {
-                engine.report.progress(
-                    &host.server,
-                    &format!("could not write the audit log: {e:#}"),
-                );
-            }
+            write_audit(engine, i, &report, options).await;
         }
         report
     }))
@@ -419,14 +413,19 @@ async fn apply_host(
     if let Err(e) = run_host(engine, ssh, index, host, options, &mut report).await {
         report.error = Some(format!("{e:#}"));
     }
-    let audit = audit_script(&engine.run_id, &options.who, &report);
-    if let Err(e) = ssh.run(&audit).await {
+    write_audit(engine, index, &report, options).await;
+    report
+}
+
+/// Appends what ran on host `index` to its audit log; a failure to is said, not fatal.
+async fn write_audit(engine: &Engine, index: usize, report: &HostReport, options: &ApplyOptions) {
+    let audit = audit_script(&engine.run_id, &options.who, report);
+    if let Err(e) = engine.hosts[index].run(&audit).await {
         engine.report.progress(
-            &host.server,
+            &report.server,
             &format!("could not write the audit log: {e:#}"),
         );
     }
-    report
 }
 
 async fn run_host(
@@ -825,21 +824,6 @@ pub fn summary(reports: &[HostReport]) -> (String, bool) {
         }
     }
     (out, ok)
-}
-
-/// Writes the prepare phase's report to each host's audit log.
-pub async fn audit(engine: &Engine, reports: &[HostReport], options: &ApplyOptions) {
-    for (ssh, report) in engine.hosts.iter().zip(reports) {
-        if let Err(e) = ssh
-            .run(&audit_script(&engine.run_id, &options.who, report))
-            .await
-        {
-            engine.report.progress(
-                &report.server,
-                &format!("could not write the audit log: {e:#}"),
-            );
-        }
-    }
 }
 
 #[cfg(test)]
