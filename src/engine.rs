@@ -35,6 +35,9 @@ pub struct Engine {
     pub locks: Vec<crate::transport::RemoteLock>,
     /// Where progress goes.
     pub report: Arc<dyn Report>,
+    /// The Django source as it ships, packed by the run's first plan: what the plan showed is
+    /// what a later plan of the same run (after the packages) ships.
+    bundle: std::sync::OnceLock<Bundle>,
 }
 
 /// The plan and what it was computed from.
@@ -77,6 +80,7 @@ impl Engine {
             round_trips: 0,
             locks: Vec::new(),
             report,
+            bundle: std::sync::OnceLock::new(),
         })
     }
 
@@ -102,6 +106,14 @@ impl Engine {
         Ok(planned)
     }
 
+    fn bundle(&self) -> anyhow::Result<&Bundle> {
+        if let Some(packed) = self.bundle.get() {
+            return Ok(packed);
+        }
+        let packed = bundle::bundle(&self.config)?;
+        Ok(self.bundle.get_or_init(|| packed))
+    }
+
     /// `plan` for the hosts at indices `which` only (in that order in the result): apply plans
     /// the database side and the app side again, each once its own packages are installed.
     /// What the hosts share (Django's SECRET_KEY, the push and backup keys, host keys) is
@@ -114,7 +126,7 @@ impl Engine {
     ) -> anyhow::Result<Planned> {
         let servers: Vec<Server> = which.iter().map(|&i| self.servers[i].clone()).collect();
         let sessions: Vec<&Ssh> = which.iter().map(|&i| &self.hosts[i]).collect();
-        let bundle = bundle::bundle(&self.config)?;
+        let bundle = self.bundle()?;
         let env_file = &Paths::of(&self.config.project).env_file;
         let push_key = &crate::vars::push_key_path(&self.config.project);
         let discoveries = join_all(sessions.iter().zip(&servers).map(|(h, server)| async move {
@@ -187,7 +199,7 @@ impl Engine {
                 password: &secrets.db_password,
                 migrates: migrating.as_deref() == Some(server.name.as_str()),
                 run_id: &self.run_id,
-                bundle: &bundle,
+                bundle,
             })?;
             hosts.push(host.plan);
             all.push(host.desired);
@@ -198,7 +210,7 @@ impl Engine {
             plan: Plan { hosts },
             desired: all,
             facts: all_facts,
-            code_hash: bundle.hash,
+            code_hash: bundle.hash.clone(),
         })
     }
 }

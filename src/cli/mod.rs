@@ -939,7 +939,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
         return end_before_running(engine, go, command, &plan, change.json).await;
     }
     let started = std::time::Instant::now();
-    // A release installs no packages: nothing to plan again.
+    // A release installs no packages: apply never needs to plan again, but takes the means.
     let secrets = engine::secrets(&engine.config)?;
     let reports = {
         let replan = replanner(&engine, &secrets, &change.remote.remote.config);
