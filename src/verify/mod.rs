@@ -479,8 +479,8 @@ def recorded_migrations():
     except Exception:
         return None
 
-# Debian's libpq (libpq5, an app server package) through ctypes: a real login without importing a driver, which
-# costs more than everything else here.
+# Debian's libpq (libpq5, an app server package) through ctypes: a real login without
+# importing a driver, which costs more than everything else here.
 try:
     pq = ctypes.CDLL('libpq.so.5')
     pq.PQconnectdbParams.restype = ctypes.c_void_p
