@@ -202,7 +202,7 @@ pub fn build_script(config: &Config, vars: &Vars, bundle: &Bundle, id: &str) -> 
            ok=\n\
            for i in 1 2 3; do\n\
              if runuser -u \"$APPUSER\" -- \"$V/bin/pip\" install -q --disable-pip-version-check --no-compile -r \"$R\"/{req} >\"$PIPLOG\" 2>&1; then ok=1; break; fi\n\
-             if [ \"$(dpkg-query -W -f='${{db:Status-Abbrev}}\\n' -- {deps} 2>/dev/null | grep -c '^ii')\" -ne {count} ]; then\n\
+             if [ \"$({{ {installed}; }} | grep -c ' ii')\" -ne {count} ]; then\n\
                echo 'pip needs a compiler for a requirement (last lines below); installing {deps}' >&2\n\
                tail -n 5 \"$PIPLOG\" >&2\n\
                apt_install {deps} || {{ echo 'apt could not install {deps}' >&2; exit 1; }}\n\
@@ -218,6 +218,7 @@ pub fn build_script(config: &Config, vars: &Vars, bundle: &Bundle, id: &str) -> 
          touch \"$R/{BUILT}\"\n",
         req = shell_word(&config.django.requirements),
         deps = BUILD_DEPENDENCIES.join(" "),
+        installed = crate::resource::packages::probe(&BUILD_DEPENDENCIES.map(String::from)),
         count = BUILD_DEPENDENCIES.len(),
     ));
     s
@@ -345,6 +346,31 @@ pub fn rollback_script(vars: &Vars, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pip that fails with the build dependencies installed is retried without installing
+    /// them again: the count of installed ones is read from the whole dpkg-query answer.
+    #[test]
+    fn the_build_counts_installed_build_dependencies() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let bundle = Bundle {
+            hash: "c0de".repeat(16),
+            requirements_hash: "feed".repeat(16),
+            tar_gz: Vec::new(),
+            files: 0,
+        };
+        let script = build_script(&config, &vars, &bundle, "r1");
+        let line = script
+            .lines()
+            .find(|l| l.contains("grep -c ' ii'"))
+            .expect("the build dependencies check");
+        let query = crate::resource::packages::probe(&BUILD_DEPENDENCIES.map(String::from));
+        assert!(
+            line.contains(&format!("$({{ {query}; }} | grep -c ' ii')")),
+            "{line}"
+        );
+    }
 
     #[test]
     fn release_state_and_previous() {

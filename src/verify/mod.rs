@@ -453,6 +453,7 @@ fn app_script(config: &Config, vars: &Vars) -> String {
             None => d.clone(),
         })
         .collect();
+    let multi_tenant = config.django.is_multi_tenant();
     let python = r#"import json, os, socket, http.client, ctypes
 r = {}
 host, port = os.environ.get('DATABASE_HOST', ''), int(os.environ.get('DATABASE_PORT', '5432'))
@@ -574,10 +575,9 @@ print('json=' + json.dumps(r))
     )
     .replace(
         "TANDEM_RECORD",
-        if config.django.is_multi_tenant() { "False" } else { "True" },
+        if multi_tenant { "False" } else { "True" },
     )
     .replace("RECORD", crate::resource::release::MIGRATIONS_RECORD);
-    let multi_tenant = config.django.is_multi_tenant();
     let django = migrations_check(config, vars);
     format!(
         // Units are read after the HTTP requests: with socket activation the service starts
