@@ -10,6 +10,7 @@ use crate::config::{Config, Role, Server};
 use crate::handler::Effect;
 use crate::mode::Mode;
 use crate::playbook::{self, Phase, Source, Step};
+use crate::postgres;
 use crate::sql;
 use crate::templates::Templates;
 use crate::ufw::{COMMENT_PREFIX, UfwRule};
@@ -80,6 +81,9 @@ pub enum Op {
     UfwDefaults,
     UfwAllow(UfwRule),
     UfwEnable,
+    /// The settings a new PostgreSQL cluster starts with: written before the packages that
+    /// create the cluster (src/resource/postgres_first_start.rs).
+    PostgresFirstStart(FileSpec),
     /// The tandem-owned block inside `path` (pg_hba.conf), between its BEGIN/END lines.
     PgHbaBlock {
         path: String,
@@ -153,7 +157,7 @@ pub fn expand(
     for role in roles_of(server) {
         let book = playbook::load(templates.assets(), role)?;
         for step in &book.steps {
-            let ops = expand_step(config, vars, step, templates)
+            let ops = expand_step(config, vars, step, templates, &tasks)
                 .with_context(|| format!("playbook {role}, step `{}`", step.name()))?;
             for op in ops {
                 tasks.push(Task {
@@ -185,11 +189,13 @@ fn step_mode(text: &str) -> anyhow::Result<Mode> {
     Mode::parse(text).with_context(|| format!("bad mode `{text}`"))
 }
 
+/// `earlier`: the tasks of the steps before this one.
 fn expand_step(
     config: &Config,
     vars: &Vars,
     step: &Step,
     t: &mut Templates,
+    earlier: &[Task],
 ) -> anyhow::Result<Vec<Op>> {
     let op = match step {
         Step::Packages { packages, .. } => Op::Packages {
@@ -280,6 +286,25 @@ fn expand_step(
             secret: Secrecy::Public,
             validate: None,
         }),
+        Step::PostgresFirstStart { .. } => {
+            let conf_d = format!("{}/conf.d/", vars.pg.conf_dir);
+            let confs: Vec<&str> = earlier
+                .iter()
+                .filter_map(|task| match &task.op {
+                    Op::File(f) if f.path.starts_with(&conf_d) => Some(f.content.as_str()),
+                    _ => None,
+                })
+                .collect();
+            Op::PostgresFirstStart(FileSpec {
+                path: postgres::FIRST_START_FILE.into(),
+                content: postgres::first_start_conf(&confs),
+                mode: Mode(0o644),
+                owner: "root".into(),
+                group: "root".into(),
+                secret: Secrecy::Public,
+                validate: None,
+            })
+        }
         Step::PgHbaBlock { template, .. } => Op::PgHbaBlock {
             path: format!("{}/pg_hba.conf", vars.pg.conf_dir),
             block: t.render(template, vars)?,
@@ -456,7 +481,7 @@ impl fmt::Display for Desired {
                     write!(f, "system user {user}, home {home}, no login shell")?
                 }
                 Op::Hostname { fqdn } => write!(f, "hostname {fqdn}")?,
-                Op::File(file) => {
+                Op::File(file) | Op::PostgresFirstStart(file) => {
                     write!(
                         f,
                         "file {} ({} {}:{})",

@@ -386,10 +386,13 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
         host.release = Some(state);
     }
     if server.role == Role::Db {
-        host.notes
-            .extend(crate::resource::postgres_facts::postgres_restart_notes(
-                &desired, &facts,
-            ));
+        use crate::resource::postgres_facts::{overridden_settings, postgres_restart_notes};
+        host.notes.extend(postgres_restart_notes(&desired, &facts));
+        host.notes.extend(
+            overridden_settings(&desired, &facts)
+                .into_iter()
+                .map(|s| format!("PostgreSQL takes {s}, not from tandem's conf.d: tandem's value does not apply (verify fails until it is removed there)")),
+        );
     }
     Ok(HostPlanned {
         plan: host,

@@ -35,6 +35,10 @@ pub struct Change {
     /// builds the release while the rest of the app server is provisioned.
     #[serde(skip)]
     pub before_build: bool,
+    /// Must be done before the host's packages are installed (the settings of the cluster
+    /// the PostgreSQL package creates): planning puts it in front of the apt transaction.
+    #[serde(skip)]
+    pub before_packages: bool,
     #[serde(skip)]
     pub script: String,
     /// Puts back what `script` replaced (from the run's backup), for when a handler's check
@@ -187,6 +191,7 @@ impl Change {
             prepare: false,
             file: None,
             before_build: false,
+            before_packages: false,
             script,
             undo: None,
         }

@@ -105,6 +105,9 @@ pub enum Step {
         #[serde(default)]
         notify: Vec<String>,
     },
+    /// The restart-only settings of the conf.d drop-ins above, for the cluster the PostgreSQL
+    /// package creates: its first start has them (src/postgres.rs, `FIRST_START_FILE`).
+    PostgresFirstStart { name: String },
     /// The tandem-owned block in pg_hba.conf.
     PgHbaBlock {
         name: String,
@@ -213,6 +216,7 @@ impl Step {
             | Step::UfwAllow { name, .. }
             | Step::UfwEnable { name }
             | Step::PostgresConf { name, .. }
+            | Step::PostgresFirstStart { name }
             | Step::PgHbaBlock { name, .. }
             | Step::PostgresRole { name }
             | Step::PostgresDatabase { name }

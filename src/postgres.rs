@@ -33,6 +33,53 @@ pub fn settings(conf: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Where pg_createcluster reads settings for a new cluster (Debian's createcluster.conf
+/// includes this directory): tandem's settings that need a restart go here too, so the
+/// cluster the PostgreSQL package creates starts with them and apply does not restart it.
+pub const FIRST_START_FILE: &str = "/etc/postgresql-common/createcluster.d/tandem.conf";
+
+/// Settings PostgreSQL takes only at start (`pg_settings.context` postmaster) that the first
+/// start gets from [`FIRST_START_FILE`]. Only those whose line Debian's postgresql.conf has
+/// (commented or not, in a form pg_createcluster recognises): pg_createcluster writes them
+/// there, above `include_dir = 'conf.d'`, so conf.d still decides them on every later start.
+/// A setting it does not find it appends below the include, where it would override conf.d
+/// for good: such settings stay out, and a change of them costs the restart as before.
+pub const FIRST_START_SETTINGS: &[&str] = &[
+    "listen_addresses",
+    "max_connections",
+    "shared_buffers",
+    "max_worker_processes",
+    "wal_level",
+    "archive_mode",
+    "max_wal_senders",
+    "shared_preload_libraries",
+];
+
+/// The content of [`FIRST_START_FILE`]: the [`FIRST_START_SETTINGS`] that the conf.d
+/// drop-ins `confs` set (a later drop-in's value wins, as in PostgreSQL), in createcluster.conf's
+/// syntax (`%` doubled). Values with a quote stay out (a restart then applies them).
+pub fn first_start_conf(confs: &[&str]) -> String {
+    let mut chosen: Vec<(String, String)> = Vec::new();
+    for conf in confs {
+        for (name, value) in settings(conf) {
+            if !FIRST_START_SETTINGS.contains(&name.as_str()) || value.contains('\'') {
+                continue;
+            }
+            chosen.retain(|(n, _)| *n != name);
+            chosen.push((name, value));
+        }
+    }
+    let mut out = String::from(
+        "# Managed by tandem: this file is overwritten on every apply.\n\
+         # pg_createcluster copies these into a new cluster's postgresql.conf, so its first start\n\
+         # has the settings that need a restart; tandem's conf.d drop-ins decide them afterwards.\n",
+    );
+    for (name, value) in chosen {
+        out.push_str(&format!("{name} = '{}'\n", value.replace('%', "%%")));
+    }
+    out
+}
+
 /// The first line of a tandem-owned block (a template's output starts with it).
 pub fn block_markers(block: &str) -> Option<(String, String)> {
     let begin = block.lines().next()?.trim();
@@ -202,6 +249,25 @@ mod tests {
             ("listen_addresses".into(), "localhost,10.0.0.3".into())
         );
         assert_eq!(settings(conf)[1].1, "scram-sha-256");
+    }
+
+    #[test]
+    fn first_start_takes_the_restart_settings_only_the_last_value_and_doubles_percent() {
+        let listen =
+            "# c\nlisten_addresses = 'localhost,10.0.0.3'\npassword_encryption = 'scram-sha-256'\n";
+        let tuning =
+            "shared_buffers = '1GB'\t# 25% of RAM\nwork_mem = '8MB'\nshared_buffers = '2GB'\n";
+        let odd = "shared_preload_libraries = 'a%b'\nwal_level = 'it''s'\n";
+        let conf = first_start_conf(&[listen, tuning, odd]);
+        let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "listen_addresses = 'localhost,10.0.0.3'",
+                "shared_buffers = '2GB'",
+                "shared_preload_libraries = 'a%%b'",
+            ]
+        );
     }
 
     #[test]

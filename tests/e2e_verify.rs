@@ -64,6 +64,13 @@ fn verify_passes_after_apply_and_names_each_breakage() {
         text(&apply.stdout)
     );
     assert_eq!(failures(&s), vec![], "fresh deployment");
+    // The cluster the package created started with tandem's listen_addresses and memory
+    // settings (createcluster.d): a reload, no restart.
+    let output = format!("{}{}", text(&apply.stdout), text(&apply.stderr));
+    assert!(
+        output.contains("handler reload postgresql ok") && !output.contains("restarted for"),
+        "a fresh db server needs no PostgreSQL restart:\n{output}"
+    );
 
     s.sudo_ok(&s.db, "systemctl stop postgresql");
     assert_fails(
@@ -105,6 +112,27 @@ fn verify_passes_after_apply_and_names_each_breakage() {
         "pg_hba.conf has no line",
     );
     assert_ok("apply restores pg_hba", &s.run(&["apply", "--yes"]));
+
+    // ALTER SYSTEM writes postgresql.auto.conf, read after tandem's conf.d.
+    let psql = |sql: &str| {
+        format!("runuser -u postgres -- psql -X -q -c \"{sql}\" && systemctl restart postgresql")
+    };
+    s.sudo_ok(&s.db, &psql("ALTER SYSTEM SET listen_addresses = '*'"));
+    assert_fails(
+        &s,
+        "listen_addresses set by ALTER SYSTEM",
+        "PostgreSQL takes tandem's settings from its conf.d",
+        "ALTER SYSTEM RESET",
+    );
+    let plan = s.run(&["plan"]);
+    assert!(
+        text(&plan.stdout)
+            .contains("listen_addresses (from /var/lib/postgresql/15/main/postgresql.auto.conf)"),
+        "the plan names the file that overrides tandem:\n{}",
+        text(&plan.stdout)
+    );
+    s.sudo_ok(&s.db, &psql("ALTER SYSTEM RESET listen_addresses"));
+    assert_eq!(failures(&s), vec![], "ALTER SYSTEM undone");
 
     s.sudo_ok(&s.app, "sed -i 's/^DJANGO_ALLOWED_HOSTS=.*/DJANGO_ALLOWED_HOSTS=other.example/' /etc/timesheet/env && systemctl restart gunicorn-timesheet.service");
     assert_fails(

@@ -28,12 +28,12 @@ fn snapshot_example(example: &str) -> usize {
 
 #[test]
 fn two_servers_example() {
-    assert_eq!(snapshot_example("two-servers.yml"), 26);
+    assert_eq!(snapshot_example("two-servers.yml"), 27);
 }
 
 #[test]
 fn tenants_example() {
-    assert_eq!(snapshot_example("tenants.yml"), 44);
+    assert_eq!(snapshot_example("tenants.yml"), 45);
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod pg_hba;
 pub mod postgres_database;
 pub mod postgres_extensions;
 pub mod postgres_facts;
+pub mod postgres_first_start;
 pub mod postgres_role;
 pub mod release;
 pub mod service;
@@ -97,6 +98,7 @@ pub fn probe_query(op: &Op) -> Option<String> {
         Op::SystemUser { user, .. } => system_user::probe(user),
         Op::Hostname { .. } => hostname::PROBE.to_string(),
         Op::File(file) => file::probe(&file.path),
+        Op::PostgresFirstStart(file) => postgres_first_start::probe(file),
         Op::Directory { path, .. } => directory::probe(path),
         Op::Symlink { link, .. } => symlink::probe(link),
         Op::Absent { path } => absent::probe(path),
@@ -127,6 +129,7 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
         Op::SystemUser { user, home } => system_user::plan(ctx, r, user, home),
         Op::Hostname { fqdn } => hostname::plan(ctx, r, fqdn),
         Op::File(file) => file::plan(ctx, r, file),
+        Op::PostgresFirstStart(file) => postgres_first_start::plan(ctx, r, file),
         Op::Directory {
             path,
             mode,
@@ -173,6 +176,7 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
 pub fn finish(ctx: &mut Context) {
     ufw_rules::prune(ctx);
     ufw_rules::close_database(ctx);
+    postgres_first_start::before_packages(&mut ctx.changes);
 }
 
 /// SQL run by psql as postgres (in `database` when given), sent inside the script.

@@ -68,13 +68,11 @@ pub fn query(desired: &Desired) -> Option<String> {
             Op::PostgresDatabase { name, .. } | Op::PostgresExtensions { database: name, .. } => {
                 database = Some(name.clone())
             }
-            Op::File(file)
-                if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") =>
-            {
-                settings.extend(postgres::setting_names(&file.content))
-            }
             _ => {}
         }
+    }
+    for (_, content) in conf_dropins(desired) {
+        settings.extend(postgres::setting_names(content));
     }
     if role.is_some() || database.is_some() || !settings.is_empty() {
         let role = role.unwrap_or_default();
@@ -92,7 +90,7 @@ pub fn query(desired: &Desired) -> Option<String> {
             "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
              SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
              SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
-             SELECT 'setting', name, current_setting(name), context, pending_restart FROM pg_settings WHERE name IN ({names});\n\
+             SELECT 'setting', name, current_setting(name), context, pending_restart, coalesce(sourcefile, '') FROM pg_settings WHERE name IN ({names});\n\
              SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
             r = sql_literal(&role),
             d = sql_literal(&db),
@@ -112,9 +110,19 @@ pub fn query(desired: &Desired) -> Option<String> {
     }
 }
 
-/// `(name, current value as SHOW prints it, context)` of each PostgreSQL setting the probe
-/// read (`6GB`, not `786432` pages: tandem writes sizes the same way, see `tuning::size`).
-pub fn pg_settings(facts: &Facts) -> Vec<(String, String, String)> {
+/// A PostgreSQL setting as the running server has it.
+pub struct LiveSetting {
+    pub name: String,
+    /// As SHOW prints it (`6GB`, not `786432` pages: tandem writes sizes the same way, see
+    /// `tuning::size`).
+    pub value: String,
+    pub context: String,
+    /// The file the value comes from; empty for a default.
+    pub source: String,
+}
+
+/// Each PostgreSQL setting of tandem's conf.d drop-ins, as the probe read it.
+pub fn pg_settings(facts: &Facts) -> Vec<LiveSetting> {
     let pg = facts.get(PG);
     if !pg.ok() {
         return Vec::new();
@@ -124,13 +132,51 @@ pub fn pg_settings(facts: &Facts) -> Vec<(String, String, String)> {
         .filter_map(|l| {
             let cols: Vec<&str> = l.split('|').collect();
             match cols.as_slice() {
-                ["setting", name, value, context, _pending] => {
-                    Some((name.to_string(), value.to_string(), context.to_string()))
-                }
+                ["setting", name, value, context, _pending, source] => Some(LiveSetting {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    context: context.to_string(),
+                    source: source.to_string(),
+                }),
                 _ => None,
             }
         })
         .collect()
+}
+
+/// tandem's conf.d drop-ins: `(path, content)`.
+fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &str)> {
+    desired.tasks.iter().filter_map(|task| match &task.op {
+        Op::File(file) if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") => {
+            Some((file.path.as_str(), file.content.as_str()))
+        }
+        _ => None,
+    })
+}
+
+/// Settings of tandem's drop-ins that the server takes from another file: one read after
+/// conf.d (a line below `include_dir` in postgresql.conf, or postgresql.auto.conf, which
+/// `ALTER SYSTEM` writes). tandem's value does not apply there, whatever its file says.
+/// `name (from FILE)` for each.
+pub fn overridden_settings(desired: &Desired, facts: &Facts) -> Vec<String> {
+    let ours: Vec<&str> = conf_dropins(desired).map(|(path, _)| path).collect();
+    let live = pg_settings(facts);
+    let mut found = Vec::new();
+    for (_, content) in conf_dropins(desired) {
+        for name in postgres::setting_names(content) {
+            let Some(setting) = live.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            let line = format!("{name} (from {})", setting.source);
+            if !setting.source.is_empty()
+                && !ours.contains(&setting.source.as_str())
+                && !found.contains(&line)
+            {
+                found.push(line);
+            }
+        }
+    }
+    found
 }
 
 /// Notes on what a changed conf.d drop-in will need: a reload, or a restart for settings
@@ -138,23 +184,25 @@ pub fn pg_settings(facts: &Facts) -> Vec<(String, String, String)> {
 pub fn postgres_restart_notes(desired: &Desired, facts: &Facts) -> Vec<String> {
     let current = pg_settings(facts);
     let mut notes = Vec::new();
-    for task in &desired.tasks {
-        let Op::File(file) = &task.op else { continue };
-        if !(file.path.contains("/postgresql/") && file.path.contains("/conf.d/")) {
-            continue;
-        }
-        for (name, value) in postgres::settings(&file.content) {
-            match current.iter().find(|(n, _, _)| *n == name) {
-                Some((_, have, context)) if have != &value => notes.push(format!(
-                    "PostgreSQL {} owed: {name} '{have}' -> '{value}' (context {context})",
-                    if context == "postmaster" { "restart" } else { "reload" }
+    for (_, content) in conf_dropins(desired) {
+        for (name, value) in postgres::settings(content) {
+            match current.iter().find(|s| s.name == name) {
+                Some(s) if s.value != value => notes.push(format!(
+                    "PostgreSQL {} owed: {name} '{}' -> '{value}' (context {})",
+                    if s.context == "postmaster" {
+                        "restart"
+                    } else {
+                        "reload"
+                    },
+                    s.value,
+                    s.context
                 )),
                 Some(_) => {}
                 None if facts.get(PG).status == PG_STOPPED => notes.push(format!(
                     "PostgreSQL is stopped: {name} = '{value}' takes effect when apply starts it"
                 )),
                 None => notes.push(format!(
-                    "PostgreSQL is not installed yet: {name} takes effect when apply restarts it if pg_settings says so"
+                    "PostgreSQL is not installed yet: {name} = '{value}' takes effect as it first starts, or at the restart pg_settings asks for"
                 )),
             }
         }
@@ -185,5 +233,61 @@ mod tests {
             stdout: String::new(),
         };
         assert!(PgFacts::parse(&failed).extensions.is_empty());
+    }
+
+    #[test]
+    fn a_later_file_overriding_a_setting_of_the_dropins_is_named() {
+        use crate::desired::{FileSpec, Secrecy, Task};
+        let conf = |name: &str, content: &str| Task {
+            role: crate::playbook::Phase::Db,
+            step: "s".into(),
+            op: Op::File(FileSpec {
+                path: format!("/etc/postgresql/15/main/conf.d/{name}"),
+                content: content.into(),
+                mode: crate::mode::Mode(0o644),
+                owner: "postgres".into(),
+                group: "postgres".into(),
+                secret: Secrecy::Public,
+                validate: None,
+            }),
+            notify: Vec::new(),
+        };
+        let desired = Desired {
+            server: crate::resource::table::db_server(),
+            tasks: vec![
+                conf(
+                    "00-tandem.conf",
+                    "listen_addresses = 'localhost,10.0.0.3'\n",
+                ),
+                conf(
+                    "10-tandem-tuning.conf",
+                    "work_mem = '8MB'\nshared_buffers = '1GB'\n",
+                ),
+            ],
+            handlers: Vec::new(),
+        };
+        let facts = |rows: &str| Facts {
+            discovery: Default::default(),
+            results: [(
+                PG.to_string(),
+                QueryResult {
+                    status: 0,
+                    stdout: rows.into(),
+                },
+            )]
+            .into(),
+        };
+        let ours = "setting|listen_addresses|localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf\n\
+                    setting|shared_buffers|1GB|postmaster|f|/etc/postgresql/15/main/conf.d/10-tandem-tuning.conf\n\
+                    setting|work_mem|4MB|user|f|\n";
+        assert!(overridden_settings(&desired, &facts(ours)).is_empty());
+        let edited = ours.replace(
+            "localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf",
+            "*|postmaster|f|/var/lib/postgresql/15/main/postgresql.auto.conf",
+        );
+        assert_eq!(
+            overridden_settings(&desired, &facts(&edited)),
+            ["listen_addresses (from /var/lib/postgresql/15/main/postgresql.auto.conf)"]
+        );
     }
 }

@@ -173,6 +173,20 @@ pub fn verify(
             },
             "start it: systemctl start postgresql; see journalctl -u postgresql",
         );
+        if pg.ok() {
+            let overridden = crate::resource::postgres_facts::overridden_settings(desired, facts);
+            v.add(
+                &db.name,
+                "PostgreSQL takes tandem's settings from its conf.d",
+                overridden.is_empty(),
+                if overridden.is_empty() {
+                    "no later file overrides them".to_string()
+                } else {
+                    overridden.join(", ")
+                },
+                "remove the setting from that file (postgresql.auto.conf: ALTER SYSTEM RESET <name>), or set it in tandem.yml's database.settings; then tandem apply",
+            );
+        }
     }
 
     if let (Some(backup), Some(text)) = (&config.backup, &answers.backup) {

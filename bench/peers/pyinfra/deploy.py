@@ -79,6 +79,7 @@ server.shell(
 # --- db -----------------------------------------------------------------------------------
 if "db" in host.groups:
     conf = f"/etc/postgresql/{host.data.pg_version}/main"
+    put("/etc/postgresql-common/createcluster.d/tandem.conf")  # before the package creates the cluster
     apt.packages(name="PostgreSQL", packages=["postgresql"], no_recommends=True)
     listen = put(f"{conf}/conf.d/00-tandem.conf", user="postgres", group="postgres")
     tuning = put(f"{conf}/conf.d/10-tandem-tuning.conf", user="postgres", group="postgres")
