@@ -43,7 +43,9 @@ pub const FIRST_START_FILE: &str = "/etc/postgresql-common/createcluster.d/tande
 /// (commented or not, in a form pg_createcluster recognises): pg_createcluster writes them
 /// there, above `include_dir = 'conf.d'`, so conf.d still decides them on every later start.
 /// A setting it does not find it appends below the include, where it would override conf.d
-/// for good: such settings stay out, and a change of them costs the restart as before.
+/// for good: such settings stay out, and a change of them costs the restart as before. So does
+/// `shared_preload_libraries`: a library from a package installed later would stop the first
+/// start.
 pub const FIRST_START_SETTINGS: &[&str] = &[
     "listen_addresses",
     "max_connections",
@@ -52,7 +54,6 @@ pub const FIRST_START_SETTINGS: &[&str] = &[
     "wal_level",
     "archive_mode",
     "max_wal_senders",
-    "shared_preload_libraries",
 ];
 
 /// The content of [`FIRST_START_FILE`]: the [`FIRST_START_SETTINGS`] that the conf.d
@@ -257,7 +258,7 @@ mod tests {
             "# c\nlisten_addresses = 'localhost,10.0.0.3'\npassword_encryption = 'scram-sha-256'\n";
         let tuning =
             "shared_buffers = '1GB'\t# 25% of RAM\nwork_mem = '8MB'\nshared_buffers = '2GB'\n";
-        let odd = "shared_preload_libraries = 'a%b'\nwal_level = 'it''s'\n";
+        let odd = "shared_preload_libraries = 'x'\nwal_level = 'it''s'\narchive_mode = 'a%b'\n";
         let conf = first_start_conf(&[listen, tuning, odd]);
         let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
@@ -265,7 +266,7 @@ mod tests {
             [
                 "listen_addresses = 'localhost,10.0.0.3'",
                 "shared_buffers = '2GB'",
-                "shared_preload_libraries = 'a%%b'",
+                "archive_mode = 'a%%b'",
             ]
         );
     }
