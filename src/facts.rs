@@ -42,6 +42,17 @@ pub struct Discovery {
     pub machine: Option<crate::tuning::Machine>,
 }
 
+/// The `postgresql` version apt would install: read from the package lists when they hold
+/// exactly one (milliseconds); apt's own answer otherwise (pins, several sources, compressed
+/// lists), which on a fresh server first builds apt's cache: half a second or more, on the
+/// fresh db server's critical path.
+const PG_CANDIDATE: &str = r#"pg_candidate() {
+  c=$(grep -h -A4 -x 'Package: postgresql' /var/lib/apt/lists/*_Packages 2>/dev/null | sed -n 's/^Version: //p')
+  [ "$(printf '%s\n' "$c" | grep -c .)" = 1 ] || c=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')
+  echo "$c"
+}
+"#;
+
 /// The discovery script for a server of `role`. Only the db server asks about PostgreSQL, and
 /// asks apt (the slowest question) only while PostgreSQL is not installed yet. An app server
 /// reports the SECRET_KEY line of its env file (`env_file`), base64-encoded so no byte of it
@@ -74,13 +85,16 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
             "echo \"host_key=$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)\"\n",
         );
     }
+    if role != Role::App {
+        script.push_str(PG_CANDIDATE);
+    }
     if role == Role::Backup {
         // Its pgBackRest names the db server's data directory after the PostgreSQL version
         // of their (same) Debian release: postgresql-common (which pgbackrest brings) says
         // which in milliseconds; apt, asked only before it is installed, takes most of a second.
         script.push_str(
             r#"v=$(/usr/share/postgresql-common/supported-versions 2>/dev/null | tail -n 1)
-[ -n "$v" ] || v=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')
+[ -n "$v" ] || v=$(pg_candidate)
 echo "pg_candidate=$v"
 "#,
         );
@@ -109,7 +123,7 @@ fi
 if [ -n "$installed" ]; then
   echo "pg_installed=$installed"
 else
-  echo "pg_candidate=$(apt-cache policy postgresql 2>/dev/null | awk '/Candidate:/ {print $2}')"
+  echo "pg_candidate=$(pg_candidate)"
 fi
 "#,
         );
@@ -422,12 +436,15 @@ mod tests {
     fn only_the_db_server_asks_about_postgresql_and_apt_only_before_it_is_installed() {
         assert!(!discovery_script(Role::App, "/etc/app/env", "/k").contains("postgres"));
         let db = discovery_script(Role::Db, "/etc/app/env", "/k");
-        let (installed, missing) = db.split_once("else").expect("two branches");
+        let (_, branches) = db
+            .split_once("installed=\n")
+            .expect("the version's branches");
+        let (installed, missing) = branches.split_once("else").expect("two branches");
         assert!(
             installed.contains("/etc/postgresql/*/*/postgresql.conf")
-                && !installed.contains("apt-cache")
+                && !installed.contains("pg_candidate")
         );
-        assert!(missing.contains("apt-cache policy postgresql"));
+        assert!(missing.contains("pg_candidate"));
     }
 
     /// The script's queries run at once (the first waits for what the last one does), yet the
@@ -479,5 +496,44 @@ mod tests {
         assert!(facts.task(0).ok());
         assert_eq!(facts.get(UFW).status, 3);
         assert_eq!(facts.task(9).status, -1);
+    }
+
+    #[test]
+    fn the_postgresql_candidate_comes_from_the_lists_when_they_hold_one_else_from_apt() {
+        let dir = tempfile::tempdir().unwrap();
+        let lists = dir.path().join("lists");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&lists).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        let apt_cache = bin.join("apt-cache");
+        std::fs::write(&apt_cache, "#!/bin/sh\necho '  Candidate: 17+278'\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&apt_cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let stanza = |version: &str| {
+            format!(
+                "Package: postgresql-client\nVersion: 9\n\nPackage: postgresql\nSource: postgresql-common (248)\nVersion: {version}\nDepends: x\n\n"
+            )
+        };
+        let candidate = || {
+            let script = PG_CANDIDATE.replace("/var/lib/apt/lists", lists.to_str().unwrap());
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{script}pg_candidate"))
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        std::fs::write(lists.join("a_main_binary-amd64_Packages"), stanza("15+248")).unwrap();
+        assert_eq!(candidate(), "15+248", "one source: read from its list");
+        std::fs::write(
+            lists.join("pgdg_main_binary-amd64_Packages"),
+            stanza("18+280.pgdg"),
+        )
+        .unwrap();
+        assert_eq!(candidate(), "17+278", "two sources: apt decides");
+        std::fs::remove_dir_all(&lists).unwrap();
+        std::fs::create_dir_all(&lists).unwrap();
+        assert_eq!(candidate(), "17+278", "no uncompressed lists: apt decides");
     }
 }
