@@ -638,30 +638,39 @@ print('json=' + json.dumps(r))
 }
 
 /// Shell lines (inside the release directory) that print `migrations=ok|unapplied` and, for
-/// multi-tenant projects, `public_tenant=yes|no`.
+/// multi-tenant projects, `public_tenant=yes|no`: one Django start either way.
 fn migrations_check(config: &Config, vars: &Vars) -> String {
     let manage = format!(
         "(set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" manage.py",
         env = shell_word(&vars.paths.env_file),
         user = shell_word(&vars.user),
     );
-    let mut s = String::new();
-    let migrate = if config.django.is_multi_tenant() {
-        "migrate_schemas"
-    } else {
-        "migrate"
-    };
-    s.push_str(&format!(
-        "if {manage} {migrate} --check >/dev/null 2>&1); then echo migrations=ok; else echo migrations=unapplied; fi\n"
-    ));
     if config.django.is_multi_tenant() {
-        s.push_str(&format!(
-            "{manage} shell -c \"from django_tenants.utils import get_tenant_model as T, get_public_schema_name as p; \
-             print('public_tenant=' + ('yes' if T().objects.filter(schema_name=p()).exists() else 'no'))\" 2>/dev/null)\n"
-        ));
+        format!("{manage} shell -c \"{TENANT_CHECKS}\" 2>/dev/null)\n")
+    } else {
+        format!(
+            "if {manage} migrate --check >/dev/null 2>&1); then echo migrations=ok; else echo migrations=unapplied; fi\n"
+        )
     }
-    s
 }
+
+/// `migrate_schemas --check` and the public tenant's row in one Django process (`manage.py
+/// shell -c`, inside double quotes: no `"`, `$` or backquote here). `--check` ends the
+/// command with exit status 1 when a schema has unapplied migrations.
+const TENANT_CHECKS: &str = "import contextlib, io
+from django.core.management import call_command
+from django_tenants.utils import get_tenant_model as T, get_public_schema_name as p
+try:
+    with contextlib.redirect_stdout(io.StringIO()):
+        call_command('migrate_schemas', check_unapplied=True, interactive=False)
+    m = 'ok'
+except SystemExit as e:
+    m = 'unapplied' if e.code else 'ok'
+except Exception:
+    m = 'unapplied'
+print('migrations=' + m)
+print('public_tenant=' + ('yes' if T().objects.filter(schema_name=p()).exists() else 'no'))
+";
 
 fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str) {
     let name = &server.name;
@@ -839,6 +848,11 @@ fn status_text(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tenant_checks_survive_the_shells_double_quotes() {
+        assert!(!TENANT_CHECKS.contains(['"', '$', '`', '\\']));
+    }
 
     /// The backup checks' (name, ok, detail) for `backup_script`'s output `out`, hourly.
     fn backup_results(out: &str) -> Vec<(String, bool, String)> {
