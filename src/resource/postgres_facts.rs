@@ -201,9 +201,10 @@ pub fn postgres_restart_notes(desired: &Desired, facts: &Facts) -> Vec<String> {
                 None if facts.get(PG).status == PG_STOPPED => notes.push(format!(
                     "PostgreSQL is stopped: {name} = '{value}' takes effect when apply starts it"
                 )),
-                None => notes.push(format!(
-                    "PostgreSQL is not installed yet: {name} = '{value}' takes effect as it first starts, or at the restart pg_settings asks for"
-                )),
+                None => notes.push(
+                    "PostgreSQL is not installed yet: its first start has listen_addresses and the memory settings (createcluster.d); the rest take a reload, or the restart pg_settings asks for"
+                        .to_string(),
+                ),
             }
         }
     }
