@@ -386,13 +386,10 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
         host.release = Some(state);
     }
     if server.role == Role::Db {
-        use crate::resource::postgres_facts::{overridden_settings, postgres_restart_notes};
-        host.notes.extend(postgres_restart_notes(&desired, &facts));
-        host.notes.extend(
-            overridden_settings(&desired, &facts)
-                .into_iter()
-                .map(|s| format!("PostgreSQL takes {s}, not from tandem's conf.d: tandem's value does not apply (verify fails until it is removed there)")),
-        );
+        host.notes
+            .extend(crate::resource::postgres_facts::postgres_restart_notes(
+                &desired, &facts,
+            ));
     }
     Ok(HostPlanned {
         plan: host,

@@ -104,6 +104,10 @@ const LOCAL_ADDRESSES: &[&str] = &[
 /// what was there and why it stopped working.
 pub const DISABLED_PREFIX: &str = "# disabled by tandem (admits more than the app servers): ";
 
+/// What a line overriding one of tandem's settings (below the conf.d include) starts with once
+/// apply has commented it out.
+pub const OVERRIDE_DISABLED_PREFIX: &str = "# disabled by tandem (overrides its conf.d): ";
+
 /// Does this pg_hba.conf line (outside tandem's block) admit a connection from another
 /// machine? Mirrored by the awk function `foreign` in `splice_shell`.
 pub fn admits_others(line: &str) -> bool {

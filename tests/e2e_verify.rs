@@ -113,26 +113,40 @@ fn verify_passes_after_apply_and_names_each_breakage() {
     );
     assert_ok("apply restores pg_hba", &s.run(&["apply", "--yes"]));
 
-    // ALTER SYSTEM writes postgresql.auto.conf, read after tandem's conf.d.
-    let psql = |sql: &str| {
-        format!("runuser -u postgres -- psql -X -q -c \"{sql}\" && systemctl restart postgresql")
-    };
-    s.sudo_ok(&s.db, &psql("ALTER SYSTEM SET listen_addresses = '*'"));
+    // Settings of tandem's overridden by a file read after its conf.d: ALTER SYSTEM's
+    // postgresql.auto.conf, and a line appended to postgresql.conf (below the include).
+    // verify names them; plan shows, and apply makes, the change that takes them out.
+    s.sudo_ok(
+        &s.db,
+        "runuser -u postgres -- psql -X -q -c \"ALTER SYSTEM SET listen_addresses = '*'\"",
+    );
+    s.sudo_ok(&s.db, "echo \"shared_buffers = '64MB'\" >>/etc/postgresql/15/main/postgresql.conf && systemctl restart postgresql");
     assert_fails(
         &s,
-        "listen_addresses set by ALTER SYSTEM",
+        "settings overridden by hand",
         "PostgreSQL takes tandem's settings from its conf.d",
-        "ALTER SYSTEM RESET",
+        "database.settings",
     );
     let plan = s.run(&["plan"]);
+    let shown = text(&plan.stdout);
     assert!(
-        text(&plan.stdout)
-            .contains("listen_addresses (from /var/lib/postgresql/15/main/postgresql.auto.conf)"),
-        "the plan names the file that overrides tandem:\n{}",
-        text(&plan.stdout)
+        shown.contains("~ ALTER SYSTEM RESET listen_addresses")
+            && shown.contains("~ /etc/postgresql/15/main/postgresql.conf: comment out line"),
+        "the plan takes both out:\n{shown}"
     );
-    s.sudo_ok(&s.db, &psql("ALTER SYSTEM RESET listen_addresses"));
-    assert_eq!(failures(&s), vec![], "ALTER SYSTEM undone");
+    let apply = s.run(&["apply", "--yes"]);
+    assert_ok("apply takes the overrides out", &apply);
+    let output = format!("{}{}", text(&apply.stdout), text(&apply.stderr));
+    assert!(
+        output.contains("restarted for"),
+        "listen_addresses and shared_buffers need the restart:\n{output}"
+    );
+    assert_eq!(failures(&s), vec![], "tandem's settings in effect again");
+    let conf = s.sudo_ok(&s.db, "tail -n 1 /etc/postgresql/15/main/postgresql.conf");
+    assert!(
+        conf.starts_with("# disabled by tandem (overrides its conf.d): shared_buffers"),
+        "{conf}"
+    );
 
     s.sudo_ok(&s.app, "sed -i 's/^DJANGO_ALLOWED_HOSTS=.*/DJANGO_ALLOWED_HOSTS=other.example/' /etc/timesheet/env && systemctl restart gunicorn-timesheet.service");
     assert_fails(

@@ -18,6 +18,7 @@ pub mod postgres_database;
 pub mod postgres_extensions;
 pub mod postgres_facts;
 pub mod postgres_first_start;
+pub mod postgres_overrides;
 pub mod postgres_role;
 pub mod release;
 pub mod service;
@@ -176,6 +177,7 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
 pub fn finish(ctx: &mut Context) {
     ufw_rules::prune(ctx);
     ufw_rules::close_database(ctx);
+    postgres_overrides::plan(ctx);
     postgres_first_start::before_packages(&mut ctx.changes);
 }
 

@@ -90,7 +90,7 @@ pub fn query(desired: &Desired) -> Option<String> {
             "SELECT 'role', rolname, rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {r};\n\
              SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
              SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
-             SELECT 'setting', name, current_setting(name), context, pending_restart, coalesce(sourcefile, '') FROM pg_settings WHERE name IN ({names});\n\
+             SELECT 'setting', name, current_setting(name), context, pending_restart, coalesce(sourcefile, ''), coalesce(sourceline::text, '') FROM pg_settings WHERE name IN ({names});\n\
              SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
             r = sql_literal(&role),
             d = sql_literal(&db),
@@ -119,6 +119,8 @@ pub struct LiveSetting {
     pub context: String,
     /// The file the value comes from; empty for a default.
     pub source: String,
+    /// Its line there.
+    pub line: Option<u32>,
 }
 
 /// Each PostgreSQL setting of tandem's conf.d drop-ins, as the probe read it.
@@ -132,11 +134,12 @@ pub fn pg_settings(facts: &Facts) -> Vec<LiveSetting> {
         .filter_map(|l| {
             let cols: Vec<&str> = l.split('|').collect();
             match cols.as_slice() {
-                ["setting", name, value, context, _pending, source] => Some(LiveSetting {
+                ["setting", name, value, context, _pending, source, line] => Some(LiveSetting {
                     name: name.to_string(),
                     value: value.to_string(),
                     context: context.to_string(),
                     source: source.to_string(),
+                    line: line.parse().ok(),
                 }),
                 _ => None,
             }
@@ -157,26 +160,30 @@ fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &str)> {
 /// Settings of tandem's drop-ins that the server takes from another file: one read after
 /// conf.d (a line below `include_dir` in postgresql.conf, or postgresql.auto.conf, which
 /// `ALTER SYSTEM` writes). tandem's value does not apply there, whatever its file says.
-/// `name (from FILE)` for each.
-pub fn overridden_settings(desired: &Desired, facts: &Facts) -> Vec<String> {
+pub fn overridden_settings(desired: &Desired, facts: &Facts) -> Vec<LiveSetting> {
     let ours: Vec<&str> = conf_dropins(desired).map(|(path, _)| path).collect();
-    let live = pg_settings(facts);
+    let mut live = pg_settings(facts);
     let mut found = Vec::new();
     for (_, content) in conf_dropins(desired) {
         for name in postgres::setting_names(content) {
-            let Some(setting) = live.iter().find(|s| s.name == name) else {
-                continue;
-            };
-            let line = format!("{name} (from {})", setting.source);
-            if !setting.source.is_empty()
-                && !ours.contains(&setting.source.as_str())
-                && !found.contains(&line)
-            {
-                found.push(line);
+            if let Some(i) = live.iter().position(|s| {
+                s.name == name && !s.source.is_empty() && !ours.contains(&s.source.as_str())
+            }) {
+                found.push(live.remove(i));
             }
         }
     }
     found
+}
+
+impl LiveSetting {
+    /// `name (from FILE line N)`.
+    pub fn origin(&self) -> String {
+        match self.line {
+            Some(n) => format!("{} (from {} line {n})", self.name, self.source),
+            None => format!("{} (from {})", self.name, self.source),
+        }
+    }
 }
 
 /// Notes on what a changed conf.d drop-in will need: a reload, or a restart for settings
@@ -278,17 +285,21 @@ mod tests {
             )]
             .into(),
         };
-        let ours = "setting|listen_addresses|localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf\n\
-                    setting|shared_buffers|1GB|postmaster|f|/etc/postgresql/15/main/conf.d/10-tandem-tuning.conf\n\
-                    setting|work_mem|4MB|user|f|\n";
+        let ours = "setting|listen_addresses|localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf|4\n\
+                    setting|shared_buffers|1GB|postmaster|f|/etc/postgresql/15/main/conf.d/10-tandem-tuning.conf|2\n\
+                    setting|work_mem|4MB|user|f||\n";
         assert!(overridden_settings(&desired, &facts(ours)).is_empty());
         let edited = ours.replace(
-            "localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf",
-            "*|postmaster|f|/var/lib/postgresql/15/main/postgresql.auto.conf",
+            "localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf|4",
+            "*|postmaster|f|/var/lib/postgresql/15/main/postgresql.auto.conf|3",
         );
+        let found: Vec<String> = overridden_settings(&desired, &facts(&edited))
+            .iter()
+            .map(LiveSetting::origin)
+            .collect();
         assert_eq!(
-            overridden_settings(&desired, &facts(&edited)),
-            ["listen_addresses (from /var/lib/postgresql/15/main/postgresql.auto.conf)"]
+            found,
+            ["listen_addresses (from /var/lib/postgresql/15/main/postgresql.auto.conf line 3)"]
         );
     }
 }

@@ -182,9 +182,13 @@ pub fn verify(
                 if overridden.is_empty() {
                     "no later file overrides them".to_string()
                 } else {
-                    overridden.join(", ")
+                    overridden
+                        .iter()
+                        .map(|s| s.origin())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
-                "remove the setting from that file (postgresql.auto.conf: ALTER SYSTEM RESET <name>), or set it in tandem.yml's database.settings; then tandem apply",
+                "tandem apply takes it out there (ALTER SYSTEM RESET, or the line commented out); a value of your own belongs in tandem.yml's database.settings",
             );
         }
     }
