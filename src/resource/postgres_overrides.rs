@@ -40,7 +40,9 @@ fn take_out(setting: &LiveSetting, run_id: &str) -> Option<(String, String)> {
         ));
     }
     let line = setting.line?;
-    // The line must still be the one the probe saw: a file edited since is left alone.
+    // The line must still be the one the probe saw: a file edited since is left alone. The
+    // backup is `script::backup`'s path, but kept when there is one already: two lines of one
+    // file taken out in a run keep the file as it was before the run.
     let script = format!(
         "set -e\numask 077\nF={file}\n\
          if ! sed -n '{line}p' -- \"$F\" | grep -Eq '^[[:space:]]*{name}([[:space:]]*=|[[:space:]])'; then \
