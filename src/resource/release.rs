@@ -349,17 +349,24 @@ mod tests {
 
     /// pip that fails with the build dependencies installed is retried without installing
     /// them again: the count of installed ones is read from the whole dpkg-query answer.
-    #[test]
-    fn the_build_counts_installed_build_dependencies() {
+    /// The test config `shop` (kept in the returned directory) and a bundle of `files` files
+    /// for its app server.
+    fn shop_and_bundle(files: usize) -> (tempfile::TempDir, crate::config::Config, Bundle) {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::testing::shop(dir.path());
-        let vars = Vars::for_paths(&config, &config.servers[1]);
         let bundle = Bundle {
             hash: "c0de".repeat(16),
             requirements_hash: "feed".repeat(16),
             tar_gz: Vec::new(),
-            files: 0,
+            files,
         };
+        (dir, config, bundle)
+    }
+
+    #[test]
+    fn the_build_counts_installed_build_dependencies() {
+        let (_dir, config, bundle) = shop_and_bundle(0);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
         let script = build_script(&config, &vars, &bundle, "r1");
         let line = script
             .lines()
@@ -400,15 +407,8 @@ mod tests {
     /// "desired bundle + probed release state -> exactly this change, or none".
     #[test]
     fn table() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::testing::shop(dir.path());
+        let (_dir, config, bundle) = shop_and_bundle(3);
         let vars = Vars::for_paths(&config, &config.servers[1]);
-        let bundle = Bundle {
-            hash: "c0de".repeat(16),
-            requirements_hash: "feed".repeat(16),
-            tar_gz: Vec::new(),
-            files: 3,
-        };
         let live = |hash: &str| {
             format!(
                 "current=20261127T060000Z-bbb\nhash={hash}\nrelease=20261127T050000Z-aaa\nrelease=20261127T060000Z-bbb\n"
