@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::yaml::Position;
+use crate::yaml::{Position, Secrets};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -28,10 +28,26 @@ pub struct Diagnostic {
     caret_column: u64,
 }
 
+/// A user's file as diagnostics show it: its text and where its secrets are.
+pub struct Source<'a> {
+    pub text: &'a str,
+    pub secrets: Secrets,
+}
+
+impl<'a> Source<'a> {
+    /// A file whose schema has no secret fields (a playbook).
+    pub fn plain(text: &'a str) -> Self {
+        Source {
+            text,
+            secrets: Secrets::default(),
+        }
+    }
+}
+
 impl Diagnostic {
     pub fn error(
         file: &Path,
-        source: &str,
+        source: &Source,
         position: Position,
         field: &str,
         message: String,
@@ -41,7 +57,7 @@ impl Diagnostic {
 
     pub fn warning(
         file: &Path,
-        source: &str,
+        source: &Source,
         position: Position,
         field: &str,
         message: String,
@@ -52,34 +68,19 @@ impl Diagnostic {
     fn new(
         severity: Severity,
         file: &Path,
-        source: &str,
+        source: &Source,
         position: Position,
         field: &str,
         message: String,
     ) -> Self {
+        // The line with every secret field masked, whatever the YAML style: a value where a
+        // secret belongs may be the secret itself pasted in, so it is never echoed, neither in
+        // the excerpt nor in the message.
         let line = (position.line > 0)
-            .then(|| source.lines().nth(position.line as usize - 1))
+            .then(|| line_at(source.text, position.line as usize))
             .flatten();
-        let mut message = message;
-        let mut source_line = line.map(str::to_string);
-        if let Some(value) = secret_value(source, position.line) {
-            // A value where a secret belongs may be the secret itself: never echo it.
-            if !value.is_empty() {
-                message = message.replace(&value, "<not shown>");
-            }
-            source_line = source_line.map(|l| mask_secret_line(&l));
-        } else if let (Some(l), Some(from)) = (line, secret_from(source, position.line)) {
-            // Under a key that says where a secret comes from (`django.secret_env`, the TSIG
-            // secret, ...): a mistake there may be the secret itself pasted in, so neither the
-            // rest of its line nor its words are echoed.
-            for word in l[from..]
-                .split(|c: char| c.is_whitespace() || "{}[],:\"'".contains(c))
-                .filter(|w| w.len() >= 3 && !matches!(*w, "env" | "file"))
-            {
-                message = message.replace(word, "<not shown>");
-            }
-            source_line = Some(format!("{} <not shown>", l[..from].trim_end()));
-        }
+        let source_line = line.map(|(at, l)| source.secrets.mask_line(at, l));
+        let message = source.secrets.mask_message(&message);
         let (source_line, column) = match source_line {
             Some(l) => {
                 let (excerpt, column) = excerpt(&l, position.column);
@@ -167,89 +168,16 @@ fn excerpt(line: &str, column: u64) -> (String, u64) {
     (format!("{before}{piece}{after}"), column)
 }
 
-/// When line `line` (1-based) holds the value of a `password:` key, that value as written
-/// (unquoted): `password: hunter2`, or a lone value under a bare `password:` line.
-fn secret_value(source: &str, line: u64) -> Option<String> {
-    if line == 0 {
-        return None;
-    }
-    let lines: Vec<&str> = source.lines().collect();
-    let this = *lines.get(line as usize - 1)?;
-    let value_of = |l: &str| -> Option<String> {
-        let rest = l.trim_start().trim_start_matches("- ").trim_start();
-        let value = rest
-            .strip_prefix("password")?
-            .trim_start()
-            .strip_prefix(':')?;
-        Some(value.trim().trim_matches(['"', '\'']).to_string())
-    };
-    if let Some(value) = value_of(this) {
-        return Some(value);
-    }
-    let previous = lines[..line as usize - 1]
-        .iter()
-        .rev()
-        .find(|l| !l.trim().is_empty())?;
-    match value_of(previous) {
-        Some(v) if v.is_empty() => Some(this.trim().trim_matches(['"', '\'']).to_string()),
-        _ => None,
-    }
-}
-
-/// Keys whose values say where a secret comes from: a mistake there may be the secret itself.
-const SECRET_KEYS: &[&str] = &["secret_env:", "tsig_secret:", "key:"];
-
-/// Where line `line` (1-based) stops being safe to show, when it is under a key of
-/// `SECRET_KEYS` (`django.secret_env`, `tls.acme.dns.*.secret_env`, the TSIG secret,
-/// `tls.key`): right after that key when the line holds it (`{tsig_secret: ...}` in flow
-/// style too), else after the line's own key when an ancestor line is one (block style).
-fn secret_from(source: &str, line: u64) -> Option<usize> {
-    let lines: Vec<&str> = source.lines().collect();
-    let index = (line as usize)
-        .checked_sub(1)
-        .filter(|&i| i < lines.len())?;
-    let holds_key = |l: &str| {
-        SECRET_KEYS.iter().find_map(|k| {
-            l.match_indices(k).find_map(|(i, _)| {
-                let before = l[..i].chars().next_back();
-                let starts_word = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-                starts_word.then_some(i + k.len())
-            })
-        })
-    };
-    let this = lines[index];
-    if let Some(from) = holds_key(this) {
-        return Some(from);
-    }
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    // Up through the ancestors: each nearer line indented less than the one before.
-    let mut depth = indent(this);
-    for l in lines[..index].iter().rev().filter(|l| !l.trim().is_empty()) {
-        if indent(l) < depth {
-            if holds_key(l).is_some() {
-                return Some(this.find(':').map_or(indent(this), |i| i + 1));
-            }
-            depth = indent(l);
-            if depth == 0 {
-                break;
-            }
+/// Line `number` (1-based) of `text` without its line break, and the byte it starts at.
+fn line_at(text: &str, number: usize) -> Option<(usize, &str)> {
+    let mut at = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == number {
+            return Some((at, line.trim_end_matches(['\n', '\r'])));
         }
+        at += line.len();
     }
     None
-}
-
-/// The line with everything after `password:` (or the whole lone value) replaced.
-fn mask_secret_line(line: &str) -> String {
-    match line.find("password") {
-        Some(i) => match line[i..].find(':') {
-            Some(j) => format!("{} <not shown>", &line[..i + j + 1]),
-            None => "<not shown>".into(),
-        },
-        None => {
-            let indent = line.len() - line.trim_start().len();
-            format!("{}<not shown>", &line[..indent])
-        }
-    }
 }
 
 #[cfg(test)]
@@ -259,56 +187,12 @@ mod tests {
     fn error_at(source: &str, line: u64, column: u64, message: &str) -> String {
         Diagnostic::error(
             Path::new("t.yml"),
-            source,
+            &Source::plain(source),
             Position { line, column },
             "",
             message.into(),
         )
         .to_string()
-    }
-
-    #[test]
-    fn a_value_where_the_password_belongs_is_never_echoed() {
-        let shown = error_at(
-            "database:\n  password: hunter2\n",
-            2,
-            13,
-            "unknown value `hunter2`",
-        );
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("password: <not shown>"), "{shown}");
-        let block = error_at(
-            "database:\n  password:\n    'hunter2'\n",
-            3,
-            5,
-            "unknown value `hunter2`",
-        );
-        assert!(!block.contains("hunter2"), "{block}");
-    }
-
-    #[test]
-    fn a_secret_env_entry_is_never_echoed() {
-        for (source, line) in [
-            (
-                "django:\n  secret_env: {DSN: {env: \"https://k3y@sentry\"}}\n",
-                2,
-            ),
-            (
-                "django:\n  secret_env:\n    DSN: {env: https://k3y@sentry}\n",
-                3,
-            ),
-            (
-                "django:\n  secret_env:\n    DSN:\n      https://k3y@sentry\n",
-                4,
-            ),
-        ] {
-            let shown = error_at(source, line, 9, "unknown value `https://k3y@sentry`");
-            assert!(!shown.contains("k3y"), "{shown}");
-            assert!(shown.contains("<not shown>"), "{shown}");
-        }
-        // Lines elsewhere are shown as they are.
-        let shown = error_at("django:\n  env: {DSN: x}\n", 2, 8, "`DSN` is bad");
-        assert!(shown.contains("env: {DSN: x}"), "{shown}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::assets::Assets;
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{self, Diagnostic, Diagnostics};
 use crate::yaml::{self, Position};
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -302,13 +302,14 @@ pub fn load(assets: &Assets, role: Phase) -> anyhow::Result<Playbook> {
 
 /// Parses a playbook and checks what serde cannot: handler names, the ufw order, modes.
 pub fn parse(origin: &Path, text: &str) -> Result<Playbook, Diagnostics> {
+    let source = diagnostic::Source::plain(text);
     let playbook: Playbook = yaml::parse(text).map_err(|err| {
         let message = match err.message.rfind(" at line ") {
             Some(i) => err.message[..i].to_string(),
             None => err.message.clone(),
         };
         Diagnostics(vec![
-            Diagnostic::error(origin, text, err.position, "", message)
+            Diagnostic::error(origin, &source, err.position, "", message)
                 .fix("see playbooks/ in tandem's source for the step kinds and their fields"),
         ])
     })?;
@@ -323,7 +324,7 @@ pub fn parse(origin: &Path, text: &str) -> Result<Playbook, Diagnostics> {
                 found.push(
                     Diagnostic::error(
                         origin,
-                        text,
+                        &source,
                         nowhere,
                         &field,
                         format!("notifies unknown handler `{handler}`"),
@@ -337,23 +338,23 @@ pub fn parse(origin: &Path, text: &str) -> Result<Playbook, Diagnostics> {
                 ssh_allowed |= port == "ssh";
                 if port != "ssh" && port.parse::<u16>().map_or(true, |p| p == 0) {
                     found.push(
-                        Diagnostic::error(origin, text, nowhere, &field, format!("bad port `{port}`"))
+                        Diagnostic::error(origin, &source, nowhere, &field, format!("bad port `{port}`"))
                             .fix("write a port number or `ssh`"),
                     );
                 }
                 if proto != "tcp" && proto != "udp" {
                     found.push(
-                        Diagnostic::error(origin, text, nowhere, &field, format!("bad protocol `{proto}`"))
+                        Diagnostic::error(origin, &source, nowhere, &field, format!("bad protocol `{proto}`"))
                             .fix("write tcp or udp"),
                     );
                 }
             }
             Step::UfwEnable { .. } if !ssh_allowed => found.push(
-                Diagnostic::error(origin, text, nowhere, &field, "ufw is enabled before SSH is allowed".into())
+                Diagnostic::error(origin, &source, nowhere, &field, "ufw is enabled before SSH is allowed".into())
                     .fix("put a `ufw_allow` step with `port: ssh` before `ufw_enable`: this would lock you out"),
             ),
             Step::File { mode, .. } | Step::Directory { mode, .. } if !is_mode(mode) => found.push(
-                Diagnostic::error(origin, text, nowhere, &field, format!("bad mode `{mode}`"))
+                Diagnostic::error(origin, &source, nowhere, &field, format!("bad mode `{mode}`"))
                     .fix("write an octal mode in quotes, e.g. \"0644\""),
             ),
             _ => {}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::config::{Config, PasswordSource, TlsMode};
 
@@ -132,14 +132,29 @@ fn read_pem(
 /// file, relative to tandem.yml).
 fn read_whole(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result<String> {
     match source {
-        PasswordSource::Env(name) => std::env::var(name)
-            .with_context(|| format!("{field} in tandem.yml comes from ${name}, which is not set")),
+        // The error names the variable, never its value: a value that is not UTF-8 is still
+        // the secret (std's NotUnicode error would print its bytes).
+        PasswordSource::Env(name) => env_text(field, name, std::env::var_os(name)),
         PasswordSource::File(path) => {
             let base = config.path.parent().unwrap_or(Path::new("."));
             let path = base.join(path);
             crate::local_file::read_small(&path)
                 .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))
         }
+    }
+}
+
+/// A variable's value as text. The errors name the variable, never the value: one that is not
+/// UTF-8 is still the secret (std's `NotUnicode` error would print its bytes).
+fn env_text(field: &str, name: &str, value: Option<std::ffi::OsString>) -> anyhow::Result<String> {
+    match value {
+        None => bail!("{field} in tandem.yml comes from ${name}, which is not set"),
+        Some(value) => value.into_string().map_err(|_| {
+            anyhow::anyhow!(
+                "{field} in tandem.yml comes from ${name}, which is not valid UTF-8 \
+                 (value not shown); set it to UTF-8 text"
+            )
+        }),
     }
 }
 
@@ -185,4 +200,26 @@ fn read(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result
         );
     }
     Ok(Secret(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_named_never_shown() {
+        let bytes = b"p\xe4ssw\xf6rd".to_vec();
+        let err = env_text(
+            "backup.encryption_key",
+            "K",
+            Some(std::ffi::OsString::from_vec(bytes)),
+        )
+        .unwrap_err();
+        let shown = format!("{err:#} {err:?}");
+        assert!(shown.contains("$K") && shown.contains("UTF-8"), "{shown}");
+        assert!(!shown.contains("ssw") && !shown.contains("xE4"), "{shown}");
+        let unset = env_text("database.password", "P", None).unwrap_err();
+        assert!(unset.to_string().contains("not set"), "{unset}");
+    }
 }

@@ -48,11 +48,38 @@ fn load(text: String) -> Result<Option<String>, String> {
 /// A mutation of the good config.
 #[derive(Debug, Clone)]
 enum Mutation {
-    Insert { at: usize, text: String },
-    ReplaceLine { line: usize, text: String },
-    Cut { at: usize },
-    InlinePassword { secret: String, quoted: bool },
+    Insert {
+        at: usize,
+        text: String,
+    },
+    ReplaceLine {
+        line: usize,
+        text: String,
+    },
+    Cut {
+        at: usize,
+    },
+    /// A secret pasted where only its source belongs, in one of `SECRET_PLACES`.
+    InlinePassword {
+        secret: String,
+        quoted: bool,
+        place: usize,
+    },
 }
+
+/// Where a pasted secret goes: `VALUE` is the value as written. Block and flow style, the value
+/// itself and the value written as a variable's name.
+const SECRET_PLACES: &[&str] = &[
+    "  password: VALUE",
+    "  password: {env: VALUE pasted}",
+    "  password:\n    VALUE",
+    "  password: {file: x, env: VALUE pasted}",
+    "  password: {env: X}\nbroker: {password: VALUE}",
+    "  password: {env: X}\nbroker: {password: {env: VALUE pasted}}",
+    "  password: {env: X}\nbackup: {encryption_key: VALUE}",
+    "  password: {env: X}\nbackup:\n  encryption_key: {env: VALUE pasted}",
+    "  pasword: VALUE",
+];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let noise = prop_oneof![
@@ -64,8 +91,16 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), noise.clone()).prop_map(|(at, text)| Mutation::Insert { at, text }),
         (any::<usize>(), noise).prop_map(|(line, text)| Mutation::ReplaceLine { line, text }),
         any::<usize>().prop_map(|at| Mutation::Cut { at }),
-        ("SeCrEt[A-Za-z0-9]{6,20}", any::<bool>())
-            .prop_map(|(secret, quoted)| Mutation::InlinePassword { secret, quoted }),
+        (
+            "SeCrEt[A-Za-z0-9]{6,20}",
+            any::<bool>(),
+            0..SECRET_PLACES.len()
+        )
+            .prop_map(|(secret, quoted, place)| Mutation::InlinePassword {
+                secret,
+                quoted,
+                place
+            }),
     ]
 }
 
@@ -94,7 +129,11 @@ fn apply(m: &Mutation) -> String {
                 .join("\n")
         }
         Mutation::Cut { at } => good[..boundary(*at)].to_string(),
-        Mutation::InlinePassword { secret, quoted } => {
+        Mutation::InlinePassword {
+            secret,
+            quoted,
+            place,
+        } => {
             let value = if *quoted {
                 format!("\"{secret}\"")
             } else {
@@ -102,7 +141,7 @@ fn apply(m: &Mutation) -> String {
             };
             good.replace(
                 "  password: {env: TANDEM_DB_PASSWORD}",
-                &format!("  password: {value}"),
+                &SECRET_PLACES[*place].replace("VALUE", &value),
             )
         }
     }

@@ -173,7 +173,10 @@ impl Validator<'_> {
             None => DEFAULT_PATH.to_string(),
         };
         let encryption_key = match &b.encryption_key {
-            Some(key) => key.value.clone(),
+            Some(key) => {
+                self.secret_source(key, "backup.encryption_key");
+                key.value.clone()
+            }
             None => {
                 self.error(
                     &raw,

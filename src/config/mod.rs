@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, Source};
 use crate::identifier;
 use crate::yaml::{self, Position, Spanned};
 
@@ -223,6 +223,40 @@ fn demand(servers: &[Server], django: &Django, processes: &[Process]) -> crate::
     }
 }
 
+/// Whether the node at `path` in tandem.yml holds a secret or says where one lives: a value
+/// written there may be the secret itself pasted in, so diagnostics never show it. Decided by
+/// the schema (the secret fields and the values of the `secret_env` maps), plus any key whose
+/// name says secret or is a secret field's name misspelt.
+fn is_secret_field(path: &[yaml::Step], is_mapping: bool) -> bool {
+    let keys: Vec<&str> = path
+        .iter()
+        .map(|step| match step {
+            yaml::Step::Key(k) => k.as_str(),
+            yaml::Step::Item => "-",
+        })
+        .collect();
+    let named_secret = keys.last().is_some_and(|k| {
+        let k = k.to_ascii_lowercase();
+        ["pass", "secret", "token", "cipher", "encryption"]
+            .iter()
+            .any(|w| k.contains(w))
+            || ["password", "encryption_key", "tsig_secret"]
+                .iter()
+                .any(|name| strsim::levenshtein(&k, name) <= 2)
+    });
+    match keys.as_slice() {
+        ["database" | "broker", "password"]
+        | ["backup", "encryption_key"]
+        | ["tls", "key"]
+        | ["tls", "acme", "dns", "rfc2136", "tsig_secret"]
+        | ["django", "secret_env", _]
+        | ["tls", "acme", "dns", "lego", "secret_env", _] => true,
+        // A secret_env that is not a map is a mistake that may hold the values themselves.
+        ["django", "secret_env"] | ["tls", "acme", "dns", "lego", "secret_env"] => !is_mapping,
+        _ => named_secret && !is_mapping,
+    }
+}
+
 /// A loaded config plus the warnings found while validating it.
 #[derive(Debug)]
 pub struct Loaded {
@@ -239,13 +273,17 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 
 /// Parses and validates `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
+    let source = Source {
+        text,
+        secrets: yaml::Secrets::find(text, is_secret_field),
+    };
     let raw: raw::Config = yaml::parse(text).map_err(|err| {
         let line = (err.position.line as usize)
             .checked_sub(1)
             .and_then(|i| text.lines().nth(i))
             .unwrap_or("");
         let (message, fix) = explain_parse_error(&err.message, line);
-        let mut d = Diagnostic::error(path, text, err.position, "", message);
+        let mut d = Diagnostic::error(path, &source, err.position, "", message);
         if let Some(fix) = fix {
             d = d.fix(fix);
         }
@@ -253,7 +291,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
     })?;
     let mut v = Validator {
         path,
-        text,
+        source,
         found: Vec::new(),
     };
     let config = v.config(raw);
@@ -476,19 +514,20 @@ mod raw {
 
 struct Validator<'a> {
     path: &'a Path,
-    text: &'a str,
+    source: Source<'a>,
     found: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
     fn error<T>(&mut self, at: &Spanned<T>, field: &str, message: String, fix: &str) {
-        let d = Diagnostic::error(self.path, self.text, Position::of(at), field, message).fix(fix);
+        let d =
+            Diagnostic::error(self.path, &self.source, Position::of(at), field, message).fix(fix);
         self.found.push(d);
     }
 
     fn warning<T>(&mut self, at: &Spanned<T>, field: &str, message: String, fix: &str) {
         let d =
-            Diagnostic::warning(self.path, self.text, Position::of(at), field, message).fix(fix);
+            Diagnostic::warning(self.path, &self.source, Position::of(at), field, message).fix(fix);
         self.found.push(d);
     }
 
@@ -1033,7 +1072,7 @@ impl Validator<'_> {
             };
             if let Some((message, fix)) = problem {
                 v.found.push(
-                    Diagnostic::error(v.path, v.text, at, &format!("{field}.{name}"), message)
+                    Diagnostic::error(v.path, &v.source, at, &format!("{field}.{name}"), message)
                         .fix(fix),
                 );
             }
@@ -1383,6 +1422,105 @@ mod tests {
         }
         for ip in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    /// What check says about `text` (MINIMAL with `replace` applied) and the secret in it.
+    fn shown_for(replace: (&str, &str), extra: &str) -> String {
+        testing::diagnostics(&(testing::MINIMAL.replace(replace.0, replace.1) + extra))
+    }
+
+    #[test]
+    fn a_value_where_a_secret_belongs_is_never_echoed_whatever_the_style() {
+        let database = "database: {name: shop, role: shop, password: {env: X}}\n";
+        for (replace, extra) in [
+            (
+                (
+                    database,
+                    "database: {name: shop, role: shop, password: \"hunter2\"}\n",
+                ),
+                "",
+            ),
+            (
+                (
+                    database,
+                    "database: {name: shop, role: shop, password: hunter2}\n",
+                ),
+                "",
+            ),
+            (
+                (
+                    database,
+                    "database:\n  name: shop\n  role: shop\n  password: hunter2\n",
+                ),
+                "",
+            ),
+            (
+                (
+                    database,
+                    "database:\n  name: shop\n  role: shop\n  password:\n    'hunter2'\n",
+                ),
+                "",
+            ),
+            (
+                (
+                    database,
+                    "database: {name: shop, role: shop, password: {env: \"hunter2 pasted\"}}\n",
+                ),
+                "",
+            ),
+            (
+                (
+                    database,
+                    "database: {name: shop, role: shop, password: {env: \"hunter2}}\n",
+                ),
+                "",
+            ),
+            (
+                (
+                    database,
+                    "database: {name: shop, role: shop, pasword: hunter2}\n",
+                ),
+                "",
+            ),
+            (("", ""), "broker: {password: \"hunter2\"}\n"),
+            (("", ""), "broker: {password: {env: \"hunter2 x\"}}\n"),
+            (("", ""), "backup: {encryption_key: \"hunter2\"}\n"),
+            (
+                ("", ""),
+                "backup: {encryption_key: {env: \"hunter2 battery staple\"}}\n",
+            ),
+            (
+                ("", ""),
+                "backup:\n  encryption_key:\n    env: hunter2 battery staple\n",
+            ),
+            (("", ""), "django_env: 1\n"), // control: an error elsewhere, no secret in it
+        ] {
+            let shown = shown_for(replace, extra);
+            assert!(
+                !shown.contains("hunter2"),
+                "{replace:?} {extra:?}:\n{shown}"
+            );
+            assert!(
+                shown.contains("error"),
+                "{replace:?} {extra:?}: accepted\n{shown}"
+            );
+        }
+        // django.secret_env: the values are masked, the names shown.
+        let django = "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings";
+        for env in [
+            "secret_env: {DSN: {env: \"https://k3y@sentry\"}}",
+            "secret_env: {DSN: https://k3y@sentry}",
+            "secret_env: \"https://k3y@sentry\"",
+        ] {
+            let text = format!("{}{django}, {env}}}\n", testing::MINIMAL);
+            let dir = tempfile::tempdir().unwrap();
+            testing::shop(dir.path());
+            let shown = parse(&dir.path().join("tandem.yml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(!shown.contains("k3y"), "{env}:\n{shown}");
+            assert!(shown.contains("<not shown>"), "{env}:\n{shown}");
         }
     }
 
