@@ -171,10 +171,8 @@ impl Secrets {
                 open = Some((frames.len(), start));
             }
             match &event {
-                Event::Scalar(value, ..) => {
-                    if open.is_some() {
-                        secrets.words.push(value.to_string());
-                    }
+                Event::Scalar(value, ..) if open.is_some() => {
+                    secrets.words.push(value.to_string());
                 }
                 Event::MappingStart(..) => frames.push(Frame::Mapping { key: None }),
                 Event::SequenceStart(..) => frames.push(Frame::Sequence),
