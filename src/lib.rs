@@ -18,6 +18,7 @@ pub mod init;
 pub mod json;
 pub mod local_file;
 pub mod mode;
+pub mod pem;
 pub mod pgbackrest;
 pub mod plan;
 pub mod playbook;

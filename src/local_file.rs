@@ -12,24 +12,33 @@ pub const LIMIT: u64 = 64 * 1024;
 /// unreadable or not UTF-8. The check happens before opening, because opening a FIFO for
 /// reading blocks until someone writes to it.
 pub fn read_small(path: &Path) -> Result<String, String> {
+    read_limited(path, LIMIT)
+}
+
+/// At most this many bytes are read from `tls.ca_certificate` (a bundle of roots: Debian's
+/// whole ca-certificates.crt is about 200 KB).
+pub const CA_LIMIT: u64 = 1024 * 1024;
+
+/// `read_small` with another bound than `LIMIT`.
+pub fn read_limited(path: &Path, limit: u64) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    if meta.len() > LIMIT {
+    if meta.len() > limit {
         return Err(format!(
-            "{} bytes, more than the {LIMIT} a key or password file may have",
+            "{} bytes, more than the {limit} such a file may have",
             meta.len()
         ));
     }
     let mut text = String::new();
     std::fs::File::open(path)
         .map_err(|e| e.to_string())?
-        .take(LIMIT + 1)
+        .take(limit + 1)
         .read_to_string(&mut text)
         .map_err(|e| e.to_string())?;
-    if text.len() as u64 > LIMIT {
-        return Err(format!("grew past {LIMIT} bytes while being read"));
+    if text.len() as u64 > limit {
+        return Err(format!("grew past {limit} bytes while being read"));
     }
     Ok(text)
 }

@@ -105,8 +105,10 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
     })
 }
 
-/// A PEM document whose BEGIN line ends in `kind` (`CERTIFICATE`, `PRIVATE KEY`). Errors name
-/// the source, never a byte of what it holds.
+/// A PEM document whose first BEGIN line ends in `kind` (`CERTIFICATE`, `PRIVATE KEY`); a
+/// certificate chain must hold certificates only (a private key pasted into it would be
+/// installed world-readable and shown in plans). Errors name the source and the block, never a
+/// byte of what it holds.
 fn read_pem(
     config: &Config,
     source: &PasswordSource,
@@ -114,11 +116,20 @@ fn read_pem(
     kind: &str,
 ) -> anyhow::Result<Secret> {
     let text = read_whole(config, source, field)?;
+    if kind == "CERTIFICATE" {
+        if let Err(why) = crate::pem::certificates_only(&text) {
+            bail!(
+                "{field} ({}) is not a certificate chain: {why}",
+                source.describe()
+            );
+        }
+        return Ok(Secret(text));
+    }
     let begins = text
         .lines()
         .find(|l| l.starts_with("-----BEGIN "))
         .is_some_and(|l| l.ends_with(&format!("{kind}-----")));
-    if !begins || text.contains('\0') {
+    if !begins || text.contains('\0') || crate::pem::labels(&text).is_err() {
         bail!(
             "{field} ({}) is not a PEM {}: expected a -----BEGIN ...{kind}----- line",
             source.describe(),
@@ -165,11 +176,14 @@ pub fn ca_certificate(config: &Config) -> anyhow::Result<Option<String>> {
         .ca_certificate
         .as_ref()
         .map(|path| {
-            read_whole(
-                config,
-                &PasswordSource::File(path.clone()),
-                "tls.ca_certificate",
-            )
+            let path = config.path.parent().unwrap_or(Path::new(".")).join(path);
+            let text = crate::local_file::read_limited(&path, crate::local_file::CA_LIMIT)
+                .map_err(|why| {
+                    anyhow::anyhow!("reading tls.ca_certificate from {}: {why}", path.display())
+                })?;
+            crate::pem::certificates_only(&text)
+                .map_err(|why| anyhow::anyhow!("tls.ca_certificate ({}): {why}", path.display()))?;
+            Ok(text)
         })
         .transpose()
 }
@@ -206,6 +220,28 @@ fn read(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_private_key_in_the_certificate_chain_is_refused_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let chain = dir.path().join("fullchain.pem");
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        std::fs::write(
+            &chain,
+            format!("{cert}-----BEGIN PRIVATE KEY-----\nS3CR3T\n-----END PRIVATE KEY-----\n"),
+        )
+        .unwrap();
+        let source = PasswordSource::File(chain.clone());
+        let err = read_pem(&config, &source, "tls.certificate", "CERTIFICATE")
+            .err()
+            .unwrap();
+        let shown = format!("{err:#}");
+        assert!(shown.contains("block 2 is a PRIVATE KEY"), "{shown}");
+        assert!(!shown.contains("S3CR3T"), "{shown}");
+        std::fs::write(&chain, format!("{cert}{cert}")).unwrap();
+        assert!(read_pem(&config, &source, "tls.certificate", "CERTIFICATE").is_ok());
+    }
 
     #[test]
     fn a_variable_that_is_not_utf8_is_named_never_shown() {

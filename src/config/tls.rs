@@ -246,25 +246,30 @@ impl Validator<'_> {
         }
     }
 
+    /// The private CA's roots, read as key files are (a regular file of bounded size: a FIFO
+    /// or /dev/zero cannot hang check), certificates only.
     fn ca_certificate(&mut self, path: &Spanned<String>) {
         let full = self
             .path
             .parent()
             .unwrap_or(std::path::Path::new("."))
             .join(&path.value);
-        match std::fs::read_to_string(&full) {
-            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
-            Ok(_) => self.error(
-                path,
-                "tls.ca_certificate",
-                format!("{} holds no PEM certificate", full.display()),
-                "point it at the CA's root certificate in PEM (-----BEGIN CERTIFICATE-----)",
-            ),
+        match crate::local_file::read_limited(&full, crate::local_file::CA_LIMIT) {
+            Ok(text) => {
+                if let Err(why) = crate::pem::certificates_only(&text) {
+                    self.error(
+                        path,
+                        "tls.ca_certificate",
+                        format!("{}: {why}", full.display()),
+                        "point it at the CA's root certificate in PEM (-----BEGIN CERTIFICATE----- blocks only)",
+                    );
+                }
+            }
             Err(e) => self.error(
                 path,
                 "tls.ca_certificate",
                 format!("cannot read {}: {e}", full.display()),
-                "write the path of the CA's root certificate, relative to tandem.yml",
+                "write the path of the CA's root certificate (a regular file), relative to tandem.yml",
             ),
         }
     }
@@ -525,6 +530,45 @@ mod tests {
             "tls: {acme: {email: a@b.example, dns: {lego: {provider: cloudflare, secret_env: {CF_DNS_API_TOKEN: {env: CF}}}}}}\n",
         );
         assert!(!fine.contains("tls"), "{fine}");
+    }
+
+    #[test]
+    fn a_ca_certificate_is_read_as_key_files_are_and_holds_certificates_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let with_key = dir.path().join("ca.pem");
+        std::fs::write(
+            &with_key,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n\
+             -----BEGIN PRIVATE KEY-----\nS3CR3T\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        for (path, says) in [
+            ("/dev/zero".into(), "not a regular file"),
+            (fifo.display().to_string(), "not a regular file"),
+            (with_key.display().to_string(), "block 2 is a PRIVATE KEY"),
+        ] {
+            // On a thread: a FIFO opened for reading would block the test forever.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(problems(
+                    "[a.example.com]",
+                    &format!("tls: {{acme: {{email: a@b.example}}, ca_certificate: {path}}}\n"),
+                ));
+            });
+            let shown = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("check answers");
+            assert!(shown.contains(says), "{shown}");
+            assert!(!shown.contains("S3CR3T"), "{shown}");
+        }
     }
 
     #[test]
