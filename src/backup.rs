@@ -100,7 +100,14 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
     );
     ops.extend([
         repository_conf,
-        dir(&backup.path, 0o750, "postgres"),
+        // The operator's path: never re-own a directory that holds something else.
+        Op::AdoptedDirectory {
+            path: backup.path.clone(),
+            mode: Mode(0o750),
+            owner: "postgres".into(),
+            group: "postgres".into(),
+            may_hold: ["archive", "backup"].map(String::from).to_vec(),
+        },
         file(
             &backup.script,
             t.render("backup/backup", vars)?,

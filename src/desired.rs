@@ -71,6 +71,15 @@ pub enum Op {
         owner: String,
         group: String,
     },
+    /// A directory at a path the operator chose: an existing one is taken over only when it
+    /// is empty or holds nothing but `may_hold` (`resource/adopted_directory.rs`).
+    AdoptedDirectory {
+        path: String,
+        mode: Mode,
+        owner: String,
+        group: String,
+        may_hold: Vec<String>,
+    },
     Symlink {
         target: String,
         link: String,
@@ -497,6 +506,16 @@ impl fmt::Display for Desired {
                     owner,
                     group,
                 } => write!(f, "directory {path} ({mode} {owner}:{group})")?,
+                Op::AdoptedDirectory {
+                    path,
+                    mode,
+                    owner,
+                    group,
+                    ..
+                } => write!(
+                    f,
+                    "directory {path} ({mode} {owner}:{group}), an existing one only when empty"
+                )?,
                 Op::Symlink { target, link } => write!(f, "symlink {link} -> {target}")?,
                 Op::Absent { path } => write!(f, "absent {path}")?,
                 Op::UfwDefaults => write!(f, "ufw default deny incoming, allow outgoing")?,

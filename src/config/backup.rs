@@ -159,17 +159,19 @@ impl Validator<'_> {
             }
         }
         let path = match &b.path {
-            Some(p) => {
-                if !is_repository_path(&p.value) {
+            Some(p) => match repository_path(&p.value) {
+                Some(path) => path,
+                None => {
                     self.error(
-                        p,
-                        "backup.path",
-                        format!("`{}` is not a usable repository directory", p.value),
-                        "write an absolute path of letters, digits and `/._-`, not a system directory, e.g. /srv/pgbackrest",
-                    );
+                            p,
+                            "backup.path",
+                            format!("`{}` is not a usable repository directory", p.value),
+                            "write an absolute path of letters, digits and `/._-` of the repository's own, \
+                             outside the system's directories and home directories, e.g. /srv/pgbackrest",
+                        );
+                    DEFAULT_PATH.to_string()
                 }
-                p.value.trim_end_matches('/').to_string()
-            }
+            },
             None => DEFAULT_PATH.to_string(),
         };
         let encryption_key = match &b.encryption_key {
@@ -220,15 +222,22 @@ impl Validator<'_> {
 
 /// An absolute directory that is a word for the shell and a pgBackRest value as written, and
 /// not one the system owns.
-fn is_repository_path(path: &str) -> bool {
-    const SYSTEM: &[&str] = &[
-        "/",
+/// `path` written plainly (`//etc`, `/etc/.`, `/./etc` are `/etc`), when it may hold the
+/// repository: absolute, of letters, digits and `/._-`, no `..`, and outside the system's trees
+/// and the home directories (tandem makes it owned by postgres: a system directory would be
+/// handed to postgres, a home directory would lock its user out of SSH).
+fn repository_path(path: &str) -> Option<String> {
+    /// Trees where nothing may become postgres's.
+    const SYSTEM_TREES: &[&str] = &[
         "/bin",
         "/boot",
         "/dev",
         "/etc",
         "/home",
         "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
         "/proc",
         "/root",
         "/run",
@@ -236,18 +245,52 @@ fn is_repository_path(path: &str) -> bool {
         "/sys",
         "/tmp",
         "/usr",
+        "/var/cache",
+        "/var/lib/dpkg",
+        "/var/lib/apt",
+        "/var/lib/postgresql",
+        "/var/lib/systemd",
+        "/var/lib/tandem",
+        "/var/lock",
+        "/var/log",
+        "/var/mail",
+        "/var/run",
+        "/var/spool",
+        "/var/tmp",
+    ];
+    /// Directories that may hold a repository below them, not be one.
+    const SHARED: &[&str] = &[
+        "/",
         "/var",
         "/var/lib",
-        "/var/lib/postgresql",
+        "/var/backups",
+        "/srv",
+        "/mnt",
+        "/media",
+        "/opt",
+        "/data",
     ];
-    let trimmed = path.trim_end_matches('/');
-    path.starts_with('/')
-        && path
+    if !path.starts_with('/')
+        || !path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-        && !path.split('/').any(|part| part == "..")
-        && !SYSTEM.contains(&trimmed)
-        && !SYSTEM.contains(&path)
+    {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            part => parts.push(part),
+        }
+    }
+    let normal = format!("/{}", parts.join("/"));
+    let under = |tree: &str| normal == tree || normal.starts_with(&format!("{tree}/"));
+    if SYSTEM_TREES.iter().any(|t| under(t)) || SHARED.contains(&normal.as_str()) {
+        return None;
+    }
+    Some(normal)
 }
 
 #[cfg(test)]
@@ -323,20 +366,40 @@ mod tests {
 
     #[test]
     fn repository_paths() {
-        for good in ["/var/lib/pgbackrest", "/srv/backup/pg", "/mnt/nas-1/repo/"] {
-            assert!(is_repository_path(good), "{good}");
+        for (good, normal) in [
+            ("/var/lib/pgbackrest", "/var/lib/pgbackrest"),
+            ("/srv/backup/pg", "/srv/backup/pg"),
+            ("/mnt/nas-1/repo/", "/mnt/nas-1/repo"),
+            ("//srv//pg/./repo", "/srv/pg/repo"),
+            ("/var/backups/pg", "/var/backups/pg"),
+        ] {
+            assert_eq!(repository_path(good).as_deref(), Some(normal), "{good}");
         }
         for bad in [
             "relative",
             "/",
             "/etc",
+            "//etc",
+            "/etc/.",
+            "/./etc",
+            "/etc/ssh",
+            "/etc/systemd/system",
+            "/usr/local/bin",
+            "/root/.ssh",
+            "/home/deploy",
+            "/home",
             "/var/lib/",
+            "/var",
+            "/srv",
             "/srv/a b",
             "/srv/$(x)",
             "/srv/../etc",
             "/var/lib/postgresql",
+            "/var/lib/postgresql/15/main",
+            "/var/log/pg",
+            "/tmp/repo",
         ] {
-            assert!(!is_repository_path(bad), "{bad}");
+            assert_eq!(repository_path(bad), None, "{bad}");
         }
     }
 }

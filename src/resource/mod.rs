@@ -6,6 +6,7 @@
 //! `probe_query` and `plan_task` below.
 
 pub mod absent;
+pub mod adopted_directory;
 pub mod backup_stanza;
 pub mod certificate;
 pub mod deploy_user;
@@ -101,6 +102,7 @@ pub fn probe_query(op: &Op) -> Option<String> {
         Op::File(file) => file::probe(&file.path),
         Op::PostgresFirstStart(file) => postgres_first_start::probe(file),
         Op::Directory { path, .. } => directory::probe(path),
+        Op::AdoptedDirectory { path, .. } => adopted_directory::probe(path),
         Op::Symlink { link, .. } => symlink::probe(link),
         Op::Absent { path } => absent::probe(path),
         Op::PgHbaBlock { path, .. } => pg_hba::probe(path),
@@ -137,6 +139,13 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
             owner,
             group,
         } => directory::plan(ctx, r, path, *mode, owner, group),
+        Op::AdoptedDirectory {
+            path,
+            mode,
+            owner,
+            group,
+            may_hold,
+        } => adopted_directory::plan(ctx, r, path, *mode, owner, group, may_hold),
         Op::Symlink { target, link } => symlink::plan(ctx, r, target, link),
         Op::Absent { path } => absent::plan(ctx, r, path),
         Op::UfwDefaults => ufw_rules::plan_defaults(ctx),
