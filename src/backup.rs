@@ -207,3 +207,106 @@ fn file(path: &str, content: String, mode: u32, owner: &str, secret: Secrecy) ->
         validate: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::assets::Assets;
+    use crate::templates::Templates;
+    use crate::vars::HostFacts;
+
+    /// The forced command as rendered for `server`, with pgbackrest replaced by `echo`.
+    fn forced_command(server: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop_with(
+            dir.path(),
+            "  - {name: vault, role: backup, ssh: vault, fqdn: vault.example.com, internal_ip: 10.0.0.5}\n",
+            "backup: {encryption_key: {env: K}}\n",
+        );
+        let mut templates = Templates::new(Assets::builtin());
+        let all =
+            crate::render::desired_all(&config, &mut templates, &HostFacts::assumed()).unwrap();
+        let files = crate::render::rendered_files(&config, &all);
+        let path = format!("{server}/usr/local/lib/tandem/pgbackrest-only");
+        let file = files
+            .iter()
+            .find(|f| f.path.to_str() == Some(path.as_str()))
+            .unwrap_or_else(|| panic!("no {path}"));
+        file.content
+            .replace("exec /usr/bin/pgbackrest", "exec echo ran")
+    }
+
+    fn run(script: &str, command: &str) -> (bool, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("SSH_ORIGINAL_COMMAND", command)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    /// What pgBackRest 2.45 on the db server sends the repository (captured with a fake ssh).
+    const FROM_DB: &str = "pgbackrest --exec-id=7423-9b686f63 --log-level-console=off \
+        --log-level-file=off --log-level-stderr=error --pg1-path=/var/lib/postgresql/15/main \
+        --process=0 --remote-type=repo --repo=1 --stanza=shop";
+
+    #[test]
+    fn the_db_server_may_archive_restore_and_check_but_never_delete_backups() {
+        let repository = forced_command("vault");
+        for command in [
+            "archive-push:remote",
+            "archive-get:remote",
+            "check:remote",
+            "info:remote",
+            "restore:remote",
+        ] {
+            let (ok, said) = run(&repository, &format!("{FROM_DB} {command}"));
+            assert!(ok && said.starts_with("ran "), "{command}: {said}");
+        }
+        for (command, why) in [
+            (
+                format!("{FROM_DB} stanza-delete:remote"),
+                "stanza-delete:remote",
+            ),
+            (format!("{FROM_DB} expire:remote"), "expire:remote"),
+            (format!("{FROM_DB} backup:remote"), "backup:remote"),
+            (
+                format!("{FROM_DB} --repo1-path=/ archive-push:remote"),
+                "--repo1-path=/",
+            ),
+            (
+                format!("{FROM_DB} --config=/tmp/x archive-get:remote"),
+                "--config=/tmp/x",
+            ),
+            (
+                format!("{FROM_DB} --repo1-path /etc archive-push:remote"),
+                "--repo1-path",
+            ),
+            (
+                format!("{FROM_DB} --stanza=other info:remote"),
+                "--stanza=other",
+            ),
+            (
+                "pgbackrest --stanza=shop --force stanza-delete".into(),
+                "not allowed",
+            ),
+            ("pgbackrest --stanza=shop expire".into(), "server: expire"),
+            (FROM_DB.to_string(), "no pgBackRest command"),
+            (format!("{FROM_DB} info:remote check:remote"), "one command"),
+            ("sh -c id".into(), "only run pgbackrest"),
+        ] {
+            let (ok, said) = run(&repository, &command);
+            assert!(!ok && !said.contains("ran "), "{command}: {said}");
+            assert!(said.contains(why), "{command}: {said}");
+        }
+        // The db server's own side serves the backup server's remote ends as before.
+        let db = forced_command("db");
+        let (ok, said) = run(
+            &db,
+            "pgbackrest --stanza=shop --remote-type=pg backup:remote",
+        );
+        assert!(ok && said.starts_with("ran "), "{said}");
+    }
+}

@@ -104,6 +104,45 @@ fn the_drill_restores_the_rows_of_a_noted_moment() {
         "two backups expected (apply's first, then tandem backup):\n{listed}"
     );
 
+    // A broken-into db server cannot destroy its backups: as postgres there, with the key
+    // pgBackRest uses, the repository's forced command refuses what deletes or points
+    // elsewhere; the backups are all still listed after.
+    for (attempt, refused) in [
+        (
+            "pgbackrest --stanza=timesheet stop >/dev/null 2>&1\n\
+             pgbackrest --stanza=timesheet --force stanza-delete; r=$?\n\
+             pgbackrest --stanza=timesheet start >/dev/null 2>&1\n\
+             exit $r",
+            "not allowed from the database server",
+        ),
+        (
+            "ssh -F /var/lib/postgresql/.ssh/config -o BatchMode=yes postgres@$(sed -n 's/^repo1-host=//p' /etc/pgbackrest.conf) \
+             pgbackrest --stanza=timesheet --remote-type=repo --repo1-path=/var/lib/postgresql archive-push:remote",
+            "--repo1-path",
+        ),
+        (
+            "ssh -F /var/lib/postgresql/.ssh/config -o BatchMode=yes postgres@$(sed -n 's/^repo1-host=//p' /etc/pgbackrest.conf) \
+             pgbackrest --stanza=timesheet expire",
+            "expire",
+        ),
+    ] {
+        let out = s.sudo(
+            &s.db,
+            &format!(
+                "cd /tmp && runuser -u postgres -- sh -s 2>&1 <<'ATTEMPT'\n{attempt}\nATTEMPT\n"
+            ),
+        );
+        let said = text(&out.stdout) + &text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "`{attempt}` ran on the repository:\n{said}"
+        );
+        assert!(said.contains(refused), "`{attempt}`:\n{said}");
+    }
+    let still = s.run(&["backup", "list"]);
+    assert_ok("backup list after the refused attempts", &still);
+    assert_eq!(text(&still.stdout), listed, "the backups changed");
+
     // More rows, the moment, then a row after it and a dropped table.
     app_sql(&s, "insert into drill values (4), (5), (6)");
     let moment = app_sql(&s, "select now()::text");

@@ -1384,6 +1384,11 @@ tls: {acme: {email: ops@example.com}}
 
     /// `MINIMAL` with a Django project in `dir` (its files written there), loaded.
     pub fn shop(dir: &Path) -> super::Config {
+        shop_with(dir, "", "")
+    }
+
+    /// `shop`, with `servers` added to the servers and `extra` (top-level keys) to the config.
+    pub fn shop_with(dir: &Path, servers: &str, extra: &str) -> super::Config {
         for file in [
             "manage.py",
             "requirements.txt",
@@ -1394,13 +1399,14 @@ tls: {acme: {email: ops@example.com}}
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();
         }
+        let text = MINIMAL.replace("domains:", &format!("{servers}domains:"));
         super::parse(
             &dir.join("tandem.yml"),
             &format!(
-                "{MINIMAL}django: {{source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}}\n"
+                "{text}{extra}django: {{source: ., wsgi_module: shop.wsgi, settings_module: shop.settings}}\n"
             ),
         )
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
         .config
     }
 }
