@@ -508,6 +508,7 @@ async fn run_changes(
             report.applied.push(applied);
         }
         for h in host.handlers.iter().filter(|h| h.role == role) {
+            stop_if_unread(run.report, &format!("handler {}", h.name))?;
             let started = Instant::now();
             // Done: no longer owed (a handler that fails stays owed for the next run).
             let script = run.held(
@@ -587,6 +588,7 @@ async fn run_change(
     change: &Change,
     run: Run<'_>,
 ) -> anyhow::Result<Applied> {
+    stop_if_unread(run.report, &change.summary)?;
     let started = Instant::now();
     let out = watched(
         ssh,
@@ -612,6 +614,15 @@ async fn run_change(
         what: change.summary.clone(),
         seconds,
     })
+}
+
+/// Stops the run before `next` when whoever read its progress went away (a closed stderr):
+/// what ran is in the audit log, and the next run converges from there.
+fn stop_if_unread(report: &dyn Report, next: &str) -> anyhow::Result<()> {
+    if report.closed() {
+        bail!("stopped before `{next}`: tandem's progress output (stderr) was closed");
+    }
+    Ok(())
 }
 
 /// How often a step that is still running says so (a release's pip install can take minutes).

@@ -1,5 +1,4 @@
 //! tandem's entry point: parse arguments, run, print the error chain, return the exit code.
-#![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
 
@@ -21,7 +20,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    match cli::run(cli) {
+    let code = match cli::run(cli) {
         Ok(code) => code,
         Err(err) if err.is::<cli::ClosedStdout>() => ExitCode::from(cli::CLOSED_STDOUT_EXIT),
         Err(err) => {
@@ -30,8 +29,14 @@ fn main() -> ExitCode {
                 Some(diagnostics) => diagnostics.to_string(),
                 None => format!("error: {err:#}"),
             };
-            eprintln!("{}", cli::error_screen(&screen));
+            cli::to_stderr(format_args!("{}\n", cli::error_screen(&screen)));
             ExitCode::FAILURE
         }
+    };
+    // Whoever read stderr went away: the run stopped before its next change (apply checks
+    // between changes), quietly, with the status SIGPIPE would have given.
+    if cli::stderr_closed() {
+        return ExitCode::from(cli::CLOSED_STDOUT_EXIT);
     }
+    code
 }

@@ -9,6 +9,11 @@ pub trait Report: Send + Sync {
     fn remote_output(&self, server: &str, line: &str);
     /// Detail for `TANDEM_DEBUG`.
     fn debug(&self, line: &str);
+    /// Whoever reads the progress went away (a closed stderr): a run stops before its next
+    /// change, as it does when stdout is closed.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
 /// A reporter that keeps nothing (tests, callers that only want the result).

@@ -670,6 +670,47 @@ fn a_closed_stdout_ends_tandem_quietly() {
 }
 
 #[test]
+fn a_closed_stderr_ends_tandem_quietly_too() {
+    // `tandem check -c bad.yml 2>&1 | head -1`: the reader gone, every command that writes to
+    // stderr ends with 141 (a panic gave 101, and in the middle of apply would stop it anywhere).
+    let (dir, good) = workspace(&good_config());
+    let bad = dir.path().join("bad.yml");
+    fs::write(&bad, "project: [\n").unwrap();
+    let empty = dir.path().join("empty");
+    let rendered = dir.path().join("rendered");
+    let cases: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["check".into(), "-c".into(), bad.clone().into()],
+        vec!["check".into(), "-c".into(), good.clone().into()],
+        vec![
+            "render".into(),
+            "-c".into(),
+            good.clone().into(),
+            "--out".into(),
+            rendered.into(),
+        ],
+        vec!["init".into(), empty.into()],
+        vec!["plan".into(), "-c".into(), bad.into()],
+        vec![
+            "logs".into(),
+            "-c".into(),
+            dir.path().join("missing.yml").into(),
+        ],
+    ];
+    fs::create_dir(dir.path().join("empty")).unwrap();
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("tandem"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+    }
+}
+
+#[test]
 fn init_writes_a_starter_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     tandem()

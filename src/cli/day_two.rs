@@ -294,7 +294,7 @@ pub async fn tenant(action: TenantCommand) -> anyhow::Result<ExitCode> {
                 .lines()
                 .find_map(|l| l.strip_prefix("TANDEM_ADDED "))
                 .context("manage.py shell did not say that it added the tenant")?;
-            eprintln!("added tenant {schema} on {domain}: its schema is created and migrated");
+            super::say!("added tenant {schema} on {domain}: its schema is created and migrated");
         }
         TenantCommand::List { .. } => {
             let tenants = day_two::parse_tenants(&said);

@@ -1,6 +1,6 @@
 //! The command line: arguments, and what each subcommand does with them.
-// The CLI is the edge where tandem prints.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+// The CLI is the edge where tandem prints: through `out` (stdout) and `say!` (stderr), which
+// turn a closed pipe into a quiet stop instead of the print macros' panic.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -365,6 +365,45 @@ enum TenantCommand {
     },
 }
 
+/// Whether stderr's reader went away (`tandem check 2>&1 | head -1`): remembered by `say`,
+/// never a panic; tandem then stops before its next change and exits 141, as with stdout.
+static STDERR_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn stderr_closed() -> bool {
+    STDERR_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes to stderr. A closed stderr is remembered (`stderr_closed`), not a panic as
+/// `eprintln!`'s would be; nothing more is written to it.
+pub fn to_stderr(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if stderr_closed() {
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    if let Err(e) = stderr.write_fmt(text).and_then(|()| stderr.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        STDERR_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `eprintln!` that survives a closed stderr (`to_stderr`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::to_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that survives a closed stderr (`to_stderr`).
+macro_rules! say_part {
+    ($($arg:tt)*) => {
+        $crate::cli::to_stderr(format_args!($($arg)*))
+    };
+}
+
+pub(crate) use say;
+
 /// stdout was closed by its reader (`tandem plan | head -1`): tandem ends quietly, with the
 /// exit status of a process that SIGPIPE ended (141), before changing anything more.
 #[derive(Debug)]
@@ -462,7 +501,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Init { path } => {
             let path = init::write_starter(&path)?;
-            eprintln!(
+            say!(
                 "wrote {}; edit it, then run `tandem check -c {}`",
                 path.display(),
                 path.display()
@@ -471,7 +510,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(args) => {
             let (config, count) = load_and_render(&args)?;
-            eprintln!(
+            say!(
                 "{}: ok, {} servers ({} app, 1 db{}), {count} files rendered",
                 args.config.config.display(),
                 config.servers.len(),
@@ -491,7 +530,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let all = render::desired_all(&loaded, &mut templates, &facts)?;
             let files = render::rendered_files(&loaded, &all);
             render::write(&out, &files)?;
-            eprintln!(
+            say!(
                 "wrote {} files for {} servers to {}",
                 files.len(),
                 all.len(),
@@ -505,7 +544,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn load(args: &ConfigArgs) -> anyhow::Result<config::Config> {
     let loaded = config::load(&args.config)?;
     for warning in &loaded.warnings {
-        eprintln!("{}", error_screen(&warning.to_string()));
+        say!("{}", error_screen(&warning.to_string()));
     }
     Ok(loaded.config)
 }
@@ -567,19 +606,23 @@ fn report() -> std::sync::Arc<StderrReport> {
 
 impl crate::report::Report for StderrReport {
     fn progress(&self, server: &str, line: &str) {
-        eprintln!("{server}: {line}");
+        say!("{server}: {line}");
     }
 
     fn remote_output(&self, server: &str, line: &str) {
         if self.verbose {
-            eprintln!("{server} | {line}");
+            say!("{server} | {line}");
         }
     }
 
     fn debug(&self, line: &str) {
         if std::env::var_os("TANDEM_DEBUG").is_some() {
-            eprintln!("debug: {line}");
+            say!("debug: {line}");
         }
+    }
+
+    fn closed(&self) -> bool {
+        stderr_closed()
     }
 }
 
@@ -627,7 +670,7 @@ async fn plan_alongside<T, F: std::future::Future<Output = T>>(
         .map(|s| s.name.as_str())
         .collect();
     if !skipped.is_empty() {
-        eprintln!("--only: skipping {}", skipped.join(", "));
+        say!("--only: skipping {}", skipped.join(", "));
     }
     let connected = started.elapsed();
     let locked = match locking {
@@ -649,7 +692,7 @@ async fn plan_alongside<T, F: std::future::Future<Output = T>>(
             return Err(e);
         }
     };
-    eprintln!(
+    say!(
         "probed {} server(s) in {:.2}s ({:.2}s connecting; {} round trips per server)",
         engine.hosts.len(),
         started.elapsed().as_secs_f32(),
@@ -689,7 +732,7 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         anyhow::bail!("no terminal to ask on: pass --yes to go ahead without asking");
     }
-    eprint!("{question} Type yes: ");
+    say_part!("{question} Type yes: ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
@@ -717,7 +760,7 @@ fn show_and_confirm(
     } else if confirm(question, yes)? {
         Ok(Go::Ahead)
     } else {
-        eprintln!("Nothing changed.");
+        say!("Nothing changed.");
         Ok(Go::Stop(ExitCode::FAILURE))
     }
 }
@@ -794,8 +837,8 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
     };
     let seconds = started.elapsed().as_secs_f32();
     let (summary, ok) = crate::apply::summary(&reports);
-    eprint!("{summary}");
-    eprintln!("apply took {seconds:.1}s");
+    say_part!("{summary}");
+    say!("apply took {seconds:.1}s");
     // Every apply that ran its changes ends with the proof, over the same connections (the
     // lockout guard has proven a new one works; verify's SSH checks make their own).
     let verification = match ok {
@@ -875,7 +918,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
         match &action {
             ReleaseAction::Deploy => {
                 if provisioning > 0 && server.role == crate::config::Role::App {
-                    eprintln!(
+                    say!(
                         "{}: {provisioning} provisioning change(s) pending; `tandem apply` makes them",
                         host.server
                     );
@@ -947,7 +990,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
     };
     engine.close().await;
     let (summary, ok) = crate::apply::summary(&reports);
-    eprint!("{summary}");
+    say_part!("{summary}");
     let run = ChangeRun {
         command,
         plan: &plan,
