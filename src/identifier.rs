@@ -63,6 +63,71 @@ pub fn reserved_database(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a variable named `name` must not come from the config, if it must not: it changes how
+/// a shell or any program runs. tandem's root scripts source the app's env file (and the
+/// renewal script lego's), and every unit and Django process gets it, so `PATH`, `IFS` or
+/// `LD_PRELOAD` there would change what root runs.
+pub fn changes_how_programs_run(name: &str) -> Option<&'static str> {
+    const SHELL: &[&str] = &[
+        "PATH",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "CDPATH",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "GLOBIGNORE",
+        "POSIXLY_CORRECT",
+        "HOME",
+        "SHELL",
+        "USER",
+        "LOGNAME",
+    ];
+    // glibc's list of variables it drops for setuid programs, because they change what runs.
+    const LOADER: &[&str] = &[
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "MALLOC_TRACE",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+    ];
+    const PYTHON: &[&str] = &[
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONINSPECT",
+        "PYTHONEXECUTABLE",
+        "PYTHONUSERBASE",
+        "PYTHONSAFEPATH",
+        "PYTHONNOUSERSITE",
+    ];
+    // What systemd and gunicorn read to find their sockets and flags.
+    const SERVICE: &[&str] = &[
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "NOTIFY_SOCKET",
+        "GUNICORN_CMD_ARGS",
+    ];
+    if SHELL.contains(&name) {
+        Some("the shell reads it: tandem's root scripts source this file")
+    } else if name.starts_with("LD_") || LOADER.contains(&name) {
+        Some("the dynamic loader or the C library reads it to change what a program runs")
+    } else if PYTHON.contains(&name) {
+        Some("it changes which Python runs and what it loads first")
+    } else if SERVICE.contains(&name) {
+        Some("systemd and gunicorn read it: tandem sets up the socket and gunicorn's flags")
+    } else {
+        None
+    }
+}
+
 /// A name for `{env: NAME}`: what a POSIX shell accepts as a variable name.
 pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -213,6 +213,16 @@ fn read(config: &Config, source: &PasswordSource, field: &str) -> anyhow::Result
             source.describe()
         );
     }
+    // Secrets reach the env file (every process's environment) and config files: as long as
+    // a django.env value may be.
+    if value.len() > crate::config::ENV_VALUE_LIMIT {
+        bail!(
+            "{field} ({}) has {} bytes, more than the {} a secret may have",
+            source.describe(),
+            value.len(),
+            crate::config::ENV_VALUE_LIMIT
+        );
+    }
     Ok(Secret(value))
 }
 

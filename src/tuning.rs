@@ -62,13 +62,16 @@ pub struct Demand {
 pub const RESERVED: u32 = 10;
 
 impl Demand {
+    /// Saturating: numbers from the config may be as large as their type takes.
     pub fn connections(&self) -> u32 {
-        self.app_servers * self.workers + self.background
+        self.app_servers
+            .saturating_mul(self.workers)
+            .saturating_add(self.background)
     }
 
     /// The smallest max_connections that serves the app and the reserve.
     pub fn needed(&self) -> u32 {
-        self.connections() + RESERVED
+        self.connections().saturating_add(RESERVED)
     }
 
     pub fn describe(&self) -> String {
@@ -132,7 +135,10 @@ pub fn settings(
         size((ram / 16).clamp(64, 2048) * 1024),
         "RAM / 16 (at most 2GB): VACUUM and CREATE INDEX".into(),
     );
-    let work_mem_kb = ((ram - shared_buffers.min(ram)) * 1024 / (max_connections * 3)).max(4096);
+    // max_connections comes from the config: at least 1 here, and the product saturates.
+    let work_mem_kb = ((ram - shared_buffers.min(ram)).saturating_mul(1024)
+        / max_connections.max(1).saturating_mul(3))
+    .max(4096);
     set(
         "work_mem",
         size(work_mem_kb),

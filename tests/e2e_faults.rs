@@ -304,6 +304,37 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
     assert_ok("deploy after the killed one", &s.run(&["deploy", "--yes"]));
     let (code, shown) = plan_exit(&s);
     assert_eq!(code, Some(0), "{shown}");
+
+    // Whoever read its progress goes away during a release (`tandem deploy 2>&1 | head -1`):
+    // tandem stops quietly before its next change, exit 141, no panic; the next run converges.
+    std::fs::write(
+        s.dir.path().join("timesheet/timesheet/killed_release.py"),
+        "# change after the closed stderr\n",
+    )
+    .unwrap();
+    let mut child = s
+        .tandem(&["deploy", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    {
+        use std::io::BufRead;
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "deploy wrote nothing to stderr");
+    } // the reader is gone here
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141), "a closed stderr during deploy");
+    assert_nothing_left_of(pid);
+    assert_ok(
+        "deploy after the closed stderr",
+        &s.run(&["deploy", "--yes"]),
+    );
+    let (code, shown) = plan_exit(&s);
+    assert_eq!(code, Some(0), "{shown}");
     assert_ok("verify", &s.run(&["verify"]));
 }
 

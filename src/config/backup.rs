@@ -194,18 +194,20 @@ impl Validator<'_> {
             |v: &Option<Spanned<u32>>, default: u32| v.as_ref().map_or(default, |s| s.value);
         let full_every_days = positive(&b.full_every_days, 7);
         let keep_full = positive(&b.keep_full, 2);
-        for (value, field) in [
-            (&b.full_every_days, "backup.full_every_days"),
-            (&b.keep_full, "backup.keep_full"),
+        // pgBackRest takes repo-retention-full up to 9999999; a full backup more than a year
+        // apart is no schedule.
+        for (value, field, most) in [
+            (&b.full_every_days, "backup.full_every_days", 366),
+            (&b.keep_full, "backup.keep_full", 9_999_999),
         ] {
             if let Some(v) = value
-                && v.value == 0
+                && !(1..=most).contains(&v.value)
             {
                 self.error(
                     v,
                     field,
-                    "must be at least 1".into(),
-                    "write a whole number of 1 or more",
+                    format!("must be from 1 to {most}"),
+                    &format!("write a whole number from 1 to {most}"),
                 );
             }
         }
@@ -341,6 +343,20 @@ mod tests {
         assert!(schedule.contains("nightly"), "{schedule}");
         let path = problems(VAULT, "backup: {encryption_key: {env: K}, path: /etc}\n");
         assert!(path.contains("backup.path"), "{path}");
+        let huge = problems(
+            VAULT,
+            "backup: {encryption_key: {env: K}, keep_full: 4294967295}\n",
+        );
+        assert!(huge.contains("must be from 1 to 9999999"), "{huge}");
+        let key_as_phrase = problems(
+            VAULT,
+            "backup: {encryption_key: {env: \"correct horse battery staple\"}}\n",
+        );
+        assert!(
+            key_as_phrase.contains("not an environment variable name")
+                && !key_as_phrase.contains("horse"),
+            "{key_as_phrase}"
+        );
         let zero = problems(VAULT, "backup: {encryption_key: {env: K}, keep_full: 0}\n");
         assert!(zero.contains("backup.keep_full"), "{zero}");
     }

@@ -109,6 +109,18 @@ pub struct Django {
     pub secret_env: BTreeMap<String, PasswordSource>,
 }
 
+/// The longest `django.env` value, in bytes. Every Django process, unit and root script gets
+/// the env file in its environment; Linux refuses to start a program with a single variable
+/// over 128 KiB ("Argument list too long"), and all of them together must share 2 MiB with
+/// the arguments.
+pub const ENV_VALUE_LIMIT: usize = 32 * 1024;
+
+/// The most `django.env` may hold in all, in bytes (names and values).
+pub const ENV_TOTAL_LIMIT: usize = 256 * 1024;
+
+/// PostgreSQL's largest max_connections (its MAX_BACKENDS).
+const MAX_CONNECTIONS_LIMIT: u32 = 262_143;
+
 /// The env file variables tandem writes itself; `django.env` and `django.secret_env` cannot
 /// set them.
 pub const TANDEM_ENV: &[&str] = &[
@@ -218,8 +230,8 @@ fn demand(servers: &[Server], django: &Django, processes: &[Process]) -> crate::
         workers: u32::from(django.workers),
         background: processes
             .iter()
-            .map(|p| p.db_connections * p.runs_on().len() as u32)
-            .sum(),
+            .map(|p| p.db_connections.saturating_mul(p.runs_on().len() as u32))
+            .fold(0, u32::saturating_add),
     }
 }
 
@@ -1068,7 +1080,12 @@ impl Validator<'_> {
                     "choose another name; tandem writes this one from the rest of the config",
                 ))
             } else {
-                None
+                identifier::changes_how_programs_run(name).map(|why| {
+                    (
+                        format!("`{name}` cannot be set here: {why}"),
+                        "leave it out; set what your app needs under a name of its own",
+                    )
+                })
             };
             if let Some((message, fix)) = problem {
                 v.found.push(
@@ -1077,6 +1094,7 @@ impl Validator<'_> {
                 );
             }
         };
+        let mut total = 0usize;
         for (name, value) in &env {
             check_name(self, name, Position::of(value), "django.env");
             if value.value.contains(['\n', '\r', '\0']) {
@@ -1087,6 +1105,30 @@ impl Validator<'_> {
                     "write a value on one line",
                 );
             }
+            if value.value.len() > ENV_VALUE_LIMIT {
+                self.error(
+                    value,
+                    &format!("django.env.{name}"),
+                    format!(
+                        "the value of `{name}` has {} bytes, more than the {ENV_VALUE_LIMIT} an environment variable may have here",
+                        value.value.len()
+                    ),
+                    "keep large data in a file the app reads, and put its path here",
+                );
+            }
+            total += name.len() + value.value.len() + 2;
+        }
+        if total > ENV_TOTAL_LIMIT
+            && let Some((name, value)) = env.iter().next_back()
+        {
+            self.error(
+                value,
+                &format!("django.env.{name}"),
+                format!(
+                    "django.env holds {total} bytes, more than the {ENV_TOTAL_LIMIT} every process of the app can be started with"
+                ),
+                "keep large data in files the app reads, and put their paths here",
+            );
         }
         for (name, source) in &secret_env {
             check_name(self, name, Position::of(source), "django.secret_env");
@@ -1116,6 +1158,12 @@ impl Validator<'_> {
     ) {
         let Some(at) = max_connections else { return };
         match at.value.text().parse::<u32>() {
+            Ok(n) if !(1..=MAX_CONNECTIONS_LIMIT).contains(&n) => self.error(
+                at,
+                "database.settings.max_connections",
+                format!("max_connections {n} is outside PostgreSQL's range, 1-{MAX_CONNECTIONS_LIMIT}"),
+                "write a number in that range, e.g. 200, or remove it (tandem derives it)",
+            ),
             Ok(n) if n >= demand.needed() => {}
             Ok(n) => self.error(
                 at,
@@ -1528,6 +1576,78 @@ mod tests {
             assert!(!shown.contains("k3y"), "{env}:\n{shown}");
             assert!(shown.contains("<not shown>"), "{env}:\n{shown}");
         }
+    }
+
+    #[test]
+    fn variables_that_change_how_programs_run_are_refused() {
+        let django = "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings";
+        for (env, says) in [
+            ("env: {PATH: /tmp}", "`PATH` cannot be set here"),
+            (
+                "env: {LD_PRELOAD: /tmp/x.so}",
+                "`LD_PRELOAD` cannot be set here",
+            ),
+            ("env: {IFS: x}", "`IFS` cannot be set here"),
+            (
+                "env: {PYTHONSTARTUP: /tmp/x.py}",
+                "`PYTHONSTARTUP` cannot be set here",
+            ),
+            (
+                "env: {GUNICORN_CMD_ARGS: --bind=0.0.0.0}",
+                "`GUNICORN_CMD_ARGS`",
+            ),
+            (
+                "secret_env: {BASH_ENV: {env: X}}",
+                "`BASH_ENV` cannot be set here",
+            ),
+        ] {
+            let text = format!("{}{django}, {env}}}\n", testing::MINIMAL);
+            let dir = tempfile::tempdir().unwrap();
+            testing::shop(dir.path());
+            let shown = parse(&dir.path().join("tandem.yml"), &text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(shown.contains(says), "{env}:\n{shown}");
+        }
+        // A value too large for a process's environment, and too much in all.
+        let big = "x".repeat(ENV_VALUE_LIMIT + 1);
+        let dir = tempfile::tempdir().unwrap();
+        testing::shop(dir.path());
+        let text = format!("{}{django}, env: {{BIG: {big}}}}}\n", testing::MINIMAL);
+        let shown = parse(&dir.path().join("tandem.yml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(shown.contains("more than the 32768"), "{}", &shown[..300]);
+        let many: Vec<String> = (0..10)
+            .map(|i| format!("V{i}: {}", "y".repeat(ENV_VALUE_LIMIT - 10)))
+            .collect();
+        let text = format!(
+            "{}{django}, env: {{{}}}}}\n",
+            testing::MINIMAL,
+            many.join(", ")
+        );
+        let shown = parse(&dir.path().join("tandem.yml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(shown.contains("django.env holds"), "{}", &shown[..300]);
+    }
+
+    #[test]
+    fn huge_connection_numbers_are_refused_not_a_panic() {
+        let shown = testing::diagnostics(&format!(
+            "{}processes:\n  - {{name: w, command: celery, db_connections: 4294967283}}\n",
+            testing::MINIMAL.replace(
+                "password: {env: X}}",
+                "password: {env: X}, settings: {max_connections: 0}}"
+            )
+        ));
+        assert!(shown.contains("outside PostgreSQL's range"), "{shown}");
+        let shown = testing::diagnostics(&testing::MINIMAL.replace(
+            "password: {env: X}}",
+            "password: {env: X}, settings: {max_connections: 4294967295}}",
+        ));
+        assert!(shown.contains("max_connections"), "{shown}");
     }
 
     #[test]

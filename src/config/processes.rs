@@ -99,8 +99,21 @@ impl Validator<'_> {
             let command = match shlex::split(&p.command.value) {
                 Some(words)
                     if !words.is_empty()
-                        && words.iter().all(|w| !w.chars().any(char::is_control)) =>
+                        && words.iter().all(|w| !w.chars().any(char::is_control))
+                        && program_of(&words).is_some() =>
                 {
+                    words
+                }
+                Some(words) if !words.is_empty() && program_of(&words).is_none() => {
+                    // The unit starts it through `env`, which, given no program, prints the
+                    // whole environment (the secrets of the env file) to the journal, every 2 s.
+                    self.error(
+                        &p.command,
+                        &at("command"),
+                        "no program to run: only variable assignments, or a word starting with `-` where the program belongs"
+                            .into(),
+                        "start the command with the program, e.g. `celery -A proj worker`; `NAME=value celery ...` sets a variable for it",
+                    );
                     words
                 }
                 _ => {
@@ -213,6 +226,20 @@ pub fn systemd_word(word: &str) -> String {
     out
 }
 
+/// The program a process's command runs: its first word after `NAME=value` assignments, when
+/// there is one that `env` would run (not an option of env's own).
+fn program_of(words: &[String]) -> Option<&str> {
+    let is_assignment = |w: &str| {
+        w.split_once('=')
+            .is_some_and(|(name, _)| crate::identifier::is_env_name(name))
+    };
+    words
+        .iter()
+        .map(String::as_str)
+        .find(|w| !is_assignment(w))
+        .filter(|w| !w.starts_with('-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +287,22 @@ mod tests {
             (
                 "processes:\n  - {name: worker, command: \"celery 'unclosed\"}\n",
                 "not a command line",
+            ),
+            (
+                "processes:\n  - {name: worker, command: FOO=bar}\n",
+                "no program to run",
+            ),
+            (
+                "processes:\n  - {name: worker, command: \"A=1 B=2\"}\n",
+                "no program to run",
+            ),
+            (
+                "processes:\n  - {name: worker, command: -i}\n",
+                "no program to run",
+            ),
+            (
+                "processes:\n  - {name: worker, command: \"FOO=bar -u X\"}\n",
+                "no program to run",
             ),
             (
                 "processes:\n  - {name: Worker, command: celery}\n",

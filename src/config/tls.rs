@@ -416,6 +416,24 @@ impl Validator<'_> {
                             format!("`{name}` is not an environment variable name"),
                             "write the variable lego's provider reads, e.g. CF_DNS_API_TOKEN",
                         );
+                    } else if let Some(why) = crate::identifier::changes_how_programs_run(name)
+                        .or_else(|| {
+                            RENEWAL_OWN
+                                .contains(&name.as_str())
+                                .then_some("the renewal script uses it for itself")
+                        })
+                        .or_else(|| {
+                            name.starts_with("LEGO_").then_some(
+                                "lego reads it as one of its own flags, which tandem sets",
+                            )
+                        })
+                    {
+                        self.error(
+                            source,
+                            &format!("tls.acme.dns.lego.secret_env.{name}"),
+                            format!("`{name}` cannot be set here: {why}"),
+                            "write only the variables lego's DNS provider reads, e.g. CF_DNS_API_TOKEN",
+                        );
                     }
                     self.secret_source(source, &format!("tls.acme.dns.lego.secret_env.{name}"));
                 }
@@ -440,6 +458,10 @@ impl Validator<'_> {
         }
     }
 }
+
+/// The variables of the renewal script (templates/tls/acme-renew), which sources lego's
+/// provider settings: a provider variable by one of these names would replace the script's.
+const RENEWAL_OWN: &[&str] = &["STATE", "NAMES", "CERT", "KEY", "failed", "peer"];
 
 /// `host:port`, `[v6]:port`: no shell or quote characters.
 fn is_host_port(value: &str) -> bool {
