@@ -11,7 +11,13 @@ use support::scenario::{Scenario, assert_ok, fetch, text};
 fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     let lab = lab_or_skip!();
     let s = Scenario::new(lab, Suite::Bookworm);
+    // A domain longer than nginx's default server-name hash bucket holds (46 characters):
+    // tandem sizes the bucket, else `nginx -t` refuses the site.
+    let long = "a-long-host-name-for-the-customer-facing-shop.timesheet.lab.test";
+    s.set_domains(&format!("[timesheet.lab.test, {long}]"));
     assert_ok("first apply", &s.apply_fresh());
+    let (status, _) = fetch(&s.outsider, &s.app.ip, long, "/");
+    assert_eq!(status, "200", "the long domain is not served");
 
     // Rows written by the app land on the database server and come back through nginx.
     s.manage_shell(
