@@ -15,7 +15,12 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     // tandem sizes the bucket, else `nginx -t` refuses the site.
     let long = "a-long-host-name-for-the-customer-facing-shop.timesheet.lab.test";
     s.set_domains(&format!("[timesheet.lab.test, {long}]"));
-    assert_ok("first apply", &s.apply_fresh());
+    let first = s.apply_fresh();
+    assert_ok("first apply", &first);
+    // The fresh cluster's lines that pg_createcluster wrote above `include_dir` are not
+    // overrides of tandem's drop-ins: nothing is commented out for nothing.
+    let said = text(&first.stdout) + &text(&first.stderr);
+    assert!(!said.contains("comment out"), "{said}");
     let (status, _) = fetch(&s.outsider, &s.app.ip, long, "/");
     assert_eq!(status, "200", "the long domain is not served");
 

@@ -91,7 +91,8 @@ pub fn query(desired: &Desired) -> Option<String> {
              SELECT 'rolesetting', unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = {r} AND s.setdatabase = 0;\n\
              SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
              SELECT 'setting', name, current_setting(name), context, pending_restart, coalesce(sourcefile, ''), coalesce(sourceline::text, '') FROM pg_settings WHERE name IN ({names});\n\
-             SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n",
+             SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n\
+             SELECT 'include_dir', current_setting('config_file'), n FROM regexp_split_to_table(pg_read_file(current_setting('config_file')), E'\\n') WITH ORDINALITY AS l(t, n) WHERE t ~ '^\\s*include_dir\\s*=?\\s*''conf\\.d''';\n",
             r = sql_literal(&role),
             d = sql_literal(&db),
         );
@@ -157,17 +158,46 @@ fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// Where postgresql.conf includes conf.d: the file and its `include_dir = 'conf.d'` line.
+fn include_dir(facts: &Facts) -> Option<(String, u32)> {
+    let pg = facts.get(PG);
+    pg.stdout
+        .lines()
+        .find_map(|l| match l.split('|').collect::<Vec<_>>().as_slice() {
+            ["include_dir", file, line] => Some((file.to_string(), line.parse().ok()?)),
+            _ => None,
+        })
+}
+
+/// Whether PostgreSQL reads `setting`'s file and line after tandem's drop-in `ours` (which
+/// sets it), so that its value wins over tandem's: postgresql.auto.conf, a line of
+/// postgresql.conf below its `include_dir = 'conf.d'`, a conf.d file that sorts after ours,
+/// any other included file. A line above the include is read first and loses to the drop-in
+/// once the drop-in has the setting, which on a fresh server it does not have yet.
+fn read_after(setting: &LiveSetting, ours: &str, include: Option<&(String, u32)>) -> bool {
+    let dir_of = |path: &str| path.rsplit_once('/').map(|(dir, _)| dir.to_string());
+    match include {
+        Some((file, line)) if setting.source == *file => setting.line.is_none_or(|l| l > *line),
+        _ if dir_of(&setting.source) == dir_of(ours) => setting.source.as_str() > ours,
+        _ => true,
+    }
+}
+
 /// Settings of tandem's drop-ins that the server takes from another file: one read after
 /// conf.d (a line below `include_dir` in postgresql.conf, or postgresql.auto.conf, which
 /// `ALTER SYSTEM` writes). tandem's value does not apply there, whatever its file says.
 pub fn overridden_settings(desired: &Desired, facts: &Facts) -> Vec<LiveSetting> {
     let ours: Vec<&str> = conf_dropins(desired).map(|(path, _)| path).collect();
+    let include = include_dir(facts);
     let mut live = pg_settings(facts);
     let mut found = Vec::new();
-    for (_, content) in conf_dropins(desired) {
+    for (path, content) in conf_dropins(desired) {
         for name in postgres::setting_names(content) {
             if let Some(i) = live.iter().position(|s| {
-                s.name == name && !s.source.is_empty() && !ours.contains(&s.source.as_str())
+                s.name == name
+                    && !s.source.is_empty()
+                    && !ours.contains(&s.source.as_str())
+                    && read_after(s, path, include.as_ref())
             }) {
                 found.push(live.remove(i));
             }
@@ -301,5 +331,36 @@ mod tests {
             found,
             ["listen_addresses (from /var/lib/postgresql/15/main/postgresql.auto.conf line 3)"]
         );
+        // A fresh cluster, the drop-ins not written yet: pg_createcluster's lines sit above
+        // `include_dir`, and the drop-ins will win over them; a line below it does not.
+        let conf = "/etc/postgresql/15/main/postgresql.conf";
+        let fresh = format!(
+            "setting|listen_addresses|localhost,10.0.0.3|postmaster|f|{conf}|60\n\
+             setting|shared_buffers|1GB|postmaster|f|{conf}|130\n\
+             setting|work_mem|4MB|user|f||\n\
+             include_dir|{conf}|805\n"
+        );
+        assert!(overridden_settings(&desired, &facts(&fresh)).is_empty());
+        let below = fresh.replace("|130\n", "|830\n");
+        let found: Vec<String> = overridden_settings(&desired, &facts(&below))
+            .iter()
+            .map(LiveSetting::origin)
+            .collect();
+        assert_eq!(found, [format!("shared_buffers (from {conf} line 830)")]);
+        // Without the include line known (an older probe), any other file counts.
+        let unknown = fresh.replace(&format!("include_dir|{conf}|805\n"), "");
+        assert_eq!(overridden_settings(&desired, &facts(&unknown)).len(), 2);
+        // Another drop-in in conf.d: after ours it wins, before ours it loses.
+        let other = |file: &str| {
+            fresh.replace(
+                &format!("shared_buffers|1GB|postmaster|f|{conf}|130"),
+                &format!("shared_buffers|2GB|postmaster|f|/etc/postgresql/15/main/conf.d/{file}|1"),
+            )
+        };
+        assert_eq!(
+            overridden_settings(&desired, &facts(&other("99-local.conf"))).len(),
+            1
+        );
+        assert!(overridden_settings(&desired, &facts(&other("05-local.conf"))).is_empty());
     }
 }
