@@ -514,7 +514,7 @@ async fn run_changes(
             let script = run.held(
                 &format!(
                     "{}rm -f {}\n",
-                    h.effect.script(h.check.as_deref(), &host.discovery),
+                    h.effect.script(h.check.as_ref(), &host.discovery),
                     crate::script::owed_path(&h.name)
                 ),
                 &format!("handler {}", h.name),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::{Config, Role, Server};
-use crate::handler::Effect;
+use crate::handler::{Check, Effect};
 use crate::mode::Mode;
 use crate::playbook::{self, Phase, Source, Step};
 use crate::postgres;
@@ -134,7 +134,7 @@ pub struct RenderedHandler {
     pub phase: Phase,
     pub name: String,
     pub effect: Effect,
-    pub check: Option<String>,
+    pub check: Option<Check>,
 }
 
 /// Everything tandem wants on one server.
@@ -178,11 +178,16 @@ pub fn expand(
             }
         }
         for h in &book.handlers {
+            let effect = Effect::of(&templates.render_field(&h.service, vars)?, h.action);
             handlers.push(RenderedHandler {
                 phase: role,
                 name: h.name.clone(),
-                effect: Effect::of(&templates.render_field(&h.service, vars)?, h.action),
-                check: h.check.clone(),
+                check: h
+                    .check
+                    .clone()
+                    .map(Check::Command)
+                    .or_else(|| effect.own_check()),
+                effect,
             });
         }
     }
@@ -578,7 +583,7 @@ impl fmt::Display for Desired {
         for h in &self.handlers {
             write!(f, "handler `{}`: {}", h.name, h.effect)?;
             if let Some(check) = &h.check {
-                write!(f, " after `{check}` passes")?;
+                write!(f, " after {check} passes")?;
             }
             writeln!(f)?;
         }

@@ -9,6 +9,55 @@ use crate::facts::Discovery;
 use crate::identifier::shell_word;
 use crate::playbook::HandlerAction;
 
+/// What must pass before a handler reloads a service; when it fails, apply puts back the
+/// files its role changed for the handler.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "check", content = "command", rename_all = "snake_case")]
+pub enum Check {
+    /// A command of the playbook's (`nginx -t`, `sshd -t`).
+    Command(String),
+    /// PostgreSQL's own reading of its configuration files (`postgres -C`, which parses and
+    /// validates every setting as a start would, without touching the running server): an
+    /// unknown name, a value out of range or of the wrong kind fails it, with PostgreSQL's
+    /// message. When the server cannot be asked where its files are (it is down), the reload
+    /// decides, as before.
+    PostgresConfig,
+}
+
+impl Check {
+    /// Shell that fails, saying why, when the check does.
+    pub fn script(&self) -> String {
+        let command = match self {
+            Check::Command(command) => command.clone(),
+            Check::PostgresConfig => format!(
+                "pg_check_config() {{\n\
+                 where=$({psql}) || return 0\n\
+                 v=${{where%%|*}}; rest=${{where#*|}}; data=${{rest%%|*}}; conf=${{rest#*|}}\n\
+                 cd / && runuser -u postgres -- /usr/lib/postgresql/\"$v\"/bin/postgres -D \"$data\" -c config_file=\"$conf\" -C data_directory >/dev/null\n\
+                 }}\npg_check_config",
+                psql = crate::postgres::as_postgres(
+                    "-Atq -c \"SELECT current_setting('server_version_num')::int / 10000, current_setting('data_directory'), current_setting('config_file')\""
+                ),
+            ),
+        };
+        format!(
+            "if ! OUT=$({command} 2>&1); then printf '%s failed, not reloading: %s\\n' {} \"$OUT\" >&2; exit 1; fi\n",
+            shell_word(&self.to_string())
+        )
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Command(command) => write!(f, "`{command}`"),
+            Check::PostgresConfig => {
+                f.write_str("PostgreSQL's check of its configuration (postgres -C)")
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "effect", content = "service", rename_all = "snake_case")]
 pub enum Effect {
@@ -43,13 +92,21 @@ impl Effect {
         }
     }
 
+    /// The check this effect brings when its playbook names none: PostgreSQL reads its whole
+    /// configuration before a reload (a file it refuses is kept back by the reload, and stops
+    /// the next restart).
+    pub fn own_check(&self) -> Option<Check> {
+        match self {
+            Effect::PostgresReload => Some(Check::PostgresConfig),
+            _ => None,
+        }
+    }
+
     /// The handler's script: `check` (e.g. `nginx -t`) must pass first.
-    pub fn script(&self, check: Option<&str>, discovery: &Discovery) -> String {
+    pub fn script(&self, check: Option<&Check>, discovery: &Discovery) -> String {
         let mut s = String::from("set -e\n");
         if let Some(check) = check {
-            s.push_str(&format!(
-                "if ! OUT=$({check} 2>&1); then echo \"`{check}` failed, not reloading: $OUT\" >&2; exit 1; fi\n"
-            ));
+            s.push_str(&check.script());
         }
         match self {
             Effect::PostgresReload => {
@@ -103,7 +160,7 @@ mod tests {
         let ssh = Effect::of("ssh", HandlerAction::Reload);
         assert_eq!(ssh, Effect::SshReload);
         assert!(
-            ssh.script(Some("sshd -t"), &socket)
+            ssh.script(Some(&Check::Command("sshd -t".into())), &socket)
                 .contains("systemctl restart ssh.socket")
         );
         assert!(
@@ -115,9 +172,23 @@ mod tests {
         let gunicorn = Effect::of("gunicorn-shop.service", HandlerAction::Restart);
         assert_eq!(gunicorn.to_string(), "restart gunicorn-shop.service");
         assert_eq!(
-            Effect::of("nginx", HandlerAction::Reload).script(Some("nginx -t"), &plain),
-            "set -e\nif ! OUT=$(nginx -t 2>&1); then echo \"`nginx -t` failed, not reloading: $OUT\" >&2; exit 1; fi\n\
+            Effect::of("nginx", HandlerAction::Reload)
+                .script(Some(&Check::Command("nginx -t".into())), &plain),
+            "set -e\nif ! OUT=$(nginx -t 2>&1); then printf '%s failed, not reloading: %s\\n' '`nginx -t`' \"$OUT\" >&2; exit 1; fi\n\
              systemctl try-reload-or-restart nginx\n"
         );
+        assert_eq!(pg.own_check(), Some(Check::PostgresConfig));
+        assert_eq!(Effect::of("nginx", HandlerAction::Reload).own_check(), None);
+        let checked = pg.script(pg.own_check().as_ref(), &plain);
+        assert!(
+            checked.contains("postgres -D") && checked.contains("-C data_directory"),
+            "{checked}"
+        );
+        // The script is valid shell.
+        let parsed = std::process::Command::new("sh")
+            .args(["-n", "-c", &checked])
+            .status()
+            .unwrap();
+        assert!(parsed.success(), "{checked}");
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::desired::{Desired, Op};
 use crate::facts::{Discovery, Facts};
-use crate::handler::Effect;
+use crate::handler::{Check, Effect};
 use crate::playbook::Phase;
 use crate::resource;
 use crate::secret::Secret;
@@ -53,7 +53,7 @@ pub struct HandlerRun {
     pub role: Phase,
     pub name: String,
     pub effect: Effect,
-    pub check: Option<String>,
+    pub check: Option<Check>,
 }
 
 #[derive(Clone, Debug, Serialize)]
