@@ -148,6 +148,40 @@ fn verify_passes_after_apply_and_names_each_breakage() {
         "{conf}"
     );
 
+    // A setting PostgreSQL refuses (a reload would keep the old values, and the next restart
+    // would fail): PostgreSQL's own check stops apply with its message, the drop-in is put
+    // back, and PostgreSQL still restarts.
+    s.edit_config(
+        "  extensions: []\n",
+        "  extensions: []\n  settings: {work_mem: a b}\n",
+    );
+    let refused = s.run(&["apply", "--yes"]);
+    let output = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
+    assert!(
+        !refused.status.success(),
+        "apply took a refused setting:\n{output}"
+    );
+    assert!(
+        output.contains("invalid value for parameter \"work_mem\"")
+            && output.contains("put back as before this run"),
+        "{output}"
+    );
+    let dropin = s.sudo_ok(
+        &s.db,
+        "cat /etc/postgresql/15/main/conf.d/10-tandem-tuning.conf",
+    );
+    assert!(
+        !dropin.contains("a b"),
+        "the refused drop-in stayed:\n{dropin}"
+    );
+    s.sudo_ok(&s.db, "systemctl restart postgresql");
+    s.edit_config("  settings: {work_mem: a b}\n", "");
+    assert_eq!(
+        failures(&s),
+        vec![],
+        "the refused setting left nothing behind"
+    );
+
     s.sudo_ok(&s.app, "sed -i 's/^DJANGO_ALLOWED_HOSTS=.*/DJANGO_ALLOWED_HOSTS=other.example/' /etc/timesheet/env && systemctl restart gunicorn-timesheet.service");
     assert_fails(
         &s,
