@@ -31,7 +31,7 @@ impl Check {
             Check::Command(command) => command.clone(),
             Check::PostgresConfig => format!(
                 "pg_check_config() {{\n\
-                 where=$({psql}) || return 0\n\
+                 where=$( {psql} ) || return 0\n\
                  v=${{where%%|*}}; rest=${{where#*|}}; data=${{rest%%|*}}; conf=${{rest#*|}}\n\
                  cd / && runuser -u postgres -- /usr/lib/postgresql/\"$v\"/bin/postgres -D \"$data\" -c config_file=\"$conf\" -C data_directory >/dev/null\n\
                  }}\npg_check_config",

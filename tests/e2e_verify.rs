@@ -148,38 +148,56 @@ fn verify_passes_after_apply_and_names_each_breakage() {
         "{conf}"
     );
 
-    // A setting PostgreSQL refuses (a reload would keep the old values, and the next restart
-    // would fail): PostgreSQL's own check stops apply with its message, the drop-in is put
-    // back, and PostgreSQL still restarts.
+    // Settings PostgreSQL refuses (a reload would keep the old values, and the next restart
+    // would fail). One tandem can tell from the server's pg_settings: the plan says so and
+    // apply stops before writing. One only PostgreSQL can tell (a time zone it does not
+    // have): its own check (postgres -C) stops the reload, and the drop-in is put back.
     s.edit_config(
         "  extensions: []\n",
         "  extensions: []\n  settings: {work_mem: a b}\n",
     );
-    let refused = s.run(&["apply", "--yes"]);
-    let output = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
+    let plan = s.run(&["plan"]);
     assert!(
-        !refused.status.success(),
-        "apply took a refused setting:\n{output}"
+        text(&plan.stdout).contains("! PostgreSQL refuses these settings")
+            && text(&plan.stdout).contains("work_mem = 'a b': not a number"),
+        "{}",
+        text(&plan.stdout)
     );
-    assert!(
-        output.contains("invalid value for parameter \"work_mem\"")
-            && output.contains("put back as before this run"),
-        "{output}"
-    );
-    let dropin = s.sudo_ok(
-        &s.db,
-        "cat /etc/postgresql/15/main/conf.d/10-tandem-tuning.conf",
-    );
-    assert!(
-        !dropin.contains("a b"),
-        "the refused drop-in stayed:\n{dropin}"
-    );
+    for (setting, says) in [
+        ("work_mem: a b", "work_mem = 'a b': not a number"),
+        (
+            "log_timezone: Not/AZone",
+            "invalid value for parameter \"log_timezone\"",
+        ),
+    ] {
+        s.edit_config(
+            "  settings: {work_mem: a b}\n",
+            &format!("  settings: {{{setting}}}\n"),
+        );
+        let refused = s.run(&["apply", "--yes"]);
+        let output = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
+        assert!(!refused.status.success(), "apply took {setting}:\n{output}");
+        assert!(output.contains(says), "{setting}:\n{output}");
+        let dropin = s.sudo_ok(
+            &s.db,
+            "cat /etc/postgresql/15/main/conf.d/10-tandem-tuning.conf",
+        );
+        let value = setting.split(": ").nth(1).unwrap();
+        assert!(
+            !dropin.contains(value),
+            "the refused drop-in stayed:\n{dropin}"
+        );
+        s.edit_config(
+            &format!("  settings: {{{setting}}}\n"),
+            "  settings: {work_mem: a b}\n",
+        );
+    }
     s.sudo_ok(&s.db, "systemctl restart postgresql");
     s.edit_config("  settings: {work_mem: a b}\n", "");
     assert_eq!(
         failures(&s),
         vec![],
-        "the refused setting left nothing behind"
+        "the refused settings left nothing behind"
     );
 
     s.sudo_ok(&s.app, "sed -i 's/^DJANGO_ALLOWED_HOSTS=.*/DJANGO_ALLOWED_HOSTS=other.example/' /etc/timesheet/env && systemctl restart gunicorn-timesheet.service");

@@ -21,6 +21,7 @@ pub mod postgres_facts;
 pub mod postgres_first_start;
 pub mod postgres_overrides;
 pub mod postgres_role;
+pub mod postgres_setting_check;
 pub mod release;
 pub mod service;
 pub mod symlink;
@@ -187,6 +188,7 @@ pub fn finish(ctx: &mut Context) {
     ufw_rules::prune(ctx);
     ufw_rules::close_database(ctx);
     postgres_overrides::plan(ctx);
+    postgres_setting_check::plan(ctx);
     postgres_first_start::before_packages(&mut ctx.changes);
 }
 

@@ -96,6 +96,9 @@ pub fn query(desired: &Desired) -> Option<String> {
             r = sql_literal(&role),
             d = sql_literal(&db),
         );
+        if !settings.is_empty() {
+            sql.push_str(&super::postgres_setting_check::query(&names));
+        }
         // The extensions live in the app's database: one psql session (a psql start costs
         // more than all the queries) reconnects there when it exists.
         if let Some(db) = database {
@@ -149,7 +152,7 @@ pub fn pg_settings(facts: &Facts) -> Vec<LiveSetting> {
 }
 
 /// tandem's conf.d drop-ins: `(path, content)`.
-fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &str)> {
+pub fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &str)> {
     desired.tasks.iter().filter_map(|task| match &task.op {
         Op::File(file) if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") => {
             Some((file.path.as_str(), file.content.as_str()))
