@@ -321,7 +321,7 @@ impl Probe {
             .iter()
             .map(|vars| (facts::RELEASE, release::probe(vars)))
             .collect();
-        let script = facts::probe_script(&desired, &release);
+        let script = crate::resource::probe::probe_script(&desired, &release);
         Ok(Probe {
             desired,
             app_vars,

@@ -80,12 +80,11 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
     };
     let tls_ca_certificate = ca_certificate(config)?.unwrap_or_default();
     let tls_dns_env = match config.tls.acme().and_then(|a| a.dns.as_ref()) {
-        Some(dns) => crate::tls::dns_env(dns, |field, source| {
-            read(config, source, field).map(|s| s.0)
-        })?
-        .into_iter()
-        .map(|(name, value)| (name, Secret(value)))
-        .collect(),
+        Some(dns) => dns
+            .env(|field, source| read(config, source, field).map(|s| s.0))?
+            .into_iter()
+            .map(|(name, value)| (name, Secret(value)))
+            .collect(),
         None => BTreeMap::new(),
     };
     Ok(RunSecrets {

@@ -134,43 +134,6 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
     Ok(ops)
 }
 
-/// The variables lego's DNS provider reads, with the public ones' values and each secret
-/// as `secret(name, source)` gives it (read, or a placeholder).
-pub fn dns_env<E>(
-    dns: &crate::config::tls::Dns,
-    mut secret: impl FnMut(&str, &crate::config::PasswordSource) -> Result<String, E>,
-) -> Result<std::collections::BTreeMap<String, String>, E> {
-    use crate::config::tls::Dns;
-    let mut env = std::collections::BTreeMap::new();
-    match dns {
-        Dns::Rfc2136 {
-            nameserver,
-            tsig_key,
-            tsig_algorithm,
-            tsig_secret,
-        } => {
-            env.insert("RFC2136_NAMESERVER".into(), nameserver.clone());
-            env.insert("RFC2136_TSIG_KEY".into(), tsig_key.clone());
-            // lego names the algorithm as a DNS name: with its final dot.
-            env.insert(
-                "RFC2136_TSIG_ALGORITHM".into(),
-                format!("{}.", tsig_algorithm.trim_end_matches('.')),
-            );
-            env.insert(
-                "RFC2136_TSIG_SECRET".into(),
-                secret("tls.acme.dns.rfc2136.tsig_secret", tsig_secret)?,
-            );
-        }
-        Dns::Lego { env: vars, .. } => {
-            for (name, source) in vars {
-                let field = format!("tls.acme.dns.lego.secret_env.{name}");
-                env.insert(name.clone(), secret(&field, source)?);
-            }
-        }
-    }
-    Ok(env)
-}
-
 /// What an issuer had, for a server that is not one: the timer stopped and disabled, then its
 /// units and script removed (after a switch to `files` or `off`, or when the first app server
 /// changed).

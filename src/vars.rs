@@ -115,7 +115,7 @@ impl Secrets {
                             source.describe()
                         ))
                     };
-                    match crate::tls::dns_env(dns, placeholder) {
+                    match dns.env(placeholder) {
                         Ok(env) => env,
                         Err(never) => match never {},
                     }

@@ -14,9 +14,11 @@ use crate::identifier;
 use crate::yaml::{self, Position, Spanned};
 
 pub mod backup;
+pub mod destination;
 pub mod processes;
 pub mod tls;
 pub use backup::Backup;
+pub use destination::Destination;
 pub use processes::{Broker, Process};
 pub use tls::{Tls, TlsMode};
 
@@ -630,7 +632,7 @@ impl Validator<'_> {
                     "give every server its own name",
                 );
             }
-            let destination = crate::transport::Destination::parse(&s.ssh.value).and_then(|_| {
+            let destination = Destination::parse(&s.ssh.value).and_then(|_| {
                 if identifier::is_ssh_destination(&s.ssh.value) {
                     Ok(())
                 } else {

@@ -459,6 +459,44 @@ impl Validator<'_> {
     }
 }
 
+impl Dns {
+    /// The variables lego's DNS provider reads, with the public ones' values and each secret
+    /// as `secret(name, source)` gives it (read, or a placeholder).
+    pub fn env<E>(
+        &self,
+        mut secret: impl FnMut(&str, &PasswordSource) -> Result<String, E>,
+    ) -> Result<std::collections::BTreeMap<String, String>, E> {
+        let mut env = std::collections::BTreeMap::new();
+        match self {
+            Dns::Rfc2136 {
+                nameserver,
+                tsig_key,
+                tsig_algorithm,
+                tsig_secret,
+            } => {
+                env.insert("RFC2136_NAMESERVER".into(), nameserver.clone());
+                env.insert("RFC2136_TSIG_KEY".into(), tsig_key.clone());
+                // lego names the algorithm as a DNS name: with its final dot.
+                env.insert(
+                    "RFC2136_TSIG_ALGORITHM".into(),
+                    format!("{}.", tsig_algorithm.trim_end_matches('.')),
+                );
+                env.insert(
+                    "RFC2136_TSIG_SECRET".into(),
+                    secret("tls.acme.dns.rfc2136.tsig_secret", tsig_secret)?,
+                );
+            }
+            Dns::Lego { env: vars, .. } => {
+                for (name, source) in vars {
+                    let field = format!("tls.acme.dns.lego.secret_env.{name}");
+                    env.insert(name.clone(), secret(&field, source)?);
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
 /// The variables of the renewal script (templates/tls/acme-renew), which sources lego's
 /// provider settings: a provider variable by one of these names would replace the script's.
 const RENEWAL_OWN: &[&str] = &["STATE", "NAMES", "CERT", "KEY", "failed", "peer"];

@@ -22,6 +22,7 @@ pub mod postgres_first_start;
 pub mod postgres_overrides;
 pub mod postgres_role;
 pub mod postgres_setting_check;
+pub mod probe;
 pub mod release;
 pub mod service;
 pub mod symlink;

@@ -10,8 +10,9 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use super::Verification;
+use crate::config::Destination;
 use crate::config::{Config, Role, Server};
-use crate::transport::{Destination, SshOptions};
+use crate::transport::SshOptions;
 
 /// How long a port may stay silent before it counts as closed, when nothing on the same
 /// address answered to tell how long an answer takes.
