@@ -9,9 +9,9 @@
 //! authorized_keys line lets it run pgbackrest from the other server's address and nothing
 //! else. The repository is encrypted; its passphrase lives on the backup server only.
 
+use crate::desired::StanzaSpec;
 use crate::desired::{FileSpec, Op, Secrecy};
 use crate::mode::Mode;
-use crate::resource::backup_stanza::StanzaSpec;
 use crate::templates::Templates;
 use crate::vars::{BACKUP_KEY_PATH, Vars};
 

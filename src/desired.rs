@@ -3,18 +3,14 @@
 
 use std::fmt;
 
-use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::{Config, Role, Server};
+use crate::config::Server;
 use crate::handler::{Check, Effect};
 use crate::mode::Mode;
-use crate::playbook::{self, Phase, Source, Step};
-use crate::postgres;
+use crate::playbook::Phase;
 use crate::sql;
-use crate::templates::Templates;
-use crate::ufw::{COMMENT_PREFIX, UfwRule};
-use crate::vars::Vars;
+use crate::ufw::UfwRule;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileSpec {
@@ -123,9 +119,9 @@ pub enum Op {
         key: String,
     },
     /// The ACME certificate: its state on this server; the issuer obtains and renews it.
-    Certificate(crate::resource::certificate::CertificateSpec),
+    Certificate(CertificateSpec),
     /// The backup repository's stanza, and its first backup.
-    BackupStanza(crate::resource::backup_stanza::StanzaSpec),
+    BackupStanza(StanzaSpec),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -143,267 +139,6 @@ pub struct Desired {
     pub server: Server,
     pub tasks: Vec<Task>,
     pub handlers: Vec<RenderedHandler>,
-}
-
-/// The playbooks a server runs, in order.
-pub fn roles_of(server: &Server) -> [Phase; 2] {
-    match server.role {
-        Role::Db => [Phase::Base, Phase::Db],
-        Role::App => [Phase::Base, Phase::App],
-        Role::Backup => [Phase::Base, Phase::Backup],
-    }
-}
-
-/// Expands the playbooks for `server`.
-pub fn expand(
-    config: &Config,
-    server: &Server,
-    vars: &Vars,
-    templates: &mut Templates,
-) -> anyhow::Result<Desired> {
-    let mut tasks = Vec::new();
-    let mut handlers = Vec::new();
-    for role in roles_of(server) {
-        let book = playbook::load(templates.assets(), role)?;
-        for step in &book.steps {
-            let ops = expand_step(config, vars, step, templates, &tasks)
-                .with_context(|| format!("playbook {role}, step `{}`", step.name()))?;
-            for op in ops {
-                tasks.push(Task {
-                    role,
-                    step: step.name().to_string(),
-                    op,
-                    notify: step.notify().to_vec(),
-                });
-            }
-        }
-        for h in &book.handlers {
-            let effect = Effect::of(&templates.render_field(&h.service, vars)?, h.action);
-            handlers.push(RenderedHandler {
-                phase: role,
-                name: h.name.clone(),
-                check: h
-                    .check
-                    .clone()
-                    .map(Check::Command)
-                    .or_else(|| effect.own_check()),
-                effect,
-            });
-        }
-    }
-    Ok(Desired {
-        server: server.clone(),
-        tasks,
-        handlers,
-    })
-}
-
-/// A step's mode, checked when the playbook was loaded.
-fn step_mode(text: &str) -> anyhow::Result<Mode> {
-    Mode::parse(text).with_context(|| format!("bad mode `{text}`"))
-}
-
-/// `earlier`: the tasks of the steps before this one.
-fn expand_step(
-    config: &Config,
-    vars: &Vars,
-    step: &Step,
-    t: &mut Templates,
-    earlier: &[Task],
-) -> anyhow::Result<Vec<Op>> {
-    let op = match step {
-        Step::Packages { packages, .. } => Op::Packages {
-            names: packages.clone(),
-        },
-        Step::DeployUser { .. } => Op::DeployUser {
-            user: config.ssh.deploy_user.clone(),
-            authorized_keys: config
-                .ssh
-                .authorized_keys
-                .iter()
-                .cloned()
-                .chain(crate::tls::push_authorized_key(vars))
-                .collect(),
-        },
-        Step::SystemUser { user, home, .. } => Op::SystemUser {
-            user: t.render_field(user, vars)?,
-            home: t.render_field(home, vars)?,
-        },
-        Step::Hostname { .. } => Op::Hostname {
-            fqdn: vars.host.fqdn.clone(),
-        },
-        Step::File {
-            template,
-            dest,
-            mode,
-            owner,
-            group,
-            secret,
-            validate,
-            ..
-        } => Op::File(FileSpec {
-            path: t.render_field(dest, vars)?,
-            content: t.render(template, vars)?,
-            mode: step_mode(mode)?,
-            owner: t.render_field(owner, vars)?,
-            group: t.render_field(group, vars)?,
-            secret: if *secret {
-                Secrecy::Masked {
-                    shown: vars.public_env.clone(),
-                }
-            } else {
-                Secrecy::Public
-            },
-            validate: validate.clone(),
-        }),
-        Step::Directory {
-            path,
-            mode,
-            owner,
-            group,
-            ..
-        } => Op::Directory {
-            path: t.render_field(path, vars)?,
-            mode: step_mode(mode)?,
-            owner: t.render_field(owner, vars)?,
-            group: t.render_field(group, vars)?,
-        },
-        Step::Symlink { target, link, .. } => Op::Symlink {
-            target: t.render_field(target, vars)?,
-            link: t.render_field(link, vars)?,
-        },
-        Step::Absent { path, .. } => Op::Absent {
-            path: t.render_field(path, vars)?,
-        },
-        Step::UfwDefaults { .. } => Op::UfwDefaults,
-        Step::UfwAllow {
-            port,
-            proto,
-            from,
-            label,
-            ..
-        } => {
-            let rules = ufw_rules(config, vars, port, proto, *from, label.as_deref())?;
-            return Ok(rules.into_iter().map(Op::UfwAllow).collect());
-        }
-        Step::UfwEnable { .. } => Op::UfwEnable,
-        Step::PostgresConf { template, file, .. } => Op::File(FileSpec {
-            path: format!(
-                "{}/conf.d/{}",
-                vars.pg.conf_dir,
-                t.render_field(file, vars)?
-            ),
-            content: t.render(template, vars)?,
-            mode: Mode(0o644),
-            owner: "postgres".into(),
-            group: "postgres".into(),
-            secret: Secrecy::Public,
-            validate: None,
-        }),
-        Step::PostgresFirstStart { .. } => {
-            let conf_d = format!("{}/conf.d/", vars.pg.conf_dir);
-            let confs: Vec<&str> = earlier
-                .iter()
-                .filter_map(|task| match &task.op {
-                    Op::File(f) if f.path.starts_with(&conf_d) => Some(f.content.as_str()),
-                    _ => None,
-                })
-                .collect();
-            Op::PostgresFirstStart(FileSpec {
-                path: postgres::FIRST_START_FILE.into(),
-                content: postgres::first_start_conf(&confs),
-                mode: Mode(0o644),
-                owner: "root".into(),
-                group: "root".into(),
-                secret: Secrecy::Public,
-                validate: None,
-            })
-        }
-        Step::PgHbaBlock { template, .. } => Op::PgHbaBlock {
-            path: format!("{}/pg_hba.conf", vars.pg.conf_dir),
-            block: t.render(template, vars)?,
-        },
-        Step::PostgresRole { .. } => Op::PostgresRole {
-            role: config.database.role.clone(),
-            superuser: config.database.superuser,
-            settings: sql::DJANGO_ROLE_SETTINGS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        },
-        Step::PostgresDatabase { .. } => Op::PostgresDatabase {
-            name: config.database.name.clone(),
-            owner: config.database.role.clone(),
-        },
-        Step::PostgresExtensions { .. } => Op::PostgresExtensions {
-            database: config.database.name.clone(),
-            names: config.database.extensions.clone(),
-        },
-        Step::Tls { .. } => return crate::tls::ops(vars, t),
-        Step::Backup { .. } => return crate::backup::ops(vars, t),
-        Step::Processes { .. } => return crate::processes::ops(vars, t),
-        Step::Broker { .. } => return crate::broker::ops(config, vars, t),
-        Step::Service {
-            service,
-            enabled,
-            running,
-            ..
-        } => Op::Service {
-            name: t.render_field(service, vars)?,
-            enabled: *enabled,
-            running: *running,
-        },
-    };
-    Ok(vec![op])
-}
-
-fn ufw_rules(
-    config: &Config,
-    vars: &Vars,
-    port: &str,
-    proto: &str,
-    from: Source,
-    label: Option<&str>,
-) -> anyhow::Result<Vec<UfwRule>> {
-    let (port, default_label) = match port {
-        "ssh" => (vars.ssh.port, "ssh".to_string()),
-        n => (n.parse::<u16>().context("port")?, format!("port {n}")),
-    };
-    let what = label.map_or(default_label, str::to_string);
-    Ok(match from {
-        Source::Anywhere => vec![UfwRule {
-            port,
-            proto: proto.to_string(),
-            from: None,
-            comment: format!("{COMMENT_PREFIX}: {what}"),
-        }],
-        Source::AppServers => config
-            .app_servers()
-            .map(|app| UfwRule {
-                port,
-                proto: proto.to_string(),
-                from: Some(app.internal_ip),
-                comment: format!("{COMMENT_PREFIX}: {what} from {}", app.name),
-            })
-            .collect(),
-        Source::DatabaseClients => {
-            let mut rules = ufw_rules(
-                config,
-                vars,
-                &port.to_string(),
-                proto,
-                Source::AppServers,
-                label,
-            )?;
-            rules.extend(config.database.allow.iter().map(|ip| UfwRule {
-                port,
-                proto: proto.to_string(),
-                from: Some(*ip),
-                comment: format!("{COMMENT_PREFIX}: {what} from allowed {ip}"),
-            }));
-            rules
-        }
-    })
 }
 
 impl Desired {
@@ -589,4 +324,24 @@ impl fmt::Display for Desired {
         }
         Ok(())
     }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CertificateSpec {
+    pub path: String,
+    pub names: Vec<String>,
+    /// This server runs the ACME client (the others receive its certificate).
+    pub issuer: bool,
+    /// The oneshot service that obtains, renews and hands out the certificate.
+    pub service: String,
+    pub renew_days: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StanzaSpec {
+    pub stanza: String,
+    /// The oneshot service that takes a backup.
+    pub service: String,
+    /// The db server it backs up (for messages).
+    pub db: String,
 }

@@ -11,10 +11,11 @@ use futures::future::join_all;
 
 use crate::bundle::{self, Bundle};
 use crate::config::{Config, Role, Server};
-use crate::desired::{self, Desired};
+use crate::desired::Desired;
 use crate::facts::{self, Facts};
-use crate::plan::{self, Plan, PlanSecrets};
+use crate::plan::{self, Plan};
 use crate::report::Report;
+use crate::resource::PlanSecrets;
 use crate::resource::release::{self, ReleaseState};
 use crate::secret::{self, RunSecrets, Secret};
 use crate::templates::Templates;
@@ -315,7 +316,7 @@ impl Probe {
             &host_facts(server.role, discovery, &server.name)?,
             secrets,
         );
-        let desired = desired::expand(config, server, &vars, templates)?;
+        let desired = crate::expand::expand(config, server, &vars, templates)?;
         let app_vars = (server.role == Role::App).then_some(vars);
         let release: Vec<(&str, String)> = app_vars
             .iter()
@@ -370,7 +371,7 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
     let facts = Facts::parse(discovery, output)
         .with_context(|| format!("reading the probe of {}", server.name))?;
     let desired = probe.desired;
-    let mut host = plan::plan_host(
+    let mut host = crate::resource::plan_host(
         &desired,
         &facts,
         &PlanSecrets {

@@ -6,12 +6,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::desired::{Desired, Op};
-use crate::facts::{Discovery, Facts};
+use crate::facts::Discovery;
 use crate::handler::{Check, Effect};
 use crate::playbook::Phase;
-use crate::resource;
-use crate::secret::Secret;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {
@@ -66,9 +63,9 @@ pub struct HostPlan {
     #[serde(skip)]
     pub handlers: Vec<HandlerRun>,
     /// Releases on an app server.
-    pub release: Option<crate::resource::release::ReleaseState>,
+    pub release: Option<crate::state::ReleaseState>,
     /// The HTTPS certificate an app server serves (ACME).
-    pub certificate: Option<crate::resource::certificate::CertificateState>,
+    pub certificate: Option<crate::state::CertificateState>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -79,92 +76,6 @@ pub struct Plan {
 impl Plan {
     pub fn change_count(&self) -> usize {
         self.hosts.iter().map(|h| h.changes.len()).sum()
-    }
-}
-
-/// Inputs that are not facts: the secrets needed to compare and to write.
-pub struct PlanSecrets<'a> {
-    pub db_password: &'a Secret,
-}
-
-/// Compares `desired` with `facts` for one host: each task through its kind
-/// (`resource::plan_task`), then the host-wide passes, then the handlers the changes notify.
-pub fn plan_host(
-    desired: &Desired,
-    facts: &Facts,
-    secrets: &PlanSecrets,
-    run_id: &str,
-) -> HostPlan {
-    let mut ctx = resource::Context::new(desired, facts, secrets.db_password, run_id);
-    for (i, task) in desired.tasks.iter().enumerate() {
-        let before = ctx.changes.len();
-        resource::plan_task(&mut ctx, &task.op, &facts.task(i));
-        for change in &mut ctx.changes[before..] {
-            // The certificate waits for every app server's provisioning, the backup stanza for
-            // the db server's: their own phases.
-            if matches!(change.role, Phase::Certificate | Phase::Stanza) {
-                change.step = task.step.clone();
-                continue;
-            }
-            change.role = task.role;
-            change.step = task.step.clone();
-            change.notify = task.notify.clone();
-            change.before_build = task.role == Phase::App
-                && matches!(task.op, Op::SystemUser { .. } | Op::Directory { .. });
-        }
-    }
-    resource::finish(&mut ctx);
-    // Handlers an earlier run made owed but never ran (it died or failed in between): owed
-    // still, whether or not this run changes anything.
-    let owed = facts.get(crate::facts::OWED);
-    for h in &desired.handlers {
-        let is_owed = owed.ok()
-            && owed
-                .stdout
-                .lines()
-                .any(|l| l.trim() == crate::script::owed_file(&h.name));
-        if is_owed && !ctx.changes.iter().any(|c| c.notify.contains(&h.name)) {
-            let mut change = Change::new(
-                format!("~ {} (owed by an earlier run that did not finish)", h.name),
-                None,
-                "true\n".to_string(),
-            );
-            change.role = h.phase;
-            change.step = "Handlers an interrupted run owes".into();
-            change.notify = vec![h.name.clone()];
-            change.guarded = h.effect == Effect::SshReload;
-            ctx.changes.push(change);
-        }
-    }
-    let notified: Vec<(Phase, String)> = ctx
-        .changes
-        .iter()
-        .flat_map(|c| c.notify.iter().map(move |n| (c.role, n.clone())))
-        .collect();
-    let handlers = desired
-        .handlers
-        .iter()
-        .filter_map(|h| {
-            let role = notified
-                .iter()
-                .find(|(_, n)| n == &h.name)
-                .map(|(r, _)| *r)?;
-            Some(HandlerRun {
-                role,
-                name: h.name.clone(),
-                effect: h.effect.clone(),
-                check: h.check.clone(),
-            })
-        })
-        .collect();
-    HostPlan {
-        server: desired.server.name.clone(),
-        discovery: facts.discovery.clone(),
-        changes: ctx.changes,
-        notes: ctx.notes,
-        handlers,
-        release: None,
-        certificate: ctx.certificate,
     }
 }
 
@@ -253,52 +164,5 @@ impl fmt::Display for Plan {
                 .collect();
             write!(f, "Plan: {total} change(s) ({}).", per.join(", "))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::desired::RenderedHandler;
-    use crate::facts::QueryResult;
-    use crate::playbook::HandlerAction;
-
-    #[test]
-    fn a_handler_an_interrupted_run_owes_is_planned_again() {
-        let desired = Desired {
-            server: crate::resource::table::db_server(),
-            tasks: Vec::new(),
-            handlers: vec![RenderedHandler {
-                phase: Phase::Db,
-                name: "reload postgresql".into(),
-                effect: Effect::of("postgresql", HandlerAction::Reload),
-                check: None,
-            }],
-        };
-        let password = Secret::new("x".into());
-        let plan = |owed: &str| {
-            let mut facts = Facts::default();
-            facts.results.insert(
-                crate::facts::OWED.into(),
-                QueryResult {
-                    status: 0,
-                    stdout: owed.into(),
-                },
-            );
-            plan_host(
-                &desired,
-                &facts,
-                &PlanSecrets {
-                    db_password: &password,
-                },
-                "run",
-            )
-        };
-        let owed = plan("reload postgresql\n");
-        assert_eq!(owed.changes.len(), 1);
-        assert_eq!(owed.changes[0].role, Phase::Db);
-        assert_eq!(owed.handlers.len(), 1);
-        assert_eq!(owed.handlers[0].name, "reload postgresql");
-        assert!(plan("").changes.is_empty() && plan("").handlers.is_empty());
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::desired::{self, Desired, Op};
+use crate::desired::{Desired, Op};
 use crate::templates::Templates;
 use crate::vars::{HostFacts, Secrets, Vars};
 
@@ -29,7 +29,7 @@ pub fn desired_all(
         .iter()
         .map(|server| {
             let vars = Vars::new(config, server, facts, Secrets::redacted(config));
-            desired::expand(config, server, &vars, templates)
+            crate::expand::expand(config, server, &vars, templates)
                 .with_context(|| format!("expanding server {}", server.name))
         })
         .collect()

@@ -8,9 +8,9 @@
 //!   key to the others over SSH, with a key that may run one receiving script and nothing
 //!   else. So renewal needs no tandem run, and every app server serves the same certificate.
 
+use crate::desired::CertificateSpec;
 use crate::desired::{FileSpec, Op, Secrecy};
 use crate::mode::Mode;
-use crate::resource::certificate::CertificateSpec;
 use crate::templates::Templates;
 use crate::ufw::{COMMENT_PREFIX, UfwRule};
 use crate::vars::Vars;

@@ -5,19 +5,11 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::desired::StanzaSpec;
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
 use crate::pgbackrest::{self, Info};
 use crate::playbook::Phase;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct StanzaSpec {
-    pub stanza: String,
-    /// The oneshot service that takes a backup.
-    pub service: String,
-    /// The db server it backs up (for messages).
-    pub db: String,
-}
 
 /// What the repository holds for the stanza.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -2,43 +2,14 @@
 //! self-signed placeholder, or a CA's certificate with its names and expiry), and on the
 //! issuer the change that obtains or renews it. Also the placeholder itself.
 
-use serde::Serialize;
-
 use super::Context;
 use crate::config::{Config, Role, Server};
+use crate::desired::CertificateSpec;
 use crate::facts::QueryResult;
 use crate::identifier::shell_word;
 use crate::plan::HostPlan;
 use crate::playbook::Phase;
-
-/// The subject of the placeholder, so that it is never taken for a real certificate.
-pub const PLACEHOLDER_CN: &str = "tandem placeholder";
-
-#[derive(Clone, Debug, Serialize)]
-pub struct CertificateSpec {
-    pub path: String,
-    pub names: Vec<String>,
-    /// This server runs the ACME client (the others receive its certificate).
-    pub issuer: bool,
-    /// The oneshot service that obtains, renews and hands out the certificate.
-    pub service: String,
-    pub renew_days: u32,
-}
-
-/// What nginx serves on a server now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum CertificateState {
-    Missing,
-    Placeholder,
-    Issued {
-        /// Seconds since the epoch, on the host's clock.
-        not_after: i64,
-        now: i64,
-        names: Vec<String>,
-        fingerprint: String,
-    },
-}
+pub use crate::state::{CertificateState, PLACEHOLDER_CN};
 
 /// `now=`, `end=`, `subject=`, `fingerprint=` and `names=` lines, or `missing`.
 pub fn probe(path: &str) -> String {
@@ -52,73 +23,6 @@ echo "fingerprint=$(openssl x509 -in "$C" -noout -fingerprint -sha256 | cut -d= 
 echo "names=$(openssl x509 -in "$C" -noout -ext subjectAltName 2>/dev/null | grep -o 'DNS:[^, ]*' | cut -c5- | tr '\n' ' ')""#,
         c = shell_word(path)
     )
-}
-
-impl CertificateState {
-    pub fn parse(stdout: &str) -> CertificateState {
-        let field = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
-                .map(str::trim)
-        };
-        let Some(subject) = field("subject") else {
-            return CertificateState::Missing;
-        };
-        if subject.contains(PLACEHOLDER_CN) {
-            return CertificateState::Placeholder;
-        }
-        let number = |name: &str| field(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        CertificateState::Issued {
-            not_after: number("end"),
-            now: number("now"),
-            names: field("names")
-                .unwrap_or("")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-            fingerprint: field("fingerprint").unwrap_or("").to_string(),
-        }
-    }
-
-    /// One line for the plan.
-    pub fn describe(&self, renew_days: u32) -> String {
-        match self {
-            CertificateState::Missing => "missing".into(),
-            CertificateState::Placeholder => {
-                "self-signed placeholder (no certificate from the CA yet)".into()
-            }
-            CertificateState::Issued { not_after, .. } if self.due(renew_days) => {
-                format!("due for renewal (expires {})", day(*not_after))
-            }
-            CertificateState::Issued { not_after, .. } => {
-                format!("valid until {}", day(*not_after))
-            }
-        }
-    }
-
-    /// Expires within `renew_days` (by the host's clock).
-    pub fn due(&self, renew_days: u32) -> bool {
-        match self {
-            CertificateState::Issued { not_after, now, .. } => {
-                not_after - now < i64::from(renew_days) * 86_400
-            }
-            _ => true,
-        }
-    }
-
-    pub fn fingerprint(&self) -> Option<&str> {
-        match self {
-            CertificateState::Issued { fingerprint, .. } => Some(fingerprint),
-            _ => None,
-        }
-    }
-}
-
-fn day(epoch: i64) -> String {
-    jiff::Timestamp::from_second(epoch)
-        .map(|t| t.strftime("%Y-%m-%d").to_string())
-        .unwrap_or_else(|_| format!("@{epoch}"))
 }
 
 /// The issuer gets a change when the certificate is missing, a placeholder, for other names,

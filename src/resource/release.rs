@@ -9,21 +9,11 @@ use crate::identifier::shell_word;
 use crate::plan::Change;
 use crate::playbook::Phase;
 use crate::script::payload;
+pub use crate::state::ReleaseState;
 use crate::vars::Vars;
 
 /// Releases kept on each app server (the current one included).
 pub const KEEP: usize = 5;
-
-/// What the probe found about releases on an app server.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ReleaseState {
-    /// Directory name `current` points at.
-    pub current: Option<String>,
-    /// Code hash recorded in the current release.
-    pub current_hash: Option<String>,
-    /// All release directories, oldest first.
-    pub releases: Vec<String>,
-}
 
 /// Probe query for `ReleaseState`.
 pub fn probe(vars: &Vars) -> String {
@@ -32,33 +22,6 @@ pub fn probe(vars: &Vars) -> String {
          echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; true",
         root = shell_word(&vars.paths.root)
     )
-}
-
-impl ReleaseState {
-    pub fn parse(status: i32, text: &str) -> ReleaseState {
-        let mut s = ReleaseState::default();
-        if status != 0 {
-            return s;
-        }
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix("current=").filter(|v| !v.is_empty()) {
-                s.current = Some(v.to_string());
-            } else if let Some(v) = line.strip_prefix("hash=").filter(|v| !v.is_empty()) {
-                s.current_hash = Some(v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("release=") {
-                s.releases.push(v.to_string());
-            }
-        }
-        s.releases.sort();
-        s
-    }
-
-    /// The release before the current one, for rollback.
-    pub fn previous(&self) -> Option<&str> {
-        let current = self.current.as_deref()?;
-        let pos = self.releases.iter().position(|r| r == current)?;
-        pos.checked_sub(1).map(|i| self.releases[i].as_str())
-    }
 }
 
 /// The changes that ship `bundle`, when the code live on the host (`state`) is not it: its
