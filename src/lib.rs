@@ -1,46 +1,17 @@
 //! tandem: Django on an app server and PostgreSQL on its own server, over SSH, from one YAML file.
+//!
+//! The layers, bottom up: `config` (tandem.yml and what it names), `model` (the shared
+//! vocabulary), `resource` (the generic kinds of things on a host), the feature wings
+//! (`postgres`, `tls`, `backup`, `app`), `engine` (expand, probe, plan, apply over SSH),
+//! `verify`, and `cli` at the edge.
 
-pub mod apply;
-pub mod assets;
+pub mod app;
 pub mod backup;
-pub mod broker;
-pub mod bundle;
 pub mod cli;
 pub mod config;
-pub mod day_two;
-pub mod desired;
-pub mod diagnostic;
 pub mod engine;
-pub mod expand;
-pub mod facts;
-pub mod handler;
-pub mod identifier;
-pub mod init;
-pub mod json;
-pub mod local_file;
-pub mod mode;
-pub mod pem;
-pub mod pgbackrest;
-pub mod plan;
-pub mod playbook;
+pub mod model;
 pub mod postgres;
-pub mod processes;
-pub mod render;
-pub mod report;
 pub mod resource;
-pub mod restore;
-pub mod scram;
-pub mod script;
-pub mod secret;
-pub mod sql;
-pub mod state;
-pub mod style;
-pub mod templates;
 pub mod tls;
-pub mod tls_check;
-pub mod transport;
-pub mod tuning;
-pub mod ufw;
-pub mod vars;
 pub mod verify;
-pub mod yaml;

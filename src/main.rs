@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tandem::{cli, diagnostic};
+use tandem::cli;
+use tandem::config::diagnostic;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {

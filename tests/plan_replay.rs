@@ -8,11 +8,11 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tandem::assets::Assets;
+use tandem::engine::assets::Assets;
+use tandem::engine::templates::Templates;
 use tandem::engine::{self, HostInput, Probe};
-use tandem::facts;
-use tandem::plan::Plan;
-use tandem::templates::Templates;
+use tandem::model::facts;
+use tandem::model::plan::Plan;
 
 /// The captured deployment of `suite` in `state`, planned again from its probe answers.
 fn replay(suite: &str, state: &str) -> Plan {
@@ -36,9 +36,9 @@ fn replay(suite: &str, state: &str) -> Plan {
     let config = tandem::config::parse(&path, &text)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
-    let secrets = tandem::secret::read_all(&config).unwrap();
+    let secrets = tandem::config::secret::read_all(&config).unwrap();
     let mut templates = Templates::new(Assets::builtin());
-    let bundle = tandem::bundle::bundle(&config).unwrap();
+    let bundle = tandem::app::bundle::bundle(&config).unwrap();
     let mut hosts = Vec::new();
     for server in &config.servers {
         let read = |ext: &str| {
@@ -85,7 +85,7 @@ fn stable(text: &str) -> String {
 fn check(suite: &str, state: &str) -> String {
     let plan = replay(suite, state);
     let screen = stable(&plan.to_string());
-    let json = stable(&tandem::json::document(&plan).unwrap());
+    let json = stable(&tandem::cli::json::document(&plan).unwrap());
     insta::assert_snapshot!(format!("{suite}_{state}"), screen);
     insta::assert_snapshot!(format!("{suite}_{state}_json"), json);
     screen

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use tandem::assets::Assets;
-use tandem::templates::Templates;
-use tandem::vars::HostFacts;
-use tandem::{config, render};
+use tandem::config;
+use tandem::engine::assets::Assets;
+use tandem::engine::render;
+use tandem::engine::templates::Templates;
+use tandem::engine::vars::HostFacts;
 
 fn snapshot_example(example: &str) -> usize {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,7 +41,7 @@ fn tenants_example() {
 fn starter_config_is_valid_apart_from_the_operator_specific_paths() {
     // `tandem init` writes it for a Django project's root with the operator's own key: here
     // neither exists, and exactly those two errors must be reported.
-    let text = tandem::init::STARTER;
+    let text = tandem::cli::init::STARTER;
     let err = config::parse(Path::new("/nonexistent/tandem.yml"), text).unwrap_err();
     let fields: Vec<&str> = err.0.iter().map(|d| d.field.as_str()).collect();
     let key_file_ok = std::env::var_os("HOME")

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::{RemoteArgs, load, out};
+use crate::backup::pgbackrest::{self, human_age, human_size};
+use crate::backup::restore::{self, Restore, Target};
 use crate::config::{Config, Server};
-use crate::pgbackrest::{self, human_age, human_size};
-use crate::restore::{self, Restore, Target};
-use crate::transport::{Ssh, Transport};
-use crate::vars::Vars;
+use crate::engine::transport::{Ssh, Transport};
+use crate::engine::vars::Vars;
 
 /// The repository server of a config that has `backup:`.
 fn repository(config: &Config) -> anyhow::Result<&Server> {
@@ -87,7 +87,7 @@ pub async fn list(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
             #[serde(flatten)]
             info: &'a pgbackrest::Info,
         }
-        out(&crate::json::document(&Document {
+        out(&crate::cli::json::document(&Document {
             repository: &server.name,
             now,
             info: &info,
@@ -156,7 +156,7 @@ pub async fn restore(
     let report = super::report();
     let hosts = super::day_two::connect(&remote, &servers).await?;
     // An apply meanwhile would restart PostgreSQL under the restore: take the servers' locks.
-    let who = format!("{} restore", crate::apply::who());
+    let who = format!("{} restore", crate::engine::apply::who());
     let mut locks = Vec::new();
     for host in &hosts {
         locks.push(
@@ -180,7 +180,7 @@ async fn run_restore(
     hosts: &[Ssh],
     target: &Target,
     in_place: bool,
-    report: &dyn crate::report::Report,
+    report: &dyn crate::model::report::Report,
 ) -> anyhow::Result<String> {
     let db = &hosts[0];
     let vars = Vars::for_paths(config, servers[0]);
@@ -246,7 +246,7 @@ async fn run_restore(
     })
 }
 
-async fn start_apps(apps: &[(&Ssh, Vars)], report: &dyn crate::report::Report) {
+async fn start_apps(apps: &[(&Ssh, Vars)], report: &dyn crate::model::report::Report) {
     for (host, vars) in apps {
         match host.run(&restore::app_units(vars, true)).await {
             Ok(o) if o.success() => report.progress(host.name(), "gunicorn started again"),

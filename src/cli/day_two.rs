@@ -1,5 +1,5 @@
 //! The day-two commands: `manage`, `logs`, `releases`, `tenant` and `audit`. Each connects only
-//! to the servers it needs, runs what `crate::day_two` builds, and prints.
+//! to the servers it needs, runs what `crate::app::day_two` builds, and prints.
 
 use std::process::ExitCode;
 
@@ -7,10 +7,10 @@ use anyhow::{Context, bail};
 use futures::future::join_all;
 
 use super::{RemoteArgs, TenantCommand, load, out};
+use crate::app::day_two::{self, LogRange, LogSource};
 use crate::config::{Config, Role, Server};
-use crate::day_two::{self, LogRange, LogSource};
-use crate::transport::{Ssh, Transport};
-use crate::vars::Vars;
+use crate::engine::transport::{Ssh, Transport};
+use crate::engine::vars::Vars;
 
 /// The servers a day-two command runs on: the one named by `--server` (which must have
 /// `role` when one is given), or every server of `role` (every server for `None`).
@@ -48,8 +48,9 @@ pub(super) async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow:
         .iter()
         .map(|s| (s.name.as_str(), s.ssh.as_str()))
         .collect();
-    let retrying = |name: &str, why: &str| crate::report::Report::progress(&*report, name, why);
-    crate::transport::connect_all(&targets, &remote.ssh_options(), &retrying).await
+    let retrying =
+        |name: &str, why: &str| crate::model::report::Report::progress(&*report, name, why);
+    crate::engine::transport::connect_all(&targets, &remote.ssh_options(), &retrying).await
 }
 
 /// `tandem manage [--server NAME] -- ARGS`: manage.py on an app server, attached to this
@@ -175,7 +176,7 @@ pub async fn releases(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode
         struct Document {
             servers: Vec<ServerReleases>,
         }
-        out(&crate::json::document(&Document { servers: listed })?)?;
+        out(&crate::cli::json::document(&Document { servers: listed })?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut text = String::new();
@@ -303,7 +304,7 @@ pub async fn tenant(action: TenantCommand) -> anyhow::Result<ExitCode> {
                 struct Document {
                     tenants: Vec<day_two::Tenant>,
                 }
-                out(&crate::json::document(&Document { tenants })?)?;
+                out(&crate::cli::json::document(&Document { tenants })?)?;
             } else {
                 let mut text = String::new();
                 for t in &tenants {

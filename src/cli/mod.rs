@@ -2,19 +2,22 @@
 // The CLI is the edge where tandem prints: through `out` (stdout) and `say!` (stderr), which
 // turn a closed pipe into a quiet stop instead of the print macros' panic.
 
+pub mod init;
+pub mod json;
+pub mod style;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::assets::Assets;
 use crate::config;
+use crate::engine::assets::Assets;
+use crate::engine::render;
+use crate::engine::templates::Templates;
+use crate::engine::transport::SshOptions;
+use crate::engine::vars::HostFacts;
 use crate::engine::{self, Engine};
-use crate::init;
-use crate::render;
-use crate::templates::Templates;
-use crate::transport::SshOptions;
-use crate::vars::HostFacts;
 
 mod backup;
 mod day_two;
@@ -35,7 +38,7 @@ pub struct Cli {
         default_value = "auto",
         value_name = "WHEN"
     )]
-    color: crate::style::ColorChoice,
+    color: crate::cli::style::ColorChoice,
     /// Stream what remote steps print (apt, pip, migrate) as they run, prefixed by the server.
     #[arg(short, long, global = true)]
     verbose: bool,
@@ -46,7 +49,7 @@ pub struct Cli {
 /// Whether stdout and stderr get colour, decided once from `--color`.
 static COLOURS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
 
-fn decide_colours(choice: crate::style::ColorChoice) {
+fn decide_colours(choice: crate::cli::style::ColorChoice) {
     use std::io::IsTerminal;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = COLOURS.set((
@@ -62,7 +65,7 @@ fn colours() -> (bool, bool) {
 /// An error screen for stderr, coloured when stderr is.
 pub fn error_screen(text: &str) -> String {
     if colours().1 {
-        crate::style::diagnostic(text)
+        crate::cli::style::diagnostic(text)
     } else {
         text.to_string()
     }
@@ -170,10 +173,10 @@ struct ChangeArgs {
 }
 
 impl ChangeArgs {
-    fn apply_options(&self) -> crate::apply::ApplyOptions {
-        crate::apply::ApplyOptions {
+    fn apply_options(&self) -> crate::engine::apply::ApplyOptions {
+        crate::engine::apply::ApplyOptions {
             lock_wait: std::time::Duration::from_secs(self.lock_wait),
-            who: crate::apply::who(),
+            who: crate::engine::apply::who(),
         }
     }
 }
@@ -262,7 +265,7 @@ enum Command {
         lines: u32,
         /// Which logs (default: all a server has).
         #[arg(value_enum)]
-        sources: Vec<crate::day_two::LogSource>,
+        sources: Vec<crate::app::day_two::LogSource>,
     },
     /// List each app server's releases: id, code hash, who shipped it; the current one marked.
     Releases {
@@ -461,7 +464,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             remote,
             server,
             sources,
-            crate::day_two::LogRange {
+            crate::app::day_two::LogRange {
                 since,
                 lines,
                 follow,
@@ -563,10 +566,10 @@ fn facts(args: &OfflineArgs) -> HostFacts {
         // Offline, the db server's machine is not known: PostgreSQL's settings are shown for
         // the one the flags describe (`Machine::assumed()`'s by default) and say so.
         machine: match (args.db_memory_mib, args.db_cpus, args.db_disk) {
-            (None, None, None) => crate::tuning::Machine::assumed(),
+            (None, None, None) => crate::postgres::tuning::Machine::assumed(),
             (memory, cpus, disk) => {
-                let assumed = crate::tuning::Machine::assumed();
-                crate::tuning::Machine {
+                let assumed = crate::postgres::tuning::Machine::assumed();
+                crate::postgres::tuning::Machine {
                     memory_mib: memory.unwrap_or(assumed.memory_mib),
                     cpus: cpus.unwrap_or(assumed.cpus),
                     rotational: match disk {
@@ -604,7 +607,7 @@ fn report() -> std::sync::Arc<StderrReport> {
     })
 }
 
-impl crate::report::Report for StderrReport {
+impl crate::model::report::Report for StderrReport {
     fn progress(&self, server: &str, line: &str) {
         say!("{server}: {line}");
     }
@@ -636,7 +639,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// do, so their plan is made from what the servers are once no other run can change them.
 enum Locking<'a> {
     ReadOnly,
-    Exclusive(&'a crate::apply::ApplyOptions),
+    Exclusive(&'a crate::engine::apply::ApplyOptions),
 }
 
 async fn connect_and_plan(
@@ -675,7 +678,7 @@ async fn plan_alongside<T, F: std::future::Future<Output = T>>(
     let connected = started.elapsed();
     let locked = match locking {
         Locking::ReadOnly => Ok(()),
-        Locking::Exclusive(options) => crate::apply::lock_all(&mut engine, options).await,
+        Locking::Exclusive(options) => crate::engine::apply::lock_all(&mut engine, options).await,
     };
     let planned = match locked {
         Ok(()) => {
@@ -711,9 +714,9 @@ async fn plan(
     engine.close().await;
     let plan = planned.plan;
     if json {
-        out(&crate::json::document(&plan)?)?;
+        out(&crate::cli::json::document(&plan)?)?;
     } else {
-        out_painted(&plan.to_string(), crate::style::plan)?;
+        out_painted(&plan.to_string(), crate::cli::style::plan)?;
     }
     Ok(if detailed_exitcode && plan.change_count() > 0 {
         ExitCode::from(2)
@@ -747,13 +750,13 @@ enum Go {
 
 /// Shows `plan` on stdout (unless the run ends in a JSON document) and asks about it.
 fn show_and_confirm(
-    plan: &crate::plan::Plan,
+    plan: &crate::model::plan::Plan,
     question: &str,
     change: &ChangeArgs,
 ) -> anyhow::Result<Go> {
     let yes = change.yes;
     if !change.json {
-        out_painted(&plan.to_string(), crate::style::plan)?;
+        out_painted(&plan.to_string(), crate::cli::style::plan)?;
     }
     if plan.change_count() == 0 {
         Ok(Go::Stop(ExitCode::SUCCESS))
@@ -770,11 +773,11 @@ fn show_and_confirm(
 struct ChangeRun<'a> {
     command: &'static str,
     /// The plan shown before anything ran.
-    plan: &'a crate::plan::Plan,
+    plan: &'a crate::model::plan::Plan,
     /// Every server's changes ran without error (and, for apply, verify passed).
     ok: bool,
     seconds: f32,
-    hosts: &'a [crate::apply::HostReport],
+    hosts: &'a [crate::engine::apply::HostReport],
     /// apply only: the proof that ends it (null when nothing ran or a change failed).
     verify: Option<&'a crate::verify::Verification>,
 }
@@ -785,7 +788,7 @@ async fn end_before_running(
     engine: Engine,
     go: anyhow::Result<Go>,
     command: &'static str,
-    plan: &crate::plan::Plan,
+    plan: &crate::model::plan::Plan,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     engine.close().await;
@@ -794,7 +797,7 @@ async fn end_before_running(
         Go::Ahead => ExitCode::SUCCESS,
     };
     if json {
-        out(&crate::json::document(&ChangeRun {
+        out(&crate::cli::json::document(&ChangeRun {
             command,
             plan,
             ok: code == ExitCode::SUCCESS,
@@ -836,7 +839,7 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let seconds = started.elapsed().as_secs_f32();
-    let (summary, ok) = crate::apply::summary(&reports);
+    let (summary, ok) = crate::engine::apply::summary(&reports);
     say_part!("{summary}");
     say!("apply took {seconds:.1}s");
     // Every apply that ran its changes ends with the proof, over the same connections (the
@@ -856,9 +859,9 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
         verify: verification.as_ref(),
     };
     if change.json {
-        out(&crate::json::document(&run)?)?;
+        out(&crate::cli::json::document(&run)?)?;
     } else if let Some(v) = &verification {
-        out_painted(&v.to_string(), crate::style::verify)?;
+        out_painted(&v.to_string(), crate::cli::style::verify)?;
     }
     Ok(run.exit_code())
 }
@@ -869,24 +872,24 @@ async fn apply(change: ChangeArgs) -> anyhow::Result<ExitCode> {
 /// database side's packages.
 async fn apply_phases(
     engine: &mut Engine,
-    plan: crate::plan::Plan,
-    options: &crate::apply::ApplyOptions,
+    plan: crate::model::plan::Plan,
+    options: &crate::engine::apply::ApplyOptions,
     remote: &RemoteArgs,
-) -> anyhow::Result<Vec<crate::apply::HostReport>> {
+) -> anyhow::Result<Vec<crate::engine::apply::HostReport>> {
     let secrets = engine::secrets(&engine.config)?;
     let engine: &Engine = engine;
     let replan = replanner(engine, &secrets, &remote.config);
-    Ok(crate::apply::apply(engine, &plan, options, &replan).await)
+    Ok(crate::engine::apply::apply(engine, &plan, options, &replan).await)
 }
 
 /// How apply plans some hosts again (`apply::Replan`): a new probe of just those.
 fn replanner<'a>(
     engine: &'a Engine,
-    secrets: &'a crate::secret::RunSecrets,
+    secrets: &'a crate::config::secret::RunSecrets,
     config: &'a ConfigArgs,
 ) -> impl Fn(
     Vec<usize>,
-) -> futures::future::LocalBoxFuture<'a, anyhow::Result<Vec<crate::plan::HostPlan>>>
+) -> futures::future::LocalBoxFuture<'a, anyhow::Result<Vec<crate::model::plan::HostPlan>>>
 + 'a {
     move |which: Vec<usize>| {
         Box::pin(async move {
@@ -953,8 +956,8 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
                     continue;
                 }
                 let previous = target;
-                let vars = crate::vars::Vars::for_paths(&engine.config, server);
-                host.changes.push(crate::plan::Change::release(
+                let vars = crate::engine::vars::Vars::for_paths(&engine.config, server);
+                host.changes.push(crate::model::plan::Change::release(
                     "Roll back",
                     format!(
                         "~ current: {} -> {previous}",
@@ -986,10 +989,10 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
     let secrets = engine::secrets(&engine.config)?;
     let reports = {
         let replan = replanner(&engine, &secrets, &change.remote.remote.config);
-        crate::apply::apply(&engine, &plan, &options, &replan).await
+        crate::engine::apply::apply(&engine, &plan, &options, &replan).await
     };
     engine.close().await;
-    let (summary, ok) = crate::apply::summary(&reports);
+    let (summary, ok) = crate::engine::apply::summary(&reports);
     say_part!("{summary}");
     let run = ChangeRun {
         command,
@@ -1000,7 +1003,7 @@ async fn releases(change: ChangeArgs, action: ReleaseAction) -> anyhow::Result<E
         verify: None,
     };
     if change.json {
-        out(&crate::json::document(&run)?)?;
+        out(&crate::cli::json::document(&run)?)?;
     }
     Ok(run.exit_code())
 }
@@ -1046,9 +1049,9 @@ fn verify_alongside(
 async fn verify(remote: PlanningArgs, json: bool) -> anyhow::Result<ExitCode> {
     let report = verification(&remote).await?;
     if json {
-        out(&crate::json::document(&report)?)?;
+        out(&crate::cli::json::document(&report)?)?;
     } else {
-        out_painted(&report.to_string(), crate::style::verify)?;
+        out_painted(&report.to_string(), crate::cli::style::verify)?;
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{PasswordSource, Role, Server, Validator};
-use crate::yaml::Spanned;
+use crate::config::yaml::Spanned;
 
 /// Where the repository lives on the backup server unless `path:` says otherwise (Debian's
 /// pgbackrest package makes it, owned by postgres).

@@ -1,6 +1,13 @@
 //! `Config`: tandem.yml parsed and validated. The one place where user input becomes trusted;
 //! every problem is reported with file:line:column, the field and the fix.
 
+pub mod diagnostic;
+pub mod identifier;
+pub mod local_file;
+pub mod pem;
+pub mod secret;
+pub mod yaml;
+
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -9,9 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::{Diagnostic, Diagnostics, Source};
-use crate::identifier;
-use crate::yaml::{self, Position, Spanned};
+use crate::config::diagnostic::{Diagnostic, Diagnostics, Source};
+use crate::config::yaml::{Position, Spanned};
 
 pub mod backup;
 pub mod destination;
@@ -82,7 +88,7 @@ pub struct Database {
     /// Machines besides the app servers that may reach the database (a BI tool, a bastion):
     /// each gets a pg_hba line in tandem's block and a ufw rule, like an app server.
     pub allow: Vec<IpAddr>,
-    /// PostgreSQL settings that override the derived ones (`tuning.rs`), as written.
+    /// PostgreSQL settings that override the derived ones (`postgres::tuning`), as written.
     pub settings: BTreeMap<String, String>,
 }
 
@@ -199,7 +205,7 @@ impl Config {
 
     /// What the database must serve at once: every app server's gunicorn workers and every
     /// background process's connections.
-    pub fn demand(&self) -> crate::tuning::Demand {
+    pub fn demand(&self) -> crate::postgres::tuning::Demand {
         demand(&self.servers, &self.django, &self.processes)
     }
 
@@ -226,8 +232,12 @@ impl Config {
 
 /// The database's demand from the servers, gunicorn's workers and the processes (each counted
 /// once per server it runs on).
-fn demand(servers: &[Server], django: &Django, processes: &[Process]) -> crate::tuning::Demand {
-    crate::tuning::Demand {
+fn demand(
+    servers: &[Server],
+    django: &Django,
+    processes: &[Process],
+) -> crate::postgres::tuning::Demand {
+    crate::postgres::tuning::Demand {
         app_servers: servers.iter().filter(|s| s.role == Role::App).count() as u32,
         workers: u32::from(django.workers),
         background: processes
@@ -884,21 +894,21 @@ impl Validator<'_> {
         for (name, value) in &raw.settings {
             let field = format!("database.settings.{name}");
             let text = value.value.text();
-            if !crate::tuning::is_setting_name(name) {
+            if !crate::postgres::tuning::is_setting_name(name) {
                 self.error(
                     value,
                     &field,
                     format!("`{name}` is not a PostgreSQL setting name"),
                     "write the name as postgresql.conf does, e.g. shared_buffers",
                 );
-            } else if crate::tuning::MANAGED.contains(&name.as_str()) {
+            } else if crate::postgres::tuning::MANAGED.contains(&name.as_str()) {
                 self.error(
                     value,
                     &field,
                     format!("tandem sets `{name}` itself: who reaches the database depends on it"),
                     "remove it; listen_addresses follows the server's internal_ip, access is in `database.allow`",
                 );
-            } else if !crate::tuning::is_setting_value(&text) {
+            } else if !crate::postgres::tuning::is_setting_value(&text) {
                 self.error(
                     value,
                     &field,
@@ -1156,7 +1166,7 @@ impl Validator<'_> {
     fn connection_budget(
         &mut self,
         max_connections: &Option<Spanned<raw::SettingValue>>,
-        demand: &crate::tuning::Demand,
+        demand: &crate::postgres::tuning::Demand,
     ) {
         let Some(at) = max_connections else { return };
         match at.value.text().parse::<u32>() {
@@ -1253,7 +1263,7 @@ impl Validator<'_> {
         let base = self.path.parent().unwrap_or(Path::new("."));
         for (i, file) in raw.authorized_key_files.iter().enumerate() {
             let path = expand_home(&file.value, base);
-            match crate::local_file::read_small(&path) {
+            match crate::config::local_file::read_small(&path) {
                 Ok(text) => {
                     let lines: Vec<&str> = text
                         .lines()

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{PasswordSource, Role, Server, Validator};
-use crate::yaml::Spanned;
+use crate::config::yaml::Spanned;
 
 /// How long a process gets between SIGTERM and SIGKILL unless `stop_timeout:` says otherwise:
 /// a Celery worker finishes its running tasks in that time (warm shutdown).
@@ -231,7 +231,7 @@ pub fn systemd_word(word: &str) -> String {
 fn program_of(words: &[String]) -> Option<&str> {
     let is_assignment = |w: &str| {
         w.split_once('=')
-            .is_some_and(|(name, _)| crate::identifier::is_env_name(name))
+            .is_some_and(|(name, _)| crate::config::identifier::is_env_name(name))
     };
     words
         .iter()

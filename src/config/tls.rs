@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{PasswordSource, Validator};
-use crate::yaml::Spanned;
+use crate::config::yaml::Spanned;
 
 /// Let's Encrypt's production directory: the default CA.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -254,9 +254,9 @@ impl Validator<'_> {
             .parent()
             .unwrap_or(std::path::Path::new("."))
             .join(&path.value);
-        match crate::local_file::read_limited(&full, crate::local_file::CA_LIMIT) {
+        match crate::config::local_file::read_limited(&full, crate::config::local_file::CA_LIMIT) {
             Ok(text) => {
-                if let Err(why) = crate::pem::certificates_only(&text) {
+                if let Err(why) = crate::config::pem::certificates_only(&text) {
                     self.error(
                         path,
                         "tls.ca_certificate",
@@ -409,24 +409,25 @@ impl Validator<'_> {
                     );
                 }
                 for (name, source) in &l.secret_env {
-                    if !crate::identifier::is_env_name(name) {
+                    if !crate::config::identifier::is_env_name(name) {
                         self.error(
                             source,
                             &format!("tls.acme.dns.lego.secret_env.{name}"),
                             format!("`{name}` is not an environment variable name"),
                             "write the variable lego's provider reads, e.g. CF_DNS_API_TOKEN",
                         );
-                    } else if let Some(why) = crate::identifier::changes_how_programs_run(name)
-                        .or_else(|| {
-                            RENEWAL_OWN
-                                .contains(&name.as_str())
-                                .then_some("the renewal script uses it for itself")
-                        })
-                        .or_else(|| {
-                            name.starts_with("LEGO_").then_some(
-                                "lego reads it as one of its own flags, which tandem sets",
-                            )
-                        })
+                    } else if let Some(why) =
+                        crate::config::identifier::changes_how_programs_run(name)
+                            .or_else(|| {
+                                RENEWAL_OWN
+                                    .contains(&name.as_str())
+                                    .then_some("the renewal script uses it for itself")
+                            })
+                            .or_else(|| {
+                                name.starts_with("LEGO_").then_some(
+                                    "lego reads it as one of its own flags, which tandem sets",
+                                )
+                            })
                     {
                         self.error(
                             source,

@@ -1,9 +1,9 @@
 //! A path that must not exist (the distribution's default nginx site).
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::script;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
+use crate::resource::script;
 
 /// Succeeds when the path exists.
 pub fn probe(path: &str) -> String {
@@ -23,7 +23,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

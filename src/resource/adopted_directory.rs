@@ -4,9 +4,9 @@
 //! like `/srv/x` (a symlink to /etc) or a home directory would be handed to another user.
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::mode::Mode;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
+use crate::model::mode::Mode;
 
 /// The directory's `stat` line (`%F %a %U %G`), then its entries, one a line; nothing when it
 /// does not exist.
@@ -109,8 +109,8 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
-    use crate::mode::Mode;
+    use crate::model::desired::Op;
+    use crate::model::mode::Mode;
 
     fn op() -> Op {
         Op::AdoptedDirectory {

@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::Context;
-use crate::desired::StanzaSpec;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::pgbackrest::{self, Info};
-use crate::playbook::Phase;
+use crate::backup::pgbackrest::{self, Info};
+use crate::config::identifier::shell_word;
+use crate::model::desired::StanzaSpec;
+use crate::model::facts::QueryResult;
+use crate::model::playbook::Phase;
 
 /// What the repository holds for the stanza.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -117,7 +117,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &StanzaSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::Op;
+    use crate::model::desired::Op;
     use crate::resource::table::{plan as table, summaries};
 
     fn spec() -> Op {

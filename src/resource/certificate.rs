@@ -3,13 +3,13 @@
 //! issuer the change that obtains or renews it. Also the placeholder itself.
 
 use super::Context;
+use crate::config::identifier::shell_word;
 use crate::config::{Config, Role, Server};
-use crate::desired::CertificateSpec;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::plan::HostPlan;
-use crate::playbook::Phase;
-pub use crate::state::{CertificateState, PLACEHOLDER_CN};
+use crate::model::desired::CertificateSpec;
+use crate::model::facts::QueryResult;
+use crate::model::plan::HostPlan;
+use crate::model::playbook::Phase;
+pub use crate::model::state::{CertificateState, PLACEHOLDER_CN};
 
 /// `now=`, `end=`, `subject=`, `fingerprint=` and `names=` lines, or `missing`.
 pub fn probe(path: &str) -> String {
@@ -74,7 +74,7 @@ pub fn hand_out(
     issuer_has_change: bool,
     others: &[(&str, &CertificateState)],
     service: &str,
-) -> Option<crate::plan::Change> {
+) -> Option<crate::model::plan::Change> {
     if issuer_has_change {
         return None;
     }
@@ -87,7 +87,7 @@ pub fn hand_out(
     if behind.is_empty() {
         return None;
     }
-    let mut change = crate::plan::Change::new(
+    let mut change = crate::model::plan::Change::new(
         format!("~ certificate: hand it to {}", behind.join(", ")),
         None,
         super::service::run_oneshot(service),
@@ -104,7 +104,7 @@ pub fn hand_out_across(config: &Config, servers: &[Server], hosts: &mut [HostPla
     let Some(issuer) = config.certificate_issuer() else {
         return;
     };
-    let service = crate::vars::TlsVars::of(config, issuer).service;
+    let service = crate::engine::vars::TlsVars::of(config, issuer).service;
     let issuer_index = servers.iter().position(|s| s.name == issuer.name);
     let others: Vec<(String, CertificateState)> = servers
         .iter()
@@ -174,7 +174,7 @@ pub fn placeholder_probe(certificate: &str, key: &str) -> String {
 mod tests {
     use super::super::table::{plan as plan_op, summaries};
     use super::*;
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     fn spec(issuer: bool) -> CertificateSpec {
         CertificateSpec {

@@ -2,9 +2,9 @@
 //! The operator's way in, so its change is under the lockout guard.
 
 use super::{Context, unified};
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::script::payload;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
+use crate::resource::script::payload;
 
 /// Exit 3 when the user is missing; else its groups, `---`, its authorized_keys.
 pub fn probe(user: &str) -> String {
@@ -58,7 +58,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, user: &str, keys: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHYMxxG3vqHCA+eug0ptUklTD5djvx5I6fEUaBbLhMuQ op@x";

@@ -1,9 +1,9 @@
 //! A directory with its mode and owner.
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::mode::Mode;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
+use crate::model::mode::Mode;
 
 /// `directory MODE OWNER GROUP` when it exists.
 pub fn probe(path: &str) -> String {
@@ -32,8 +32,8 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, mode: Mode, owner: &
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
-    use crate::mode::Mode;
+    use crate::model::desired::Op;
+    use crate::model::mode::Mode;
 
     #[test]
     fn table() {

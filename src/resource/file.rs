@@ -1,10 +1,10 @@
 //! A file with its content, mode and owner, written atomically with a backup and validated.
 
 use super::{Context, unified};
-use crate::desired::{FileSpec, Secrecy};
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::script;
+use crate::config::identifier::shell_word;
+use crate::model::desired::{FileSpec, Secrecy};
+use crate::model::facts::QueryResult;
+use crate::resource::script;
 
 /// `MODE OWNER GROUP`, then the content.
 pub fn probe(path: &str) -> String {
@@ -72,7 +72,7 @@ fn masked_diff(now: &str, wanted: &str, shown: &[String], path: &str) -> String 
             } else {
                 match line.split_once('=') {
                     Some((key, _)) if shown.iter().any(|s| s == key) => line.to_string(),
-                    Some((key, value)) if crate::identifier::is_env_name(key) => {
+                    Some((key, value)) if crate::config::identifier::is_env_name(key) => {
                         let changed = compare
                             .is_some_and(|old| old.get(key).map(String::as_str) != Some(value));
                         if changed {
@@ -96,13 +96,13 @@ fn masked_diff(now: &str, wanted: &str, shown: &[String], path: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::{FileSpec, Op, Secrecy};
+    use crate::model::desired::{FileSpec, Op, Secrecy};
 
     fn site(content: &str) -> Op {
         Op::File(FileSpec {
             path: "/etc/nginx/sites-available/shop".into(),
             content: content.into(),
-            mode: crate::mode::Mode(0o644),
+            mode: crate::model::mode::Mode(0o644),
             owner: "root".into(),
             group: "root".into(),
             secret: Secrecy::Public,

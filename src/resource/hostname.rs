@@ -1,8 +1,8 @@
 //! The host name: the server's FQDN in /etc/hostname, `hostname` and /etc/hosts.
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
 
 /// /etc/hostname, then what the kernel says.
 pub const PROBE: &str = "cat /etc/hostname; hostname";
@@ -26,7 +26,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, fqdn: &str) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

@@ -2,8 +2,10 @@
 //! (its probe query), how to read the answer and compare it with the desired state (pushing a
 //! `Change` with its diff or summary, or nothing), and the script that converges it.
 //!
-//! Adding a kind: a new file here, its `Op` variant in `desired.rs`, and one arm in each of
+//! Adding a kind: a new file here, its `Op` variant in `model::desired`, and one arm in each of
 //! `probe_query` and `plan_task` below.
+
+pub mod script;
 
 pub mod absent;
 pub mod adopted_directory;
@@ -31,15 +33,15 @@ pub mod ufw_rules;
 
 use similar::TextDiff;
 
-use crate::desired::{Desired, Op};
-use crate::facts::{Facts, PG, PG_STOPPED, QueryResult, UFW};
-use crate::handler::Effect;
-use crate::plan::{Change, HandlerRun, HostPlan};
-use crate::playbook::Phase;
+use crate::config::secret::Secret;
+use crate::model::desired::{Desired, Op};
+use crate::model::facts::{Facts, PG, PG_STOPPED, QueryResult, UFW};
+use crate::model::handler::Effect;
+use crate::model::plan::{Change, HandlerRun, HostPlan};
+use crate::model::playbook::Phase;
+use crate::model::ufw::UfwState;
 use crate::postgres;
-use crate::script::payload;
-use crate::secret::Secret;
-use crate::ufw::UfwState;
+use crate::resource::script::payload;
 use postgres_facts::PgFacts;
 
 /// What a kind's planning reads (the host's facts, secrets, the run) and where it puts its
@@ -58,7 +60,7 @@ pub struct Context<'a> {
     /// PostgreSQL is installed but does not answer: its roles and databases are unknown.
     pub pg_stopped: bool,
     /// The HTTPS certificate nginx serves (ACME), when the host has one to manage.
-    pub certificate: Option<crate::state::CertificateState>,
+    pub certificate: Option<crate::model::state::CertificateState>,
 }
 
 impl<'a> Context<'a> {
@@ -130,13 +132,13 @@ pub fn plan_host(
     finish(&mut ctx);
     // Handlers an earlier run made owed but never ran (it died or failed in between): owed
     // still, whether or not this run changes anything.
-    let owed = facts.get(crate::facts::OWED);
+    let owed = facts.get(crate::model::facts::OWED);
     for h in &desired.handlers {
         let is_owed = owed.ok()
             && owed
                 .stdout
                 .lines()
-                .any(|l| l.trim() == crate::script::owed_file(&h.name));
+                .any(|l| l.trim() == crate::resource::script::owed_file(&h.name));
         if is_owed && !ctx.changes.iter().any(|c| c.notify.contains(&h.name)) {
             let mut change = Change::new(
                 format!("~ {} (owed by an earlier run that did not finish)", h.name),
@@ -304,8 +306,8 @@ pub fn unified(old: &str, new: &str, name: &str) -> String {
 pub mod table {
     use super::*;
     use crate::config::{Role, Server};
-    use crate::desired::Task;
-    use crate::playbook::Phase;
+    use crate::model::desired::Task;
+    use crate::model::playbook::Phase;
 
     /// The summaries of the changes planned for `op` when its probe answered `status` and
     /// `stdout`, with `shared` answers of the shared queries (`ufw`, `pg`).
@@ -395,12 +397,12 @@ pub mod table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::Desired;
-    use crate::desired::RenderedHandler;
-    use crate::facts::Facts;
-    use crate::facts::QueryResult;
-    use crate::playbook::HandlerAction;
-    use crate::secret::Secret;
+    use crate::config::secret::Secret;
+    use crate::model::desired::Desired;
+    use crate::model::desired::RenderedHandler;
+    use crate::model::facts::Facts;
+    use crate::model::facts::QueryResult;
+    use crate::model::playbook::HandlerAction;
 
     #[test]
     fn a_handler_an_interrupted_run_owes_is_planned_again() {
@@ -418,7 +420,7 @@ mod tests {
         let plan = |owed: &str| {
             let mut facts = Facts::default();
             facts.results.insert(
-                crate::facts::OWED.into(),
+                crate::model::facts::OWED.into(),
                 QueryResult {
                     status: 0,
                     stdout: owed.into(),

@@ -1,9 +1,9 @@
 //! Debian packages: every missing one of a host in one apt transaction.
 
 use super::Context;
-use crate::desired::Op;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::desired::Op;
+use crate::model::facts::QueryResult;
 
 /// Defines the shell function `apt_install PACKAGE...`: finishes what an interrupted dpkg
 /// left half-configured, refreshes the package lists and installs, without recommends and
@@ -72,7 +72,7 @@ pub fn plan(ctx: &mut Context) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

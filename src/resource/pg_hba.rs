@@ -1,10 +1,10 @@
 //! tandem's block in pg_hba.conf, and no line outside it admitting other machines.
 
 use super::{Context, unified};
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
 use crate::postgres;
-use crate::script::{self, payload};
+use crate::resource::script::{self, payload};
 
 /// The whole file.
 pub fn probe(path: &str) -> String {
@@ -67,7 +67,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, path: &str, block: &str) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     const BLOCK: &str = "# BEGIN tandem shop: managed\nhost    shop    shop    10.0.0.2/32    scram-sha-256\n# END tandem shop\n";
     const DEBIAN: &str = "local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n";

@@ -1,8 +1,8 @@
 //! The app's database: owned by its role, closed to PUBLIC.
 
 use super::{Context, psql_script};
-use crate::identifier::{sql_ident, sql_literal};
-use crate::sql;
+use crate::config::identifier::{sql_ident, sql_literal};
+use crate::postgres::sql;
 
 pub fn plan(ctx: &mut Context, name: &str, owner: &str) {
     let mut shown = Vec::new();
@@ -46,7 +46,7 @@ pub fn plan(ctx: &mut Context, name: &str, owner: &str) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

@@ -1,7 +1,7 @@
 //! Extensions in the app's database, created as postgres so the role needs no superuser.
 
 use super::{Context, psql_script};
-use crate::sql;
+use crate::postgres::sql;
 
 pub fn plan(ctx: &mut Context, database: &str, names: &[String]) {
     let missing: Vec<&String> = names
@@ -23,7 +23,7 @@ pub fn plan(ctx: &mut Context, database: &str, names: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

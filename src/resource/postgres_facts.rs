@@ -3,9 +3,9 @@
 //! the settings tandem sets and pg_hba errors. Status 3: not installed; `PG_STOPPED`: installed
 //! but not answering.
 
-use crate::desired::{Desired, Op};
-use crate::facts::{Facts, PG, PG_STOPPED, QueryResult};
-use crate::identifier::sql_literal;
+use crate::config::identifier::sql_literal;
+use crate::model::desired::{Desired, Op};
+use crate::model::facts::{Facts, PG, PG_STOPPED, QueryResult};
 use crate::postgres;
 
 /// What the probe found in PostgreSQL.
@@ -278,14 +278,14 @@ mod tests {
 
     #[test]
     fn a_later_file_overriding_a_setting_of_the_dropins_is_named() {
-        use crate::desired::{FileSpec, Secrecy, Task};
+        use crate::model::desired::{FileSpec, Secrecy, Task};
         let conf = |name: &str, content: &str| Task {
-            role: crate::playbook::Phase::Db,
+            role: crate::model::playbook::Phase::Db,
             step: "s".into(),
             op: Op::File(FileSpec {
                 path: format!("/etc/postgresql/15/main/conf.d/{name}"),
                 content: content.into(),
-                mode: crate::mode::Mode(0o644),
+                mode: crate::model::mode::Mode(0o644),
                 owner: "postgres".into(),
                 group: "postgres".into(),
                 secret: Secrecy::Public,

@@ -4,10 +4,10 @@
 //! memory settings, and apply does not restart it right after (2-3 s on a fresh db server).
 
 use super::{Context, file};
-use crate::desired::FileSpec;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
-use crate::plan::Change;
+use crate::config::identifier::shell_word;
+use crate::model::desired::FileSpec;
+use crate::model::facts::QueryResult;
+use crate::model::plan::Change;
 
 pub fn probe(file: &FileSpec) -> String {
     file::probe(&file.path)

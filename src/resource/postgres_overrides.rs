@@ -5,11 +5,11 @@
 //! the operator's own belongs in `database.settings`.
 
 use super::{Context, psql_script};
-use crate::identifier::shell_word;
-use crate::playbook::Phase;
+use crate::config::identifier::shell_word;
+use crate::model::playbook::Phase;
 use crate::postgres;
 use crate::resource::postgres_facts::{LiveSetting, overridden_settings};
-use crate::script;
+use crate::resource::script;
 
 /// The handler in playbooks/db.yml that applies the drop-ins' settings.
 const RELOAD: &str = "reload postgresql";

@@ -2,9 +2,9 @@
 //! verifier compared with the stored one, and Django's role settings.
 
 use super::{Context, psql_script};
-use crate::identifier::{sql_ident, sql_literal};
-use crate::scram;
-use crate::sql;
+use crate::config::identifier::{sql_ident, sql_literal};
+use crate::postgres::scram;
+use crate::postgres::sql;
 
 pub fn plan(ctx: &mut Context, role: &str, superuser: bool, settings: &[(String, String)]) {
     let mut sql_shown = Vec::new();
@@ -84,7 +84,7 @@ pub fn plan(ctx: &mut Context, role: &str, superuser: bool, settings: &[(String,
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     fn role() -> Op {
         Op::PostgresRole {
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let verifier = crate::scram::verifier("c0rrect horse");
+        let verifier = crate::postgres::scram::verifier("c0rrect horse");
         for (what, pg, expected) in [
             ("missing", String::new(), vec!["+ role shop: create"]),
             (
@@ -108,7 +108,7 @@ mod tests {
                 "another password",
                 format!(
                     "role|shop|f|t|f|f|{}\nrolesetting|TimeZone=UTC\n",
-                    crate::scram::verifier("other")
+                    crate::postgres::scram::verifier("other")
                 ),
                 vec!["~ role shop: password"],
             ),

@@ -8,9 +8,9 @@
 //! a library not loaded yet), the reload handler's `postgres -C` still asks PostgreSQL itself.
 
 use super::Context;
-use crate::facts::{Facts, PG};
-use crate::identifier::shell_word;
-use crate::playbook::Phase;
+use crate::config::identifier::shell_word;
+use crate::model::facts::{Facts, PG};
+use crate::model::playbook::Phase;
 use crate::postgres;
 
 /// The SQL that reads what the check needs, for the settings named `names` (SQL literals).
@@ -124,7 +124,7 @@ pub fn plan(ctx: &mut Context) {
         .iter()
         .position(|c| c.file.as_deref().is_some_and(|f| f.contains("/conf.d/")))
         .unwrap_or(ctx.changes.len());
-    let mut change = crate::plan::Change::new(format!("! {message}"), None, script);
+    let mut change = crate::model::plan::Change::new(format!("! {message}"), None, script);
     change.role = Phase::Db;
     change.step = "Settings checked against the server's pg_settings".into();
     ctx.changes.insert(at, change);
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_probe_answer_is_read_and_an_older_one_says_nothing() {
-        use crate::facts::QueryResult;
+        use crate::model::facts::QueryResult;
         let facts = |rows: &str| Facts {
             discovery: Default::default(),
             results: [(

@@ -1,9 +1,9 @@
 //! The probe script of a host: every task's query (its kind's `probe_query`) and the shared
 //! ones (ufw, handlers owed, PostgreSQL), run on the host at once.
 
-use crate::desired::{Desired, Op};
-use crate::facts::{OWED, PG, PG_STOPPED, UFW};
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::desired::{Desired, Op};
+use crate::model::facts::{OWED, PG, PG_STOPPED, UFW};
 
 /// Builds the one probe script for a host from what is desired there, and `extra` queries
 /// (id, shell) after its own.
@@ -23,9 +23,9 @@ pub fn probe_script(desired: &Desired, extra: &[(&str, String)]) -> String {
         .iter()
         .any(|t| matches!(t.op, Op::UfwAllow(_) | Op::UfwEnable | Op::UfwDefaults))
     {
-        queries.push((UFW.into(), crate::ufw::PROBE.into()));
+        queries.push((UFW.into(), crate::model::ufw::PROBE.into()));
     }
-    queries.push((OWED.into(), crate::script::OWED_PROBE.into()));
+    queries.push((OWED.into(), crate::resource::script::OWED_PROBE.into()));
     if let Some(sql) = super::postgres_facts::query(desired) {
         queries.push((PG.into(), psql_query(&sql)));
     }
@@ -70,7 +70,7 @@ fn psql_query(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{Discovery, Facts};
+    use crate::model::facts::{Discovery, Facts};
 
     /// The script's queries run at once (the first waits for what the last one does), yet the
     /// answers come back in order, each with its own status and bytes (run with the system's

@@ -3,14 +3,14 @@
 //! the bundle as a new release, switched live only when check, migrations and collectstatic
 //! succeeded and gunicorn runs on it.
 
-use crate::bundle::Bundle;
+use crate::app::bundle::Bundle;
 use crate::config::Config;
-use crate::identifier::shell_word;
-use crate::plan::Change;
-use crate::playbook::Phase;
-use crate::script::payload;
-pub use crate::state::ReleaseState;
-use crate::vars::Vars;
+use crate::config::identifier::shell_word;
+use crate::engine::vars::Vars;
+use crate::model::plan::Change;
+use crate::model::playbook::Phase;
+pub use crate::model::state::ReleaseState;
+use crate::resource::script::payload;
 
 /// Releases kept on each app server (the current one included).
 pub const KEEP: usize = 5;

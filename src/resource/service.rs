@@ -1,8 +1,8 @@
 //! A systemd unit's state: enabled and/or running.
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
 
 /// `systemctl is-enabled`, a blank line, `systemctl is-active`.
 pub fn probe(name: &str) -> String {
@@ -79,7 +79,7 @@ pub fn run_oneshot(service: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

@@ -1,8 +1,8 @@
 //! A symbolic link pointing at its target (nginx's sites-enabled).
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
 
 /// Where the link points now.
 pub fn probe(link: &str) -> String {
@@ -34,7 +34,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, target: &str, link: &str) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

@@ -1,8 +1,8 @@
 //! A system user that runs a service without a login (the project's user).
 
 use super::Context;
-use crate::facts::QueryResult;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::facts::QueryResult;
 
 /// `getent passwd USER`: found or not.
 pub fn probe(user: &str) -> String {
@@ -27,7 +27,7 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, user: &str, home: &str) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
+    use crate::model::desired::Op;
 
     #[test]
     fn table() {

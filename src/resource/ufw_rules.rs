@@ -4,11 +4,11 @@
 //! (`ufw::PROBE`), read into `UfwState`.
 
 use super::Context;
-use crate::desired::Op;
-use crate::identifier::shell_word;
-use crate::playbook::Phase;
+use crate::config::identifier::shell_word;
+use crate::model::desired::Op;
+use crate::model::playbook::Phase;
+use crate::model::ufw::UfwRule;
 use crate::postgres;
-use crate::ufw::UfwRule;
 
 pub fn plan_defaults(ctx: &mut Context) {
     if ctx.ufw.incoming != "deny" || ctx.ufw.outgoing != "allow" {
@@ -101,8 +101,8 @@ pub fn close_database(ctx: &mut Context) {
 #[cfg(test)]
 mod tests {
     use super::super::table::{plan, summaries};
-    use crate::desired::Op;
-    use crate::ufw::UfwRule;
+    use crate::model::desired::Op;
+    use crate::model::ufw::UfwRule;
 
     const CONVERGED: &str = "ENABLED=yes\nDEFAULT_INPUT_POLICY=\"DROP\"\nDEFAULT_OUTPUT_POLICY=\"ACCEPT\"\n\
 ### tuple ### allow tcp 5432 0.0.0.0/0 any 10.0.0.2 in comment=74616e64656d3a20706f737467726573716c2066726f6d2061707031\n";

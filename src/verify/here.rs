@@ -12,7 +12,7 @@ use tokio::process::Command;
 use super::Verification;
 use crate::config::Destination;
 use crate::config::{Config, Role, Server};
-use crate::transport::SshOptions;
+use crate::engine::transport::SshOptions;
 
 /// How long a port may stay silent before it counts as closed, when nothing on the same
 /// address answered to tell how long an answer takes.
@@ -335,8 +335,8 @@ async fn https_from_here(config: &Config, server: &Server, options: &SshOptions)
 /// The roots verify trusts: `tls.ca_certificate`'s when set (the chain must end there), else
 /// the system's.
 fn tls_roots(config: &Config) -> Result<rustls::RootCertStore, String> {
-    let pem = crate::secret::ca_certificate(config).map_err(|e| format!("{e:#}"))?;
-    crate::tls_check::roots(pem.as_deref()).map_err(|e| format!("{e:#}"))
+    let pem = crate::config::secret::ca_certificate(config).map_err(|e| format!("{e:#}"))?;
+    crate::tls::handshake::roots(pem.as_deref()).map_err(|e| format!("{e:#}"))
 }
 
 /// HTTPS as visitors see it, from this machine, on each app server's public address: each
@@ -350,7 +350,7 @@ fn tls_checks_from_here(
     ip: IpAddr,
     roots: &Result<rustls::RootCertStore, String>,
 ) {
-    use crate::tls_check::{self, MIN_DAYS_LEFT};
+    use crate::tls::handshake::{self, MIN_DAYS_LEFT};
     let name = &server.name;
     let roots = match roots {
         Ok(r) => r,
@@ -375,7 +375,7 @@ fn tls_checks_from_here(
             Some(apex) => format!("tandem-verify.{apex}"),
             None => domain.clone(),
         };
-        match tls_check::visit(addr, &host, roots) {
+        match handshake::visit(addr, &host, roots) {
             Ok(seen) => {
                 let days = (seen.not_after - now) / 86_400;
                 let until = jiff::Timestamp::from_second(seen.not_after)
@@ -421,7 +421,7 @@ fn tls_checks_from_here(
             }
         }
     }
-    let refused = tls_check::refuses_unknown_name(addr, roots);
+    let refused = handshake::refuses_unknown_name(addr, roots);
     v.add(
         name,
         "443 refuses names it does not serve",

@@ -7,14 +7,14 @@ use std::fmt;
 use futures::future::join_all;
 use serde::Serialize;
 
+use crate::config::identifier::shell_word;
 use crate::config::{Config, Role, Server};
-use crate::desired::Op;
+use crate::engine::transport::Transport;
+use crate::engine::vars::Vars;
 use crate::engine::{Engine, Planned};
-use crate::facts::{PG, UFW};
-use crate::identifier::shell_word;
-use crate::transport::Transport;
-use crate::ufw::UfwState;
-use crate::vars::Vars;
+use crate::model::desired::Op;
+use crate::model::facts::{PG, UFW};
+use crate::model::ufw::UfwState;
 
 mod here;
 pub use here::from_here;
@@ -88,7 +88,7 @@ pub struct ServerAnswers {
 /// the probe).
 pub fn server_scripts(engine: &Engine) -> impl Future<Output = ServerAnswers> + use<> {
     let config = &engine.config;
-    let text = |out: anyhow::Result<crate::transport::Output>| match out {
+    let text = |out: anyhow::Result<crate::engine::transport::Output>| match out {
         Ok(o) => o.stdout_text(),
         Err(e) => format!("error={e:#}"),
     };
@@ -204,7 +204,7 @@ pub fn verify(
         let desired = &planned.desired[i];
         let timers = [
             (
-                crate::vars::TlsVars::of(config, server).timer,
+                crate::engine::vars::TlsVars::of(config, server).timer,
                 "certificate renewal timer on",
                 "run tandem apply: it enables tandem-acme-<project>.timer on the first app server",
             ),
@@ -289,7 +289,7 @@ fn backup_script(stanza: &str) -> String {
                coalesce(last_failed_wal, '-') from pg_stat_archiver";
     format!(
         "( {} )\necho @archiver\n{}\n",
-        crate::pgbackrest::info_script(stanza).replace('\n', "\n  "),
+        crate::backup::pgbackrest::info_script(stanza).replace('\n', "\n  "),
         crate::postgres::as_postgres(&format!("-Atq -c {}", shell_word(sql)))
     )
 }
@@ -302,7 +302,7 @@ fn backup_checks(
     stanza: &str,
     out: &str,
 ) {
-    use crate::pgbackrest::{human_age, parse_info_output};
+    use crate::backup::pgbackrest::{human_age, parse_info_output};
     let (info_part, archiver) = out.split_once("@archiver\n").unwrap_or((out, ""));
     let (now, info) = parse_info_output(info_part, stanza);
     let repository = &backup.repository;
@@ -314,8 +314,8 @@ fn backup_checks(
         Ok(info) => v.add(
             &db.name,
             "backup repository reachable",
-            info.code == crate::pgbackrest::STATUS_OK
-                || info.code == crate::pgbackrest::STATUS_NO_BACKUP,
+            info.code == crate::backup::pgbackrest::STATUS_OK
+                || info.code == crate::backup::pgbackrest::STATUS_NO_BACKUP,
             format!("{repository}: {}", info.message),
             &unreachable_hint,
         ),
@@ -366,7 +366,7 @@ fn backup_checks(
     );
 }
 
-fn hba_task(desired: &crate::desired::Desired) -> Option<usize> {
+fn hba_task(desired: &crate::model::desired::Desired) -> Option<usize> {
     desired
         .tasks
         .iter()
@@ -376,7 +376,7 @@ fn hba_task(desired: &crate::desired::Desired) -> Option<usize> {
 fn hba_check(
     v: &mut Verification,
     db: &Server,
-    desired: &crate::desired::Desired,
+    desired: &crate::model::desired::Desired,
     file: &Option<String>,
 ) {
     let Some(i) = hba_task(desired) else { return };
@@ -412,7 +412,7 @@ fn ufw_checks(
     v: &mut Verification,
     config: &Config,
     server: &Server,
-    desired: &crate::desired::Desired,
+    desired: &crate::model::desired::Desired,
     ufw: &UfwState,
 ) {
     let wanted: Vec<_> = desired

@@ -219,7 +219,7 @@ impl Ssh {
         &self,
         who: &str,
         wait: Duration,
-        report: &dyn crate::report::Report,
+        report: &dyn crate::model::report::Report,
     ) -> anyhow::Result<RemoteLock> {
         let script = format!(
             "umask 077\nmkdir -p /var/lib/tandem\nexec 9>>/var/lib/tandem/lock\n\
@@ -229,9 +229,9 @@ impl Ssh {
              exec 8>>{work}\n\
              if ! flock -n 8; then echo busy; flock -w {secs} 8 || {{ echo worktimeout; exit 75; }}; fi\n\
              flock -u 8\nexec 8>&-\necho locked\ncat >/dev/null\n",
-            work = crate::script::WORK_LOCK,
+            work = crate::resource::script::WORK_LOCK,
             secs = wait.as_secs().max(1),
-            who = crate::identifier::shell_word(who),
+            who = crate::config::identifier::shell_word(who),
         );
         let mut child = Session::arc_raw_command(self.session.clone(), ELEVATE)
             .stdin(Stdio::piped())

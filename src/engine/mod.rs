@@ -1,6 +1,14 @@
 //! `Engine`: connects to every server (concurrently, one multiplexed SSH session each), finds
 //! versions and paths, probes each host in one script, and turns desired state plus facts into
-//! a `Plan`. Apply (`apply.rs`) then works through that plan.
+//! a `Plan`. Apply (`engine::apply`) then works through that plan.
+
+pub mod apply;
+pub mod assets;
+pub mod expand;
+pub mod render;
+pub mod templates;
+pub mod transport;
+pub mod vars;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,18 +17,18 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use futures::future::join_all;
 
-use crate::bundle::{self, Bundle};
+use crate::app::bundle::{self, Bundle};
+use crate::config::secret::{self, RunSecrets, Secret};
 use crate::config::{Config, Role, Server};
-use crate::desired::Desired;
-use crate::facts::{self, Facts};
-use crate::plan::{self, Plan};
-use crate::report::Report;
+use crate::engine::templates::Templates;
+use crate::engine::transport::{Ssh, SshOptions, Transport};
+use crate::engine::vars::{HostFacts, KeptKeys, Paths, Secrets, Vars};
+use crate::model::desired::Desired;
+use crate::model::facts::{self, Facts};
+use crate::model::plan::{self, Plan};
+use crate::model::report::Report;
 use crate::resource::PlanSecrets;
 use crate::resource::release::{self, ReleaseState};
-use crate::secret::{self, RunSecrets, Secret};
-use crate::templates::Templates;
-use crate::transport::{Ssh, SshOptions, Transport};
-use crate::vars::{HostFacts, KeptKeys, Paths, Secrets, Vars};
 
 pub struct Engine {
     pub config: Config,
@@ -33,7 +41,7 @@ pub struct Engine {
     /// SSH round trips per host so far (discovery + probe), for the closing summary.
     pub round_trips: usize,
     /// The hosts' apply locks, once taken (`apply::lock_all`); released by `close`.
-    pub locks: Vec<crate::transport::RemoteLock>,
+    pub locks: Vec<crate::engine::transport::RemoteLock>,
     /// Where progress goes.
     pub report: Arc<dyn Report>,
     /// The Django source as it ships, packed by the run's first plan: what the plan showed is
@@ -66,7 +74,7 @@ impl Engine {
             .map(|s| (s.name.as_str(), s.ssh.as_str()))
             .collect();
         let retrying = |name: &str, why: &str| report.progress(name, why);
-        let hosts = crate::transport::connect_all(&targets, &options, &retrying).await?;
+        let hosts = crate::engine::transport::connect_all(&targets, &options, &retrying).await?;
         report.debug(&format!(
             "connected to {} servers in {:?}",
             hosts.len(),
@@ -129,7 +137,7 @@ impl Engine {
         let sessions: Vec<&Ssh> = which.iter().map(|&i| &self.hosts[i]).collect();
         let bundle = self.bundle()?;
         let env_file = &Paths::of(&self.config.project).env_file;
-        let push_key = &crate::vars::push_key_path(&self.config.project);
+        let push_key = &crate::engine::vars::push_key_path(&self.config.project);
         let discoveries = join_all(sessions.iter().zip(&servers).map(|(h, server)| async move {
             let out = h
                 .run(&facts::discovery_script(server.role, env_file, push_key))
@@ -316,7 +324,7 @@ impl Probe {
             &host_facts(server.role, discovery, &server.name)?,
             secrets,
         );
-        let desired = crate::expand::expand(config, server, &vars, templates)?;
+        let desired = crate::engine::expand::expand(config, server, &vars, templates)?;
         let app_vars = (server.role == Role::App).then_some(vars);
         let release: Vec<(&str, String)> = app_vars
             .iter()
@@ -434,7 +442,7 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
         machine: discovery
             .machine
             .clone()
-            .unwrap_or_else(crate::tuning::Machine::assumed),
+            .unwrap_or_else(crate::postgres::tuning::Machine::assumed),
     })
 }
 

@@ -3,11 +3,11 @@
 //! localhost and the internal IP, a password, and ufw admitting only the app servers to its
 //! port, like PostgreSQL's.
 
-use crate::desired::{FileSpec, Op, Secrecy};
-use crate::mode::Mode;
-use crate::templates::Templates;
-use crate::ufw::{COMMENT_PREFIX, UfwRule};
-use crate::vars::Vars;
+use crate::engine::templates::Templates;
+use crate::engine::vars::Vars;
+use crate::model::desired::{FileSpec, Op, Secrecy};
+use crate::model::mode::Mode;
+use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
 
 pub fn ops(
     config: &crate::config::Config,

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::assets::Assets;
-use crate::diagnostic::{self, Diagnostic, Diagnostics};
-use crate::yaml::{self, Position};
+use crate::config::diagnostic::{self, Diagnostic, Diagnostics};
+use crate::config::yaml::{self, Position};
+use crate::engine::assets::Assets;
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -368,7 +368,7 @@ pub fn parse(origin: &Path, text: &str) -> Result<Playbook, Diagnostics> {
 }
 
 fn is_mode(mode: &str) -> bool {
-    crate::mode::Mode::parse(mode).is_some()
+    crate::model::mode::Mode::parse(mode).is_some()
 }
 
 #[cfg(test)]

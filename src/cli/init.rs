@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-pub const STARTER: &str = include_str!("../examples/starter.yml");
+pub const STARTER: &str = include_str!("../../examples/starter.yml");
 
 /// Writes the starter config to `path`, or to `path/tandem.yml` when `path` is a directory
 /// (`tandem init mysite/`); never overwrites. Returns the file written.

@@ -5,15 +5,15 @@
 use anyhow::Context;
 
 use crate::config::{Config, Role, Server};
-use crate::desired::{Desired, FileSpec, Op, RenderedHandler, Secrecy, Task};
-use crate::handler::{Check, Effect};
-use crate::mode::Mode;
-use crate::playbook::{self, Phase, Source, Step};
+use crate::engine::templates::Templates;
+use crate::engine::vars::Vars;
+use crate::model::desired::{Desired, FileSpec, Op, RenderedHandler, Secrecy, Task};
+use crate::model::handler::{Check, Effect};
+use crate::model::mode::Mode;
+use crate::model::playbook::{self, Phase, Source, Step};
+use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
 use crate::postgres;
-use crate::sql;
-use crate::templates::Templates;
-use crate::ufw::{COMMENT_PREFIX, UfwRule};
-use crate::vars::Vars;
+use crate::postgres::sql;
 
 /// The playbooks a server runs, in order.
 pub fn roles_of(server: &Server) -> [Phase; 2] {
@@ -211,8 +211,8 @@ fn expand_step(
         },
         Step::Tls { .. } => return crate::tls::ops(vars, t),
         Step::Backup { .. } => return crate::backup::ops(vars, t),
-        Step::Processes { .. } => return crate::processes::ops(vars, t),
-        Step::Broker { .. } => return crate::broker::ops(config, vars, t),
+        Step::Processes { .. } => return crate::app::processes::ops(vars, t),
+        Step::Broker { .. } => return crate::app::broker::ops(config, vars, t),
         Step::Service {
             service,
             enabled,

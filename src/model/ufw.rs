@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
 
 /// Every rule tandem adds carries this comment, so rules it no longer wants can be found and
 /// pruned without touching the operator's own.

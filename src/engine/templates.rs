@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use tera::{Context, Tera, Value};
 
-use crate::assets::Assets;
-use crate::identifier;
-use crate::vars::Vars;
+use crate::config::identifier;
+use crate::engine::assets::Assets;
+use crate::engine::vars::Vars;
 
 pub struct Templates {
     assets: Assets,

@@ -5,9 +5,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::facts::Discovery;
-use crate::identifier::shell_word;
-use crate::playbook::HandlerAction;
+use crate::config::identifier::shell_word;
+use crate::model::facts::Discovery;
+use crate::model::playbook::HandlerAction;
 
 /// What must pass before a handler reloads a service; when it fails, apply puts back the
 /// files its role changed for the handler.

@@ -1,7 +1,11 @@
 //! PostgreSQL specifics: the settings a conf.d drop-in sets, tandem's block in pg_hba.conf, and
 //! the SQL/psql invocations the engine runs as the postgres superuser.
 
-use crate::identifier::shell_word;
+pub mod scram;
+pub mod sql;
+pub mod tuning;
+
+use crate::config::identifier::shell_word;
 
 /// The port PostgreSQL listens on (Debian's default; tandem does not change it).
 pub const PORT: u16 = 5432;

@@ -9,11 +9,14 @@
 //! authorized_keys line lets it run pgbackrest from the other server's address and nothing
 //! else. The repository is encrypted; its passphrase lives on the backup server only.
 
-use crate::desired::StanzaSpec;
-use crate::desired::{FileSpec, Op, Secrecy};
-use crate::mode::Mode;
-use crate::templates::Templates;
-use crate::vars::{BACKUP_KEY_PATH, Vars};
+pub mod pgbackrest;
+pub mod restore;
+
+use crate::engine::templates::Templates;
+use crate::engine::vars::{BACKUP_KEY_PATH, Vars};
+use crate::model::desired::StanzaSpec;
+use crate::model::desired::{FileSpec, Op, Secrecy};
+use crate::model::mode::Mode;
 
 /// postgres's SSH directory on both servers (its home on Debian).
 const SSH_DIR: &str = "/var/lib/postgresql/.ssh";
@@ -149,9 +152,9 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
 fn opens_the_repository(stanza: &str) -> String {
     format!(
         "if {} 2>&1 | grep -q FormatError; then echo 'backup.encryption_key does not open the backups already in the repository (pgBackRest cannot re-encrypt one): put the old key back, or start a new repository with another backup.path and keep the old key for restores from the old one'; exit 1; fi",
-        crate::pgbackrest::as_postgres(&format!(
+        crate::backup::pgbackrest::as_postgres(&format!(
             "--config={{path}} --stanza={} --output=json info",
-            crate::identifier::shell_word(stanza)
+            crate::config::identifier::shell_word(stanza)
         ))
     )
 }
@@ -210,9 +213,9 @@ fn file(path: &str, content: String, mode: u32, owner: &str, secret: Secrecy) ->
 
 #[cfg(test)]
 mod tests {
-    use crate::assets::Assets;
-    use crate::templates::Templates;
-    use crate::vars::HostFacts;
+    use crate::engine::assets::Assets;
+    use crate::engine::templates::Templates;
+    use crate::engine::vars::HostFacts;
 
     /// The forced command as rendered for `server`, with pgbackrest replaced by `echo`.
     fn forced_command(server: &str) -> String {
@@ -224,8 +227,9 @@ mod tests {
         );
         let mut templates = Templates::new(Assets::builtin());
         let all =
-            crate::render::desired_all(&config, &mut templates, &HostFacts::assumed()).unwrap();
-        let files = crate::render::rendered_files(&config, &all);
+            crate::engine::render::desired_all(&config, &mut templates, &HostFacts::assumed())
+                .unwrap();
+        let files = crate::engine::render::rendered_files(&config, &all);
         let path = format!("{server}/usr/local/lib/tandem/pgbackrest-only");
         let file = files
             .iter()

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::facts::Discovery;
-use crate::handler::{Check, Effect};
-use crate::playbook::Phase;
+use crate::model::facts::Discovery;
+use crate::model::handler::{Check, Effect};
+use crate::model::playbook::Phase;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {
@@ -63,9 +63,9 @@ pub struct HostPlan {
     #[serde(skip)]
     pub handlers: Vec<HandlerRun>,
     /// Releases on an app server.
-    pub release: Option<crate::state::ReleaseState>,
+    pub release: Option<crate::model::state::ReleaseState>,
     /// The HTTPS certificate an app server serves (ACME).
-    pub certificate: Option<crate::state::CertificateState>,
+    pub certificate: Option<crate::model::state::CertificateState>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -5,8 +5,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::desired::FileSpec;
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
+use crate::model::desired::FileSpec;
 
 /// Where backups of replaced files go: `/var/lib/tandem/backups/<run>/<path with / as %>`.
 pub const STATE_DIR: &str = "/var/lib/tandem";
@@ -146,10 +146,10 @@ mod tests {
         FileSpec {
             path: "/etc/x y/conf".into(),
             content: "secret=1\n".into(),
-            mode: crate::mode::Mode(0o600),
+            mode: crate::model::mode::Mode(0o600),
             owner: "root".into(),
             group: "root".into(),
-            secret: crate::desired::Secrecy::Masked { shown: Vec::new() },
+            secret: crate::model::desired::Secrecy::Masked { shown: Vec::new() },
             validate: validate.map(str::to_string),
         }
     }

@@ -116,7 +116,7 @@ fn read_pem(
 ) -> anyhow::Result<Secret> {
     let text = read_whole(config, source, field)?;
     if kind == "CERTIFICATE" {
-        if let Err(why) = crate::pem::certificates_only(&text) {
+        if let Err(why) = crate::config::pem::certificates_only(&text) {
             bail!(
                 "{field} ({}) is not a certificate chain: {why}",
                 source.describe()
@@ -128,7 +128,7 @@ fn read_pem(
         .lines()
         .find(|l| l.starts_with("-----BEGIN "))
         .is_some_and(|l| l.ends_with(&format!("{kind}-----")));
-    if !begins || text.contains('\0') || crate::pem::labels(&text).is_err() {
+    if !begins || text.contains('\0') || crate::config::pem::labels(&text).is_err() {
         bail!(
             "{field} ({}) is not a PEM {}: expected a -----BEGIN ...{kind}----- line",
             source.describe(),
@@ -148,7 +148,7 @@ fn read_whole(config: &Config, source: &PasswordSource, field: &str) -> anyhow::
         PasswordSource::File(path) => {
             let base = config.path.parent().unwrap_or(Path::new("."));
             let path = base.join(path);
-            crate::local_file::read_small(&path)
+            crate::config::local_file::read_small(&path)
                 .map_err(|why| anyhow::anyhow!("reading {field} from {}: {why}", path.display()))
         }
     }
@@ -176,11 +176,12 @@ pub fn ca_certificate(config: &Config) -> anyhow::Result<Option<String>> {
         .as_ref()
         .map(|path| {
             let path = config.path.parent().unwrap_or(Path::new(".")).join(path);
-            let text = crate::local_file::read_limited(&path, crate::local_file::CA_LIMIT)
-                .map_err(|why| {
-                    anyhow::anyhow!("reading tls.ca_certificate from {}: {why}", path.display())
-                })?;
-            crate::pem::certificates_only(&text)
+            let text =
+                crate::config::local_file::read_limited(&path, crate::config::local_file::CA_LIMIT)
+                    .map_err(|why| {
+                        anyhow::anyhow!("reading tls.ca_certificate from {}: {why}", path.display())
+                    })?;
+            crate::config::pem::certificates_only(&text)
                 .map_err(|why| anyhow::anyhow!("tls.ca_certificate ({}): {why}", path.display()))?;
             Ok(text)
         })

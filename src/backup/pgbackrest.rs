@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::identifier::shell_word;
+use crate::config::identifier::shell_word;
 
 /// pgBackRest's `info` status codes (its documentation's list).
 pub const STATUS_OK: i64 = 0;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::yaml::{Position, Secrets};
+use crate::config::yaml::{Position, Secrets};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {

@@ -10,9 +10,9 @@
 
 use anyhow::bail;
 
-use crate::identifier::shell_word;
-use crate::pgbackrest::as_postgres;
-use crate::vars::Vars;
+use crate::backup::pgbackrest::as_postgres;
+use crate::config::identifier::shell_word;
+use crate::engine::vars::Vars;
 
 /// The scratch cluster's port (local socket only).
 pub const SCRATCH_PORT: u16 = 5439;
@@ -99,7 +99,7 @@ impl Restore<'_> {
              cat {log} >&2\n\
              grep '^kept=' {log}\n\
              exit $rc\n",
-            write = crate::script::payload(
+            write = crate::resource::script::payload(
                 self.script().as_bytes(),
                 &format!("> {}", shell_word(&format!("{file}.sh")))
             ),

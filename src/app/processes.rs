@@ -7,10 +7,10 @@
 //! the new code after (`resource::release::switch_function`). Before the first release there
 //! is no code to run: `ConditionPathExists=` keeps the unit from starting until there is.
 
-use crate::desired::{FileSpec, Op, Secrecy};
-use crate::mode::Mode;
-use crate::templates::Templates;
-use crate::vars::Vars;
+use crate::engine::templates::Templates;
+use crate::engine::vars::Vars;
+use crate::model::desired::{FileSpec, Op, Secrecy};
+use crate::model::mode::Mode;
 
 pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
     let mut ops = Vec::new();
@@ -46,7 +46,7 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vars::HostFacts;
+    use crate::engine::vars::HostFacts;
 
     fn config(dir: &std::path::Path) -> crate::config::Config {
         crate::config::testing::shop(dir);
@@ -66,7 +66,7 @@ mod tests {
             config,
             server,
             &HostFacts::assumed(),
-            crate::vars::Secrets::redacted(config),
+            crate::engine::vars::Secrets::redacted(config),
         )
     }
 
@@ -74,7 +74,7 @@ mod tests {
     fn a_singleton_runs_on_the_first_server_and_is_removed_from_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
-        let mut t = Templates::new(crate::assets::Assets::builtin());
+        let mut t = Templates::new(crate::engine::assets::Assets::builtin());
         let summary = |server: &str, t: &mut Templates| -> Vec<String> {
             ops(&vars(&config, server), t)
                 .unwrap()

@@ -8,12 +8,14 @@
 //!   key to the others over SSH, with a key that may run one receiving script and nothing
 //!   else. So renewal needs no tandem run, and every app server serves the same certificate.
 
-use crate::desired::CertificateSpec;
-use crate::desired::{FileSpec, Op, Secrecy};
-use crate::mode::Mode;
-use crate::templates::Templates;
-use crate::ufw::{COMMENT_PREFIX, UfwRule};
-use crate::vars::Vars;
+pub mod handshake;
+
+use crate::engine::templates::Templates;
+use crate::engine::vars::Vars;
+use crate::model::desired::CertificateSpec;
+use crate::model::desired::{FileSpec, Op, Secrecy};
+use crate::model::mode::Mode;
+use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
 
 /// The ops of the `tls` step on an app server.
 pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
@@ -67,7 +69,7 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         dir("/var/lib/tandem-acme", 0o755),
         dir(&tls.state_dir, 0o700),
         file(
-            &crate::vars::push_key_path(&vars.project),
+            &crate::engine::vars::push_key_path(&vars.project),
             &vars.secrets.tls_push_key,
             0o600,
             true,
@@ -197,9 +199,9 @@ fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secret::{RunSecrets, Secret};
     use crate::config::{Config, PasswordSource, Server, TlsMode};
-    use crate::secret::{RunSecrets, Secret};
-    use crate::vars::{HostFacts, KeptKeys, Secrets};
+    use crate::engine::vars::{HostFacts, KeptKeys, Secrets};
 
     fn two_apps(dir: &std::path::Path) -> Config {
         let mut config = crate::config::testing::shop(dir);
@@ -217,7 +219,7 @@ mod tests {
         let run = RunSecrets {
             db_password: Secret::new("pw".into()),
             env: Default::default(),
-            tls_files: Some(crate::secret::TlsFiles {
+            tls_files: Some(crate::config::secret::TlsFiles {
                 certificate: "CERT\n".into(),
                 key: Secret::new("KEY\n".into()),
             }),
@@ -240,7 +242,7 @@ mod tests {
             &HostFacts::assumed(),
             Secrets::real(config, &run, &kept),
         );
-        let mut t = Templates::new(crate::assets::Assets::builtin());
+        let mut t = Templates::new(crate::engine::assets::Assets::builtin());
         ops(&vars, &mut t)
             .unwrap()
             .iter()

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::desired::{Desired, Op};
-use crate::templates::Templates;
-use crate::vars::{HostFacts, Secrets, Vars};
+use crate::engine::templates::Templates;
+use crate::engine::vars::{HostFacts, Secrets, Vars};
+use crate::model::desired::{Desired, Op};
 
 /// One output file: its path relative to the output directory, and its text.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub fn desired_all(
         .iter()
         .map(|server| {
             let vars = Vars::new(config, server, facts, Secrets::redacted(config));
-            crate::expand::expand(config, server, &vars, templates)
+            crate::engine::expand::expand(config, server, &vars, templates)
                 .with_context(|| format!("expanding server {}", server.name))
         })
         .collect()

@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Role;
-use crate::identifier::shell_word;
-use crate::secret::Secret;
+use crate::config::identifier::shell_word;
+use crate::config::secret::Secret;
 
 /// Versions and paths found on the host before anything else is asked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -38,7 +38,7 @@ pub struct Discovery {
     #[serde(skip)]
     pub host_key: Option<String>,
     /// The db server's memory, CPUs and disk, for PostgreSQL's tuning.
-    pub machine: Option<crate::tuning::Machine>,
+    pub machine: Option<crate::postgres::tuning::Machine>,
 }
 
 /// The `postgresql` version apt would install: read from the package lists when they hold
@@ -78,7 +78,7 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
     if role != Role::App {
         script.push_str(&format!(
             "echo \"backup_key=$(base64 -w0 -- {} 2>/dev/null)\"\n",
-            shell_word(crate::vars::BACKUP_KEY_PATH)
+            shell_word(crate::engine::vars::BACKUP_KEY_PATH)
         ));
         script.push_str(
             "echo \"host_key=$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)\"\n",
@@ -141,7 +141,7 @@ impl Discovery {
         let secret_key = match &self.secret_key {
             Some(key) => format!(
                 "django_secret_key={}\n",
-                STANDARD.encode(crate::templates::env_value(key.expose()))
+                STANDARD.encode(crate::engine::templates::env_value(key.expose()))
             ),
             None => String::new(),
         };
@@ -210,7 +210,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
     if d.postgres_version.is_none() {
         d.postgres_version = candidate;
     }
-    d.machine = crate::tuning::parse_machine(mem_kb, cpus, rotational);
+    d.machine = crate::postgres::tuning::parse_machine(mem_kb, cpus, rotational);
     d
 }
 
@@ -219,7 +219,7 @@ pub fn parse_discovery(text: &str) -> Discovery {
 fn existing_secret_key(base64: &str) -> Option<Secret> {
     let raw = STANDARD.decode(base64).ok()?;
     let value = String::from_utf8(raw).ok()?;
-    crate::templates::unquote_env(value.trim_end())
+    crate::engine::templates::unquote_env(value.trim_end())
         .filter(|k| !k.is_empty() && !k.starts_with("<redacted"))
         .map(Secret::new)
 }
@@ -355,7 +355,7 @@ mod tests {
         let key = "k3y$with`odd\\\"bytes";
         let written = format!(
             "DJANGO_DEBUG=0\nDJANGO_SECRET_KEY={}\nDJANGO_SECRET_KEY=\"second\"\n",
-            crate::templates::env_value(key)
+            crate::engine::templates::env_value(key)
         );
         let found = discover(Some(&written));
         assert_eq!(found.secret_key, Some(Secret::new(key.into())));

@@ -1,6 +1,6 @@
 //! The SQL tandem runs on the database server, every identifier and literal quoted.
 
-use crate::identifier::{sql_ident, sql_literal};
+use crate::config::identifier::{sql_ident, sql_literal};
 
 /// Django's recommended role settings (docs: "Optimizing PostgreSQL's configuration").
 pub const DJANGO_ROLE_SETTINGS: [(&str, &str); 3] = [

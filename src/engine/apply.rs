@@ -11,13 +11,13 @@ use anyhow::{Context, bail};
 use futures::future::{LocalBoxFuture, join_all};
 
 use crate::config::Role;
+use crate::config::identifier::shell_word;
 use crate::engine::Engine;
-use crate::identifier::shell_word;
-use crate::plan::{Change, HandlerRun, HostPlan, Plan};
-use crate::playbook::Phase;
-use crate::report::Report;
-use crate::script::{STATE_DIR, payload};
-use crate::transport::{RemoteLock, Ssh, SshOptions, Transport};
+use crate::engine::transport::{RemoteLock, Ssh, SshOptions, Transport};
+use crate::model::plan::{Change, HandlerRun, HostPlan, Plan};
+use crate::model::playbook::Phase;
+use crate::model::report::Report;
+use crate::resource::script::{STATE_DIR, payload};
 
 /// Seconds after which an armed guard restores sshd and ufw by itself.
 const GUARD_SECONDS: u64 = 120;
@@ -48,12 +48,12 @@ impl<'a> Run<'a> {
 
     /// `script` under the work lock, announced in the audit log as `what`.
     fn held(&self, script: &str, what: &str) -> String {
-        crate::script::held(script, self.id, self.who, what, &[])
+        crate::resource::script::held(script, self.id, self.who, what, &[])
     }
 
     /// A change under the work lock, its handlers recorded as owed first.
     fn held_change(&self, change: &Change) -> String {
-        crate::script::held(
+        crate::resource::script::held(
             &change.script,
             self.id,
             self.who,
@@ -515,7 +515,7 @@ async fn run_changes(
                 &format!(
                     "{}rm -f {}\n",
                     h.effect.script(h.check.as_ref(), &host.discovery),
-                    crate::script::owed_path(&h.name)
+                    crate::resource::script::owed_path(&h.name)
                 ),
                 &format!("handler {}", h.name),
             );
@@ -637,7 +637,7 @@ async fn watched(
     what: &str,
     script: &str,
     report: &dyn Report,
-) -> anyhow::Result<crate::transport::Output> {
+) -> anyhow::Result<crate::engine::transport::Output> {
     // tokio's clock, which a test can pause and advance.
     let started = tokio::time::Instant::now();
     let last = std::sync::Mutex::new(String::new());
@@ -840,7 +840,7 @@ pub fn summary(reports: &[HostReport]) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::Output;
+    use crate::engine::transport::Output;
     use std::sync::Mutex;
 
     #[test]
@@ -900,7 +900,7 @@ mod tests {
         let handler = |name: &str, role: Phase| HandlerRun {
             role,
             name: name.into(),
-            effect: crate::handler::Effect::SshReload,
+            effect: crate::model::handler::Effect::SshReload,
             check: None,
         };
         let host = HostPlan {

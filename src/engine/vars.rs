@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::config::secret::{RunSecrets, Secret};
 use crate::config::tls::Dns;
 use crate::config::{Config, Server};
-use crate::secret::{RunSecrets, Secret};
 
 /// Facts about a host that change what is rendered. Offline, `HostFacts::assumed()` gives
 /// Debian 12's values; the engine reads the real ones from the host.
@@ -16,14 +16,14 @@ use crate::secret::{RunSecrets, Secret};
 pub struct HostFacts {
     pub postgres_version: String,
     /// The db server's machine (`Machine::assumed()` offline).
-    pub machine: crate::tuning::Machine,
+    pub machine: crate::postgres::tuning::Machine,
 }
 
 impl HostFacts {
     pub fn assumed() -> Self {
         HostFacts {
             postgres_version: "15".into(),
-            machine: crate::tuning::Machine::assumed(),
+            machine: crate::postgres::tuning::Machine::assumed(),
         }
     }
 }
@@ -317,7 +317,7 @@ impl ProcessVars {
     pub fn shell_units(&self) -> String {
         self.here
             .iter()
-            .map(|p| crate::identifier::shell_word(&p.unit))
+            .map(|p| crate::config::identifier::shell_word(&p.unit))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -622,7 +622,7 @@ pub struct PgVars {
     /// The machine the settings are derived from, in words.
     pub machine: String,
     /// Settings derived from the machine and the app, or from `database.settings`.
-    pub tuning: Vec<crate::tuning::Setting>,
+    pub tuning: Vec<crate::postgres::tuning::Setting>,
 }
 
 impl Vars {
@@ -634,7 +634,7 @@ impl Vars {
             server,
             &HostFacts {
                 postgres_version: String::new(),
-                machine: crate::tuning::Machine::assumed(),
+                machine: crate::postgres::tuning::Machine::assumed(),
             },
             Secrets::redacted(config),
         )
@@ -715,7 +715,7 @@ impl Vars {
                 conf_dir: format!("/etc/postgresql/{}/main", facts.postgres_version),
                 version: facts.postgres_version.clone(),
                 machine: facts.machine.describe(),
-                tuning: crate::tuning::settings(
+                tuning: crate::postgres::tuning::settings(
                     &facts.machine,
                     config.demand(),
                     &config.database.settings,

@@ -2,9 +2,9 @@
 //! each function builds a remote command or script from the host's variables and reads its
 //! answer; the CLI connects, runs them and prints.
 
-use crate::identifier::shell_word;
-use crate::script::STATE_DIR;
-use crate::vars::Vars;
+use crate::config::identifier::shell_word;
+use crate::engine::vars::Vars;
+use crate::resource::script::STATE_DIR;
 
 /// The remote command line of `tandem manage -- ARGS`: manage.py in the current release, as the
 /// project's user, with the env file's variables and the release's venv. It travels in ssh's
@@ -321,7 +321,7 @@ pub fn tenant_schema(name: &str, schema: Option<&str>) -> Result<String, String>
             }
         }
     };
-    if !crate::identifier::is_safe_name(&schema) {
+    if !crate::config::identifier::is_safe_name(&schema) {
         return Err(format!(
             "`{schema}` is not a schema name tandem accepts: lowercase letters, digits and `_`, \
              starting with a letter, at most 31 characters (pass --schema)"
@@ -339,7 +339,7 @@ pub fn tenant_schema(name: &str, schema: Option<&str>) -> Result<String, String>
 /// (`blue.example.com` under `*.example.com`), so nginx and ALLOWED_HOSTS already answer it.
 pub fn domain_is_served(domain: &str, domains: &[String]) -> bool {
     // Lowercase, as django-tenants looks hosts up.
-    if !crate::identifier::is_domain(domain)
+    if !crate::config::identifier::is_domain(domain)
         || domain.starts_with("*.")
         || domain != domain.to_ascii_lowercase()
     {

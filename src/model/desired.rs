@@ -6,11 +6,11 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::config::Server;
-use crate::handler::{Check, Effect};
-use crate::mode::Mode;
-use crate::playbook::Phase;
-use crate::sql;
-use crate::ufw::UfwRule;
+use crate::model::handler::{Check, Effect};
+use crate::model::mode::Mode;
+use crate::model::playbook::Phase;
+use crate::model::ufw::UfwRule;
+use crate::postgres::sql;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileSpec {
@@ -164,7 +164,7 @@ impl Desired {
                 Op::PostgresExtensions { database, names } if !names.is_empty() => {
                     out.push(format!(
                         "\\connect {}",
-                        crate::identifier::sql_ident(database)
+                        crate::config::identifier::sql_ident(database)
                     ));
                     out.extend(names.iter().map(|n| sql::create_extension(n)));
                 }
