@@ -44,6 +44,7 @@ pub fn expand(
                     step: step.name().to_string(),
                     op,
                     notify: step.notify().to_vec(),
+                    probe: String::new(),
                 });
             }
         }
@@ -61,6 +62,7 @@ pub fn expand(
             });
         }
     }
+    Task::assign_probe_ids(&mut tasks);
     Ok(Desired {
         server: server.clone(),
         tasks,

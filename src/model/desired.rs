@@ -41,6 +41,42 @@ pub struct Task {
     pub step: String,
     pub op: Op,
     pub notify: Vec<String>,
+    /// The id of its probe query: named by role, step and kind (`Task::probe_ids`), so that
+    /// a new step adds a probe instead of renumbering the others.
+    pub probe: String,
+}
+
+impl Task {
+    /// Gives each task its probe id, `ROLE.STEP.KIND`, with `.N` for the second and later
+    /// task of one kind in a step (a step's ops keep their order). `STEP` is the step's name
+    /// in lowercase words joined by `-`, at most 32 characters: a file name and a shell word.
+    pub fn assign_probe_ids(tasks: &mut [Task]) {
+        let mut seen: Vec<String> = Vec::new();
+        for task in tasks.iter_mut() {
+            let mut slug = String::new();
+            for word in task
+                .step
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
+                if slug.len() + word.len() + 1 > 32 {
+                    break;
+                }
+                if !slug.is_empty() {
+                    slug.push('-');
+                }
+                slug.push_str(&word.to_ascii_lowercase());
+            }
+            let base = format!("{}.{slug}.{}", task.role.as_str(), task.op.kind());
+            let n = seen.iter().filter(|s| **s == base).count();
+            task.probe = if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}.{n}")
+            };
+            seen.push(base);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -139,6 +175,35 @@ pub struct Desired {
     pub server: Server,
     pub tasks: Vec<Task>,
     pub handlers: Vec<RenderedHandler>,
+}
+
+impl Op {
+    /// The kind's name, as probe ids and `tandem render` show it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Packages { .. } => "packages",
+            Op::DeployUser { .. } => "deploy_user",
+            Op::SystemUser { .. } => "system_user",
+            Op::Hostname { .. } => "hostname",
+            Op::File(_) => "file",
+            Op::Directory { .. } => "directory",
+            Op::AdoptedDirectory { .. } => "adopted_directory",
+            Op::Symlink { .. } => "symlink",
+            Op::Absent { .. } => "absent",
+            Op::UfwDefaults => "ufw_defaults",
+            Op::UfwAllow(_) => "ufw_allow",
+            Op::UfwEnable => "ufw_enable",
+            Op::PostgresFirstStart(_) => "postgres_first_start",
+            Op::PgHbaBlock { .. } => "pg_hba_block",
+            Op::PostgresRole { .. } => "postgres_role",
+            Op::PostgresDatabase { .. } => "postgres_database",
+            Op::PostgresExtensions { .. } => "postgres_extensions",
+            Op::Service { .. } => "service",
+            Op::PlaceholderCertificate { .. } => "placeholder_certificate",
+            Op::Certificate(_) => "certificate",
+            Op::BackupStanza(_) => "backup_stanza",
+        }
+    }
 }
 
 impl Desired {
@@ -344,4 +409,63 @@ pub struct StanzaSpec {
     pub service: String,
     /// The db server it backs up (for messages).
     pub db: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(role: Phase, step: &str, path: &str) -> Task {
+        Task {
+            role,
+            step: step.into(),
+            op: Op::Absent { path: path.into() },
+            notify: Vec::new(),
+            probe: String::new(),
+        }
+    }
+
+    #[test]
+    fn probe_ids_name_role_step_and_kind_and_survive_a_new_step() {
+        let mut tasks = vec![
+            task(Phase::Base, "Base packages", "/a"),
+            task(Phase::App, "Nginx site, checked with nginx -t", "/b"),
+            task(Phase::App, "Nginx site, checked with nginx -t", "/c"),
+        ];
+        Task::assign_probe_ids(&mut tasks);
+        let ids: Vec<&str> = tasks.iter().map(|t| t.probe.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "base.base-packages.absent",
+                "app.nginx-site-checked-with-nginx-t.absent",
+                "app.nginx-site-checked-with-nginx-t.absent.1",
+            ]
+        );
+        // A step added in front renumbers nothing.
+        let mut more = vec![task(Phase::Base, "A new first step", "/z")];
+        more.extend(tasks.iter().cloned());
+        Task::assign_probe_ids(&mut more);
+        assert_eq!(
+            more[1..]
+                .iter()
+                .map(|t| t.probe.as_str())
+                .collect::<Vec<_>>(),
+            ids
+        );
+        // Long names are cut at a word, and every id is a shell word and a file name.
+        let mut long = vec![task(
+            Phase::Db,
+            "A step whose name goes on and on, far past what an id needs",
+            "/x",
+        )];
+        Task::assign_probe_ids(&mut long);
+        assert_eq!(long[0].probe, "db.a-step-whose-name-goes-on-and-on.absent");
+        assert!(
+            long[0]
+                .probe
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        );
+    }
 }

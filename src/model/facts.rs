@@ -296,8 +296,9 @@ impl Facts {
         Ok(Facts { discovery, results })
     }
 
-    pub fn task(&self, index: usize) -> QueryResult {
-        self.get(&format!("t{index}"))
+    /// The answer to `task`'s probe query.
+    pub fn task(&self, task: &crate::model::desired::Task) -> QueryResult {
+        self.get(&task.probe)
     }
 
     pub fn get(&self, id: &str) -> QueryResult {
@@ -388,10 +389,10 @@ mod tests {
     fn probe_output_round_trips_any_bytes() {
         let out = "noise\n@t0 0 aGVsbG8KJ3dvcmxkJw==\n@ufw 3 \n";
         let facts = Facts::parse(Discovery::default(), out).unwrap();
-        assert_eq!(facts.task(0).stdout, "hello\n'world'");
-        assert!(facts.task(0).ok());
+        assert_eq!(facts.get("t0").stdout, "hello\n'world'");
+        assert!(facts.get("t0").ok());
         assert_eq!(facts.get(UFW).status, 3);
-        assert_eq!(facts.task(9).status, -1);
+        assert_eq!(facts.get("base.a-step.file").status, -1);
     }
 
     #[test]

@@ -112,9 +112,9 @@ pub fn plan_host(
     run_id: &str,
 ) -> HostPlan {
     let mut ctx = Context::new(desired, facts, secrets.db_password, run_id);
-    for (i, task) in desired.tasks.iter().enumerate() {
+    for task in &desired.tasks {
         let before = ctx.changes.len();
-        plan_task(&mut ctx, &task.op, &facts.task(i));
+        plan_task(&mut ctx, &task.op, &facts.task(task));
         for change in &mut ctx.changes[before..] {
             // The certificate waits for every app server's provisioning, the backup stanza for
             // the db server's: their own phases.
@@ -319,6 +319,7 @@ pub mod table {
                 step: "a step".into(),
                 op,
                 notify: Vec::new(),
+                probe: "t0".into(),
             }],
             handlers: Vec::new(),
         };
@@ -345,7 +346,11 @@ pub mod table {
         };
         let password = Secret::new("c0rrect horse".into());
         let mut ctx = Context::new(&desired, &facts, &password, "run1");
-        plan_task(&mut ctx, &desired.tasks[0].op, &facts.task(0));
+        plan_task(
+            &mut ctx,
+            &desired.tasks[0].op,
+            &facts.task(&desired.tasks[0]),
+        );
         finish(&mut ctx);
         for c in &ctx.changes {
             for script in [Some(&c.script), c.undo.as_ref()].into_iter().flatten() {

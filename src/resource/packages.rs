@@ -49,9 +49,9 @@ pub fn plan(ctx: &mut Context) {
     }
     ctx.packages_done = true;
     let mut missing: Vec<&str> = Vec::new();
-    for (i, task) in ctx.desired.tasks.iter().enumerate() {
+    for task in &ctx.desired.tasks {
         if let Op::Packages { names } = &task.op {
-            let answer = ctx.facts.task(i);
+            let answer = ctx.facts.task(task);
             for name in names {
                 let ok = installed(&answer, name);
                 if !ok && !missing.contains(&name.as_str()) {

@@ -292,6 +292,7 @@ mod tests {
                 validate: None,
             }),
             notify: Vec::new(),
+            probe: format!("db.s.file.{name}"),
         };
         let desired = Desired {
             server: crate::resource::table::db_server(),

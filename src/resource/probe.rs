@@ -15,8 +15,7 @@ pub fn probe_script(desired: &Desired, extra: &[(&str, String)]) -> String {
     let mut queries: Vec<(String, String)> = desired
         .tasks
         .iter()
-        .enumerate()
-        .filter_map(|(i, task)| Some((format!("t{i}"), super::probe_query(&task.op)?)))
+        .filter_map(|task| Some((task.probe.clone(), super::probe_query(&task.op)?)))
         .collect();
     if desired
         .tasks

@@ -158,7 +158,7 @@ pub fn verify(
             desired,
             &facts
                 .results
-                .get(&format!("t{}", hba_task(desired).unwrap_or(usize::MAX)))
+                .get(&hba_task(desired).map_or(String::new(), |t| desired.tasks[t].probe.clone()))
                 .map(|r| r.stdout.clone()),
         );
         let pg = facts.get(PG);
@@ -219,7 +219,7 @@ pub fn verify(
                 |t| matches!(&t.op, Op::Service { name, enabled: true, .. } if *name == wanted),
             );
             if let Some(t) = timer {
-                let answer = planned.facts[i].task(t).stdout;
+                let answer = planned.facts[i].task(&desired.tasks[t]).stdout;
                 let states: Vec<&str> = answer.split_whitespace().collect();
                 v.add(
                     &server.name,
