@@ -296,11 +296,6 @@ impl Facts {
         Ok(Facts { discovery, results })
     }
 
-    /// The answer to `task`'s probe query.
-    pub fn task(&self, task: &crate::model::desired::Task) -> QueryResult {
-        self.get(&task.probe)
-    }
-
     pub fn get(&self, id: &str) -> QueryResult {
         self.results.get(id).cloned().unwrap_or(QueryResult {
             status: -1,

@@ -114,7 +114,7 @@ pub fn plan_host(
     let mut ctx = Context::new(desired, facts, secrets.db_password, run_id);
     for task in &desired.tasks {
         let before = ctx.changes.len();
-        plan_task(&mut ctx, &task.op, &facts.task(task));
+        plan_task(&mut ctx, &task.op, &facts.get(&task.probe));
         for change in &mut ctx.changes[before..] {
             // The certificate waits for every app server's provisioning, the backup stanza for
             // the db server's: their own phases.
@@ -349,7 +349,7 @@ pub mod table {
         plan_task(
             &mut ctx,
             &desired.tasks[0].op,
-            &facts.task(&desired.tasks[0]),
+            &facts.get(&desired.tasks[0].probe),
         );
         finish(&mut ctx);
         for c in &ctx.changes {

@@ -51,7 +51,7 @@ pub fn plan(ctx: &mut Context) {
     let mut missing: Vec<&str> = Vec::new();
     for task in &ctx.desired.tasks {
         if let Op::Packages { names } = &task.op {
-            let answer = ctx.facts.task(task);
+            let answer = ctx.facts.get(&task.probe);
             for name in names {
                 let ok = installed(&answer, name);
                 if !ok && !missing.contains(&name.as_str()) {

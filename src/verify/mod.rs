@@ -219,7 +219,7 @@ pub fn verify(
                 |t| matches!(&t.op, Op::Service { name, enabled: true, .. } if *name == wanted),
             );
             if let Some(t) = timer {
-                let answer = planned.facts[i].task(&desired.tasks[t]).stdout;
+                let answer = planned.facts[i].get(&desired.tasks[t].probe).stdout;
                 let states: Vec<&str> = answer.split_whitespace().collect();
                 v.add(
                     &server.name,
