@@ -6,7 +6,6 @@
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
 use crate::model::desired::{FileSpec, Op, Secrecy};
-use crate::model::mode::Mode;
 use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
 
 pub fn ops(
@@ -21,24 +20,22 @@ pub fn ops(
         Op::Packages {
             names: vec!["redis-server".into()],
         },
-        Op::File(FileSpec {
-            path: "/etc/redis/tandem.conf".into(),
-            content: t.render("redis/tandem.conf", vars)?,
-            mode: Mode(0o640),
-            owner: "root".into(),
-            group: "redis".into(),
-            secret: Secrecy::Masked { shown: Vec::new() },
-            validate: None,
-        }),
-        Op::File(FileSpec {
-            path: "/etc/systemd/system/redis-server.service.d/tandem.conf".into(),
-            content: t.render("redis/override.conf", vars)?,
-            mode: Mode(0o644),
-            owner: "root".into(),
-            group: "root".into(),
-            secret: Secrecy::Public,
-            validate: None,
-        }),
+        Op::File(
+            FileSpec::new(
+                "/etc/redis/tandem.conf",
+                t.render("redis/tandem.conf", vars)?,
+                0o640,
+                "root",
+            )
+            .group("redis")
+            .secret(Secrecy::Masked { shown: Vec::new() }),
+        ),
+        Op::File(FileSpec::new(
+            "/etc/systemd/system/redis-server.service.d/tandem.conf",
+            t.render("redis/override.conf", vars)?,
+            0o644,
+            "root",
+        )),
         Op::Service {
             name: "redis-server".into(),
             enabled: true,

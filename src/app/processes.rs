@@ -9,21 +9,17 @@
 
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
-use crate::model::desired::{FileSpec, Op, Secrecy};
-use crate::model::mode::Mode;
+use crate::model::desired::{FileSpec, Op};
 
 pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
     let mut ops = Vec::new();
     for process in &vars.processes.here {
-        ops.push(Op::File(FileSpec {
-            path: format!("/etc/systemd/system/{}", process.unit),
-            content: t.render_item("systemd/process.service", vars, "process", process)?,
-            mode: Mode(0o644),
-            owner: "root".into(),
-            group: "root".into(),
-            secret: Secrecy::Public,
-            validate: None,
-        }));
+        ops.push(Op::File(FileSpec::new(
+            format!("/etc/systemd/system/{}", process.unit),
+            t.render_item("systemd/process.service", vars, "process", process)?,
+            0o644,
+            "root",
+        )));
         ops.push(Op::Service {
             name: process.unit.clone(),
             enabled: true,

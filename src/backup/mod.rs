@@ -179,36 +179,20 @@ pub fn known_host(
 
 /// /etc/pgbackrest.conf: postgres reads it, only root writes it.
 fn conf(content: String, secret: Secrecy, validate: Option<String>) -> Op {
-    Op::File(FileSpec {
-        path: "/etc/pgbackrest.conf".into(),
-        content,
-        mode: Mode(0o640),
-        owner: "root".into(),
-        group: "postgres".into(),
-        secret,
-        validate,
-    })
+    Op::File(
+        FileSpec::new("/etc/pgbackrest.conf", content, 0o640, "root")
+            .group("postgres")
+            .secret(secret)
+            .validated(validate),
+    )
 }
 
 fn dir(path: &str, mode: u32, owner: &str) -> Op {
-    Op::Directory {
-        path: path.to_string(),
-        mode: Mode(mode),
-        owner: owner.into(),
-        group: owner.into(),
-    }
+    Op::directory(path, mode, owner)
 }
 
 fn file(path: &str, content: String, mode: u32, owner: &str, secret: Secrecy) -> Op {
-    Op::File(FileSpec {
-        path: path.to_string(),
-        content,
-        mode: Mode(mode),
-        owner: owner.into(),
-        group: owner.into(),
-        secret,
-        validate: None,
-    })
+    Op::File(FileSpec::new(path, content, mode, owner).secret(secret))
 }
 
 #[cfg(test)]

@@ -177,7 +177,55 @@ pub struct Desired {
     pub handlers: Vec<RenderedHandler>,
 }
 
+impl FileSpec {
+    /// A public file owned by `owner` (and its group), checked by nothing.
+    pub fn new(
+        path: impl Into<String>,
+        content: impl Into<String>,
+        mode: u32,
+        owner: &str,
+    ) -> Self {
+        FileSpec {
+            path: path.into(),
+            content: content.into(),
+            mode: Mode(mode),
+            owner: owner.into(),
+            group: owner.into(),
+            secret: Secrecy::Public,
+            validate: None,
+        }
+    }
+
+    /// Owned by `group` rather than the owner's group.
+    pub fn group(mut self, group: &str) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// Holding secrets: masked in plans (all but the `shown` settings).
+    pub fn secret(mut self, secret: Secrecy) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    /// Checked by `validate` before it takes the old one's place.
+    pub fn validated(mut self, validate: Option<String>) -> Self {
+        self.validate = validate;
+        self
+    }
+}
+
 impl Op {
+    /// A directory owned by `owner` and its group.
+    pub fn directory(path: impl Into<String>, mode: u32, owner: &str) -> Op {
+        Op::Directory {
+            path: path.into(),
+            mode: Mode(mode),
+            owner: owner.into(),
+            group: owner.into(),
+        }
+    }
+
     /// The kind's name, as probe ids and `tandem render` show it.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -14,7 +14,6 @@ use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
 use crate::model::desired::CertificateSpec;
 use crate::model::desired::{FileSpec, Op, Secrecy};
-use crate::model::mode::Mode;
 use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
 
 /// The ops of the `tls` step on an app server.
@@ -80,17 +79,17 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
             names: vec!["lego".into()],
         });
         if !tls.dns_provider.is_empty() {
-            ops.push(Op::File(FileSpec {
-                path: tls.dns_env_file.clone(),
-                content: t.render("tls/dns.env", vars)?,
-                mode: Mode(0o600),
-                owner: "root".into(),
-                group: "root".into(),
-                secret: Secrecy::Masked {
+            ops.push(Op::File(
+                FileSpec::new(
+                    &tls.dns_env_file,
+                    t.render("tls/dns.env", vars)?,
+                    0o600,
+                    "root",
+                )
+                .secret(Secrecy::Masked {
                     shown: tls.dns_public_env.clone(),
-                },
-                validate: None,
-            }));
+                }),
+            ));
         }
         if !tls.ca_certificate.is_empty() {
             ops.push(file(
@@ -168,31 +167,6 @@ pub fn push_authorized_key(vars: &Vars) -> Option<String> {
             "restrict,command=\"sudo -n {}\" {} tandem-certificate-push",
             tls.receive_script, vars.secrets.tls_push_public
         )
-    })
-}
-
-fn dir(path: &str, mode: u32) -> Op {
-    Op::Directory {
-        path: path.to_string(),
-        mode: Mode(mode),
-        owner: "root".into(),
-        group: "root".into(),
-    }
-}
-
-/// A root-owned file; `secret` files are masked whole in plans.
-fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
-    Op::File(FileSpec {
-        path: path.to_string(),
-        content: content.to_string(),
-        mode: Mode(mode),
-        owner: "root".into(),
-        group: "root".into(),
-        secret: match secret {
-            true => Secrecy::Masked { shown: Vec::new() },
-            false => Secrecy::Public,
-        },
-        validate: None,
     })
 }
 
@@ -317,4 +291,19 @@ mod tests {
         );
         assert_eq!(off.len(), 4, "{off:#?}");
     }
+}
+
+/// A root-owned directory.
+fn dir(path: &str, mode: u32) -> Op {
+    Op::directory(path, mode, "root")
+}
+
+/// A root-owned file; `secret` files are masked whole in plans.
+fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
+    Op::File(
+        FileSpec::new(path, content, mode, "root").secret(match secret {
+            true => Secrecy::Masked { shown: Vec::new() },
+            false => Secrecy::Public,
+        }),
+    )
 }
