@@ -170,6 +170,21 @@ pub fn push_authorized_key(vars: &Vars) -> Option<String> {
     })
 }
 
+/// A root-owned directory.
+fn dir(path: &str, mode: u32) -> Op {
+    Op::directory(path, mode, "root")
+}
+
+/// A root-owned file; `secret` files are masked whole in plans.
+fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
+    Op::File(
+        FileSpec::new(path, content, mode, "root").secret(match secret {
+            true => Secrecy::Masked { shown: Vec::new() },
+            false => Secrecy::Public,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,19 +306,4 @@ mod tests {
         );
         assert_eq!(off.len(), 4, "{off:#?}");
     }
-}
-
-/// A root-owned directory.
-fn dir(path: &str, mode: u32) -> Op {
-    Op::directory(path, mode, "root")
-}
-
-/// A root-owned file; `secret` files are masked whole in plans.
-fn file(path: &str, content: &str, mode: u32, secret: bool) -> Op {
-    Op::File(
-        FileSpec::new(path, content, mode, "root").secret(match secret {
-            true => Secrecy::Masked { shown: Vec::new() },
-            false => Secrecy::Public,
-        }),
-    )
 }
