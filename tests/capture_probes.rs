@@ -3,6 +3,10 @@
 //! tests (`tests/plan_replay.rs`) replay. Run it when the probe changes:
 //!
 //! `cargo test --test capture_probes -- --ignored`
+//!
+//! Two layouts: the seed's db + app (HTTPS off), per Debian release; and the full one on
+//! Debian 12 (`full/`): a backup server, HTTPS from the operator's certificate, a background
+//! process and its broker.
 
 mod support;
 
@@ -16,12 +20,94 @@ use support::scenario::{Scenario, assert_ok};
 #[ignore = "a tool: rewrites tests/fixtures/probes from lab servers"]
 fn capture_probe_fixtures() {
     let lab = Lab::get().expect("the lab (root) is needed to capture probes");
+    // TANDEM_CAPTURE_ONLY=full captures the full layout alone.
+    if std::env::var("TANDEM_CAPTURE_ONLY").as_deref() == Ok("full") {
+        capture_full(lab);
+        return;
+    }
     std::thread::scope(|scope| {
         for suite in [Suite::Bookworm, Suite::Trixie] {
             let lab = lab.clone();
             scope.spawn(move || capture(lab, suite));
         }
+        let lab = lab.clone();
+        scope.spawn(move || capture_full(lab));
     });
+}
+
+/// The full layout: backups, HTTPS from files (a throwaway CA and site key made here, kept
+/// beside the fixtures so the replay can read them), a process and the broker.
+fn capture_full(lab: Lab) {
+    let s = Scenario::with_backup(lab, Suite::Bookworm, support::scenario::Example::Timesheet);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/probes/full");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).unwrap();
+    let dir = s.dir.path();
+    let made = std::process::Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg(
+            "set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+  -subj /CN=fixture-ca -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -subj /CN=timesheet.lab.test -keyout site.key -out site.csr 2>/dev/null
+printf 'subjectAltName=DNS:timesheet.lab.test\\n' > ext
+openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile ext -out site.crt 2>/dev/null",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for file in ["ca.pem", "site.crt", "site.key"] {
+        fs::copy(dir.join(file), out.join(file)).unwrap();
+    }
+    s.set_tls(
+        "tls:\n  mode: files\n  ca_certificate: ca.pem\n  certificate: {file: site.crt}\n  key: {file: site.key}\n",
+    );
+    s.add_config(
+        "processes:\n  - {name: ticker, command: sleep infinity}\nbroker: {password: {env: TANDEM_REDIS_PASSWORD}}\n",
+    );
+    write_config_with_inline_key(&s, &out);
+    let plan_into = |state: &str, extra: &[&str]| {
+        let mut args = vec!["plan"];
+        args.extend_from_slice(extra);
+        let plan = s
+            .tandem(&args)
+            .env("TANDEM_CAPTURE_PROBES", out.join(state))
+            .output()
+            .unwrap();
+        assert_ok(&format!("plan ({state})"), &plan);
+    };
+    plan_into("fresh", &["--bootstrap-user", "root"]);
+    assert_ok("apply", &s.apply_fresh());
+    plan_into("converged", &[]);
+    // By hand: the process stopped, the broker's config edited, the backup timer off.
+    s.sudo_ok(&s.app, "systemctl stop timesheet-ticker.service");
+    s.sudo_ok(&s.db, "echo '# edited by hand' >>/etc/redis/tandem.conf");
+    s.sudo_ok(
+        s.backup.as_ref().unwrap(),
+        "systemctl disable --now tandem-backup-timesheet.timer",
+    );
+    plan_into("drifted", &[]);
+}
+
+/// Writes the scenario's config with the operator's key inline (replaying needs no key file),
+/// also as `out/tandem.yml`.
+fn write_config_with_inline_key(s: &Scenario, out: &Path) {
+    let key = fs::read_to_string(s.lab.key.with_extension("pub")).unwrap();
+    let config = fs::read_to_string(s.config_path()).unwrap();
+    let line = config
+        .lines()
+        .find(|l| l.contains("authorized_key_files"))
+        .unwrap()
+        .to_string();
+    let config = config.replace(&line, &format!("  authorized_keys: [\"{}\"]", key.trim()));
+    fs::write(s.config_path(), &config).unwrap();
+    fs::write(out.join("tandem.yml"), &config).unwrap();
 }
 
 fn capture(lab: Lab, suite: Suite) {
@@ -33,16 +119,7 @@ fn capture(lab: Lab, suite: Suite) {
     fs::create_dir_all(&out).unwrap();
 
     // The config with the operator's key inline, so replaying needs no key file.
-    let key = fs::read_to_string(s.lab.key.with_extension("pub")).unwrap();
-    let config = fs::read_to_string(s.config_path()).unwrap();
-    let line = config
-        .lines()
-        .find(|l| l.contains("authorized_key_files"))
-        .unwrap()
-        .to_string();
-    let config = config.replace(&line, &format!("  authorized_keys: [\"{}\"]", key.trim()));
-    fs::write(s.config_path(), &config).unwrap();
-    fs::write(out.join("tandem.yml"), &config).unwrap();
+    write_config_with_inline_key(&s, &out);
 
     let plan_into = |state: &str, extra: &[&str]| {
         let mut args = vec!["plan"];

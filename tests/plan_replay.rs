@@ -29,24 +29,50 @@ fn replay(suite: &str, state: &str) -> Plan {
         .replace(
             "password: {env: TANDEM_DB_PASSWORD}",
             "password: {file: password}",
-        );
+        )
+        .replace("{env: TANDEM_BACKUP_KEY}", "{file: backup_key}")
+        .replace("{env: TANDEM_REDIS_PASSWORD}", "{file: redis_password}");
     let path: PathBuf = dir.path().join("tandem.yml");
     fs::write(&path, &text).unwrap();
     fs::write(dir.path().join("password"), support::scenario::PASSWORD).unwrap();
+    fs::write(dir.path().join("backup_key"), support::scenario::BACKUP_KEY).unwrap();
+    fs::write(
+        dir.path().join("redis_password"),
+        support::scenario::BROKER_PASSWORD,
+    )
+    .unwrap();
+    // The full layout's throwaway CA and site certificate (made for the fixtures).
+    for file in ["ca.pem", "site.crt", "site.key"] {
+        if fixtures.join(file).exists() {
+            fs::copy(fixtures.join(file), dir.path().join(file)).unwrap();
+        }
+    }
     let config = tandem::config::parse(&path, &text)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
     let secrets = tandem::config::secret::read_all(&config).unwrap();
     let mut templates = Templates::new(Assets::builtin());
     let bundle = tandem::app::bundle::bundle(&config).unwrap();
+    let read = |server: &tandem::config::Server, ext: &str| {
+        fs::read_to_string(fixtures.join(state).join(format!("{}.{ext}", server.name)))
+            .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
+    };
+    // The keys kept on the servers, from every server's discovery, as the engine reads them.
+    let discoveries: Vec<_> = config
+        .servers
+        .iter()
+        .map(|server| facts::parse_discovery(&read(server, "discovery")))
+        .collect();
+    let mut kept = engine::kept_keys(&discoveries).unwrap();
+    kept.host_keys = config
+        .servers
+        .iter()
+        .zip(&discoveries)
+        .filter_map(|(s, d)| Some((s.name.clone(), d.host_key.clone()?)))
+        .collect();
     let mut hosts = Vec::new();
-    for server in &config.servers {
-        let read = |ext: &str| {
-            fs::read_to_string(fixtures.join(state).join(format!("{}.{ext}", server.name)))
-                .unwrap_or_else(|e| panic!("{suite}/{state}/{}.{ext}: {e}", server.name))
-        };
-        let discovery = facts::parse_discovery(&read("discovery"));
-        let kept = engine::kept_keys(std::slice::from_ref(&discovery)).unwrap();
+    for (server, discovery) in config.servers.iter().zip(discoveries) {
+        let read = |ext: &str| read(server, ext);
         let probe =
             Probe::new(&config, server, &discovery, &kept, &secrets, &mut templates).unwrap();
         let output = read("probe");
@@ -155,4 +181,50 @@ fn trixie_converged() {
 #[test]
 fn trixie_drifted() {
     drifted("trixie");
+}
+
+/// The full layout (a backup server, HTTPS from the operator's files, a process and its
+/// broker), captured on Debian 12. Its fresh plan makes new keys (the backup key, the
+/// SECRET_KEY), so it is checked by what it must hold rather than by a snapshot.
+#[test]
+fn full_fresh() {
+    let plan = replay("full", "fresh");
+    let shown = stable(&plan.to_string());
+    for expected in [
+        "+ apt install",
+        "redis-server",
+        "pgbackrest",
+        "+ file /etc/ssl/tandem/timesheet.crt",
+        "+ file /etc/systemd/system/timesheet-ticker.service",
+        "+ file /etc/pgbackrest.conf",
+        "+ directory /var/lib/pgbackrest",
+    ] {
+        assert!(shown.contains(expected), "{expected} missing:\n{shown}");
+    }
+    assert!(!shown.contains(support::scenario::BACKUP_KEY), "{shown}");
+    assert!(
+        !shown.contains(support::scenario::BROKER_PASSWORD),
+        "{shown}"
+    );
+}
+
+#[test]
+fn full_converged() {
+    converged("full");
+}
+
+#[test]
+fn full_drifted() {
+    let shown = check("full", "drifted");
+    for expected in [
+        "~ service timesheet-ticker.service: start",
+        "~ file /etc/redis/tandem.conf",
+        "~ service tandem-backup-timesheet.timer",
+    ] {
+        assert!(shown.contains(expected), "{expected} missing:\n{shown}");
+    }
+    assert!(
+        !shown.contains(support::scenario::BROKER_PASSWORD),
+        "{shown}"
+    );
 }

@@ -47,27 +47,29 @@ pub struct Task {
 }
 
 impl Task {
-    /// Gives each task its probe id, `ROLE.STEP.KIND`, with `.N` for the second and later
-    /// task of one kind in a step (a step's ops keep their order). `STEP` is the step's name
-    /// in lowercase words joined by `-`, at most 32 characters: a file name and a shell word.
+    /// Gives each task its probe id, `ROLE.STEP.KIND[.TARGET]`: `STEP` is the step's name in
+    /// lowercase words joined by `-` (at most 32 characters), `TARGET` the end of the path or
+    /// the name the op acts on (`sites-available-shop`, `ssh-authorized-keys`), and `.N`
+    /// tells apart what is still alike. Ids stay put when a step, or an op of a step, comes or
+    /// goes; each is a file name and a shell word.
     pub fn assign_probe_ids(tasks: &mut [Task]) {
         let mut seen: Vec<String> = Vec::new();
         for task in tasks.iter_mut() {
-            let mut slug = String::new();
-            for word in task
-                .step
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .filter(|w| !w.is_empty())
-            {
-                if slug.len() + word.len() + 1 > 32 {
-                    break;
-                }
-                if !slug.is_empty() {
-                    slug.push('-');
-                }
-                slug.push_str(&word.to_ascii_lowercase());
+            let mut base = format!(
+                "{}.{}.{}",
+                task.role.as_str(),
+                words(&task.step, 32),
+                task.op.kind()
+            );
+            if let Some(target) = task.op.target() {
+                let tail: Vec<&str> = target
+                    .rsplit('/')
+                    .filter(|p| !p.is_empty())
+                    .take(2)
+                    .collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                base = format!("{base}.{}", words(&tail.join(" "), 40));
             }
-            let base = format!("{}.{slug}.{}", task.role.as_str(), task.op.kind());
             let n = seen.iter().filter(|s| **s == base).count();
             task.probe = if n == 0 {
                 base.clone()
@@ -177,6 +179,25 @@ pub struct Desired {
     pub handlers: Vec<RenderedHandler>,
 }
 
+/// `text`'s words (letters and digits) in lowercase, joined by `-`, whole words only up to
+/// `most` characters.
+fn words(text: &str, most: usize) -> String {
+    let mut out = String::new();
+    for word in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if out.len() + word.len() + 1 > most {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&word.to_ascii_lowercase());
+    }
+    out
+}
+
 impl FileSpec {
     /// A public file owned by `owner` (and its group), checked by nothing.
     pub fn new(
@@ -216,6 +237,24 @@ impl FileSpec {
 }
 
 impl Op {
+    /// What the op acts on, where it acts on one thing: a path, a unit, a user, a stanza.
+    pub fn target(&self) -> Option<&str> {
+        Some(match self {
+            Op::File(f) | Op::PostgresFirstStart(f) => &f.path,
+            Op::Directory { path, .. }
+            | Op::AdoptedDirectory { path, .. }
+            | Op::Absent { path }
+            | Op::PgHbaBlock { path, .. } => path,
+            Op::Symlink { link, .. } => link,
+            Op::Service { name, .. } => name,
+            Op::DeployUser { user, .. } | Op::SystemUser { user, .. } => user,
+            Op::PlaceholderCertificate { certificate, .. } => certificate,
+            Op::Certificate(spec) => &spec.path,
+            Op::BackupStanza(spec) => &spec.stanza,
+            _ => return None,
+        })
+    }
+
     /// A directory owned by `owner` and its group.
     pub fn directory(path: impl Into<String>, mode: u32, owner: &str) -> Op {
         Op::Directory {
@@ -477,19 +516,23 @@ mod tests {
     fn probe_ids_name_role_step_and_kind_and_survive_a_new_step() {
         let mut tasks = vec![
             task(Phase::Base, "Base packages", "/a"),
-            task(Phase::App, "Nginx site, checked with nginx -t", "/b"),
-            task(Phase::App, "Nginx site, checked with nginx -t", "/c"),
+            task(Phase::App, "Nginx site, checked with nginx -t", "/etc/b"),
+            task(Phase::App, "Nginx site, checked with nginx -t", "/etc/c"),
         ];
         Task::assign_probe_ids(&mut tasks);
         let ids: Vec<&str> = tasks.iter().map(|t| t.probe.as_str()).collect();
         assert_eq!(
             ids,
             [
-                "base.base-packages.absent",
-                "app.nginx-site-checked-with-nginx-t.absent",
-                "app.nginx-site-checked-with-nginx-t.absent.1",
+                "base.base-packages.absent.a",
+                "app.nginx-site-checked-with-nginx-t.absent.etc-b",
+                "app.nginx-site-checked-with-nginx-t.absent.etc-c",
             ]
         );
+        // A step added in front, or an op taken out of a step, renames nothing.
+        let mut fewer = vec![tasks[0].clone(), tasks[2].clone()];
+        Task::assign_probe_ids(&mut fewer);
+        assert_eq!(fewer[1].probe, ids[2]);
         // A step added in front renumbers nothing.
         let mut more = vec![task(Phase::Base, "A new first step", "/z")];
         more.extend(tasks.iter().cloned());
@@ -508,7 +551,10 @@ mod tests {
             "/x",
         )];
         Task::assign_probe_ids(&mut long);
-        assert_eq!(long[0].probe, "db.a-step-whose-name-goes-on-and-on.absent");
+        assert_eq!(
+            long[0].probe,
+            "db.a-step-whose-name-goes-on-and-on.absent.x"
+        );
         assert!(
             long[0]
                 .probe

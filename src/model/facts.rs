@@ -158,8 +158,19 @@ impl Discovery {
             ),
             None => String::new(),
         };
+        // The keys kept on the servers, so a capture replays without new ones (a capture
+        // comes from throwaway lab servers; tandem writes it only for `TANDEM_CAPTURE_PROBES`).
+        let key = |name: &str, key: &Option<Secret>| match key {
+            Some(key) => format!("{name}={}\n", STANDARD.encode(key.expose())),
+            None => String::new(),
+        };
+        let kept = key("tls_push_key", &self.tls_push_key) + &key("backup_key", &self.backup_key);
+        let host_key = match &self.host_key {
+            Some(line) => format!("host_key={line}\n"),
+            None => String::new(),
+        };
         format!(
-            "os={}\nos_version={}\nssh_socket={}\n{machine}{pg}{secret_key}",
+            "os={}\nos_version={}\nssh_socket={}\n{machine}{pg}{secret_key}{kept}{host_key}",
             self.os,
             self.os_version,
             if self.ssh_socket_activated {
