@@ -360,6 +360,70 @@ pub mod table {
         ctx.changes
     }
 
+    /// Each Python heredoc of `script` (`<<'TANDEM_PY'` ... `TANDEM_PY`) compiles.
+    pub fn assert_python_heredocs_compile(script: &str, what: &str) {
+        let mut found = 0;
+        let mut rest = script;
+        while let Some(at) = rest.find("<<'TANDEM_PY'\n") {
+            let body = &rest[at + "<<'TANDEM_PY'\n".len()..];
+            let end = body
+                .find("\nTANDEM_PY\n")
+                .or_else(|| body.strip_prefix("TANDEM_PY\n").map(|_| 0))
+                .unwrap_or_else(|| panic!("`{what}`: a heredoc with no end"));
+            assert_python_compiles(&body[..end], what);
+            found += 1;
+            rest = &body[end..];
+        }
+        assert!(found > 0, "`{what}` has no Python heredoc");
+    }
+
+    /// `python3`'s `compile()`: the source is Python the servers' 3.11+ takes.
+    pub fn assert_python_compiles(source: &str, what: &str) {
+        use std::io::Write;
+        let mut py = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys; compile(sys.stdin.read(), 'tandem', 'exec')",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        py.stdin
+            .take()
+            .unwrap()
+            .write_all(source.as_bytes())
+            .unwrap();
+        let out = py.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the Python of `{what}` does not compile: {}\n{source}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every file under scripts/ parses as it is, before anything is filled in (the
+    /// placeholders are names and strings): Python compiles, shell parses.
+    #[test]
+    fn every_remote_script_file_parses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+        let mut seen = 0;
+        for dir in std::fs::read_dir(&root).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                let path = file.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                let what = path.display().to_string();
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("py") => assert_python_compiles(&text, &what),
+                    Some("sh") => assert_shell_syntax(&text, &what),
+                    _ => panic!("{what}: scripts/ holds .py and .sh files"),
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "{seen} scripts");
+    }
+
     /// `sh -n`: the script parses (as the hosts' /bin/sh reads it).
     pub fn assert_shell_syntax(script: &str, what: &str) {
         use std::io::Write;

@@ -71,18 +71,7 @@ fn release_id_at(at: jiff::Timestamp, hash: &str) -> String {
 
 /// Creates the public tenant (schema `public`) and its domain when missing. Tenant models are
 /// the project's own: a `name` field, the usual one, is filled when the model has it.
-const PUBLIC_TENANT: &str = r#"from django_tenants.utils import get_tenant_model, get_tenant_domain_model, get_public_schema_name
-Tenant, Domain = get_tenant_model(), get_tenant_domain_model()
-public = Tenant.objects.filter(schema_name=get_public_schema_name()).first()
-if public is None:
-    fields = {f.name for f in Tenant._meta.get_fields()}
-    public = Tenant(schema_name=get_public_schema_name(), **({'name': 'public'} if 'name' in fields else {}))
-    public.save()
-    print('created the public tenant')
-if not Domain.objects.filter(domain='APEX').exists():
-    Domain.objects.create(domain='APEX', tenant=public, is_primary=True)
-    print('created the public domain APEX')
-"#;
+const PUBLIC_TENANT: &str = include_str!("../../scripts/release/public_tenant.py");
 
 /// In a release: the `django_migrations` rows it went live with, for `verify` (which then
 /// needs no Django start), and the migrations directories outside the release (the venv's).
@@ -92,29 +81,7 @@ pub const MIGRATIONS_RECORD: &str = ".tandem-migrations";
 /// migration pending. The rows kept are the graph's own (squashed ones with what they
 /// replace): while they are all in the table and no migration file changed, `migrate --check`
 /// has nothing to report either (more rows only ever mean more applied).
-const RECORD_MIGRATIONS: &str = r#"import json, os
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-try:
-    executor = MigrationExecutor(connection)
-    graph = executor.loader.graph
-    if executor.migration_plan(graph.leaf_nodes()):
-        print('migrations still pending: verify will ask Django', file=sys.stderr)
-    else:
-        wanted = set(graph.nodes)
-        for migration in graph.nodes.values():
-            wanted.update(migration.replaces or ())
-        here = os.path.realpath('.') + os.sep
-        dirs = {os.path.dirname(os.path.realpath(sys.modules[type(m).__module__].__file__)) for m in graph.nodes.values()}
-        record = {'applied': sorted(list(k) for k in executor.loader.applied_migrations if k in wanted),
-                  'dirs': sorted(d for d in dirs if not (d + os.sep).startswith(here))}
-        with open('RECORD.new', 'w') as f:
-            json.dump(record, f)
-        os.replace('RECORD.new', 'RECORD')
-except Exception as e:
-    # Only verify's shortcut is lost: it asks Django instead.
-    print('could not record the migrations for verify (it will ask Django): %s' % e, file=sys.stderr)
-"#;
+const RECORD_MIGRATIONS: &str = include_str!("../../scripts/release/record_migrations.py");
 
 /// Runs manage.py in release `$R` as the app user, with the env file's variables.
 const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
@@ -324,6 +291,27 @@ mod tests {
             files,
         };
         (dir, config, bundle)
+    }
+
+    /// The activation script parses and its Python compiles, plain and multi-tenant, on the
+    /// server that migrates and on the others, with an apex that would break a careless quote.
+    #[test]
+    fn the_activation_parses_and_its_python_compiles() {
+        use crate::resource::table::{assert_python_heredocs_compile, assert_shell_syntax};
+        let (_dir, mut config, bundle) = shop_and_bundle(0);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        for tenants in [false, true] {
+            if tenants {
+                config.django.migrate = crate::config::MigrateCommand::MigrateSchemas;
+                config.domains = vec!["o-brien.example.com".into(), "*.o-brien.example.com".into()];
+            }
+            for migrate in [true, false] {
+                let script = activate_script(&config, &vars, &bundle, "r1", migrate);
+                let what = format!("activation (tenants {tenants}, migrate {migrate})");
+                assert_shell_syntax(&script, &what);
+                assert_python_heredocs_compile(&script, &what);
+            }
+        }
     }
 
     #[test]

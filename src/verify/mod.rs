@@ -462,6 +462,11 @@ fn ufw_checks(
 /// Runs on an app server as root: TCP and a real login with the app's credentials (read from
 /// the env file by the app's own Python, never on a command line), Django's role settings,
 /// nginx for each domain and for an unknown host, gunicorn units.
+/// The app server's side of verify, run by the app's Python with its env file: the database
+/// login (libpq through ctypes), nginx for each domain, the broker. `HOSTS`, `TANDEM_HTTPS`,
+/// `TANDEM_RECORD` and `RECORD` are filled in.
+const APP_PY: &str = include_str!("../../scripts/verify/app.py");
+
 fn app_script(config: &Config, vars: &Vars) -> String {
     let hosts: Vec<String> = config
         .domains
@@ -472,130 +477,21 @@ fn app_script(config: &Config, vars: &Vars) -> String {
         })
         .collect();
     let multi_tenant = config.django.is_multi_tenant();
-    let python = r#"import json, os, socket, http.client, ctypes
-r = {}
-host, port = os.environ.get('DATABASE_HOST', ''), int(os.environ.get('DATABASE_PORT', '5432'))
-try:
-    socket.create_connection((host, port), timeout=5).close(); r['tcp'] = 'ok'
-except Exception as e:
-    r['tcp'] = str(e)
-
-def recorded_migrations():
-    # The rows the live release went live with, unless a .py file in it or in its recorded
-    # migrations directories changed since (ctime: a copy cannot fake it): then Django decides.
-    try:
-        since = os.stat('RECORD').st_mtime
-        with open('RECORD') as f:
-            record = json.load(f)
-        for top, deep in [('.', True)] + [(d, False) for d in record['dirs']]:
-            for root, dirs, files in os.walk(top):
-                for name in files:
-                    if name.endswith('.py') and os.lstat(os.path.join(root, name)).st_ctime > since:
-                        return None
-                if not deep:
-                    break
-        return [tuple(row) for row in record['applied']]
-    except Exception:
-        return None
-
-# Debian's libpq (libpq5, an app server package) through ctypes: a real login without
-# importing a driver, which costs more than everything else here.
-try:
-    pq = ctypes.CDLL('libpq.so.5')
-    pq.PQconnectdbParams.restype = ctypes.c_void_p
-    pq.PQconnectdbParams.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
-    for f in ('PQstatus', 'PQresultStatus', 'PQntuples', 'PQnfields'):
-        getattr(pq, f).argtypes = [ctypes.c_void_p]
-    for f in ('PQerrorMessage', 'PQresultErrorMessage'):
-        getattr(pq, f).restype, getattr(pq, f).argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    pq.PQexec.restype, pq.PQexec.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
-    pq.PQgetvalue.restype, pq.PQgetvalue.argtypes = ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-    pq.PQclear.argtypes = pq.PQfinish.argtypes = [ctypes.c_void_p]
-    params = {'host': host, 'port': str(port), 'dbname': os.environ['DATABASE_NAME'], 'user': os.environ['DATABASE_USER'],
-              'password': os.environ['DATABASE_PASSWORD'], 'connect_timeout': '5'}
-    keys = (ctypes.c_char_p * (len(params) + 1))(*[k.encode() for k in params], None)
-    values = (ctypes.c_char_p * (len(params) + 1))(*[v.encode() for v in params.values()], None)
-    c = pq.PQconnectdbParams(keys, values, 0)
-    def rows(sql):
-        res = pq.PQexec(c, sql.encode())
-        try:
-            if pq.PQresultStatus(res) != 2:
-                raise RuntimeError((pq.PQresultErrorMessage(res) or b'').decode(errors='replace').strip())
-            return [[(pq.PQgetvalue(res, i, j) or b'').decode() for j in range(pq.PQnfields(res))] for i in range(pq.PQntuples(res))]
-        finally:
-            pq.PQclear(res)
-    try:
-        if pq.PQstatus(c) != 0:
-            raise RuntimeError((pq.PQerrorMessage(c) or b'').decode(errors='replace').strip())
-        r['settings'] = [rows('SHOW ' + q)[0][0] for q in ('client_encoding', 'default_transaction_isolation', 'timezone')]
-        wanted = recorded_migrations() if TANDEM_RECORD else None
-        if wanted is not None:
-            try:
-                have = {tuple(row) for row in rows('SELECT app, name FROM django_migrations')}
-            except RuntimeError:
-                have = set()
-            missing = ['%s.%s' % m for m in wanted if m not in have]
-            r['migrations'] = 'unapplied: ' + ', '.join(missing) if missing else 'ok'
-    finally:
-        pq.PQfinish(c)
-except Exception as e:
-    r['login'] = str(e).strip()
-r['http'] = {}
-r['redirect'] = {}
-for h in HOSTS + ['tandem-unknown-host.invalid']:
-    try:
-        c = http.client.HTTPConnection('127.0.0.1', 80, timeout=10)
-        c.request('GET', '/', headers={'Host': h}); resp = c.getresponse()
-        r['http'][h] = resp.status
-        r['redirect'][h] = resp.getheader('Location') or ''
-    except Exception as e:
-        r['http'][h] = 'closed'
-if TANDEM_HTTPS:
-    # The site itself over 443, each name as SNI (the certificate is checked from outside).
-    import ssl
-    ctx = ssl._create_unverified_context()
-    class Local(http.client.HTTPSConnection):
-        def connect(self):
-            self.sock = ctx.wrap_socket(socket.create_connection(('127.0.0.1', 443), timeout=10), server_hostname=self.host)
-    r['https'] = {}
-    for h in HOSTS:
-        try:
-            c = Local(h, 443, timeout=10)
-            c.request('GET', '/'); r['https'][h] = c.getresponse().status
-        except Exception as e:
-            r['https'][h] = 'closed: ' + str(e)
-url = os.environ.get('REDIS_URL', '')
-if url:
-    # The broker with the app's own credentials: AUTH, then PING, in Redis's protocol.
-    from urllib.parse import urlsplit, unquote
-    u = urlsplit(url)
-    try:
-        s = socket.create_connection((u.hostname, u.port or 6379), timeout=5)
-        def cmd(*words):
-            return ('*%d\r\n' % len(words) + ''.join('$%d\r\n%s\r\n' % (len(w.encode()), w) for w in words)).encode()
-        s.sendall(cmd('AUTH', unquote(u.password or '')) + cmd('PING'))
-        got = b''
-        while got.count(b'\r\n') < 2:
-            chunk = s.recv(256)
-            if not chunk:
-                break
-            got += chunk
-        s.close()
-        r['broker'] = 'ok' if got.startswith(b'+OK') and b'+PONG' in got else got.decode(errors='replace').split('\r\n')[0]
-    except Exception as e:
-        r['broker'] = str(e)
-print('json=' + json.dumps(r))
-"#
-    .replace("HOSTS", &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()))
-    .replace(
-        "TANDEM_HTTPS",
-        if config.tls.enabled() { "True" } else { "False" },
-    )
-    .replace(
-        "TANDEM_RECORD",
-        if multi_tenant { "False" } else { "True" },
-    )
-    .replace("RECORD", crate::resource::release::MIGRATIONS_RECORD);
+    let python = APP_PY
+        .replace(
+            "HOSTS",
+            &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()),
+        )
+        .replace(
+            "TANDEM_HTTPS",
+            if config.tls.enabled() {
+                "True"
+            } else {
+                "False"
+            },
+        )
+        .replace("TANDEM_RECORD", if multi_tenant { "False" } else { "True" })
+        .replace("RECORD", crate::resource::release::MIGRATIONS_RECORD);
     let django = migrations_check(config, vars);
     format!(
         // Units are read after the HTTP requests: with socket activation the service starts
@@ -661,20 +557,7 @@ fn migrations_check(config: &Config, vars: &Vars) -> String {
 /// `migrate_schemas --check` and the public tenant's row in one Django process (`manage.py
 /// shell -c`, inside double quotes: no `"`, `$` or backquote here). `--check` ends the
 /// command with exit status 1 when a schema has unapplied migrations.
-const TENANT_CHECKS: &str = "import contextlib, io
-from django.core.management import call_command
-from django_tenants.utils import get_tenant_model as T, get_public_schema_name as p
-try:
-    with contextlib.redirect_stdout(io.StringIO()):
-        call_command('migrate_schemas', check_unapplied=True, interactive=False)
-    m = 'ok'
-except SystemExit as e:
-    m = 'unapplied' if e.code else 'ok'
-except Exception:
-    m = 'unapplied'
-print('migrations=' + m)
-print('public_tenant=' + ('yes' if T().objects.filter(schema_name=p()).exists() else 'no'))
-";
+const TENANT_CHECKS: &str = include_str!("../../scripts/verify/tenant_checks.py");
 
 fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str) {
     let name = &server.name;
@@ -852,6 +735,27 @@ fn status_text(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// verify's app script parses and its Python compiles, plain and multi-tenant, with HTTPS
+    /// on and off.
+    #[test]
+    fn the_app_script_parses_and_its_python_compiles() {
+        use crate::resource::table::{assert_python_heredocs_compile, assert_shell_syntax};
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::testing::shop(dir.path());
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        for tenants in [false, true] {
+            if tenants {
+                config.django.migrate = crate::config::MigrateCommand::MigrateSchemas;
+                config.domains.push("*.shop.example.com".into());
+                config.tls.mode = crate::config::TlsMode::Off;
+            }
+            let script = app_script(&config, &vars);
+            let what = format!("verify's app script (tenants {tenants})");
+            assert_shell_syntax(&script, &what);
+            assert_python_heredocs_compile(&script, &what);
+        }
+    }
 
     #[test]
     fn the_tenant_checks_survive_the_shells_double_quotes() {
