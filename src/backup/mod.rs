@@ -18,7 +18,8 @@ use crate::model::desired::StanzaSpec;
 use crate::model::desired::{FileSpec, Op, Secrecy};
 use crate::model::mode::Mode;
 
-/// postgres's SSH directory on both servers (its home on Debian).
+/// postgres's SSH directory on both servers, in its home (`platform::POSTGRES_HOME`, checked
+/// by a test).
 const SSH_DIR: &str = "/var/lib/postgresql/.ssh";
 
 /// The ops of the `backup` step on the db server or the backup server.
@@ -233,6 +234,12 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text)
+    }
+
+    #[test]
+    fn the_backup_key_lives_in_the_postgres_users_home() {
+        assert!(super::SSH_DIR.starts_with(crate::model::platform::POSTGRES_HOME));
+        assert!(crate::engine::vars::BACKUP_KEY_PATH.starts_with(super::SSH_DIR));
     }
 
     /// What pgBackRest 2.45 on the db server sends the repository (captured with a fake ssh).

@@ -132,8 +132,8 @@ export LC_ALL=C
 # The cluster's version as installed (Debian's layout: /var/lib/postgresql/<version>/main).
 version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {{print $1}}')
 [ -n "$version" ] || {{ echo "tandem restore: no PostgreSQL cluster on this server" >&2; exit 1; }}
-main=/var/lib/postgresql/$version/main
-staging=/var/lib/postgresql/$version/tandem-restore
+main={main}
+staging={staging}
 unit={unit}
 pg() {{ runuser -u postgres -- psql -XAtq "$@"; }}
 fail() {{ echo "tandem restore: $*" >&2; exit 1; }}
@@ -168,6 +168,8 @@ recovered() {{
                 "--stanza={stanza} --pg1-path=\"$staging\" --log-level-console=warn{target}{archive} restore"
             )),
             ticks = RECOVERY_SECONDS * 2,
+            main = crate::model::platform::postgres_data_dir("$version"),
+            staging = crate::model::platform::postgres_restore_staging("$version"),
         );
         if self.in_place {
             s.push_str(
@@ -196,7 +198,7 @@ echo "kept=$kept"
 printf '%s\n' "port = {port}" "listen_addresses = ''" "unix_socket_directories = '/var/run/postgresql'" > "$staging/postgresql.conf"
 printf '%s\n' 'local all all peer' > "$staging/pg_hba.conf"
 chown postgres:postgres "$staging/postgresql.conf" "$staging/pg_hba.conf"
-systemd-run --quiet --unit="$unit" --uid=postgres --gid=postgres -p Type=notify -p TimeoutStartSec=infinity /usr/lib/postgresql/$version/bin/postgres -D "$staging"
+systemd-run --quiet --unit="$unit" --uid=postgres --gid=postgres -p Type=notify -p TimeoutStartSec=infinity {bin}/postgres -D "$staging"
 alive() {{ [ "$(systemctl show -p ActiveState --value "$unit")" != failed ] && [ "$(systemctl show -p ActiveState --value "$unit")" != inactive ]; }}
 if ! recovered "-p {port}" alive; then
   journalctl -u "$unit" -n 20 --no-pager -o cat >&2 || true
@@ -205,6 +207,7 @@ if ! recovered "-p {port}" alive; then
 fi
 "#,
                 port = SCRATCH_PORT,
+                bin = crate::model::platform::postgres_bin_dir("$version"),
             ));
         }
         s

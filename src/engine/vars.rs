@@ -380,6 +380,7 @@ pub struct BackupVars {
 }
 
 /// Where the db and backup servers keep the backup key (postgres's home on Debian).
+/// In the postgres user's home (`platform::POSTGRES_HOME`, checked by a test).
 pub const BACKUP_KEY_PATH: &str = "/var/lib/postgresql/.ssh/tandem_backup";
 
 impl BackupVars {
@@ -414,7 +415,7 @@ impl BackupVars {
                 .as_ref()
                 .map_or("daily", |b| b.schedule.on_calendar())
                 .to_string(),
-            pg_path: format!("/var/lib/postgresql/{postgres_version}/main"),
+            pg_path: crate::model::platform::postgres_data_dir(postgres_version),
             service: format!("tandem-backup-{project}.service"),
             timer: format!("tandem-backup-{project}.timer"),
             script: format!("/usr/local/lib/tandem/backup-{project}"),
@@ -712,7 +713,7 @@ impl Vars {
                 deploy_user: config.ssh.deploy_user.clone(),
             },
             pg: PgVars {
-                conf_dir: format!("/etc/postgresql/{}/main", facts.postgres_version),
+                conf_dir: crate::model::platform::postgres_conf_dir(&facts.postgres_version),
                 version: facts.postgres_version.clone(),
                 machine: facts.machine.describe(),
                 tuning: crate::postgres::tuning::settings(

@@ -33,8 +33,9 @@ impl Check {
                 "pg_check_config() {{\n\
                  where=$( {psql} ) || return 0\n\
                  v=${{where%%|*}}; rest=${{where#*|}}; data=${{rest%%|*}}; conf=${{rest#*|}}\n\
-                 cd / && runuser -u postgres -- /usr/lib/postgresql/\"$v\"/bin/postgres -D \"$data\" -c config_file=\"$conf\" -C data_directory >/dev/null\n\
+                 cd / && runuser -u postgres -- {bin}/postgres -D \"$data\" -c config_file=\"$conf\" -C data_directory >/dev/null\n\
                  }}\npg_check_config",
+                bin = crate::model::platform::postgres_bin_dir("\"$v\""),
                 psql = crate::postgres::as_postgres(
                     "-Atq -c \"SELECT current_setting('server_version_num')::int / 10000, current_setting('data_directory'), current_setting('config_file')\""
                 ),
@@ -121,10 +122,7 @@ impl Effect {
                      if [ -n \"$pending\" ]; then systemctl restart postgresql; echo \"restarted for $pending\"; else echo reloaded; fi\n",
                 );
             }
-            Effect::SshReload if discovery.ssh_socket_activated => {
-                s.push_str("systemctl daemon-reload\nsystemctl restart ssh.socket\n")
-            }
-            Effect::SshReload => s.push_str("systemctl try-reload-or-restart ssh\n"),
+            Effect::SshReload => s.push_str(crate::model::platform::ssh_reload(discovery)),
             Effect::Reload(service) => s.push_str(&format!(
                 "systemctl try-reload-or-restart {}\n",
                 shell_word(service)

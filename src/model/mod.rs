@@ -7,6 +7,7 @@ pub mod facts;
 pub mod handler;
 pub mod mode;
 pub mod plan;
+pub mod platform;
 pub mod playbook;
 pub mod report;
 pub mod state;

@@ -1,0 +1,62 @@
+//! What a server's operating system decides for tandem, in one place: where PostgreSQL keeps
+//! its files and programs (Debian's postgresql-common layout, which Ubuntu shares), the
+//! postgres user's home, and how sshd is started (a service, or `ssh.socket` as Ubuntu 24.04
+//! ships it). Everything else reads these instead of spelling a path or a unit itself, so a
+//! platform that differs is one place to teach.
+
+use crate::model::facts::Discovery;
+
+/// The postgres user's home (where its SSH keys live).
+pub const POSTGRES_HOME: &str = "/var/lib/postgresql";
+
+/// A cluster's configuration directory (`version` may be a shell word such as `$version`).
+pub fn postgres_conf_dir(version: &str) -> String {
+    format!("/etc/postgresql/{version}/main")
+}
+
+/// A cluster's data directory.
+pub fn postgres_data_dir(version: &str) -> String {
+    format!("{POSTGRES_HOME}/{version}/main")
+}
+
+/// Beside the data directory, for a restore's staging copy.
+pub fn postgres_restore_staging(version: &str) -> String {
+    format!("{POSTGRES_HOME}/{version}/tandem-restore")
+}
+
+/// A version's server programs (`postgres`, `pg_ctl`).
+pub fn postgres_bin_dir(version: &str) -> String {
+    format!("/usr/lib/postgresql/{version}/bin")
+}
+
+/// How sshd re-reads its configuration on this server: a reload of the service, or where
+/// sshd is socket-activated (Ubuntu 24.04's `ssh.socket`), a restart of the socket, which is
+/// what reads the listening settings.
+pub fn ssh_reload(discovery: &Discovery) -> &'static str {
+    if discovery.ssh_socket_activated {
+        "systemctl daemon-reload\nsystemctl restart ssh.socket\n"
+    } else {
+        "systemctl try-reload-or-restart ssh\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debians_layout_and_ubuntus_ssh_socket() {
+        assert_eq!(postgres_conf_dir("15"), "/etc/postgresql/15/main");
+        assert_eq!(
+            postgres_data_dir("$version"),
+            "/var/lib/postgresql/$version/main"
+        );
+        assert_eq!(postgres_bin_dir("17"), "/usr/lib/postgresql/17/bin");
+        let socket = Discovery {
+            ssh_socket_activated: true,
+            ..Discovery::default()
+        };
+        assert!(ssh_reload(&socket).contains("restart ssh.socket"));
+        assert!(ssh_reload(&Discovery::default()).contains("try-reload-or-restart ssh"));
+    }
+}
