@@ -36,9 +36,38 @@ fn psql_from(s: &Scenario, server: &Server, sql: &str) -> std::process::Output {
     s.sudo(server, &script)
 }
 
-fn converge_and_check(suite: Suite) {
+/// How the servers' sshd is started before tandem first sees them.
+#[derive(Clone, Copy, PartialEq)]
+enum Sshd {
+    /// Debian's default: ssh.service.
+    Service,
+    /// As Ubuntu 24.04 ships it: ssh.socket listens and starts ssh.service on a connection
+    /// (a config change is read by restarting the socket).
+    Socket,
+}
+
+fn converge_and_check(suite: Suite, sshd: Sshd) {
     let lab = lab_or_skip!();
     let s = Scenario::new(lab, suite);
+    if sshd == Sshd::Socket {
+        for server in [&s.db, &s.app] {
+            // Detached: stopping ssh.service must not take this very session down midway.
+            server.run(
+                "systemd-run --quiet --no-block sh -c \
+                 'systemctl disable --now ssh.service; systemctl enable --now ssh.socket'",
+            );
+        }
+        for server in [&s.db, &s.app] {
+            let switched = (0..100).any(|_| {
+                thread::sleep(Duration::from_millis(100));
+                server
+                    .ssh("systemctl is-enabled ssh.socket && ! systemctl is-enabled ssh.service")
+                    .status
+                    .success()
+            });
+            assert!(switched, "{}: sshd is not socket-activated", server.name);
+        }
+    }
 
     // Sample every process's command line on this machine while apply runs: the lab servers'
     // processes are visible from here too (one kernel), so this covers local and remote argv.
@@ -101,6 +130,13 @@ runuser -u postgres -- psql -Atc 'SELECT count(*) FROM pg_settings WHERE pending
     let parsed: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("plan --json is JSON");
     assert_eq!(parsed["hosts"].as_array().map(Vec::len), Some(2));
+    for host in parsed["hosts"].as_array().unwrap() {
+        assert_eq!(
+            host["discovery"]["ssh_socket_activated"],
+            sshd == Sshd::Socket,
+            "{host}"
+        );
+    }
     assert_eq!(parsed["format_version"], 1, "plan --json is versioned");
     // A converged apply with --json: the document says nothing ran, and nothing else is on stdout.
     let again = s.run(&["apply", "--yes", "--json"]);
@@ -168,10 +204,10 @@ runuser -u postgres -- psql -Atc 'SELECT count(*) FROM pg_settings WHERE pending
         .unwrap();
     assert!(!root.status.success(), "root login still works");
     assert_eq!(s.sudo_ok(&s.db, "hostname").trim(), "db.lab.test");
-    let sshd = s.sudo_ok(&s.app, "sshd -T");
+    let effective = s.sudo_ok(&s.app, "sshd -T");
     assert!(
-        sshd.contains("permitrootlogin no") && sshd.contains("passwordauthentication no"),
-        "{sshd}"
+        effective.contains("permitrootlogin no") && effective.contains("passwordauthentication no"),
+        "{effective}"
     );
 
     // No secret in the plan, its JSON or the audit log.
@@ -206,12 +242,13 @@ runuser -u postgres -- psql -Atc 'SELECT count(*) FROM pg_settings WHERE pending
 
 #[test]
 fn fresh_bookworm_servers_converge_and_only_the_app_reaches_postgres() {
-    converge_and_check(Suite::Bookworm);
+    converge_and_check(Suite::Bookworm, Sshd::Service);
 }
 
+/// Debian 13 with sshd socket-activated as Ubuntu 24.04 ships it: the Ubuntu-shaped server.
 #[test]
-fn fresh_trixie_servers_converge_and_only_the_app_reaches_postgres() {
-    converge_and_check(Suite::Trixie);
+fn fresh_trixie_servers_with_socket_activated_sshd_converge_and_only_the_app_reaches_postgres() {
+    converge_and_check(Suite::Trixie, Sshd::Socket);
 }
 
 #[test]
