@@ -7,10 +7,10 @@ use anyhow::Context;
 use crate::config::{Config, Role, Server};
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
-use crate::model::desired::{Desired, FileSpec, Op, RenderedHandler, Secrecy, Task};
+use crate::model::desired::{Desired, FileSpec, Op, PostgresConf, RenderedHandler, Secrecy, Task};
 use crate::model::handler::{Check, Effect};
 use crate::model::mode::Mode;
-use crate::model::playbook::{self, Phase, Source, Step};
+use crate::model::playbook::{self, DropinSettings, Phase, Source, Step};
 use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
 use crate::postgres;
 use crate::postgres::sql;
@@ -159,25 +159,29 @@ fn expand_step(
             return Ok(rules.into_iter().map(Op::UfwAllow).collect());
         }
         Step::UfwEnable { .. } => Op::UfwEnable,
-        Step::PostgresConf { template, file, .. } => Op::File(FileSpec {
-            path: format!(
-                "{}/conf.d/{}",
-                vars.pg.conf_dir,
-                t.render_field(file, vars)?
+        Step::PostgresConf {
+            template,
+            file,
+            settings,
+            ..
+        } => Op::PostgresConf(PostgresConf {
+            file: FileSpec::new(
+                format!(
+                    "{}/conf.d/{}",
+                    vars.pg.conf_dir,
+                    t.render_field(file, vars)?
+                ),
+                t.render(template, vars)?,
+                0o644,
+                "postgres",
             ),
-            content: t.render(template, vars)?,
-            mode: Mode(0o644),
-            owner: "postgres".into(),
-            group: "postgres".into(),
-            secret: Secrecy::Public,
-            validate: None,
+            settings: dropin_settings(*settings, vars),
         }),
         Step::PostgresFirstStart { .. } => {
-            let conf_d = format!("{}/conf.d/", vars.pg.conf_dir);
-            let confs: Vec<&str> = earlier
+            let confs: Vec<&[(String, String)]> = earlier
                 .iter()
                 .filter_map(|task| match &task.op {
-                    Op::File(f) if f.path.starts_with(&conf_d) => Some(f.content.as_str()),
+                    Op::PostgresConf(conf) => Some(conf.settings.as_slice()),
                     _ => None,
                 })
                 .collect();
@@ -276,4 +280,78 @@ fn ufw_rules(
             rules
         }
     })
+}
+
+/// The settings a drop-in writes, typed, from the same values its template renders (a test
+/// holds the two together: `the_dropins_write_their_typed_settings`).
+fn dropin_settings(which: DropinSettings, vars: &Vars) -> Vec<(String, String)> {
+    let pair = |name: &str, value: String| (name.to_string(), value);
+    match which {
+        DropinSettings::Listen => vec![
+            pair(
+                "listen_addresses",
+                format!("localhost,{}", vars.host.internal_ip),
+            ),
+            pair("password_encryption", "scram-sha-256".into()),
+        ],
+        DropinSettings::Tuning => vars
+            .pg
+            .tuning
+            .iter()
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect(),
+        DropinSettings::Archiving if vars.backup.enabled => vec![
+            pair("archive_mode", "on".into()),
+            pair(
+                "archive_command",
+                format!("pgbackrest --stanza={} archive-push %p", vars.backup.stanza),
+            ),
+            pair("archive_timeout", "1min".into()),
+        ],
+        DropinSettings::Archiving => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::assets::Assets;
+    use crate::engine::templates::Templates;
+    use crate::engine::vars::HostFacts;
+    use crate::model::desired::Op;
+
+    /// The templates write exactly the typed settings their ops carry (a template that writes
+    /// another value would be read wrongly by the first-start file, restart notes, overrides
+    /// and the settings check), with and without backups.
+    #[test]
+    fn the_dropins_write_their_typed_settings() {
+        for backup in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = if backup {
+                crate::config::testing::shop_with(
+                    dir.path(),
+                    "  - {name: vault, role: backup, ssh: vault, fqdn: vault.example.com, internal_ip: 10.0.0.5}\n",
+                    "backup: {encryption_key: {env: K}}\n",
+                )
+            } else {
+                crate::config::testing::shop(dir.path())
+            };
+            let mut templates = Templates::new(Assets::builtin());
+            let all =
+                crate::engine::render::desired_all(&config, &mut templates, &HostFacts::assumed())
+                    .unwrap();
+            let mut seen = 0;
+            for task in all.iter().flat_map(|d| &d.tasks) {
+                if let Op::PostgresConf(conf) = &task.op {
+                    assert_eq!(
+                        crate::postgres::settings(&conf.file.content),
+                        conf.settings,
+                        "{}",
+                        conf.file.path
+                    );
+                    seen += 1;
+                }
+            }
+            assert_eq!(seen, 3, "three drop-ins");
+        }
+    }
 }

@@ -59,7 +59,9 @@ pub fn rendered_files(config: &Config, all: &[Desired]) -> Vec<RenderedFile> {
         }
         for task in &desired.tasks {
             match &task.op {
-                Op::File(file) | Op::PostgresFirstStart(file) => {
+                Op::File(file)
+                | Op::PostgresFirstStart(file)
+                | Op::PostgresConf(crate::model::desired::PostgresConf { file, .. }) => {
                     add(&file.path, file.content.clone())
                 }
                 Op::PgHbaBlock { path, block } => {

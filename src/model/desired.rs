@@ -127,6 +127,9 @@ pub enum Op {
     /// The settings a new PostgreSQL cluster starts with: written before the packages that
     /// create the cluster (src/resource/postgres_first_start.rs).
     PostgresFirstStart(FileSpec),
+    /// A conf.d drop-in and the settings it writes, typed (`resource::postgres_facts` and the
+    /// first-start file read these, never the file's text).
+    PostgresConf(PostgresConf),
     /// The tandem-owned block inside `path` (pg_hba.conf), between its BEGIN/END lines.
     PgHbaBlock {
         path: String,
@@ -177,6 +180,13 @@ pub struct Desired {
     pub server: Server,
     pub tasks: Vec<Task>,
     pub handlers: Vec<RenderedHandler>,
+}
+
+/// A PostgreSQL conf.d drop-in: the file, and the settings it writes as `(name, value)`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PostgresConf {
+    pub file: FileSpec,
+    pub settings: Vec<(String, String)>,
 }
 
 /// `text`'s words (letters and digits) in lowercase, joined by `-`, whole words only up to
@@ -240,7 +250,9 @@ impl Op {
     /// What the op acts on, where it acts on one thing: a path, a unit, a user, a stanza.
     pub fn target(&self) -> Option<&str> {
         Some(match self {
-            Op::File(f) | Op::PostgresFirstStart(f) => &f.path,
+            Op::File(f)
+            | Op::PostgresFirstStart(f)
+            | Op::PostgresConf(PostgresConf { file: f, .. }) => &f.path,
             Op::Directory { path, .. }
             | Op::AdoptedDirectory { path, .. }
             | Op::Absent { path }
@@ -281,6 +293,7 @@ impl Op {
             Op::UfwAllow(_) => "ufw_allow",
             Op::UfwEnable => "ufw_enable",
             Op::PostgresFirstStart(_) => "postgres_first_start",
+            Op::PostgresConf(_) => "postgres_conf",
             Op::PgHbaBlock { .. } => "pg_hba_block",
             Op::PostgresRole { .. } => "postgres_role",
             Op::PostgresDatabase { .. } => "postgres_database",
@@ -382,7 +395,9 @@ impl fmt::Display for Desired {
                     write!(f, "system user {user}, home {home}, no login shell")?
                 }
                 Op::Hostname { fqdn } => write!(f, "hostname {fqdn}")?,
-                Op::File(file) | Op::PostgresFirstStart(file) => {
+                Op::File(file)
+                | Op::PostgresFirstStart(file)
+                | Op::PostgresConf(PostgresConf { file, .. }) => {
                     write!(
                         f,
                         "file {} ({} {}:{})",

@@ -102,6 +102,9 @@ pub enum Step {
         name: String,
         template: String,
         file: String,
+        /// Which of tandem's typed settings the template writes: the op carries them, so
+        /// nothing reads the rendered text back.
+        settings: DropinSettings,
         #[serde(default)]
         notify: Vec<String>,
     },
@@ -242,6 +245,18 @@ impl Step {
             _ => &[],
         }
     }
+}
+
+/// The settings a PostgreSQL drop-in writes, by what they are for.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropinSettings {
+    /// `listen_addresses` (localhost and the internal IP) and SCRAM passwords.
+    Listen,
+    /// Derived from the machine and the app, or `database.settings`.
+    Tuning,
+    /// WAL archiving to the backup repository, when there is one.
+    Archiving,
 }
 
 /// What a change belongs to: one of the playbooks (`base`, `db`, `app`), or the Django

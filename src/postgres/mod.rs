@@ -1,4 +1,4 @@
-//! PostgreSQL specifics: the settings a conf.d drop-in sets, tandem's block in pg_hba.conf, and
+//! PostgreSQL specifics: the first-start file, tandem's block in pg_hba.conf, and
 //! the SQL/psql invocations the engine runs as the postgres superuser.
 
 pub mod scram;
@@ -10,7 +10,9 @@ use crate::config::identifier::shell_word;
 /// The port PostgreSQL listens on (Debian's default; tandem does not change it).
 pub const PORT: u16 = 5432;
 
-/// `name` of each `name = value` line in a postgresql.conf fragment.
+/// `name` of each `name = value` line in a postgresql.conf fragment. Tests only: tandem reads
+/// its drop-ins' settings from their ops (`PostgresConf`), never from their text.
+#[cfg(test)]
 pub fn setting_names(conf: &str) -> Vec<String> {
     conf.lines()
         .map(str::trim)
@@ -20,7 +22,9 @@ pub fn setting_names(conf: &str) -> Vec<String> {
         .collect()
 }
 
-/// `(name, value)` of each setting, quotes removed, as `pg_settings.setting` shows it.
+/// `(name, value)` of each setting, quotes removed, as `pg_settings.setting` shows it. Tests
+/// only, as `setting_names`: they hold the templates' text and the typed settings together.
+#[cfg(test)]
 pub fn settings(conf: &str) -> Vec<(String, String)> {
     conf.lines()
         .map(str::trim)
@@ -63,10 +67,10 @@ pub const FIRST_START_SETTINGS: &[&str] = &[
 /// The content of [`FIRST_START_FILE`]: the [`FIRST_START_SETTINGS`] that the conf.d
 /// drop-ins `confs` set (a later drop-in's value wins, as in PostgreSQL), in createcluster.conf's
 /// syntax (`%` doubled). Values with a quote stay out (a restart then applies them).
-pub fn first_start_conf(confs: &[&str]) -> String {
+pub fn first_start_conf(confs: &[&[(String, String)]]) -> String {
     let mut chosen: Vec<(String, String)> = Vec::new();
     for conf in confs {
-        for (name, value) in settings(conf) {
+        for (name, value) in conf.iter().cloned() {
             if !FIRST_START_SETTINGS.contains(&name.as_str()) || value.contains('\'') {
                 continue;
             }
@@ -267,7 +271,10 @@ mod tests {
         let tuning =
             "shared_buffers = '1GB'\t# 25% of RAM\nwork_mem = '8MB'\nshared_buffers = '2GB'\n";
         let odd = "shared_preload_libraries = 'x'\nwal_level = 'it''s'\narchive_mode = 'a%b'\n";
-        let conf = first_start_conf(&[listen, tuning, odd]);
+        let typed: Vec<Vec<(String, String)>> =
+            [listen, tuning, odd].iter().map(|c| settings(c)).collect();
+        let confs: Vec<&[(String, String)]> = typed.iter().map(Vec::as_slice).collect();
+        let conf = first_start_conf(&confs);
         let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             lines,

@@ -191,7 +191,9 @@ pub fn probe_query(op: &Op) -> Option<String> {
         Op::DeployUser { user, .. } => deploy_user::probe(user),
         Op::SystemUser { user, .. } => system_user::probe(user),
         Op::Hostname { .. } => hostname::PROBE.to_string(),
-        Op::File(file) => file::probe(&file.path),
+        Op::File(file) | Op::PostgresConf(crate::model::desired::PostgresConf { file, .. }) => {
+            file::probe(&file.path)
+        }
         Op::PostgresFirstStart(file) => postgres_first_start::probe(file),
         Op::Directory { path, .. } => directory::probe(path),
         Op::AdoptedDirectory { path, .. } => adopted_directory::probe(path),
@@ -223,7 +225,9 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
         } => deploy_user::plan(ctx, r, user, authorized_keys),
         Op::SystemUser { user, home } => system_user::plan(ctx, r, user, home),
         Op::Hostname { fqdn } => hostname::plan(ctx, r, fqdn),
-        Op::File(file) => file::plan(ctx, r, file),
+        Op::File(file) | Op::PostgresConf(crate::model::desired::PostgresConf { file, .. }) => {
+            file::plan(ctx, r, file)
+        }
         Op::PostgresFirstStart(file) => postgres_first_start::plan(ctx, r, file),
         Op::Directory {
             path,

@@ -6,7 +6,6 @@
 use crate::config::identifier::sql_literal;
 use crate::model::desired::{Desired, Op};
 use crate::model::facts::{Facts, PG, PG_STOPPED, QueryResult};
-use crate::postgres;
 
 /// What the probe found in PostgreSQL.
 #[derive(Debug, Default)]
@@ -71,8 +70,8 @@ pub fn query(desired: &Desired) -> Option<String> {
             _ => {}
         }
     }
-    for (_, content) in conf_dropins(desired) {
-        settings.extend(postgres::setting_names(content));
+    for (_, written) in conf_dropins(desired) {
+        settings.extend(plain_names(written).map(str::to_string));
     }
     if role.is_some() || database.is_some() || !settings.is_empty() {
         let role = role.unwrap_or_default();
@@ -151,14 +150,21 @@ pub fn pg_settings(facts: &Facts) -> Vec<LiveSetting> {
         .collect()
 }
 
-/// tandem's conf.d drop-ins: `(path, content)`.
-pub fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &str)> {
+/// tandem's conf.d drop-ins: `(path, the settings it writes)`.
+pub fn conf_dropins(desired: &Desired) -> impl Iterator<Item = (&str, &[(String, String)])> {
     desired.tasks.iter().filter_map(|task| match &task.op {
-        Op::File(file) if file.path.contains("/postgresql/") && file.path.contains("/conf.d/") => {
-            Some((file.path.as_str(), file.content.as_str()))
-        }
+        Op::PostgresConf(conf) => Some((conf.file.path.as_str(), conf.settings.as_slice())),
         _ => None,
     })
+}
+
+/// The names of `settings` that are plain (letters, digits, `_`): the ones the probe asks
+/// PostgreSQL about (a library's dotted name is its own).
+fn plain_names(settings: &[(String, String)]) -> impl Iterator<Item = &str> {
+    settings
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// Where postgresql.conf includes conf.d: the file and its `include_dir = 'conf.d'` line.
@@ -194,8 +200,8 @@ pub fn overridden_settings(desired: &Desired, facts: &Facts) -> Vec<LiveSetting>
     let include = include_dir(facts);
     let mut live = pg_settings(facts);
     let mut found = Vec::new();
-    for (path, content) in conf_dropins(desired) {
-        for name in postgres::setting_names(content) {
+    for (path, written) in conf_dropins(desired) {
+        for name in plain_names(written) {
             if let Some(i) = live.iter().position(|s| {
                 s.name == name
                     && !s.source.is_empty()
@@ -224,8 +230,8 @@ impl LiveSetting {
 pub fn postgres_restart_notes(desired: &Desired, facts: &Facts) -> Vec<String> {
     let current = pg_settings(facts);
     let mut notes = Vec::new();
-    for (_, content) in conf_dropins(desired) {
-        for (name, value) in postgres::settings(content) {
+    for (_, written) in conf_dropins(desired) {
+        for (name, value) in written.iter().cloned() {
             match current.iter().find(|s| s.name == name) {
                 Some(s) if s.value != value => notes.push(format!(
                     "PostgreSQL {} owed: {name} '{}' -> '{value}' (context {})",
@@ -278,18 +284,18 @@ mod tests {
 
     #[test]
     fn a_later_file_overriding_a_setting_of_the_dropins_is_named() {
-        use crate::model::desired::{FileSpec, Secrecy, Task};
+        use crate::model::desired::{FileSpec, PostgresConf, Task};
         let conf = |name: &str, content: &str| Task {
             role: crate::model::playbook::Phase::Db,
             step: "s".into(),
-            op: Op::File(FileSpec {
-                path: format!("/etc/postgresql/15/main/conf.d/{name}"),
-                content: content.into(),
-                mode: crate::model::mode::Mode(0o644),
-                owner: "postgres".into(),
-                group: "postgres".into(),
-                secret: Secrecy::Public,
-                validate: None,
+            op: Op::PostgresConf(PostgresConf {
+                file: FileSpec::new(
+                    format!("/etc/postgresql/15/main/conf.d/{name}"),
+                    content,
+                    0o644,
+                    "postgres",
+                ),
+                settings: crate::postgres::settings(content),
             }),
             notify: Vec::new(),
             probe: format!("db.s.file.{name}"),

@@ -11,7 +11,6 @@ use super::Context;
 use crate::config::identifier::shell_word;
 use crate::model::facts::{Facts, PG};
 use crate::model::playbook::Phase;
-use crate::postgres;
 
 /// The SQL that reads what the check needs, for the settings named `names` (SQL literals).
 pub fn query(names: &str) -> String {
@@ -76,8 +75,8 @@ pub fn refused(ctx: &Context) -> Vec<String> {
         return Vec::new();
     };
     let mut found = Vec::new();
-    for (_, content) in super::postgres_facts::conf_dropins(ctx.desired) {
-        for (name, value) in postgres::settings(content) {
+    for (_, written) in super::postgres_facts::conf_dropins(ctx.desired) {
+        for (name, value) in written.iter().cloned() {
             // A dotted name is a library's (pg_stat_statements.max): unknown until it is
             // loaded, and PostgreSQL takes it as a placeholder meanwhile.
             if name.contains('.') {
