@@ -122,7 +122,9 @@ impl Effect {
                      if [ -n \"$pending\" ]; then systemctl restart postgresql; echo \"restarted for $pending\"; else echo reloaded; fi\n",
                 );
             }
-            Effect::SshReload => s.push_str(crate::model::platform::ssh_reload(discovery)),
+            Effect::SshReload => s.push_str(crate::model::platform::ssh_reload(
+                discovery.ssh_socket_activated,
+            )),
             Effect::Reload(service) => s.push_str(&format!(
                 "systemctl try-reload-or-restart {}\n",
                 shell_word(service)

@@ -4,8 +4,6 @@
 //! ships it). Everything else reads these instead of spelling a path or a unit itself, so a
 //! platform that differs is one place to teach.
 
-use crate::model::facts::Discovery;
-
 /// The postgres user's home (where its SSH keys live).
 pub const POSTGRES_HOME: &str = "/var/lib/postgresql";
 
@@ -32,8 +30,8 @@ pub fn postgres_bin_dir(version: &str) -> String {
 /// How sshd re-reads its configuration on this server: a reload of the service, or where
 /// sshd is socket-activated (Ubuntu 24.04's `ssh.socket`), a restart of the socket, which is
 /// what reads the listening settings.
-pub fn ssh_reload(discovery: &Discovery) -> &'static str {
-    if discovery.ssh_socket_activated {
+pub fn ssh_reload(socket_activated: bool) -> &'static str {
+    if socket_activated {
         "systemctl daemon-reload\nsystemctl restart ssh.socket\n"
     } else {
         "systemctl try-reload-or-restart ssh\n"
@@ -52,11 +50,7 @@ mod tests {
             "/var/lib/postgresql/$version/main"
         );
         assert_eq!(postgres_bin_dir("17"), "/usr/lib/postgresql/17/bin");
-        let socket = Discovery {
-            ssh_socket_activated: true,
-            ..Discovery::default()
-        };
-        assert!(ssh_reload(&socket).contains("restart ssh.socket"));
-        assert!(ssh_reload(&Discovery::default()).contains("try-reload-or-restart ssh"));
+        assert!(ssh_reload(true).contains("restart ssh.socket"));
+        assert!(ssh_reload(false).contains("try-reload-or-restart ssh"));
     }
 }
