@@ -72,19 +72,7 @@ openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 36
         "processes:\n  - {name: ticker, command: sleep infinity}\nbroker: {password: {env: TANDEM_REDIS_PASSWORD}}\n",
     );
     write_config_with_inline_key(&s, &out);
-    let plan_into = |state: &str, extra: &[&str]| {
-        let mut args = vec!["plan"];
-        args.extend_from_slice(extra);
-        let plan = s
-            .tandem(&args)
-            .env("TANDEM_CAPTURE_PROBES", out.join(state))
-            .output()
-            .unwrap();
-        assert_ok(&format!("plan ({state})"), &plan);
-    };
-    plan_into("fresh", &["--bootstrap-user", "root"]);
-    assert_ok("apply", &s.apply_fresh());
-    plan_into("converged", &[]);
+    fresh_then_converged(&s, &out);
     // By hand: the process stopped, the broker's config edited, the backup timer off.
     s.sudo_ok(&s.app, "systemctl stop timesheet-ticker.service");
     s.sudo_ok(&s.db, "echo '# edited by hand' >>/etc/redis/tandem.conf");
@@ -92,7 +80,7 @@ openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 36
         s.backup.as_ref().unwrap(),
         "systemctl disable --now tandem-backup-timesheet.timer",
     );
-    plan_into("drifted", &[]);
+    plan_into(&s, &out, "drifted", &[]);
 }
 
 /// Writes the scenario's config with the operator's key inline (replaying needs no key file),
@@ -121,19 +109,7 @@ fn capture(lab: Lab, suite: Suite) {
     // The config with the operator's key inline, so replaying needs no key file.
     write_config_with_inline_key(&s, &out);
 
-    let plan_into = |state: &str, extra: &[&str]| {
-        let mut args = vec!["plan"];
-        args.extend_from_slice(extra);
-        let plan = s
-            .tandem(&args)
-            .env("TANDEM_CAPTURE_PROBES", out.join(state))
-            .output()
-            .unwrap();
-        assert_ok(&format!("plan ({state})"), &plan);
-    };
-    plan_into("fresh", &["--bootstrap-user", "root"]);
-    assert_ok("apply", &s.apply_fresh());
-    plan_into("converged", &[]);
+    fresh_then_converged(&s, &out);
     // By hand: what the fault suite does, plus a drifted file mode and a stopped gunicorn.
     s.sudo_ok(
         &s.db,
@@ -146,5 +122,24 @@ fn capture(lab: Lab, suite: Suite) {
          chmod 0640 /etc/systemd/system/gunicorn-timesheet.socket; \
          systemctl stop gunicorn-timesheet.socket gunicorn-timesheet.service",
     );
-    plan_into("drifted", &[]);
+    plan_into(&s, &out, "drifted", &[]);
+}
+
+/// `plan` with its probe answers written to `out/state`.
+fn plan_into(s: &Scenario, out: &Path, state: &str, extra: &[&str]) {
+    let mut args = vec!["plan"];
+    args.extend_from_slice(extra);
+    let plan = s
+        .tandem(&args)
+        .env("TANDEM_CAPTURE_PROBES", out.join(state))
+        .output()
+        .unwrap();
+    assert_ok(&format!("plan ({state})"), &plan);
+}
+
+/// The fresh servers' answers, an apply, then the converged answers.
+fn fresh_then_converged(s: &Scenario, out: &Path) {
+    plan_into(s, out, "fresh", &["--bootstrap-user", "root"]);
+    assert_ok("apply", &s.apply_fresh());
+    plan_into(s, out, "converged", &[]);
 }

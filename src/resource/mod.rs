@@ -428,6 +428,21 @@ pub mod table {
         assert!(seen >= 4, "{seen} scripts");
     }
 
+    /// Facts whose shared PostgreSQL query answered `rows`.
+    pub fn pg_facts(rows: &str) -> Facts {
+        Facts {
+            discovery: Default::default(),
+            results: [(
+                PG.to_string(),
+                QueryResult {
+                    status: 0,
+                    stdout: rows.into(),
+                },
+            )]
+            .into(),
+        }
+    }
+
     /// `sh -n`: the script parses (as the hosts' /bin/sh reads it).
     pub fn assert_shell_syntax(script: &str, what: &str) {
         use std::io::Write;

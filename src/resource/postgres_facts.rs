@@ -314,17 +314,7 @@ mod tests {
             ],
             handlers: Vec::new(),
         };
-        let facts = |rows: &str| Facts {
-            discovery: Default::default(),
-            results: [(
-                PG.to_string(),
-                QueryResult {
-                    status: 0,
-                    stdout: rows.into(),
-                },
-            )]
-            .into(),
-        };
+        let facts = crate::resource::table::pg_facts;
         let ours = "setting|listen_addresses|localhost,10.0.0.3|postmaster|f|/etc/postgresql/15/main/conf.d/00-tandem.conf|4\n\
                     setting|shared_buffers|1GB|postmaster|f|/etc/postgresql/15/main/conf.d/10-tandem-tuning.conf|2\n\
                     setting|work_mem|4MB|user|f||\n";

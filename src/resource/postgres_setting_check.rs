@@ -298,18 +298,7 @@ mod tests {
 
     #[test]
     fn the_probe_answer_is_read_and_an_older_one_says_nothing() {
-        use crate::model::facts::QueryResult;
-        let facts = |rows: &str| Facts {
-            discovery: Default::default(),
-            results: [(
-                PG.to_string(),
-                QueryResult {
-                    status: 0,
-                    stdout: rows.into(),
-                },
-            )]
-            .into(),
-        };
+        let facts = crate::resource::table::pg_facts;
         let (defs, known) = definitions(&facts(
             "setting_def|work_mem|integer|kB|64|2147483647|\nsetting_names|work_mem shared_buffers\n",
         ))
