@@ -237,6 +237,27 @@ fn kill_when(mut run: Command, busy: impl Fn() -> bool, what: &str) -> Option<u3
     Some(pid)
 }
 
+/// Starts `run`, reads the first line of its stderr and closes it: tandem must end with 141
+/// (as SIGPIPE would), not a panic. Its pid.
+fn stopped_by_a_closed_stderr(mut run: Command) -> u32 {
+    let mut child = run
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    {
+        use std::io::BufRead;
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "nothing on stderr");
+    } // the reader is gone here
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141), "a closed stderr");
+    pid
+}
+
 /// After tandem (pid) died: its SSH masters and control sockets go too.
 fn assert_nothing_left_of(pid: u32) {
     let mark = format!("tandem-ssh-{pid}-");
@@ -266,6 +287,10 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
         "apt on the db server",
     )
     .expect("apt of a fresh server takes long enough to be caught");
+    assert_nothing_left_of(pid);
+    // Then an apply whose progress reader goes away after its first line (`tandem apply 2>&1
+    // | head -1`): it stops quietly before its next change, 141, no panic.
+    let pid = stopped_by_a_closed_stderr(s.tandem(&["apply", "--yes", "--bootstrap-user", "root"]));
     assert_nothing_left_of(pid);
     let again = s.apply_fresh();
     assert_ok("apply after the killed one", &again);
@@ -312,22 +337,7 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
         "# change after the closed stderr\n",
     )
     .unwrap();
-    let mut child = s
-        .tandem(&["deploy", "--yes"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    {
-        use std::io::BufRead;
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        stderr.read_line(&mut first).unwrap();
-        assert!(!first.is_empty(), "deploy wrote nothing to stderr");
-    } // the reader is gone here
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(141), "a closed stderr during deploy");
+    let pid = stopped_by_a_closed_stderr(s.tandem(&["deploy", "--yes"]));
     assert_nothing_left_of(pid);
     assert_ok(
         "deploy after the closed stderr",
