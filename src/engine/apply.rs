@@ -747,7 +747,7 @@ fn arm_guard_script(deploy_user: &str) -> String {
          if [ -n \"$H\" ]; then if [ -e \"$G/authorized_keys\" ]; then cp -a \"$G/authorized_keys\" \"$H/.ssh/authorized_keys\"; \
            else rm -f \"$H/.ssh/authorized_keys\"; fi; fi\n\
          systemctl reload ssh 2>/dev/null || systemctl restart ssh 2>/dev/null || true\n\
-         if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl daemon-reload; systemctl restart ssh.socket; fi\n\
+         if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl daemon-reload; systemctl stop ssh.service; systemctl restart ssh.socket; fi\n\
          if [ -d \"$G/ufw\" ]; then rm -rf /etc/ufw && cp -a \"$G/ufw\" /etc/ufw; fi\n\
          if [ \"$(cat \"$G/ufw-state\")\" = active ]; then ufw reload; elif command -v ufw >/dev/null; then ufw --force disable; fi\n\
          echo \"$(date -Is) lockout guard: restored sshd_config.d, sudoers.d, authorized_keys and ufw\" >>{STATE_DIR}/audit.log\n",

@@ -28,11 +28,15 @@ pub fn postgres_bin_dir(version: &str) -> String {
 }
 
 /// How sshd re-reads its configuration on this server: a reload of the service, or where
-/// sshd is socket-activated (Ubuntu 24.04's `ssh.socket`), a restart of the socket, which is
-/// what reads the listening settings.
+/// sshd is socket-activated (Ubuntu 24.04's `ssh.socket`, Debian 13's when enabled), a restart
+/// of the socket, which is what reads the listening settings (Ubuntu generates them from
+/// sshd_config at daemon-reload). systemd refuses to restart the socket while the sshd it
+/// started runs (Debian 13: "Job failed"), so that sshd is stopped first; sessions in progress
+/// stay (ssh.service's KillMode=process), the next connection starts sshd with the new
+/// configuration, and apply's lockout guard proves one.
 pub fn ssh_reload(socket_activated: bool) -> &'static str {
     if socket_activated {
-        "systemctl daemon-reload\nsystemctl restart ssh.socket\n"
+        "systemctl daemon-reload\nsystemctl stop ssh.service\nsystemctl restart ssh.socket\n"
     } else {
         "systemctl try-reload-or-restart ssh\n"
     }
