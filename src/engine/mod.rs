@@ -409,20 +409,36 @@ pub fn plan_host(input: HostInput) -> anyhow::Result<HostPlanned> {
 
 /// Writes each host's discovery and probe answers to `dir` (`<server>.discovery`,
 /// `<server>.probe`): the fixtures of the host-free plan tests, and a debugging aid. They hold
-/// the stored SCRAM verifier and the env file (SECRET_KEY): capture from test servers only.
+/// the stored SCRAM verifier, the env file (SECRET_KEY) and the kept SSH keys (certificate
+/// push, backup): capture from test servers only. The files are the operator's alone (0600,
+/// in a 0700 directory when tandem makes it).
 fn capture(
     dir: &Path,
     servers: &[Server],
     discoveries: &[facts::Discovery],
     outputs: &[String],
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let write = |name: String, text: &str| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(text.as_bytes())?;
+        Ok(())
+    };
     for ((server, discovery), output) in servers.iter().zip(discoveries).zip(outputs) {
-        std::fs::write(
-            dir.join(format!("{}.discovery", server.name)),
-            discovery.to_lines(),
-        )?;
-        std::fs::write(dir.join(format!("{}.probe", server.name)), output)?;
+        write(format!("{}.discovery", server.name), &discovery.to_lines())?;
+        write(format!("{}.probe", server.name), output)?;
     }
     Ok(())
 }
@@ -492,6 +508,39 @@ pub fn secrets(config: &Config) -> anyhow::Result<RunSecrets> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn captured_answers_are_the_operators_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let out = dir.path().join("capture");
+        let discovery = facts::Discovery {
+            backup_key: Some(Secret::new("-----BEGIN OPENSSH PRIVATE KEY-----".into())),
+            ..facts::Discovery::default()
+        };
+        capture(
+            &out,
+            &config.servers[..1],
+            &[discovery],
+            &["@x 0 \n".into()],
+        )
+        .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), 0o700);
+        assert_eq!(mode(&out.join("db.discovery")), 0o600);
+        assert_eq!(mode(&out.join("db.probe")), 0o600);
+        // Again over the same files: replaced, still the operator's alone.
+        capture(
+            &out,
+            &config.servers[..1],
+            &[facts::Discovery::default()],
+            &["".into()],
+        )
+        .unwrap();
+        assert_eq!(mode(&out.join("db.discovery")), 0o600);
+    }
+
     use super::*;
 
     fn app_with_key(key: Option<&str>) -> facts::Discovery {
