@@ -33,7 +33,7 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         Op::Packages {
             names: vec!["pgbackrest".into()],
         },
-        dir("/usr/local/lib/tandem", 0o755, "root"),
+        Op::directory("/usr/local/lib/tandem", 0o755, "root"),
         file(
             &backup.only_pgbackrest,
             t.render("backup/pgbackrest-only", vars)?,
@@ -41,7 +41,7 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
             "root",
             Secrecy::Public,
         ),
-        dir(SSH_DIR, 0o700, "postgres"),
+        Op::directory(SSH_DIR, 0o700, "postgres"),
         file(
             BACKUP_KEY_PATH,
             vars.secrets.backup_key.clone(),
@@ -186,10 +186,6 @@ fn conf(content: String, secret: Secrecy, validate: Option<String>) -> Op {
             .secret(secret)
             .validated(validate),
     )
-}
-
-fn dir(path: &str, mode: u32, owner: &str) -> Op {
-    Op::directory(path, mode, owner)
 }
 
 fn file(path: &str, content: String, mode: u32, owner: &str, secret: Secrecy) -> Op {

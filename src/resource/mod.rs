@@ -383,27 +383,35 @@ pub mod table {
 
     /// `python3`'s `compile()`: the source is Python the servers' 3.11+ takes.
     pub fn assert_python_compiles(source: &str, what: &str) {
+        let python = [
+            "-c",
+            "import sys; compile(sys.stdin.read(), 'tandem', 'exec')",
+        ];
+        if let Err(why) = checked_by("python3", &python, source) {
+            panic!("the Python of `{what}` does not compile: {why}\n{source}");
+        }
+    }
+
+    /// Runs `program args` with `input` on stdin: its stderr when it fails.
+    fn checked_by(program: &str, args: &[&str], input: &str) -> Result<(), String> {
         use std::io::Write;
-        let mut py = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import sys; compile(sys.stdin.read(), 'tandem', 'exec')",
-            ])
+        let mut child = std::process::Command::new(program)
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        py.stdin
+        child
+            .stdin
             .take()
             .unwrap()
-            .write_all(source.as_bytes())
+            .write_all(input.as_bytes())
             .unwrap();
-        let out = py.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "the Python of `{what}` does not compile: {}\n{source}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = child.wait_with_output().unwrap();
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
     }
 
     /// Every file under scripts/ parses as it is, before anything is filled in (the
@@ -445,24 +453,9 @@ pub mod table {
 
     /// `sh -n`: the script parses (as the hosts' /bin/sh reads it).
     pub fn assert_shell_syntax(script: &str, what: &str) {
-        use std::io::Write;
-        let mut sh = std::process::Command::new("sh")
-            .arg("-n")
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        sh.stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = sh.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "the script of `{what}` does not parse: {}\n{script}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(why) = checked_by("sh", &["-n"], script) {
+            panic!("the script of `{what}` does not parse: {why}\n{script}");
+        }
     }
 
     /// The database server the tables plan for.
