@@ -43,25 +43,7 @@ fn capture_full(lab: Lab) {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap();
     let dir = s.dir.path();
-    let made = std::process::Command::new("sh")
-        .current_dir(dir)
-        .arg("-c")
-        .arg(
-            "set -e
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-  -subj /CN=fixture-ca -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -subj /CN=timesheet.lab.test -keyout site.key -out site.csr 2>/dev/null
-printf 'subjectAltName=DNS:timesheet.lab.test\\n' > ext
-openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile ext -out site.crt 2>/dev/null",
-        )
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    support::scenario::operator_certificate(dir, "fixture-ca", 3650, 3650);
     for file in ["ca.pem", "site.crt", "site.key"] {
         fs::copy(dir.join(file), out.join(file)).unwrap();
     }

@@ -291,21 +291,7 @@ fn provided_certificate_files_are_served_and_their_key_stays_private() {
     let s = Scenario::new(lab, Suite::Trixie);
     // The operator's own CA and a certificate for the site, made here with openssl.
     let dir = s.dir.path();
-    let made = Command::new("sh")
-        .current_dir(dir)
-        .arg("-c")
-        .arg(
-            "set -e
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -subj /CN=operator-ca -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -subj /CN=timesheet.lab.test -keyout site.key -out site.csr 2>/dev/null
-printf 'subjectAltName=DNS:timesheet.lab.test\\n' > ext
-openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 20 -extfile ext -out site.crt 2>/dev/null",
-        )
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made.stderr));
+    support::scenario::operator_certificate(dir, "operator-ca", 30, 20);
     s.set_tls(
         "tls:\n  mode: files\n  hsts: false\n  ca_certificate: ca.pem\n  certificate: {file: site.crt}\n  key: {file: site.key}\n",
     );

@@ -375,3 +375,24 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The operator's own CA and a certificate for timesheet.lab.test signed by it, made with
+/// openssl in `dir` (`ca.pem`, `site.crt`, `site.key`), valid `ca_days` and `site_days`.
+#[allow(dead_code)] // not every test binary that includes support makes certificates
+pub fn operator_certificate(dir: &Path, ca_name: &str, ca_days: u32, site_days: u32) {
+    let made = Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg(format!(
+            "set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days {ca_days} \
+  -subj /CN={ca_name} -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -subj /CN=timesheet.lab.test -keyout site.key -out site.csr 2>/dev/null
+printf 'subjectAltName=DNS:timesheet.lab.test\\n' > ext
+openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days {site_days} -extfile ext -out site.crt 2>/dev/null"
+        ))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+}
