@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use support::lab::Suite;
 use support::scenario::{BACKUP_KEY, Example, Scenario, assert_ok, fetch, text};
 
@@ -248,6 +250,19 @@ fn an_unreachable_repository_fails_verify_but_not_apply_and_a_failed_restore_cha
         vault,
         &format!("iptables -D INPUT -s {} -j REJECT", s.db.ip),
     );
+    // PostgreSQL's archiver retries a failed segment on its own schedule (up to a minute
+    // after three failures): a new segment wakes it, and verify passes once it got through.
+    let got_through = "su postgres -c \"psql -Atqc 'select pg_switch_wal() is not null and \
+         coalesce(last_archived_time > last_failed_time, true) from pg_stat_archiver'\" \
+         | grep -qx t";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !s.sudo(&s.db, got_through).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the archiver never got through once the repository was reachable again"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     assert_ok("verify once reachable again", &s.run(&["verify"]));
 
     // Another passphrase cannot open the backups already there: refused, the old one kept.
