@@ -5,3 +5,4 @@ pub mod broker;
 pub mod bundle;
 pub mod day_two;
 pub mod processes;
+pub mod vars;

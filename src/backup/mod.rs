@@ -11,9 +11,11 @@
 
 pub mod pgbackrest;
 pub mod restore;
+pub mod vars;
 
+use crate::backup::vars::BACKUP_KEY_PATH;
 use crate::engine::templates::Templates;
-use crate::engine::vars::{BACKUP_KEY_PATH, Vars};
+use crate::engine::vars::Vars;
 use crate::model::desired::StanzaSpec;
 use crate::model::desired::{FileSpec, Op, Secrecy};
 use crate::model::mode::Mode;
@@ -235,7 +237,7 @@ mod tests {
     #[test]
     fn the_backup_key_lives_in_the_postgres_users_home() {
         assert!(super::SSH_DIR.starts_with(crate::model::platform::POSTGRES_HOME));
-        assert!(crate::engine::vars::BACKUP_KEY_PATH.starts_with(super::SSH_DIR));
+        assert!(crate::backup::vars::BACKUP_KEY_PATH.starts_with(super::SSH_DIR));
     }
 
     /// What pgBackRest 2.45 on the db server sends the repository (captured with a fake ssh).

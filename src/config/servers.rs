@@ -241,3 +241,11 @@ impl Validator<'_> {
         seen
     }
 }
+
+/// `ip` as the host part of a URL (IPv6 in brackets).
+pub fn url_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}

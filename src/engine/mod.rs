@@ -137,7 +137,7 @@ impl Engine {
         let sessions: Vec<&Ssh> = which.iter().map(|&i| &self.hosts[i]).collect();
         let bundle = self.bundle()?;
         let env_file = &Paths::of(&self.config.project).env_file;
-        let push_key = &crate::engine::vars::push_key_path(&self.config.project);
+        let push_key = &crate::tls::vars::push_key_path(&self.config.project);
         let discoveries = join_all(sessions.iter().zip(&servers).map(|(h, server)| async move {
             let out = h
                 .run(&facts::discovery_script(server.role, env_file, push_key))

@@ -6,9 +6,13 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::app::vars::{BrokerVars, ProcessVars};
+use crate::backup::vars::BackupVars;
 use crate::config::secret::{RunSecrets, Secret};
-use crate::config::tls::Dns;
+use crate::config::servers::url_host;
 use crate::config::{Config, Server};
+use crate::postgres::vars::{DbVars, PgVars};
+use crate::tls::vars::TlsVars;
 
 /// Facts about a host that change what is rendered. Offline, `HostFacts::assumed()` gives
 /// Debian 12's values; the engine reads the real ones from the host.
@@ -268,298 +272,12 @@ pub struct Vars {
     pub secrets: Secrets,
 }
 
-/// Background processes (`processes:`) on an app server: the ones it runs, and the config's
-/// others, whose units it must not have (a singleton elsewhere, a process moved away).
-#[derive(Clone, Debug, Serialize)]
-pub struct ProcessVars {
-    pub here: Vec<ProcessUnit>,
-    /// Unit names of the config's processes that do not run here.
-    pub elsewhere: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ProcessUnit {
-    pub name: String,
-    /// `<project>-<name>.service`.
-    pub unit: String,
-    /// The command's words, each quoted for systemd's `ExecStart=`.
-    pub exec: String,
-    pub stop_timeout: u32,
-}
-
-impl ProcessVars {
-    pub fn of(config: &Config, server: &Server) -> ProcessVars {
-        let unit = |p: &crate::config::Process| format!("{}-{}.service", config.project, p.name);
-        let (here, elsewhere): (Vec<_>, Vec<_>) = config
-            .processes
-            .iter()
-            .partition(|p| p.runs_on().contains(&server.name));
-        ProcessVars {
-            here: here
-                .into_iter()
-                .map(|p| ProcessUnit {
-                    name: p.name.clone(),
-                    unit: unit(p),
-                    exec: p
-                        .command
-                        .iter()
-                        .map(|w| crate::config::processes::systemd_word(w))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    stop_timeout: p.stop_timeout,
-                })
-                .collect(),
-            elsewhere: elsewhere.into_iter().map(unit).collect(),
-        }
-    }
-
-    /// The units that run here, space-separated and shell-quoted (for `systemctl`).
-    pub fn shell_units(&self) -> String {
-        self.here
-            .iter()
-            .map(|p| crate::config::identifier::shell_word(&p.unit))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// Redis for the background processes (`broker:`).
-#[derive(Clone, Debug, Serialize)]
-pub struct BrokerVars {
-    pub enabled: bool,
-    /// This server runs Redis.
-    pub here: bool,
-    pub name: String,
-    pub ip: String,
-    pub port: u16,
-}
-
-impl BrokerVars {
-    pub fn of(config: &Config, server: &Server) -> BrokerVars {
-        let broker = config.broker_server();
-        BrokerVars {
-            enabled: broker.is_some(),
-            here: broker.is_some_and(|b| b.name == server.name),
-            name: broker.map(|b| b.name.clone()).unwrap_or_default(),
-            ip: broker
-                .map(|b| b.internal_ip.to_string())
-                .unwrap_or_default(),
-            port: crate::config::processes::REDIS_PORT,
-        }
-    }
-}
-
-/// Backups with pgBackRest: the db server archives WAL to the repository on the backup
-/// server, which takes the base backups from the db server on a timer. Each reaches the other
-/// over SSH as postgres, with one key that may run pgbackrest and nothing else.
-#[derive(Clone, Debug, Serialize)]
-pub struct BackupVars {
-    pub enabled: bool,
-    /// pgBackRest's name for the database cluster: the project.
-    pub stanza: String,
-    pub repository_name: String,
-    pub repository_ip: String,
-    pub db_ip: String,
-    /// The other side of the SSH link from this server (the repository from the db server,
-    /// the db server from the repository).
-    pub peer_name: String,
-    pub peer_ip: String,
-    /// The repository's directory on the backup server.
-    pub path: String,
-    pub keep_full: u32,
-    pub full_every_days: u32,
-    pub on_calendar: String,
-    /// The db server's data directory (Debian's layout for the version its release installs).
-    pub pg_path: String,
-    /// On the backup server: the oneshot service that takes a backup, its timer, its script.
-    pub service: String,
-    pub timer: String,
-    pub script: String,
-    /// The forced command of the backup key.
-    pub only_pgbackrest: String,
-}
-
-/// Where the db and backup servers keep the backup key (postgres's home on Debian).
-/// In the postgres user's home (`platform::POSTGRES_HOME`, checked by a test).
-pub const BACKUP_KEY_PATH: &str = "/var/lib/postgresql/.ssh/tandem_backup";
-
-impl BackupVars {
-    pub fn of(config: &Config, server: &Server, postgres_version: &str) -> BackupVars {
-        let project = &config.project;
-        let repository = config.backup_server();
-        let db = config.db_server();
-        let ip = |s: Option<&Server>| s.map(|s| s.internal_ip.to_string()).unwrap_or_default();
-        let peer = if server.role == crate::config::Role::Backup {
-            Some(db)
-        } else {
-            repository
-        };
-        BackupVars {
-            enabled: config.backup.is_some() && repository.is_some(),
-            stanza: project.clone(),
-            repository_name: repository.map(|s| s.name.clone()).unwrap_or_default(),
-            repository_ip: ip(repository),
-            db_ip: db.internal_ip.to_string(),
-            peer_name: peer.map(|s| s.name.clone()).unwrap_or_default(),
-            peer_ip: ip(peer),
-            path: config
-                .backup
-                .as_ref()
-                .map_or(crate::config::backup::DEFAULT_PATH.to_string(), |b| {
-                    b.path.clone()
-                }),
-            keep_full: config.backup.as_ref().map_or(2, |b| b.keep_full),
-            full_every_days: config.backup.as_ref().map_or(7, |b| b.full_every_days),
-            on_calendar: config
-                .backup
-                .as_ref()
-                .map_or("daily", |b| b.schedule.on_calendar())
-                .to_string(),
-            pg_path: crate::model::platform::postgres_data_dir(postgres_version),
-            service: format!("tandem-backup-{project}.service"),
-            timer: format!("tandem-backup-{project}.timer"),
-            script: format!("/usr/local/lib/tandem/backup-{project}"),
-            only_pgbackrest: "/usr/local/lib/tandem/pgbackrest-only".into(),
-        }
-    }
-}
-
-/// HTTPS on the app servers. With ACME, the first app server in the config is the issuer: it
-/// runs the ACME client and its renewal timer, and hands the certificate to the others (its
-/// peers), whose nginx passes challenge requests they cannot answer on to it.
-#[derive(Clone, Debug, Serialize)]
-pub struct TlsVars {
-    pub enabled: bool,
-    pub acme: bool,
-    pub hsts: bool,
-    /// The chain nginx serves and its key (root only).
-    pub certificate: String,
-    pub key: String,
-    /// Served at /.well-known/acme-challenge/ on port 80.
-    pub webroot: String,
-    /// This server runs the ACME client.
-    pub issuer: bool,
-    /// The issuer's internal address, where peers pass challenge requests.
-    pub issuer_ip: String,
-    /// The other app servers' internal addresses (the issuer pushes the certificate there).
-    pub peers: Vec<String>,
-    /// ACME directory URL and contact.
-    pub directory: String,
-    pub email: String,
-    /// Where the CA root from `tls.acme.ca_certificate` is kept on the issuer ("" if none).
-    pub ca_certificate: String,
-    /// tandem's ACME state on the issuer: account, certificates, settings (root only).
-    pub state_dir: String,
-    pub service: String,
-    pub timer: String,
-    pub renew_days: u32,
-    /// The names on the certificate (the config's domains, wildcard included).
-    pub names: Vec<String>,
-    /// lego's file name for the certificate: the first name, `*` written `_`.
-    pub lego_name: String,
-    /// The issuer's script that obtains, renews and hands out the certificate.
-    pub renew_script: String,
-    /// The script the issuer's key may run on the other app servers.
-    pub receive_script: String,
-    /// lego's DNS provider for DNS-01 ("" for HTTP-01), the server lego asks whether the
-    /// record is there ("" for its default), and the file with the provider's variables.
-    pub dns_provider: String,
-    pub dns_resolver: String,
-    pub dns_env_file: String,
-    /// The dns env file's variables whose values plans may show.
-    pub dns_public_env: Vec<String>,
-}
-
-impl TlsVars {
-    pub fn of(config: &Config, server: &Server) -> TlsVars {
-        let project = &config.project;
-        let acme = config.tls.acme();
-        let issuer = config.certificate_issuer();
-        let state_dir = acme_state_dir(project);
-        TlsVars {
-            enabled: config.tls.enabled(),
-            acme: acme.is_some(),
-            hsts: config.tls.hsts,
-            certificate: format!("/etc/ssl/tandem/{project}.crt"),
-            key: format!("/etc/ssl/tandem/{project}.key"),
-            webroot: "/var/www/tandem-acme".into(),
-            issuer: issuer.is_some_and(|i| i.name == server.name),
-            issuer_ip: issuer.map(|i| url_host(i.internal_ip)).unwrap_or_default(),
-            peers: config
-                .app_servers()
-                .filter(|s| issuer.is_some_and(|i| i.name != s.name))
-                .map(|s| s.internal_ip.to_string())
-                .collect(),
-            directory: acme.map(|a| a.directory.clone()).unwrap_or_default(),
-            email: acme.and_then(|a| a.email.clone()).unwrap_or_default(),
-            ca_certificate: match &config.tls.ca_certificate {
-                Some(_) => format!("{state_dir}/ca.pem"),
-                None => String::new(),
-            },
-            service: format!("tandem-acme-{project}.service"),
-            timer: format!("tandem-acme-{project}.timer"),
-            renew_days: acme.map_or(crate::config::tls::RENEW_DAYS, |a| a.renew_days),
-            names: config.domains.clone(),
-            lego_name: config
-                .domains
-                .first()
-                .map(|d| d.replace('*', "_"))
-                .unwrap_or_default(),
-            renew_script: format!("/usr/local/lib/tandem/acme-{project}"),
-            receive_script: format!("/usr/local/lib/tandem/tls-receive-{project}"),
-            dns_provider: match acme.and_then(|a| a.dns.as_ref()) {
-                Some(Dns::Rfc2136 { .. }) => "rfc2136".into(),
-                Some(Dns::Lego { provider, .. }) => provider.clone(),
-                None => String::new(),
-            },
-            dns_resolver: match acme.and_then(|a| a.dns.as_ref()) {
-                Some(Dns::Rfc2136 { nameserver, .. }) => nameserver.clone(),
-                _ => String::new(),
-            },
-            dns_env_file: format!("{state_dir}/dns.env"),
-            dns_public_env: [
-                "RFC2136_NAMESERVER",
-                "RFC2136_TSIG_KEY",
-                "RFC2136_TSIG_ALGORITHM",
-            ]
-            .map(String::from)
-            .to_vec(),
-            state_dir,
-        }
-    }
-}
-
-/// Where the app servers keep the certificate push key (see `KeptKeys`).
-pub fn push_key_path(project: &str) -> String {
-    format!("{}/push_key", acme_state_dir(project))
-}
-
-fn acme_state_dir(project: &str) -> String {
-    format!("/var/lib/tandem-acme/{project}")
-}
-
-/// `ip` as the host part of a URL (IPv6 in brackets).
-fn url_host(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct HostVars {
     pub name: String,
     pub fqdn: String,
     pub internal_ip: String,
     pub role: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct DbVars {
-    pub name: String,
-    pub role: String,
-    pub host: String,
-    pub port: u16,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -613,17 +331,6 @@ pub struct Units {
 pub struct SshVars {
     pub port: u16,
     pub deploy_user: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct PgVars {
-    pub version: String,
-    /// Debian/Ubuntu's cluster configuration directory.
-    pub conf_dir: String,
-    /// The machine the settings are derived from, in words.
-    pub machine: String,
-    /// Settings derived from the machine and the app, or from `database.settings`.
-    pub tuning: Vec<crate::postgres::tuning::Setting>,
 }
 
 impl Vars {

@@ -78,7 +78,7 @@ echo "ssh_socket=$(systemctl is-enabled ssh.socket 2>/dev/null)"
     if role != Role::App {
         script.push_str(&format!(
             "echo \"backup_key=$(base64 -w0 -- {} 2>/dev/null)\"\n",
-            shell_word(crate::engine::vars::BACKUP_KEY_PATH)
+            shell_word(crate::backup::vars::BACKUP_KEY_PATH)
         ));
         script.push_str(
             "echo \"host_key=$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)\"\n",

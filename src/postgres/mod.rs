@@ -4,6 +4,7 @@
 pub mod scram;
 pub mod sql;
 pub mod tuning;
+pub mod vars;
 
 use crate::config::identifier::shell_word;
 

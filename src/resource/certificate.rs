@@ -104,7 +104,7 @@ pub fn hand_out_across(config: &Config, servers: &[Server], hosts: &mut [HostPla
     let Some(issuer) = config.certificate_issuer() else {
         return;
     };
-    let service = crate::engine::vars::TlsVars::of(config, issuer).service;
+    let service = crate::tls::vars::TlsVars::of(config, issuer).service;
     let issuer_index = servers.iter().position(|s| s.name == issuer.name);
     let others: Vec<(String, CertificateState)> = servers
         .iter()

@@ -9,6 +9,7 @@
 //!   else. So renewal needs no tandem run, and every app server serves the same certificate.
 
 pub mod handshake;
+pub mod vars;
 
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
@@ -68,7 +69,7 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         dir("/var/lib/tandem-acme", 0o755),
         dir(&tls.state_dir, 0o700),
         file(
-            &crate::engine::vars::push_key_path(&vars.project),
+            &crate::tls::vars::push_key_path(&vars.project),
             &vars.secrets.tls_push_key,
             0o600,
             true,

@@ -204,7 +204,7 @@ pub fn verify(
         let desired = &planned.desired[i];
         let timers = [
             (
-                crate::engine::vars::TlsVars::of(config, server).timer,
+                crate::tls::vars::TlsVars::of(config, server).timer,
                 "certificate renewal timer on",
                 "run tandem apply: it enables tandem-acme-<project>.timer on the first app server",
             ),
