@@ -6,3 +6,4 @@ pub mod bundle;
 pub mod day_two;
 pub mod processes;
 pub mod vars;
+pub mod verify;

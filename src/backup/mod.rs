@@ -12,6 +12,7 @@
 pub mod pgbackrest;
 pub mod restore;
 pub mod vars;
+pub mod verify;
 
 use crate::backup::vars::BACKUP_KEY_PATH;
 use crate::engine::templates::Templates;

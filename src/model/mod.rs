@@ -12,3 +12,4 @@ pub mod playbook;
 pub mod report;
 pub mod state;
 pub mod ufw;
+pub mod verification;

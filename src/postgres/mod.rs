@@ -5,6 +5,7 @@ pub mod scram;
 pub mod sql;
 pub mod tuning;
 pub mod vars;
+pub mod verify;
 
 use crate::config::identifier::shell_word;
 

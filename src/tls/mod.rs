@@ -10,6 +10,7 @@
 
 pub mod handshake;
 pub mod vars;
+pub mod verify;
 
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;

@@ -1,0 +1,367 @@
+//! The app wing's checks, from one script per app server: the site answers through nginx and
+//! gunicorn, Django's checks and migrations, the tenants of a multi-tenant project, the
+//! background processes and the broker.
+
+use crate::config::identifier::shell_word;
+use crate::config::{Config, Server};
+use crate::engine::vars::Vars;
+use crate::model::verification::Verification;
+
+/// An HTTP status from the on-server script's JSON: a number, or what happened instead.
+fn status_text(value: &serde_json::Value) -> String {
+    value
+        .as_i64()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| value.as_str().unwrap_or("?").to_string())
+}
+
+pub fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &str) {
+    let name = &server.name;
+    for line in out.lines().filter_map(|l| l.strip_prefix("unit=")) {
+        let (unit, state) = line.split_once(' ').unwrap_or((line, ""));
+        v.add(
+            name,
+            &format!("{unit} active"),
+            state == "active",
+            state,
+            &format!("systemctl start {unit}; see journalctl -u {unit}"),
+        );
+    }
+    // A singleton (beat) runs on one server only: anywhere else it would fire twice.
+    for line in out.lines().filter_map(|l| l.strip_prefix("elsewhere=")) {
+        let (unit, state) = line.split_once(' ').unwrap_or((line, ""));
+        v.add(
+            name,
+            &format!("{unit} not running here"),
+            state != "active" && state != "activating",
+            state,
+            &format!("run tandem apply: it stops and removes {unit} on servers it does not run on"),
+        );
+    }
+    let json: serde_json::Value = out
+        .lines()
+        .find_map(|l| l.strip_prefix("json="))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    let released = !out.lines().any(|l| l.starts_with("error="));
+    if released {
+        // From the release's record (in the JSON) or, without one, from Django.
+        let m = json["migrations"]
+            .as_str()
+            .or_else(|| out.lines().find_map(|l| l.strip_prefix("migrations=")))
+            .unwrap_or("not checked");
+        let migrate = if config.django.is_multi_tenant() {
+            "migrate_schemas"
+        } else {
+            "migrate"
+        };
+        v.add(name, "no unapplied migrations", m == "ok", m,
+            &format!("run `tandem deploy` (it runs manage.py {migrate}), or look at `manage.py showmigrations`"));
+    }
+    if config.django.is_multi_tenant() {
+        let public = out
+            .lines()
+            .find_map(|l| l.strip_prefix("public_tenant="))
+            .unwrap_or("unknown");
+        v.add(name, "the public tenant exists", public == "yes", public,
+            "django-tenants needs a tenant with schema_name 'public' and a domain row for the apex: run `tandem deploy`");
+    }
+    if let Some(err) = out.lines().find_map(|l| l.strip_prefix("error=")) {
+        v.add(
+            name,
+            "app checks",
+            false,
+            err,
+            "run tandem apply (or deploy) to ship a release",
+        );
+        return;
+    }
+    let tcp = json["tcp"].as_str().unwrap_or("no answer");
+    v.add(name, "TCP to the database's internal IP:5432", tcp == "ok", tcp,
+        "check that PostgreSQL runs and listens on the internal IP, and that ufw on the db server allows this app server");
+    match json["settings"].as_array() {
+        Some(s) => {
+            let got: Vec<&str> = s.iter().filter_map(|x| x.as_str()).collect();
+            v.add(
+                name,
+                "login with the app's credentials",
+                true,
+                format!("as {}", config.database.role),
+                "",
+            );
+            v.add(name, "Django's role settings", got == ["UTF8", "read committed", "UTC"], got.join(", "),
+                "run tandem apply: it sets client_encoding, default_transaction_isolation and timezone on the role");
+        }
+        None => {
+            let err = json["login"].as_str().unwrap_or("no answer");
+            let hint = if err.contains("no pg_hba.conf entry") {
+                "pg_hba.conf has no line for this app server: run tandem apply"
+            } else if err.contains("password authentication failed") {
+                "the role's password differs from the env file's: run tandem apply with the right password"
+            } else {
+                "check that PostgreSQL is running on the db server (systemctl status postgresql)"
+            };
+            v.add(name, "login with the app's credentials", false, err, hint);
+        }
+    }
+    if let Some(broker) = config.broker_server() {
+        let got = json["broker"].as_str().unwrap_or("no answer");
+        v.add(
+            name,
+            "broker (Redis) login with the app's credentials",
+            got == "ok",
+            got,
+            &format!(
+                "check that redis-server runs on {} and that ufw there allows this app server to 6379; run tandem apply",
+                broker.name
+            ),
+        );
+    }
+    let https = config.tls.enabled();
+    if https {
+        for (host, location) in json["redirect"].as_object().into_iter().flatten() {
+            if host == "tandem-unknown-host.invalid" {
+                continue;
+            }
+            let location = location.as_str().unwrap_or("");
+            let status = status_text(&json["http"][host]);
+            let want = format!("https://{host}/");
+            v.add(
+                name,
+                &format!("http://{host} redirects to https"),
+                status == "301" && location == want,
+                format!("HTTP {status} {location}"),
+                "the port-80 server must answer 301 to https://: run tandem apply",
+            );
+        }
+    }
+    let answers = if https { &json["https"] } else { &json["http"] };
+    let unknown = json["http"]["tandem-unknown-host.invalid"].clone();
+    if !unknown.is_null() {
+        let status = status_text(&unknown);
+        v.add(
+            name,
+            "nginx refuses unknown host names",
+            status == "closed",
+            format!("unknown Host: {status}"),
+            "the default_server with `return 444` is missing: run tandem apply",
+        );
+    }
+    if let Some(http) = answers.as_object() {
+        for (host, status) in http {
+            let status = status_text(status);
+            if host == "tandem-unknown-host.invalid" {
+                continue;
+            } else {
+                // A wildcard is probed with a made-up tenant: nginx must hand it to Django,
+                // which may well say 404 (no such tenant); 400 and 5xx are failures.
+                let ok = if host.starts_with("tandem-verify.") {
+                    status.len() == 3 && status != "400" && !status.starts_with('5')
+                } else {
+                    status.starts_with('2') || status.starts_with('3')
+                };
+                let hint = if status == "400" {
+                    "Django answered 400 Bad Request: the host is missing from ALLOWED_HOSTS (the env file's DJANGO_ALLOWED_HOSTS), or, for tenants, no tenant has this domain"
+                } else if status == "502" {
+                    "nginx cannot reach gunicorn: systemctl status gunicorn-<project>.socket/.service"
+                } else {
+                    "check nginx (nginx -t; systemctl status nginx) and the site's server_name"
+                };
+                let scheme = if https { "https" } else { "http" };
+                v.add(
+                    name,
+                    &format!("nginx answers {scheme}://{host}"),
+                    ok,
+                    format!("HTTP {status}"),
+                    hint,
+                );
+            }
+        }
+    }
+}
+
+/// `migrate_schemas --check` and the public tenant's row in one Django process (`manage.py
+/// shell -c`, inside double quotes: no `"`, `$` or backquote here). `--check` ends the
+/// command with exit status 1 when a schema has unapplied migrations.
+const TENANT_CHECKS: &str = include_str!("../../scripts/verify/tenant_checks.py");
+
+/// Shell lines (inside the release directory) that print `migrations=ok|unapplied` and, for
+/// multi-tenant projects, `public_tenant=yes|no`: one Django start either way.
+fn migrations_check(config: &Config, vars: &Vars) -> String {
+    let manage = format!(
+        "(set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" manage.py",
+        env = shell_word(&vars.paths.env_file),
+        user = shell_word(&vars.user),
+    );
+    if config.django.is_multi_tenant() {
+        format!("{manage} shell -c \"{TENANT_CHECKS}\" 2>/dev/null)\n")
+    } else {
+        format!(
+            "if {manage} migrate --check >/dev/null 2>&1); then echo migrations=ok; else echo migrations=unapplied; fi\n"
+        )
+    }
+}
+
+pub fn app_script(config: &Config, vars: &Vars) -> String {
+    let hosts: Vec<String> = config
+        .domains
+        .iter()
+        .map(|d| match d.strip_prefix("*.") {
+            Some(apex) => format!("tandem-verify.{apex}"),
+            None => d.clone(),
+        })
+        .collect();
+    let multi_tenant = config.django.is_multi_tenant();
+    let python = APP_PY
+        .replace(
+            "HOSTS",
+            &serde_json::to_string(&hosts).unwrap_or_else(|_| "[]".into()),
+        )
+        .replace(
+            "TANDEM_HTTPS",
+            if config.tls.enabled() {
+                "True"
+            } else {
+                "False"
+            },
+        )
+        .replace("TANDEM_RECORD", if multi_tenant { "False" } else { "True" })
+        .replace("RECORD", crate::resource::release::MIGRATIONS_RECORD);
+    let django = migrations_check(config, vars);
+    format!(
+        // Units are read after the HTTP requests: with socket activation the service starts
+        // on the first request.
+        // Without a usable migrations record (tenants, a release from before records, a
+        // changed migration file) Django itself checks: a Django start, the slow part. For
+        // tenants it runs beside the other checks; its lines go through a file so that they
+        // cannot land inside the JSON line.
+        "R={current}\n\
+         if cd \"$R\" 2>/dev/null; then\n\
+         M=$(mktemp)\n\
+         {beside}\
+         OUT=$(set -a; . {env}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" - <<'TANDEM_PY'\n{python}TANDEM_PY\n)\n\
+         printf '%s\\n' \"$OUT\"\n\
+         {after}\
+         wait; cat \"$M\"; rm -f \"$M\"\n\
+         else echo 'error=no current release'; fi\n\
+         for u in {socket} {service} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
+         for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n",
+        beside = if multi_tenant {
+            format!("( {django} ) >\"$M\" &\n")
+        } else {
+            String::new()
+        },
+        after = if multi_tenant {
+            String::new()
+        } else {
+            format!("case \"$OUT\" in *'\"migrations\": '*) ;; *) ( {django} ) >\"$M\" ;; esac\n")
+        },
+        processes = vars.processes.shell_units(),
+        elsewhere = vars
+            .processes
+            .elsewhere
+            .iter()
+            .map(|u| shell_word(u))
+            .collect::<Vec<_>>()
+            .join(" "),
+        current = shell_word(&vars.paths.current),
+        env = shell_word(&vars.paths.env_file),
+        user = shell_word(&vars.user),
+        socket = shell_word(&vars.units.socket),
+        service = shell_word(&vars.units.service),
+    )
+}
+
+/// Runs on an app server as root: TCP and a real login with the app's credentials (read from
+/// the env file by the app's own Python, never on a command line), Django's role settings,
+/// nginx for each domain and for an unknown host, gunicorn units.
+/// The app server's side of verify, run by the app's Python with its env file: the database
+/// login (libpq through ctypes), nginx for each domain, the broker. `HOSTS`, `TANDEM_HTTPS`,
+/// `TANDEM_RECORD` and `RECORD` are filled in.
+const APP_PY: &str = include_str!("../../scripts/verify/app.py");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// verify's app script parses and its Python compiles, plain and multi-tenant, with HTTPS
+    /// on and off.
+    #[test]
+    fn the_app_script_parses_and_its_python_compiles() {
+        use crate::resource::table::{assert_python_heredocs_compile, assert_shell_syntax};
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::testing::shop(dir.path());
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        for tenants in [false, true] {
+            if tenants {
+                config.django.migrate = crate::config::MigrateCommand::MigrateSchemas;
+                config.domains.push("*.shop.example.com".into());
+                config.tls.mode = crate::config::TlsMode::Off;
+            }
+            let script = app_script(&config, &vars);
+            let what = format!("verify's app script (tenants {tenants})");
+            assert_shell_syntax(&script, &what);
+            assert_python_heredocs_compile(&script, &what);
+        }
+    }
+
+    #[test]
+    fn the_tenant_checks_survive_the_shells_double_quotes() {
+        assert!(!TENANT_CHECKS.contains(['"', '$', '`', '\\']));
+    }
+
+    /// (name, ok, detail) of the app checks named `name` for app script output `out`.
+    fn app_result(out: &str, name: &str) -> Option<(bool, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let mut v = Verification::default();
+        app_checks(&mut v, &config, &config.servers[1], out);
+        v.checks
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.ok, c.detail))
+    }
+
+    #[test]
+    fn migrations_come_from_the_record_or_from_django() {
+        let json = |m: &str| format!("json={{\"tcp\": \"ok\"{m}}}\n");
+        let check = "no unapplied migrations";
+        assert_eq!(
+            app_result(&json(", \"migrations\": \"ok\""), check),
+            Some((true, "ok".into()))
+        );
+        let missing = app_result(
+            &json(", \"migrations\": \"unapplied: shop.0002_price\""),
+            check,
+        );
+        assert_eq!(missing, Some((false, "unapplied: shop.0002_price".into())));
+        // No usable record: the line Django's check printed.
+        assert_eq!(
+            app_result(&format!("{}migrations=unapplied\n", json("")), check),
+            Some((false, "unapplied".into()))
+        );
+        assert_eq!(
+            app_result(&json(""), check),
+            Some((false, "not checked".into()))
+        );
+    }
+
+    #[test]
+    fn django_checks_migrations_only_without_a_usable_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop(dir.path());
+        let script = app_script(&config, &Vars::for_paths(&config, &config.servers[1]));
+        let (python, after) = script
+            .split_once("TANDEM_PY\n)")
+            .expect("the Python checks");
+        assert!(
+            python.contains("'.tandem-migrations'")
+                && python.contains("recorded_migrations() if True")
+        );
+        assert!(
+            !python.contains("migrate --check"),
+            "Django starts only when needed"
+        );
+        assert!(after.contains("*'\"migrations\": '*) ;; *)") && after.contains("migrate --check"));
+    }
+}
