@@ -116,19 +116,83 @@ mod tests {
         assert!(unit.contains("PartOf=gunicorn-shop.service") && unit.contains("KillMode=mixed"));
     }
 
+    /// A release `id` whose rollback script ran under sh with a `systemctl` that logs each
+    /// call and where `current` pointed at that moment; the log, and where `current` ends.
+    fn rollback_in(
+        dir: &std::path::Path,
+        config: &crate::config::Config,
+        id: &str,
+    ) -> (String, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        std::fs::write(
+            &systemctl,
+            "#!/bin/sh\necho \"systemctl $* -> $(basename \"$(readlink \"$ROOT/current\")\")\" >>\"$LOG\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut vars = vars(config, "app1");
+        let root = dir.join("srv");
+        vars.paths.root = root.display().to_string();
+        std::fs::create_dir_all(root.join("releases").join(id)).unwrap();
+        std::fs::create_dir_all(root.join("releases/r0")).unwrap();
+        std::os::unix::fs::symlink(root.join("releases/r0"), root.join("current")).unwrap();
+        let script = crate::resource::release::rollback_script(&vars, id);
+        let log = dir.join("log");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("LOG", &log)
+            .env("ROOT", &root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let current = std::fs::read_link(root.join("current")).unwrap();
+        (
+            std::fs::read_to_string(log).unwrap(),
+            current.file_name().unwrap().to_string_lossy().into_owned(),
+        )
+    }
+
     #[test]
     fn a_rollback_stops_the_processes_before_current_moves() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
-        let script = crate::resource::release::rollback_script(&vars(&config, "app1"), "r1");
-        crate::resource::table::assert_shell_syntax(&script, "rollback");
-        let stop = script
-            .find("systemctl stop shop-worker.service shop-beat.service")
-            .unwrap();
-        let switch = script.find("ln -sfn").unwrap();
-        let start = script
-            .find("systemctl start shop-worker.service shop-beat.service")
-            .unwrap();
-        assert!(stop < switch && switch < start, "{script}");
+        let (log, current) = rollback_in(dir.path(), &config, "r1");
+        assert_eq!(current, "r1");
+        let calls: Vec<&str> = log.lines().collect();
+        assert_eq!(
+            calls.first(),
+            Some(&"systemctl stop shop-worker.service shop-beat.service -> r0"),
+            "{log}"
+        );
+        assert_eq!(
+            calls.last(),
+            Some(&"systemctl start shop-worker.service shop-beat.service -> r1"),
+            "{log}"
+        );
+        assert!(
+            log.contains("systemctl restart gunicorn-shop.service -> r1"),
+            "{log}"
+        );
+    }
+
+    /// A release name read from a broken-into server is a word, never shell.
+    #[test]
+    fn a_hostile_release_name_is_only_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let id = "r1'$(touch pwned)\"`touch pwned2` *";
+        let (_, current) = rollback_in(dir.path(), &config, id);
+        assert_eq!(current, id);
+        assert!(!dir.path().join("pwned").exists() && !dir.path().join("pwned2").exists());
     }
 }

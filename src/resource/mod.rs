@@ -433,7 +433,7 @@ pub mod table {
                 seen += 1;
             }
         }
-        assert!(seen >= 4, "{seen} scripts");
+        assert!(seen >= 7, "{seen} scripts");
     }
 
     /// Facts whose shared PostgreSQL query answered `rows`.

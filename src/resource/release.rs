@@ -10,7 +10,7 @@ use crate::engine::vars::Vars;
 use crate::model::plan::Change;
 use crate::model::playbook::Phase;
 pub use crate::model::state::ReleaseState;
-use crate::resource::script::payload;
+use crate::resource::script::{assignments, payload};
 
 /// Releases kept on each app server (the current one included).
 pub const KEEP: usize = 5;
@@ -88,13 +88,19 @@ const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && r
 
 /// The variables both halves of a release use.
 fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
+    let root = &vars.paths.root;
     format!(
-        "set -e\numask 022\nROOT={root}\nR=\"$ROOT/releases\"/{id}\nAPPUSER={user}\nENVFILE={env}\nV=\"$ROOT/venvs\"/{req}\n",
-        root = shell_word(&vars.paths.root),
-        id = shell_word(id),
-        user = shell_word(&vars.user),
-        env = shell_word(&vars.paths.env_file),
-        req = shell_word(&bundle.requirements_hash[..16]),
+        "set -e\numask 022\n{}",
+        assignments(&[
+            ("ROOT", root),
+            ("R", &format!("{root}/releases/{id}")),
+            ("APPUSER", &vars.user),
+            ("ENVFILE", &vars.paths.env_file),
+            (
+                "V",
+                &format!("{root}/venvs/{}", &bundle.requirements_hash[..16])
+            ),
+        ])
     )
 }
 
@@ -106,56 +112,37 @@ pub const BUILD_DEPENDENCIES: [&str; 3] = ["build-essential", "python3-dev", "li
 /// Marks a release whose code and virtualenv are complete.
 const BUILT: &str = ".tandem-built";
 
-/// The script that unpacks `bundle` as release `id` and gives it its virtualenv: nothing
-/// here needs the database, and nothing goes live.
+const BUILD_SH: &str = include_str!("../../scripts/release/build.sh");
+const SWITCH_SH: &str = include_str!("../../scripts/release/switch.sh");
+const GO_LIVE_SH: &str = include_str!("../../scripts/release/go_live.sh");
+
+/// The script that unpacks `bundle` as release `id` and gives it its virtualenv
+/// (scripts/release/build.sh): nothing here needs the database, and nothing goes live.
 pub fn build_script(config: &Config, vars: &Vars, bundle: &Bundle, id: &str) -> String {
     let mut s = release_preamble(vars, bundle, id);
+    s.push_str(&assignments(&[
+        ("REQUIREMENTS", &config.django.requirements),
+        ("BUILT", BUILT),
+        ("BUILD_DEPS", &BUILD_DEPENDENCIES.join(" ")),
+        ("BUILD_DEPS_COUNT", &BUILD_DEPENDENCIES.len().to_string()),
+    ]));
+    s.push_str(&format!(
+        "build_deps_installed() {{ {}; }}\n",
+        crate::resource::packages::probe(&BUILD_DEPENDENCIES.map(String::from))
+    ));
+    s.push_str(crate::resource::packages::APT_INSTALL);
     s.push_str("rm -rf \"$R\"\nmkdir -p \"$R\" \"$ROOT/venvs\"\n");
     s.push_str(&format!(
         "{}\n",
         payload(&bundle.tar_gz, "| tar -xz --no-same-owner -C \"$R\"")
     ));
-    s.push_str("chown -R \"$APPUSER:$APPUSER\" \"$R\" \"$ROOT/venvs\"\n");
-    // One virtualenv per requirements file: reused while the requirements do not change. Built
-    // in place (a venv cannot be moved: its scripts name their interpreter by path) and marked
-    // complete only when pip succeeded. `--no-compile`: Python writes the bytecode of what it
-    // imports (the venv is the app user's), most of it during the activation's manage.py;
-    // compiling every file up front cost about a second of a fresh apply.
-    // App servers get a compiler only when a requirement needs one: when pip fails and the
-    // build dependencies are missing, they are installed and pip tries again.
-    s.push_str(crate::resource::packages::APT_INSTALL);
-    s.push_str(&format!(
-        "if [ ! -e \"$V/.tandem-complete\" ]; then\n\
-           rm -rf \"$V\"\n\
-           runuser -u \"$APPUSER\" -- python3 -m venv \"$V\"\n\
-           PIPLOG=$(mktemp)\n\
-           ok=\n\
-           for i in 1 2 3; do\n\
-             if runuser -u \"$APPUSER\" -- \"$V/bin/pip\" install -q --disable-pip-version-check --no-compile -r \"$R\"/{req} >\"$PIPLOG\" 2>&1; then ok=1; break; fi\n\
-             if [ \"$({{ {installed}; }} | grep -c ' ii')\" -ne {count} ]; then\n\
-               echo 'pip needs a compiler for a requirement (last lines below); installing {deps}' >&2\n\
-               tail -n 5 \"$PIPLOG\" >&2\n\
-               apt_install {deps} || {{ echo 'apt could not install {deps}' >&2; exit 1; }}\n\
-               continue\n\
-             fi\n\
-             sleep $((i * 5))\n\
-           done\n\
-           [ -n \"$ok\" ] || {{ cat \"$PIPLOG\" >&2; rm -f \"$PIPLOG\"; echo 'pip install failed three times' >&2; exit 1; }}\n\
-           rm -f \"$PIPLOG\"\n\
-           touch \"$V/.tandem-complete\"\n\
-         fi\n\
-         ln -sfn \"$V\" \"$R/venv\"\n\
-         touch \"$R/{BUILT}\"\n",
-        req = shell_word(&config.django.requirements),
-        deps = BUILD_DEPENDENCIES.join(" "),
-        installed = crate::resource::packages::probe(&BUILD_DEPENDENCIES.map(String::from)),
-        count = BUILD_DEPENDENCIES.len(),
-    ));
+    s.push_str(BUILD_SH);
     s
 }
 
 /// The script that takes built release `id` live: check --deploy, the migrations (when
-/// `migrate`), collectstatic, then the switch, put back when gunicorn does not start on it.
+/// `migrate`), collectstatic, then the switch, put back when gunicorn does not start on it
+/// (scripts/release/go_live.sh).
 pub fn activate_script(
     config: &Config,
     vars: &Vars,
@@ -204,72 +191,41 @@ pub fn activate_script(
         py.push_str(&RECORD_MIGRATIONS.replace("RECORD", MIGRATIONS_RECORD));
     }
     s.push_str(&format!("manage shell >&2 <<'TANDEM_PY'\n{py}TANDEM_PY\n"));
-    // Live only if gunicorn runs on it; otherwise back to the previous release, and the failed
-    // one is removed. The code hash is recorded only on success, so the next plan retries.
     s.push_str(&switch_function(vars));
-    s.push_str(
-        "PREV=$(readlink \"$ROOT/current\" 2>/dev/null || true)\n\
-         if ! switch_to \"$R\"; then\n\
-           if [ -n \"$PREV\" ]; then switch_to \"$PREV\" || true; else rm -f \"$ROOT/current\"; fi\n\
-           rm -rf \"$R\"\n\
-           echo \"gunicorn did not start on the new release; running release: ${PREV:-none}\" >&2\n\
-           exit 1\n\
-         fi\n",
-    );
-    s.push_str(&format!(
-        "printf '%s\\n' {} >\"$R/.tandem-release\"\n",
-        shell_word(&bundle.hash)
-    ));
-    // Who shipped it, for `tandem releases` (set by the script's work-lock preamble).
-    s.push_str("printf '%s\\n' \"${TANDEM_BY:-}\" >\"$R/.tandem-deployed-by\"\n");
-    s.push_str(&format!(
-        "cd \"$ROOT/releases\" && ls -1 | sort | head -n -{KEEP} | while read -r old; do [ \"$old\" = \"$(basename \"$(readlink \"$ROOT/current\")\")\" ] || rm -rf \"$old\"; done\n"
-    ));
-    s.push_str("echo \"released $(basename \"$R\")\"\n");
+    s.push_str(&assignments(&[
+        ("HASH", &bundle.hash),
+        ("KEEP", &KEEP.to_string()),
+    ]));
+    s.push_str(GO_LIVE_SH);
     s
 }
 
-/// Defines `switch_to DIR`: points `current` at DIR atomically, then restarts gunicorn and
-/// waits for it. Socket activation keeps the socket open across the restart: requests wait in
-/// its queue, none is refused.
+/// Defines `switch_to DIR` (scripts/release/switch.sh) for this app server's units.
 fn switch_function(vars: &Vars) -> String {
-    let procs = vars.processes.shell_units();
-    // Background processes stop (warm shutdown, up to their stop_timeout) before `current`
-    // moves, so none runs a mix of two releases, and start on the new one after gunicorn.
-    let (stop, start) = match procs.is_empty() {
-        true => (String::new(), String::new()),
-        false => (
-            format!("systemctl stop {procs} || true\n"),
-            format!(
-                "systemctl reset-failed {procs} 2>/dev/null || true\n\
-                 systemctl start {procs} || {{ journalctl -n 20 --no-pager $(printf ' -u %s' {procs}) >&2; return 1; }}\n"
-            ),
-        ),
-    };
+    let processes: Vec<&str> = vars
+        .processes
+        .here
+        .iter()
+        .map(|p| p.unit.as_str())
+        .collect();
     format!(
-        "switch_to() {{\n\
-           {stop}\
-           ln -sfn \"$1\" \"$ROOT/current.new\" && mv -Tf \"$ROOT/current.new\" \"$ROOT/current\" || return 1\n\
-           systemctl reset-failed {svc} {sock} 2>/dev/null || true\n\
-           systemctl start {sock} || return 1\n\
-           systemctl restart {svc} || true\n\
-           i=0; while [ $i -lt 50 ] && ! systemctl is-active --quiet {svc}; do sleep 0.1; i=$((i+1)); done\n\
-           systemctl is-active --quiet {svc} || {{ journalctl -u {svc} -n 20 --no-pager >&2; return 1; }}\n\
-           {start}\
-         }}\n",
-        svc = shell_word(&vars.units.service),
-        sock = shell_word(&vars.units.socket)
+        "{}{SWITCH_SH}",
+        assignments(&[
+            ("SERVICE", &vars.units.service),
+            ("SOCKET", &vars.units.socket),
+            ("PROCESSES", &processes.join(" ")),
+        ])
     )
 }
 
 /// Switches `current` back to release `id` (already on the host) and restarts gunicorn.
 pub fn rollback_script(vars: &Vars, id: &str) -> String {
+    let root = &vars.paths.root;
     format!(
-        "set -e\nROOT={root}\nR=\"$ROOT/releases\"/{id}\n[ -d \"$R\" ] || {{ echo \"no release $R\" >&2; exit 1; }}\n\
-         {}switch_to \"$R\"\necho \"rolled back to {id}\"\n",
+        "set -e\n{}{}[ -d \"$R\" ] || {{ echo \"no release $R\" >&2; exit 1; }}\n\
+         switch_to \"$R\"\necho \"rolled back to $(basename \"$R\")\"\n",
+        assignments(&[("ROOT", root), ("R", &format!("{root}/releases/{id}"))]),
         switch_function(vars),
-        root = shell_word(&vars.paths.root),
-        id = shell_word(id),
     )
 }
 
@@ -319,15 +275,17 @@ mod tests {
         let (_dir, config, bundle) = shop_and_bundle(0);
         let vars = Vars::for_paths(&config, &config.servers[1]);
         let script = build_script(&config, &vars, &bundle, "r1");
-        let line = script
-            .lines()
-            .find(|l| l.contains("grep -c ' ii'"))
-            .expect("the build dependencies check");
         let query = crate::resource::packages::probe(&BUILD_DEPENDENCIES.map(String::from));
         assert!(
-            line.contains(&format!("$({{ {query}; }} | grep -c ' ii')")),
-            "{line}"
+            script.contains(&format!("build_deps_installed() {{ {query}; }}")),
+            "{script}"
         );
+        assert!(script.contains("BUILD_DEPS_COUNT=3\n"), "{script}");
+        assert!(
+            BUILD_SH
+                .contains("\"$(build_deps_installed | grep -c ' ii')\" -ne \"$BUILD_DEPS_COUNT\"")
+        );
+        crate::resource::table::assert_shell_syntax(&script, "build");
     }
 
     #[test]

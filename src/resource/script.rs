@@ -52,6 +52,21 @@ pub fn owed_file(name: &str) -> String {
     name.replace('/', "_")
 }
 
+/// `NAME=value` lines, each value quoted: how a script kept as a file under scripts/ gets what
+/// it works on (the file itself never has a value pasted into it).
+pub fn assignments(values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .map(|(name, value)| {
+            debug_assert!(
+                name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name}"
+            );
+            format!("{name}={}\n", shell_word(value))
+        })
+        .collect()
+}
+
 /// A command that decodes `data` from a heredoc, followed by `rest` (a redirection or a pipe)
 /// on the same line: `base64 -d <<'TANDEM_DATA' >"$TMP"` ... `TANDEM_DATA`.
 pub fn payload(data: &[u8], rest: &str) -> String {

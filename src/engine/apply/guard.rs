@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use crate::config::identifier::shell_word;
 use crate::engine::transport::{Ssh, SshOptions, Transport};
 use crate::model::report::Report;
-use crate::resource::script::{STATE_DIR, payload};
+use crate::resource::script::{STATE_DIR, assignments, payload};
 
 /// Seconds after which an armed guard restores sshd and ufw by itself.
 pub(super) const GUARD_SECONDS: u64 = 120;
@@ -67,41 +66,66 @@ pub(super) async fn confirm_login(
 /// all, well inside the guard's own deadline.
 const CONFIRM_ATTEMPTS: u32 = 6;
 
-/// Saves what decides whether the operator can log in (sshd's drop-ins, ufw, the deploy user's
-/// authorized_keys, sudoers.d), writes a revert script, and schedules it with a transient
-/// systemd timer: if tandem cannot confirm SSH access (or dies), the host puts all of it back
-/// by itself.
+const ARM_SH: &str = include_str!("../../../scripts/guard/arm.sh");
+const REVERT_SH: &str = include_str!("../../../scripts/guard/revert.sh");
+
+/// Arms the lockout guard (scripts/guard/arm.sh) with its revert script
+/// (scripts/guard/revert.sh) for `deploy_user`'s access.
 pub(super) fn arm_guard_script(deploy_user: &str) -> String {
+    let guard = format!("{STATE_DIR}/guard");
     let revert = format!(
-        "#!/bin/sh\nG={STATE_DIR}/guard\n\
-         rm -rf /etc/ssh/sshd_config.d && cp -a \"$G/sshd_config.d\" /etc/ssh/sshd_config.d\n\
-         rm -rf /etc/sudoers.d && cp -a \"$G/sudoers.d\" /etc/sudoers.d\n\
-         H=$(getent passwd {u} | cut -d: -f6)\n\
-         if [ -n \"$H\" ]; then if [ -e \"$G/authorized_keys\" ]; then cp -a \"$G/authorized_keys\" \"$H/.ssh/authorized_keys\"; \
-           else rm -f \"$H/.ssh/authorized_keys\"; fi; fi\n\
-         systemctl reload ssh 2>/dev/null || systemctl restart ssh 2>/dev/null || true\n\
-         if systemctl is-enabled ssh.socket >/dev/null 2>&1; then systemctl daemon-reload; systemctl stop ssh.service; systemctl restart ssh.socket; fi\n\
-         if [ -d \"$G/ufw\" ]; then rm -rf /etc/ufw && cp -a \"$G/ufw\" /etc/ufw; fi\n\
-         if [ \"$(cat \"$G/ufw-state\")\" = active ]; then ufw reload; elif command -v ufw >/dev/null; then ufw --force disable; fi\n\
-         echo \"$(date -Is) lockout guard: restored sshd_config.d, sudoers.d, authorized_keys and ufw\" >>{STATE_DIR}/audit.log\n",
-        u = shell_word(deploy_user),
+        "#!/bin/sh\n{}{REVERT_SH}",
+        assignments(&[
+            ("G", &guard),
+            ("DEPLOY_USER", deploy_user),
+            ("AUDIT_LOG", &format!("{STATE_DIR}/audit.log")),
+        ])
     );
     format!(
-        "set -e\numask 077\nG={STATE_DIR}/guard\nrm -rf \"$G\"\nmkdir -p \"$G\"\n\
-         if [ -d /etc/ssh/sshd_config.d ]; then cp -a /etc/ssh/sshd_config.d \"$G/\"; else mkdir \"$G/sshd_config.d\"; fi\n\
-         cp -a /etc/sudoers.d \"$G/sudoers.d\"\n\
-         H=$(getent passwd {u} | cut -d: -f6 || true)\n\
-         if [ -n \"$H\" ] && [ -e \"$H/.ssh/authorized_keys\" ]; then cp -a \"$H/.ssh/authorized_keys\" \"$G/authorized_keys\"; fi\n\
-         if [ -d /etc/ufw ]; then cp -a /etc/ufw \"$G/ufw\"; fi\n\
-         if command -v ufw >/dev/null && ufw status | grep -q '^Status: active'; then echo active; else echo inactive; fi >\"$G/ufw-state\"\n\
-         {}\nchmod 700 \"$G/revert\"\n\
-         systemctl stop tandem-guard.timer 2>/dev/null || true\n\
-         systemctl reset-failed tandem-guard.timer tandem-guard.service 2>/dev/null || true\n\
-         systemd-run --quiet --unit=tandem-guard --on-active={GUARD_SECONDS} --timer-property=AccuracySec=1s /bin/sh \"$G/revert\"\n",
+        "set -e\numask 077\n{}rm -rf \"$G\"\nmkdir -p \"$G\"\n{}\n{ARM_SH}",
+        assignments(&[
+            ("G", &guard),
+            ("DEPLOY_USER", deploy_user),
+            ("GUARD_SECONDS", &GUARD_SECONDS.to_string()),
+        ]),
         payload(revert.as_bytes(), ">\"$G/revert\""),
-        u = shell_word(deploy_user),
     )
 }
 
 pub(super) const DISARM_GUARD: &str = "systemctl stop tandem-guard.timer 2>/dev/null || true\n\
      systemctl reset-failed tandem-guard.timer tandem-guard.service 2>/dev/null || true\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    /// The armed script and the revert it carries parse, and a deploy user's name reaches
+    /// them as one word, whatever it holds.
+    #[test]
+    fn the_guard_scripts_take_any_user_name_as_a_word() {
+        let user = "dep'loy $(touch pwned) `x` *";
+        let arm = arm_guard_script(user);
+        crate::resource::table::assert_shell_syntax(&arm, "arm the lockout guard");
+        let (_, after) = arm.split_once("<<'TANDEM_DATA' >\"$G/revert\"\n").unwrap();
+        let (encoded, _) = after.split_once("TANDEM_DATA").unwrap();
+        let revert = base64::engine::general_purpose::STANDARD
+            .decode(encoded.replace('\n', ""))
+            .unwrap();
+        let revert = String::from_utf8(revert).unwrap();
+        crate::resource::table::assert_shell_syntax(&revert, "the guard's revert");
+        for script in [&arm, &revert] {
+            let (values, _) = script.split_once(REVERT_SH).unwrap_or_else(|| {
+                script
+                    .split_once("rm -rf \"$G\"")
+                    .expect("assignments first")
+            });
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{values}\nprintf %s \"$DEPLOY_USER\""))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), user);
+        }
+    }
+}

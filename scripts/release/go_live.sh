@@ -1,0 +1,18 @@
+# The activation's end: switch to release $R, put the previous one back when gunicorn does not
+# start on it (the failed one is removed), record its code hash (only on success, so the next
+# plan retries) and who shipped it, keep the newest $KEEP releases.
+# Set before: ROOT R HASH KEEP, and switch_to.
+PREV=$(readlink "$ROOT/current" 2>/dev/null || true)
+if ! switch_to "$R"; then
+  if [ -n "$PREV" ]; then switch_to "$PREV" || true; else rm -f "$ROOT/current"; fi
+  rm -rf "$R"
+  echo "gunicorn did not start on the new release; running release: ${PREV:-none}" >&2
+  exit 1
+fi
+printf '%s\n' "$HASH" >"$R/.tandem-release"
+# Who shipped it, for `tandem releases` (set by the script's work-lock preamble).
+printf '%s\n' "${TANDEM_BY:-}" >"$R/.tandem-deployed-by"
+cd "$ROOT/releases" && ls -1 | sort | head -n "-$KEEP" | while read -r old; do
+  [ "$old" = "$(basename "$(readlink "$ROOT/current")")" ] || rm -rf "$old"
+done
+echo "released $(basename "$R")"
