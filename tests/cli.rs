@@ -67,6 +67,43 @@ fn good_config_checks_without_the_secret() {
     assert!(stderr.contains("ok, 2 servers"), "{stderr}");
 }
 
+/// A project whose requirements would fail its first release is stopped at `check`, with
+/// every missing piece named at once.
+#[test]
+fn requirements_without_gunicorn_a_driver_or_celery_fail_the_check() {
+    let config = good_config() + "processes:\n  - {name: worker, command: celery -A shop worker}\n";
+    let (dir, path) = workspace(&config);
+    let requirements = dir.path().join("app/requirements.txt");
+    fs::write(&requirements, "Django>=4.2  # no server, no driver\n").unwrap();
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 1, "{stderr}");
+    let source_line = config
+        .lines()
+        .position(|l| l.trim_start().starts_with("source:"))
+        .unwrap()
+        + 1;
+    for says in [
+        "requirements.txt does not install gunicorn",
+        "requirements.txt installs no PostgreSQL driver",
+        "process `worker` runs celery, which requirements.txt does not install",
+    ] {
+        assert!(stderr.contains(says), "{says}:\n{stderr}");
+    }
+    assert!(
+        stderr.contains(&format!("tandem.yml:{source_line}:")),
+        "points at `source:`:\n{stderr}"
+    );
+    // Through an include, with extras and pins, all is well.
+    fs::write(&requirements, "-r base.txt\ncelery[redis]==5.4\n").unwrap();
+    fs::write(
+        dir.path().join("app/base.txt"),
+        "gunicorn>=22\npsycopg2-binary  # the driver\n",
+    )
+    .unwrap();
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 0, "{stderr}");
+}
+
 #[derive(Debug)]
 struct Bad {
     what: &'static str,

@@ -102,7 +102,7 @@ mod tests {
         let root = dir.path();
         for (path, text) in [
             ("manage.py", "print()"),
-            ("requirements.txt", "Django\n"),
+            ("requirements.txt", "Django\ngunicorn\npsycopg\n"),
             ("app/views.py", "x = 1"),
             ("a/settings.py", ""),
             ("a/wsgi.py", ""),

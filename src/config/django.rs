@@ -73,6 +73,80 @@ pub(super) fn python_module_file(source: &Path, module: &str) -> Option<PathBuf>
 }
 
 impl Validator<'_> {
+    /// What the release's `pip install -r` must bring for tandem's units to start: gunicorn,
+    /// a PostgreSQL driver, Celery when a process runs it (and, multi-tenant, the package that
+    /// gives tasks their tenant).
+    pub(super) fn requirements(
+        &mut self,
+        at: &Spanned<String>,
+        django: &Django,
+        processes: &[crate::config::Process],
+    ) {
+        let path = django.source.join(&django.requirements);
+        if !path.is_file() {
+            return; // said already
+        }
+        let (names, unread) = super::requirements::names(&path);
+        let file = &django.requirements;
+        for include in unread {
+            self.error(
+                at,
+                "django.requirements",
+                format!("{file} includes {include}, which cannot be read"),
+                "fix the `-r` line: includes are relative to the file that names them",
+            );
+        }
+        let has = |wanted: &[&str]| wanted.iter().any(|w| names.contains(*w));
+        if !has(&["gunicorn"]) {
+            self.error(
+                at,
+                "django.requirements",
+                format!(
+                    "{file} does not install gunicorn, which serves Django on every app server"
+                ),
+                &format!("add a line `gunicorn` to {file}"),
+            );
+        }
+        if !has(&super::requirements::POSTGRES_DRIVERS) {
+            self.error(
+                at,
+                "django.requirements",
+                format!("{file} installs no PostgreSQL driver (psycopg or psycopg2): Django cannot reach the database"),
+                &format!("add a line `psycopg[binary]` to {file}"),
+            );
+        }
+        let runs_celery = processes.iter().find(|p| {
+            p.command
+                .iter()
+                .any(|w| w == "celery" || w.ends_with("/celery"))
+        });
+        if let Some(process) = runs_celery {
+            if !has(&["celery"]) {
+                self.error(
+                    at,
+                    "django.requirements",
+                    format!(
+                        "process `{}` runs celery, which {file} does not install",
+                        process.name
+                    ),
+                    &format!("add a line `celery[redis]` to {file}"),
+                );
+            } else if django.is_multi_tenant() && !has(&["tenant-schemas-celery"]) {
+                self.warning(
+                    at,
+                    "django.requirements",
+                    format!(
+                        "process `{}` runs celery for a multi-tenant project, and {file} does not install tenant-schemas-celery: tasks run in the public schema",
+                        process.name
+                    ),
+                    &format!(
+                        "add `tenant-schemas-celery` to {file} and make your Celery app a TenantAwareCeleryApp"
+                    ),
+                );
+            }
+        }
+    }
+
     pub(super) fn django(
         &mut self,
         raw: raw::Django,

@@ -24,6 +24,7 @@ pub mod database;
 pub mod destination;
 pub mod django;
 pub mod processes;
+pub mod requirements;
 pub mod servers;
 pub mod ssh;
 pub mod tls;
@@ -472,11 +473,20 @@ impl Validator<'_> {
                 )
             });
         let database = self.database(raw.database, servers.as_deref().unwrap_or_default());
+        // Where a missing requirement is reported: the `requirements:` line, or (when the
+        // default is used) the `source:` line.
+        let requirements_at = match Position::of(&raw.django.requirements).line {
+            0 => raw.django.source.clone(),
+            _ => raw.django.requirements.clone(),
+        };
         let django = self.django(raw.django, &domains, &raw.domains);
         let ssh = self.ssh(raw.ssh, &project);
         let tls = self.tls(raw.tls, &domains, &raw.domains);
         let processes = self.processes(raw.processes, servers.as_deref().unwrap_or_default());
         let broker = self.broker(raw.broker, servers.as_deref().unwrap_or_default());
+        if let Some(django) = &django {
+            self.requirements(&requirements_at, django, &processes);
+        }
         if let (Some(servers), Some(django)) = (&servers, &django) {
             self.connection_budget(&raw_settings, &demand(servers, django, &processes));
         }
@@ -570,7 +580,11 @@ tls: {acme: {email: ops@example.com}}
         ] {
             let path = dir.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, "").unwrap();
+            let text = match file {
+                "requirements.txt" => "Django\ngunicorn\npsycopg[binary]\ncelery[redis]\n",
+                _ => "",
+            };
+            std::fs::write(path, text).unwrap();
         }
         let text = MINIMAL.replace("domains:", &format!("{servers}domains:"));
         super::parse(

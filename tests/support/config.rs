@@ -16,7 +16,11 @@ pub fn django_project(dir: &std::path::Path) {
     ] {
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, "").unwrap();
+        let text = match file {
+            "requirements.txt" => "Django\ngunicorn\npsycopg[binary]\ncelery[redis]\n",
+            _ => "",
+        };
+        std::fs::write(path, text).unwrap();
     }
 }
 
