@@ -158,6 +158,13 @@ const BAD: &[Bad] = &[
         says: "`shop.wgsi` names no file",
     },
     Bad {
+        what: "a server reached as root, whose login apply turns off",
+        from: "    ssh: deploy@app1.example.com\n",
+        to: "    ssh: root@app1.example.com\n",
+        line: 10,
+        says: "logs in as root, and apply turns root's SSH login off",
+    },
+    Bad {
         what: "requirements file missing",
         from: "  settings_module: shop.settings\n",
         to: "  settings_module: shop.settings\n  requirements: reqs/prod.txt\n",

@@ -109,6 +109,27 @@ impl Validator<'_> {
                     format!("`{}` is not an SSH destination: {why}", s.ssh.value),
                     "write user@host, user@host:port, user@[fd00::3]:port or an alias from ~/.ssh/config",
                 );
+            } else if let Ok(Destination {
+                user: Some(user),
+                host,
+                ..
+            }) = Destination::parse(&s.ssh.value)
+                && user == "root"
+            {
+                self.error(
+                    &s.ssh,
+                    &at("ssh"),
+                    format!(
+                        "`{}` logs in as root, and apply turns root's SSH login off \
+                         (PermitRootLogin no): the next run could not come back",
+                        s.ssh.value
+                    ),
+                    &format!(
+                        "write the deploy user (`ssh.deploy_user`, `deploy` unless set), e.g. \
+                         `ssh: deploy@{host}`, and run the first apply as root with \
+                         `tandem apply --bootstrap-user root`"
+                    ),
+                );
             } else if let Some(other) = destinations.insert(&s.ssh.value, &s.name.value) {
                 self.error(
                     &s.ssh,
