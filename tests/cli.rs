@@ -612,6 +612,43 @@ fn usage_errors_exit_1_and_help_and_version_exit_0() {
     }
 }
 
+/// `--version` says what `cargo -vV` says of cargo: which commit (this checkout's), when,
+/// for which target; `-V` is its first line.
+#[test]
+fn the_version_names_the_commit_the_dates_and_the_target() {
+    let run = |flag: &str| {
+        let out = tandem().arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let long = run("--version");
+    let fact = |key: &str| -> String {
+        long.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key}:\n{long}"))
+            .to_string()
+    };
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(fact("commit-hash"), head, "{long}");
+    assert_eq!(fact("release"), env!("CARGO_PKG_VERSION"));
+    for key in ["commit-date", "build-date"] {
+        let date = fact(key);
+        let digits: String = date.chars().filter(char::is_ascii_digit).collect();
+        assert!(date.len() == 10 && digits.len() == 8, "{key}: {date}");
+    }
+    let target = fact("target");
+    assert!(target.contains("-linux-"), "{target}");
+    let short = run("-V");
+    assert_eq!(short.lines().count(), 1, "{short}");
+    assert_eq!(short.trim(), long.lines().next().unwrap());
+    assert!(short.contains(&head[..12]), "{short}");
+}
+
 #[test]
 fn each_command_offers_only_the_flags_it_uses() {
     let help = |command: &str| {

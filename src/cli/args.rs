@@ -2,10 +2,26 @@
 
 use super::*;
 
+/// `tandem --version`: what `cargo -vV` says of cargo (`-V` gives the first line).
+const LONG_VERSION: &str = concat!(
+    env!("TANDEM_VERSION"),
+    "\nrelease: ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit-hash: ",
+    env!("TANDEM_COMMIT"),
+    "\ncommit-date: ",
+    env!("TANDEM_COMMIT_DATE"),
+    "\nbuild-date: ",
+    env!("TANDEM_BUILD_DATE"),
+    "\ntarget: ",
+    env!("TANDEM_TARGET"),
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tandem",
-    version,
+    version = env!("TANDEM_VERSION"),
+    long_version = LONG_VERSION,
     about = "Django on an app server and PostgreSQL on its own server, over SSH, from one YAML file"
 )]
 pub struct Cli {
