@@ -52,56 +52,81 @@ pub struct TlsFiles {
     pub key: Secret,
 }
 
-/// Reads every secret the config names.
+/// Reads every secret the config names. When some cannot be read, the error names every one
+/// of them (which field, which variable or file, why), never a value.
 pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
+    let mut failed: Vec<String> = Vec::new();
+    let db_password = keep(&mut failed, db_password(config));
     let mut env = BTreeMap::new();
     for (name, source) in &config.django.secret_env {
-        env.insert(
-            name.clone(),
-            read(config, source, &format!("django.secret_env.{name}"))?,
-        );
+        if let Some(value) = keep(
+            &mut failed,
+            read(config, source, &format!("django.secret_env.{name}")),
+        ) {
+            env.insert(name.clone(), value);
+        }
     }
     let tls_files = match &config.tls.mode {
-        TlsMode::Files { certificate, key } => Some(TlsFiles {
-            certificate: read_pem(config, certificate, "tls.certificate", "CERTIFICATE")?
-                .0
-                .trim_end()
-                .to_string()
-                + "\n",
-            key: Secret(
-                read_pem(config, key, "tls.key", "PRIVATE KEY")?
-                    .0
-                    .trim_end()
-                    .to_string()
-                    + "\n",
-            ),
-        }),
+        TlsMode::Files { certificate, key } => {
+            let certificate = keep(
+                &mut failed,
+                read_pem(config, certificate, "tls.certificate", "CERTIFICATE"),
+            );
+            let key = keep(&mut failed, read_pem(config, key, "tls.key", "PRIVATE KEY"));
+            certificate.zip(key).map(|(certificate, key)| TlsFiles {
+                certificate: certificate.0.trim_end().to_string() + "\n",
+                key: Secret(key.0.trim_end().to_string() + "\n"),
+            })
+        }
         _ => None,
     };
-    let tls_ca_certificate = ca_certificate(config)?.unwrap_or_default();
+    let tls_ca_certificate = keep(&mut failed, ca_certificate(config))
+        .flatten()
+        .unwrap_or_default();
     let tls_dns_env = match config.tls.acme().and_then(|a| a.dns.as_ref()) {
-        Some(dns) => dns
-            .env(|field, source| read(config, source, field).map(|s| s.0))?
-            .into_iter()
-            .map(|(name, value)| (name, Secret(value)))
-            .collect(),
+        Some(dns) => keep(
+            &mut failed,
+            dns.env(|field, source| read(config, source, field).map(|s| s.0)),
+        )
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, Secret(value)))
+        .collect(),
         None => BTreeMap::new(),
     };
-    Ok(RunSecrets {
-        db_password: db_password(config)?,
-        env,
-        tls_files,
-        tls_ca_certificate,
-        tls_dns_env,
-        backup_cipher: match &config.backup {
-            Some(b) => Some(read(config, &b.encryption_key, "backup.encryption_key")?),
-            None => None,
-        },
-        broker_password: match &config.broker {
-            Some(b) => Some(read(config, &b.password, "broker.password")?),
-            None => None,
-        },
-    })
+    let backup_cipher = config.backup.as_ref().and_then(|b| {
+        keep(
+            &mut failed,
+            read(config, &b.encryption_key, "backup.encryption_key"),
+        )
+    });
+    let broker_password = config
+        .broker
+        .as_ref()
+        .and_then(|b| keep(&mut failed, read(config, &b.password, "broker.password")));
+    match (failed.as_slice(), db_password) {
+        ([], Some(db_password)) => Ok(RunSecrets {
+            db_password,
+            env,
+            tls_files,
+            tls_ca_certificate,
+            tls_dns_env,
+            backup_cipher,
+            broker_password,
+        }),
+        ([one], _) => bail!("{one}"),
+        (many, _) => bail!(
+            "{} secrets of {} cannot be read:\n  {}",
+            many.len(),
+            config.path.display(),
+            many.join("\n  ")
+        ),
+    }
+}
+
+/// `result`'s value, or (its error said in `failed`) none.
+fn keep<T>(failed: &mut Vec<String>, result: anyhow::Result<T>) -> Option<T> {
+    result.map_err(|e| failed.push(format!("{e:#}"))).ok()
 }
 
 /// A PEM document whose first BEGIN line ends in `kind` (`CERTIFICATE`, `PRIVATE KEY`); a
@@ -144,7 +169,7 @@ fn read_whole(config: &Config, source: &PasswordSource, field: &str) -> anyhow::
     match source {
         // The error names the variable, never its value: a value that is not UTF-8 is still
         // the secret (std's NotUnicode error would print its bytes).
-        PasswordSource::Env(name) => env_text(field, name, std::env::var_os(name)),
+        PasswordSource::Env(name) => env_text(&config.path, field, name, std::env::var_os(name)),
         PasswordSource::File(path) => {
             let base = config.path.parent().unwrap_or(Path::new("."));
             let path = base.join(path);
@@ -156,12 +181,21 @@ fn read_whole(config: &Config, source: &PasswordSource, field: &str) -> anyhow::
 
 /// A variable's value as text. The errors name the variable, never the value: one that is not
 /// UTF-8 is still the secret (std's `NotUnicode` error would print its bytes).
-fn env_text(field: &str, name: &str, value: Option<std::ffi::OsString>) -> anyhow::Result<String> {
+fn env_text(
+    config: &Path,
+    field: &str,
+    name: &str,
+    value: Option<std::ffi::OsString>,
+) -> anyhow::Result<String> {
+    let config = config.display();
     match value {
-        None => bail!("{field} in tandem.yml comes from ${name}, which is not set"),
+        None => bail!(
+            "{field} in {config} comes from ${name}, which is not set: export {name}=... first, \
+             or write `{{file: PATH}}` there"
+        ),
         Some(value) => value.into_string().map_err(|_| {
             anyhow::anyhow!(
-                "{field} in tandem.yml comes from ${name}, which is not valid UTF-8 \
+                "{field} in {config} comes from ${name}, which is not valid UTF-8 \
                  (value not shown); set it to UTF-8 text"
             )
         }),
@@ -253,10 +287,37 @@ mod tests {
         assert!(read_pem(&config, &source, "tls.certificate", "CERTIFICATE").is_ok());
     }
 
+    /// Every secret that cannot be read is named at once, with the config file it is in.
+    #[test]
+    fn every_missing_secret_is_named_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::config::testing::shop(dir.path());
+        let text = crate::config::testing::MINIMAL.replace(
+            "password: {env: X}",
+            "password: {env: TANDEM_TEST_UNSET_PASSWORD}",
+        ) + "django: {source: ., wsgi_module: shop.wsgi, settings_module: shop.settings, \
+               secret_env: {SENTRY_DSN: {env: TANDEM_TEST_UNSET_DSN}, API: {file: api.key}}}\n";
+        let path = dir.path().join("prod.yml");
+        let config = crate::config::parse(&path, &text).unwrap().config;
+        let err = format!("{:#}", read_all(&config).err().unwrap());
+        assert!(err.starts_with("3 secrets of "), "{err}");
+        assert!(err.contains("prod.yml"), "{err}");
+        for said in [
+            "database.password in",
+            "$TANDEM_TEST_UNSET_PASSWORD, which is not set",
+            "django.secret_env.SENTRY_DSN in",
+            "$TANDEM_TEST_UNSET_DSN",
+            "reading django.secret_env.API from",
+        ] {
+            assert!(err.contains(said), "{said}: {err}");
+        }
+    }
+
     #[test]
     fn a_variable_that_is_not_utf8_is_named_never_shown() {
         let bytes = b"p\xe4ssw\xf6rd".to_vec();
         let err = env_text(
+            Path::new("tandem.yml"),
             "backup.encryption_key",
             "K",
             Some(std::ffi::OsString::from_vec(bytes)),
@@ -265,7 +326,8 @@ mod tests {
         let shown = format!("{err:#} {err:?}");
         assert!(shown.contains("$K") && shown.contains("UTF-8"), "{shown}");
         assert!(!shown.contains("ssw") && !shown.contains("xE4"), "{shown}");
-        let unset = env_text("database.password", "P", None).unwrap_err();
+        let unset = env_text(Path::new("prod.yml"), "database.password", "P", None).unwrap_err();
+        assert!(unset.to_string().contains("in prod.yml"), "{unset}");
         assert!(unset.to_string().contains("not set"), "{unset}");
     }
 }
