@@ -17,14 +17,14 @@ pub(crate) async fn releases(
     action: ReleaseAction,
 ) -> anyhow::Result<ExitCode> {
     let options = change.apply_options();
-    let (engine, planned) = connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
-    let mut plan = planned.plan;
-    let mut problems = Vec::new();
-    for (host, server) in plan.hosts.iter_mut().zip(&engine.servers) {
-        let provisioning = host.changes.iter().filter(|c| !c.role.is_release()).count();
-        host.handlers.clear();
-        match &action {
-            ReleaseAction::Deploy => {
+    let (engine, plan, problems) = match &action {
+        ReleaseAction::Deploy => {
+            let (engine, planned) =
+                connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
+            let mut plan = planned.plan;
+            for (host, server) in plan.hosts.iter_mut().zip(&engine.servers) {
+                let provisioning = host.changes.iter().filter(|c| !c.role.is_release()).count();
+                host.handlers.clear();
                 if provisioning > 0 && server.role == crate::config::Role::App {
                     say!(
                         "{}: {provisioning} provisioning change(s) pending; `tandem apply` makes them",
@@ -33,46 +33,10 @@ pub(crate) async fn releases(
                 }
                 host.changes.retain(|c| c.role.is_release());
             }
-            ReleaseAction::Rollback { to } => {
-                host.changes.clear();
-                let Some(state) = &host.release else { continue };
-                let target = match to {
-                    Some(id) if state.releases.contains(id) => id.as_str(),
-                    Some(id) => {
-                        problems.push(format!(
-                            "{}: no release {id} (kept: {}); `tandem releases` lists them",
-                            host.server,
-                            state.releases.join(", ")
-                        ));
-                        continue;
-                    }
-                    None => match state.previous() {
-                        Some(previous) => previous,
-                        None => {
-                            problems.push(format!(
-                                "{}: no release before the current one to roll back to",
-                                host.server
-                            ));
-                            continue;
-                        }
-                    },
-                };
-                if state.current.as_deref() == Some(target) {
-                    continue;
-                }
-                let previous = target;
-                let vars = crate::engine::vars::Vars::for_paths(&engine.config, server);
-                host.changes.push(crate::model::plan::Change::release(
-                    "Roll back",
-                    format!(
-                        "~ current: {} -> {previous}",
-                        state.current.as_deref().unwrap_or("none")
-                    ),
-                    crate::resource::release::rollback_script(&vars, previous),
-                ));
-            }
+            (engine, plan, Vec::new())
         }
-    }
+        ReleaseAction::Rollback { to } => rollback_plan(&change, &options, to.as_deref()).await?,
+    };
     if !problems.is_empty() {
         engine.close().await;
         anyhow::bail!("{}", problems.join("\n"));
@@ -90,12 +54,13 @@ pub(crate) async fn releases(
         return end_before_running(engine, go, command, &plan, change.json).await;
     }
     let started = std::time::Instant::now();
-    // A release installs no packages: apply never needs to plan again, but takes the means.
-    let secrets = engine::secrets(&engine.config)?;
-    let reports = {
-        let replan = replanner(&engine, &secrets, &change.remote.remote.config);
-        crate::engine::apply::apply(&engine, &plan, &options, &replan).await
-    };
+    // A release installs no packages: apply never plans again (a rollback cannot: it read
+    // no secret).
+    let replan = |_: Vec<usize>| -> futures::future::LocalBoxFuture<
+        '_,
+        anyhow::Result<Vec<crate::model::plan::HostPlan>>,
+    > { Box::pin(async { anyhow::bail!("a release installs no packages") }) };
+    let reports = crate::engine::apply::apply(&engine, &plan, &options, &replan).await;
     engine.close().await;
     let (summary, ok) = crate::engine::apply::summary(&reports);
     say_part!("{summary}");
@@ -111,4 +76,105 @@ pub(crate) async fn releases(
         out(&crate::cli::json::document(&run)?)?;
     }
     Ok(run.exit_code())
+}
+
+/// A rollback's plan: on each app server (of `--only`), a switch back to the release before the
+/// current one, or to `to`. It needs no plan of the rest and reads no secret: one probe of
+/// the releases per app server, under its lock. Also what stops it (a release not kept).
+async fn rollback_plan(
+    change: &ChangeArgs,
+    options: &crate::engine::apply::ApplyOptions,
+    to: Option<&str>,
+) -> anyhow::Result<(Engine, crate::model::plan::Plan, Vec<String>)> {
+    let planning = &change.remote;
+    let config = load(&planning.remote.config)?;
+    let chosen = engine::select(&config, &planning.only)?;
+    let apps: Vec<String> = chosen
+        .iter()
+        .filter(|s| s.role == crate::config::Role::App)
+        .map(|s| s.name.clone())
+        .collect();
+    if apps.is_empty() {
+        anyhow::bail!("rollback switches app servers back, and --only names none");
+    }
+    let started = std::time::Instant::now();
+    let mut engine =
+        Engine::connect(config, planning.remote.ssh_options(), report(), &apps).await?;
+    if let Err(e) = crate::engine::apply::lock_all(&mut engine, options).await {
+        engine.close().await;
+        return Err(e);
+    }
+    let probes = futures::future::join_all(engine.hosts.iter().zip(&engine.servers).map(
+        |(ssh, server)| {
+            let vars = crate::engine::vars::Vars::for_paths(&engine.config, server);
+            async move {
+                use crate::engine::transport::Transport;
+                let out = ssh.run(&crate::resource::release::probe(&vars)).await?;
+                anyhow::Ok((
+                    vars,
+                    crate::model::state::ReleaseState::parse(out.status, &out.stdout_text()),
+                ))
+            }
+        },
+    ))
+    .await;
+    say!(
+        "probed the releases of {} app server(s) in {:.2}s",
+        engine.hosts.len(),
+        started.elapsed().as_secs_f32()
+    );
+    let mut hosts = Vec::new();
+    let mut problems = Vec::new();
+    for (server, probed) in engine.servers.iter().zip(probes) {
+        let (vars, state) = match probed {
+            Ok(found) => found,
+            Err(e) => {
+                engine.close().await;
+                return Err(e);
+            }
+        };
+        let mut host = crate::model::plan::HostPlan {
+            server: server.name.clone(),
+            discovery: Default::default(),
+            changes: Vec::new(),
+            notes: Vec::new(),
+            handlers: Vec::new(),
+            release: None,
+            certificate: None,
+        };
+        let target = match to {
+            Some(id) if state.releases.iter().any(|r| r == id) => Some(id),
+            Some(id) => {
+                problems.push(format!(
+                    "{}: no release {id} (kept: {}); `tandem releases` lists them",
+                    server.name,
+                    state.releases.join(", ")
+                ));
+                None
+            }
+            None => {
+                let previous = state.previous();
+                if previous.is_none() {
+                    problems.push(format!(
+                        "{}: no release before the current one to roll back to",
+                        server.name
+                    ));
+                }
+                previous
+            }
+        };
+        if let Some(target) = target.filter(|t| state.current.as_deref() != Some(*t)) {
+            host.changes.push(crate::model::plan::Change::release(
+                "Roll back",
+                format!(
+                    "~ current: {} -> {target}",
+                    state.current.as_deref().unwrap_or("none")
+                ),
+                crate::resource::release::rollback_script(&vars, target),
+            ));
+        }
+        host.release = Some(state);
+        hosts.push(host);
+    }
+    Ok((engine, crate::model::plan::Plan { hosts }, problems))
 }
