@@ -827,6 +827,71 @@ fn init_writes_a_starter_and_never_overwrites() {
     );
 }
 
+/// In a Django project, init fills in what the project says (manage.py's settings module, the
+/// wsgi module beside it, the requirements file, multi-tenancy) and says what it read; check
+/// then finds nothing wrong with the django section.
+#[test]
+fn init_reads_the_project_it_is_written_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("acme-site");
+    let files = [
+        (
+            "manage.py",
+            "import os\n# DJANGO_SETTINGS_MODULE is set below\ndef main():\n    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.production')\n",
+        ),
+        ("config/__init__.py", ""),
+        ("config/settings/__init__.py", ""),
+        ("config/settings/production.py", ""),
+        (
+            "config/wsgi.py",
+            "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+        ),
+        (
+            "requirements/production.txt",
+            "Django>=5\ngunicorn\npsycopg[binary]\ndjango-tenants>=3.6\ncelery[redis]\n",
+        ),
+    ];
+    for (file, text) in files {
+        let path = site.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    let out = tandem().current_dir(&site).arg("init").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("settings config.settings.production, wsgi config.wsgi, project `acme_site`"),
+        "{said}"
+    );
+    assert!(
+        said.contains("multi-tenant") && said.contains("installs celery"),
+        "{said}"
+    );
+    let written = fs::read_to_string(site.join("tandem.yml")).unwrap();
+    for line in [
+        "project: acme_site",
+        "  settings_module: config.settings.production",
+        "  wsgi_module: config.wsgi",
+        "  requirements: requirements/production.txt",
+        "  migrate: migrate_schemas",
+        "celery -A config worker",
+    ] {
+        assert!(written.contains(line), "{line}:\n{written}");
+    }
+    let (_, stderr) = check(&site.join("tandem.yml"));
+    assert!(!stderr.contains("django."), "{stderr}");
+    // Without a project, it says so and writes the plain starter.
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let out = tandem().current_dir(&empty).arg("init").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no manage.py"));
+    assert!(
+        fs::read_to_string(empty.join("tandem.yml"))
+            .unwrap()
+            .contains("project: myproject")
+    );
+}
+
 #[test]
 fn render_writes_per_host_trees_and_refuses_a_full_directory() {
     let (dir, path) = workspace(&good_config());

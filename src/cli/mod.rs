@@ -125,7 +125,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { path } => {
-            let path = init::write_starter(&path)?;
+            let (path, said) = init::write_starter(&path)?;
+            for line in said {
+                say!("{line}");
+            }
             say!(
                 "wrote {}; edit it, then run `tandem check -c {}`",
                 path.display(),

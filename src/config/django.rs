@@ -65,7 +65,7 @@ impl Django {
 }
 
 /// The file that Python module `module` (dotted) is in below `source`, if there is one.
-pub(super) fn python_module_file(source: &Path, module: &str) -> Option<PathBuf> {
+pub fn python_module_file(source: &Path, module: &str) -> Option<PathBuf> {
     let path = source.join(module.replace('.', "/"));
     [path.with_extension("py"), path.join("__init__.py")]
         .into_iter()
