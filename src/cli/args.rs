@@ -288,8 +288,13 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `tandem man >/usr/local/share/man/man1/tandem.1`.
-    Man,
+    /// Print the man page (roff), e.g. `tandem man >/usr/local/share/man/man1/tandem.1`; with
+    /// --out, write a page per command there (tandem-plan.1, ...).
+    Man {
+        /// Write every page (tandem.1 and one per command) into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

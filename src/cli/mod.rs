@@ -4,6 +4,7 @@
 
 pub mod init;
 pub mod json;
+mod man;
 pub mod style;
 
 use std::path::PathBuf;
@@ -118,10 +119,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(String::from_utf8_lossy(&script).trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
-            out(String::from_utf8_lossy(&page).trim_end())?;
+        Command::Man { out: None } => {
+            let pages = man::pages()?;
+            out(pages[0].1.trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+            let pages = man::pages()?;
+            for (name, page) in &pages {
+                std::fs::write(dir.join(name), page)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", dir.join(name).display()))?;
+            }
+            say!("wrote {} man pages into {}", pages.len(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { path } => {
