@@ -21,10 +21,15 @@ fn main() -> ExitCode {
             };
         }
     };
+    let json = cli.wants_json();
     let code = match cli::run(cli) {
         Ok(code) => code,
         Err(err) if err.is::<cli::ClosedStdout>() => ExitCode::from(cli::CLOSED_STDOUT_EXIT),
         Err(err) => {
+            // A --json reader gets the failure as a document too (stdout), people the screen.
+            if json && let Ok(document) = cli::json::failure(&err) {
+                let _ = cli::print_stdout(&document);
+            }
             // Config diagnostics are complete screens of their own; other errors print as one chain.
             let screen = match err.downcast_ref::<diagnostic::Diagnostics>() {
                 Some(diagnostics) => diagnostics.to_string(),

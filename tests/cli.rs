@@ -649,6 +649,58 @@ fn the_version_names_the_commit_the_dates_and_the_target() {
     assert!(short.contains(&head[..12]), "{short}");
 }
 
+/// With --json a failure is a document on stdout too (the exit code is still 1): the config's
+/// diagnostics with place and fix, a missing secret named, nothing secret in it.
+#[test]
+fn a_json_command_that_fails_says_so_in_json() {
+    let secret = "hunter2-inline-secret";
+    let config = with_database_line("").replace(
+        "  password: {env: TANDEM_DB_PASSWORD}\n",
+        &format!("  password: {secret}\n"),
+    );
+    let (_dir, path) = workspace(&config);
+    for command in [
+        &["plan", "--json"][..],
+        &["verify", "--json"],
+        &["apply", "--yes", "--json"],
+    ] {
+        let out = tandem()
+            .args(command)
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains(secret), "{stdout}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON document");
+        assert_eq!(doc["format_version"], 1);
+        assert_eq!(doc["ok"], false);
+        let diagnostics = doc["error"]["diagnostics"].as_array().unwrap();
+        let line = config.lines().position(|l| l.contains(secret)).unwrap() as u64 + 1;
+        let password = diagnostics
+            .iter()
+            .find(|d| d["line"] == line)
+            .unwrap_or_else(|| panic!("line {line}: {stdout}"));
+        assert!(password["fix"].is_string(), "{stdout}");
+    }
+    // A secret that is not set: named, with its variable.
+    let (_dir, path) = workspace(&good_config());
+    let out = tandem()
+        .args(["plan", "--json", "-c"])
+        .arg(&path)
+        .env_remove("TANDEM_DB_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("$TANDEM_DB_PASSWORD, which is not set"),
+        "{message}"
+    );
+}
+
 #[test]
 fn each_command_offers_only_the_flags_it_uses() {
     let help = |command: &str| {

@@ -17,6 +17,28 @@ const LONG_VERSION: &str = concat!(
     env!("TANDEM_TARGET"),
 );
 
+impl Cli {
+    /// The command prints a JSON document on stdout (`--json`): a failure is one too.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::Plan { json, .. }
+            | Command::Verify { json, .. }
+            | Command::Releases { json, .. }
+            | Command::Backup {
+                action: Some(BackupCommand::List { json, .. }),
+                ..
+            }
+            | Command::Tenant {
+                action: TenantCommand::List { json, .. },
+            } => *json,
+            Command::Apply(change) | Command::Deploy(change) | Command::Rollback { change, .. } => {
+                change.json
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "tandem",

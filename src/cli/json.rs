@@ -21,6 +21,65 @@ pub fn document(body: &impl Serialize) -> anyhow::Result<String> {
     })?)
 }
 
+/// What a `--json` command prints on stdout when it fails: the error's message and, for a
+/// config that does not load, each diagnostic with its place and fix (never the source line:
+/// the message already masks secrets, the excerpt is for terminals). The exit code is the
+/// failure's as always.
+pub fn failure(err: &anyhow::Error) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Failure {
+        ok: bool,
+        error: Error,
+    }
+    #[derive(Serialize)]
+    struct Error {
+        message: String,
+        diagnostics: Vec<Diagnostic>,
+    }
+    #[derive(Serialize)]
+    struct Diagnostic {
+        severity: &'static str,
+        file: String,
+        line: u64,
+        column: u64,
+        field: String,
+        message: String,
+        fix: Option<String>,
+    }
+    let diagnostics: Vec<Diagnostic> = err
+        .downcast_ref::<crate::config::diagnostic::Diagnostics>()
+        .map(|found| {
+            found
+                .0
+                .iter()
+                .map(|d| Diagnostic {
+                    severity: match d.severity {
+                        crate::config::diagnostic::Severity::Error => "error",
+                        crate::config::diagnostic::Severity::Warning => "warning",
+                    },
+                    file: d.file.display().to_string(),
+                    line: d.position.line,
+                    column: d.position.column,
+                    field: d.field.clone(),
+                    message: d.message.clone(),
+                    fix: d.fix.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let message = match diagnostics.iter().filter(|d| d.severity == "error").count() {
+        0 => format!("{err:#}"),
+        n => format!("the config has {n} error(s)"),
+    };
+    document(&Failure {
+        ok: false,
+        error: Error {
+            message,
+            diagnostics,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,11 @@ use args::*;
 use offline::*;
 use output::*;
 pub use output::{CLOSED_STDOUT_EXIT, ClosedStdout, error_screen, stderr_closed, to_stderr};
+
+/// Prints `text` on stdout (for main's JSON failure document).
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    out(text)
+}
 use plan::*;
 use release::*;
 use verify::*;
