@@ -207,6 +207,21 @@ fn overlapping_applies_converge_and_wait_for_the_apt_lock() {
         &s.db,
         "setsid flock -s /var/lib/tandem/work.lock sleep 8 </dev/null >/dev/null 2>&1 &",
     );
+    // `lock status` shows it, and another run's lock held, without taking either.
+    s.sudo_ok(
+        &s.db,
+        "printf 'ci@elsewhere run 99\\n' >/var/lib/tandem/lock.owner; \
+         setsid flock -o /var/lib/tandem/lock sleep 6 </dev/null >/dev/null 2>&1 &",
+    );
+    let locks = s.run(&["lock", "status"]);
+    assert_ok("lock status", &locks);
+    let said = text(&locks.stdout);
+    assert!(
+        said.contains("db: held by ci@elsewhere run 99 for")
+            && said.contains("remote work of a cut-off run still runs")
+            && said.contains("app1: free"),
+        "{said}"
+    );
     let out = s.run(&["apply", "--yes"]);
     assert_ok("apply while cut-off work runs", &out);
     assert!(

@@ -30,6 +30,9 @@ impl Cli {
             }
             | Command::Tenant {
                 action: TenantCommand::List { json, .. },
+            }
+            | Command::Lock {
+                action: LockCommand::Status { json, .. },
             } => *json,
             Command::Apply(change) | Command::Deploy(change) | Command::Rollback { change, .. } => {
                 change.json
@@ -284,6 +287,12 @@ pub(crate) enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Who holds each server's apply lock and since when, and whether work of a cut-off run
+    /// still runs there; read without taking the lock.
+    Lock {
+        #[command(subcommand)]
+        action: LockCommand,
+    },
     /// Restore the database from its backups: by default into a scratch PostgreSQL on the db
     /// server (port 5439, local socket) for inspection; with --in-place --yes, in place of the
     /// running database, gunicorn stopped meanwhile. A failed restore leaves the running
@@ -324,6 +333,18 @@ pub(crate) enum BackupCommand {
     /// The backups in the repository, oldest first: type, when, age, sizes; and the WAL
     /// archive's range.
     List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum LockCommand {
+    /// Each server's apply lock: free, or held by which run since when.
+    Status {
         #[command(flatten)]
         remote: RemoteArgs,
         /// As JSON on stdout.

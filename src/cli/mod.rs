@@ -24,6 +24,7 @@ mod apply;
 mod args;
 mod backup;
 mod day_two;
+mod lock;
 mod offline;
 mod output;
 mod plan;
@@ -100,6 +101,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         )),
         Command::Releases { remote, json } => runtime()?.block_on(day_two::releases(remote, json)),
         Command::Tenant { action } => runtime()?.block_on(day_two::tenant(action)),
+        Command::Lock {
+            action: LockCommand::Status { remote, json },
+        } => runtime()?.block_on(lock::status(remote, json)),
         Command::Audit {
             remote,
             server,
