@@ -4,9 +4,10 @@
 //!
 //! `cargo test --test capture_probes -- --ignored`
 //!
-//! Two layouts: the seed's db + app (HTTPS off), per Debian release; and the full one on
+//! Three layouts: the seed's db + app (HTTPS off), per Debian release; the full one on
 //! Debian 12 (`full/`): a backup server, HTTPS from the operator's certificate, a background
-//! process and its broker.
+//! process and its broker; and ACME on Debian 12 (`acme/`): two app servers, the issuer and
+//! its peer, with a certificate from a real ACME CA (pebble on the outsider).
 
 mod support;
 
@@ -20,19 +21,58 @@ use support::scenario::{Scenario, assert_ok};
 #[ignore = "a tool: rewrites tests/fixtures/probes from lab servers"]
 fn capture_probe_fixtures() {
     let lab = Lab::get().expect("the lab (root) is needed to capture probes");
-    // TANDEM_CAPTURE_ONLY=full captures the full layout alone.
-    if std::env::var("TANDEM_CAPTURE_ONLY").as_deref() == Ok("full") {
-        capture_full(lab);
-        return;
+    // TANDEM_CAPTURE_ONLY=full (or acme) captures that layout alone.
+    match std::env::var("TANDEM_CAPTURE_ONLY").as_deref() {
+        Ok("full") => return capture_full(lab),
+        Ok("acme") => return capture_acme(lab),
+        _ => {}
     }
     std::thread::scope(|scope| {
         for suite in [Suite::Bookworm, Suite::Trixie] {
             let lab = lab.clone();
             scope.spawn(move || capture(lab, suite));
         }
-        let lab = lab.clone();
-        scope.spawn(move || capture_full(lab));
+        let full = lab.clone();
+        scope.spawn(move || capture_full(full));
+        scope.spawn(move || capture_acme(lab));
     });
+}
+
+/// ACME: two app servers (app1 issues, app2 is its peer) and a certificate from pebble, the
+/// apex resolving to the peer so its challenge is passed on to the issuer.
+fn capture_acme(lab: Lab) {
+    let s = Scenario::with_apps(
+        lab,
+        Suite::Bookworm,
+        support::scenario::Example::Timesheet,
+        2,
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/probes/acme");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).unwrap();
+    let acme = support::acme::start(
+        &s.outsider,
+        &[
+            ("timesheet.lab.test", &s.more_apps[0].ip),
+            ("www.timesheet.lab.test", &s.app.ip),
+        ],
+    );
+    fs::write(s.dir.path().join("ca.pem"), &acme.ca_pem).unwrap();
+    fs::write(out.join("ca.pem"), &acme.ca_pem).unwrap();
+    s.set_domains("[timesheet.lab.test, www.timesheet.lab.test]");
+    s.set_tls(&format!(
+        "tls:\n  ca_certificate: ca.pem\n  acme:\n    email: ops@lab.test\n    directory: {}\n    renew_days: 30\n",
+        acme.directory
+    ));
+    write_config_with_inline_key(&s, &out);
+    fresh_then_converged(&s, &out);
+    // By hand: the issuer's renewal timer off, the peer's certificate gone.
+    s.sudo_ok(
+        &s.app,
+        "systemctl disable --now tandem-acme-timesheet.timer",
+    );
+    s.sudo_ok(&s.more_apps[0], "rm /etc/ssl/tandem/timesheet.crt");
+    plan_into(&s, &out, "drifted", &[]);
 }
 
 /// The full layout: backups, HTTPS from files (a throwaway CA and site key made here, kept

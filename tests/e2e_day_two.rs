@@ -299,6 +299,31 @@ fn manage_logs_releases_rollback_to_and_audit() {
         "{page}"
     );
 
+    // A restart without a release: gunicorn gets a new main process, nginx is reloaded after
+    // its check, and the site still serves.
+    let pid = |s: &Scenario| {
+        s.sudo_ok(
+            &s.app,
+            "systemctl show -p MainPID --value gunicorn-timesheet.service",
+        )
+        .trim()
+        .to_string()
+    };
+    let before = pid(&s);
+    let restart = s.run(&["restart", "gunicorn", "nginx"]);
+    assert_ok("restart", &restart);
+    let said = text(&restart.stdout);
+    let after = pid(&s);
+    assert_ne!(before, after, "gunicorn was not restarted:\n{said}");
+    assert!(
+        said.contains(&format!(
+            "app1: restarted gunicorn-timesheet.service (pid {after})"
+        )) && said.contains("app1: reloaded nginx"),
+        "{said}"
+    );
+    let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
+    assert!(page.contains(">Timesheet</h1>"), "{page}");
+
     // The audit log says what ran, on every server.
     let audit = s.run(&["audit", "-n", "200"]);
     assert_ok("audit", &audit);

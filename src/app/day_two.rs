@@ -27,6 +27,55 @@ pub fn manage_command(vars: &Vars, args: &[String]) -> String {
     )
 }
 
+/// What `tandem restart` restarts on an app server, without a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Restartable {
+    /// gunicorn's service (its socket stays: requests wait in its queue, none is refused).
+    Gunicorn,
+    /// The background processes of `processes:` that run on the server (warm shutdown).
+    Processes,
+    /// nginx, reloaded after `nginx -t` (no connection dropped).
+    Nginx,
+}
+
+/// Restarts `what` on the app server `vars` describes, waiting for gunicorn to be active
+/// again; says one line per thing it restarted.
+pub fn restart_script(vars: &Vars, what: &[Restartable]) -> String {
+    let mut s = String::from("set -e\n");
+    for item in what {
+        match item {
+            Restartable::Gunicorn => s.push_str(&format!(
+                "systemctl restart {svc}\n\
+                 i=0; while [ $i -lt 100 ] && ! systemctl is-active --quiet {svc}; do sleep 0.1; i=$((i+1)); done\n\
+                 systemctl is-active --quiet {svc} || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
+                 echo \"restarted {svc} (pid $(systemctl show -p MainPID --value {svc}))\"\n",
+                svc = shell_word(&vars.units.service)
+            )),
+            Restartable::Processes => {
+                let units = vars.processes.shell_units();
+                if units.is_empty() {
+                    s.push_str("echo 'no background process runs here'\n");
+                } else {
+                    s.push_str(&format!(
+                        "systemctl restart {units}\necho \"restarted {}\"\n",
+                        vars.processes
+                            .here
+                            .iter()
+                            .map(|p| p.unit.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            Restartable::Nginx => s.push_str(
+                "nginx -t -q || { echo 'nginx -t fails: nothing reloaded' >&2; exit 1; }\n\
+                 systemctl reload nginx\necho 'reloaded nginx'\n",
+            ),
+        }
+    }
+    s
+}
+
 /// A log `tandem logs` can show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogSource {

@@ -287,6 +287,21 @@ pub(crate) enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Restart gunicorn (default), the background processes or nginx on the app servers,
+    /// without a release, under each server's lock.
+    Restart {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only this app server.
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// Seconds to wait for another tandem run's lock on a server.
+        #[arg(long, default_value = "120", value_name = "SECONDS")]
+        lock_wait: u64,
+        /// What to restart (default: gunicorn).
+        #[arg(value_enum)]
+        what: Vec<crate::app::day_two::Restartable>,
+    },
     /// Who holds each server's apply lock and since when, and whether work of a cut-off run
     /// still runs there; read without taking the lock.
     Lock {

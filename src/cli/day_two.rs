@@ -227,6 +227,71 @@ pub async fn audit(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `tandem restart [gunicorn|processes|nginx]`: on each app server (or `server`), under its
+/// lock, without a release; one line per server with what it restarted.
+pub async fn restart(
+    remote: RemoteArgs,
+    server: Option<String>,
+    lock_wait: u64,
+    what: Vec<day_two::Restartable>,
+) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let servers = pick(&config, server.as_deref(), Some(Role::App))?;
+    let what = match what.is_empty() {
+        true => vec![day_two::Restartable::Gunicorn],
+        false => what,
+    };
+    let hosts = connect(&remote, &servers).await?;
+    let report = super::report();
+    let who = format!("{} restart", crate::engine::apply::who());
+    let wait = std::time::Duration::from_secs(lock_wait);
+    let mut failed = false;
+    let results = join_all(hosts.iter().zip(&servers).map(|(ssh, server)| {
+        let (report, who, what, config) = (&report, &who, &what, &config);
+        async move {
+            let _lock = ssh.lock(who, wait, &**report).await?;
+            let vars = Vars::for_paths(config, server);
+            let script = crate::resource::script::held(
+                &day_two::restart_script(&vars, what),
+                "restart",
+                who,
+                "restart",
+                &[],
+            );
+            let out = ssh.run(&script).await?;
+            anyhow::ensure!(
+                out.success(),
+                "{}: restart failed: {}",
+                server.name,
+                out.stderr_tail()
+            );
+            anyhow::Ok(out.stdout_text())
+        }
+    }))
+    .await;
+    for host in hosts {
+        host.close().await;
+    }
+    for (server, result) in servers.iter().zip(results) {
+        match result {
+            Ok(said) => {
+                for line in said.lines() {
+                    out(&format!("{}: {line}", server.name))?;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                crate::cli::say!("{}", crate::cli::error_screen(&format!("error: {e:#}")));
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// `tandem tenant add|list`, on the first app server.
 pub async fn tenant(action: TenantCommand) -> anyhow::Result<ExitCode> {
     let (remote, json) = match &action {

@@ -104,6 +104,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock {
             action: LockCommand::Status { remote, json },
         } => runtime()?.block_on(lock::status(remote, json)),
+        Command::Restart {
+            remote,
+            server,
+            lock_wait,
+            what,
+        } => runtime()?.block_on(day_two::restart(remote, server, lock_wait, what)),
         Command::Audit {
             remote,
             server,
