@@ -228,3 +228,34 @@ fn full_drifted() {
         "{shown}"
     );
 }
+
+/// ACME with two app servers (app1 the issuer, app2 its peer), captured on Debian 12 with a
+/// certificate from pebble. Its fresh plan makes new keys (the certificate push key, the
+/// SECRET_KEY), so it is checked by what it must hold.
+#[test]
+fn acme_fresh() {
+    let plan = replay("acme", "fresh");
+    let shown = stable(&plan.to_string());
+    for expected in [
+        "lego",
+        "+ file /usr/local/lib/tandem/acme-timesheet",
+        "+ file /etc/systemd/system/tandem-acme-timesheet.timer",
+        "+ file /usr/local/lib/tandem/tls-receive-timesheet",
+        "certificate",
+    ] {
+        assert!(shown.contains(expected), "{expected} missing:\n{shown}");
+    }
+}
+
+#[test]
+fn acme_converged() {
+    converged("acme");
+}
+
+#[test]
+fn acme_drifted() {
+    let shown = check("acme", "drifted");
+    for expected in ["tandem-acme-timesheet.timer", "timesheet.crt"] {
+        assert!(shown.contains(expected), "{expected} missing:\n{shown}");
+    }
+}
