@@ -198,7 +198,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
             .checked_sub(1)
             .and_then(|i| text.lines().nth(i))
             .unwrap_or("");
-        let (message, fix) = explain_parse_error(&err.message, line);
+        let (message, mut fix) = explain_parse_error(&err.message, line);
+        if let Some(stray) = stray_key(text, &err.message, err.position.line as usize) {
+            fix = Some(stray);
+        }
         let mut d = Diagnostic::error(path, &source, err.position, "", message);
         if let Some(fix) = fix {
             d = d.fix(fix);
@@ -219,6 +222,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
         }),
         _ => Err(diagnostics),
     }
+}
+
+/// For "missing field `X`": a line that does hold `X:`, at another indentation than the
+/// section that misses it (a key indented one level too little), and how to move it. `at` is
+/// the 1-based line the error points at (the section's first key).
+fn stray_key(text: &str, message: &str, at: usize) -> Option<String> {
+    let field = message.strip_prefix("missing field `")?.split('`').next()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let here = lines.get(at.checked_sub(1)?)?;
+    let section = lines[..at - 1]
+        .iter()
+        .rev()
+        .find(|l| {
+            !l.trim().is_empty() && !l.trim_start().starts_with('#') && indent(l) < indent(here)
+        })
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("- ")
+                .trim_end_matches(':')
+                .to_string()
+        })?;
+    let (i, line) = lines.iter().enumerate().find(|(_, l)| {
+        l.trim_start()
+            .trim_start_matches("- ")
+            .strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+            && indent(l) != indent(here)
+    })?;
+    Some(format!(
+        "`{field}:` is on line {} indented {} space(s), outside `{section}:`; indent it by {} \
+         like the other keys of `{section}:`",
+        i + 1,
+        indent(line),
+        indent(here)
+    ))
 }
 
 /// Turns serde-saphyr's message into tandem's: no trailing position (the header has it), a
@@ -805,6 +844,28 @@ mod tests {
         assert_eq!(fix.unwrap(), "write one of: db, app");
         let (_, fix) = explain_parse_error("unknown variant `ap`, expected one of db, app", "");
         assert!(fix.unwrap().starts_with("did you mean `app`?"));
+    }
+
+    /// A key indented one level too little is named where it is, with the section it
+    /// belongs to and the indentation it needs.
+    #[test]
+    fn a_key_at_the_wrong_level_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        testing::shop(dir.path());
+        let text = format!(
+            "{}django:\n  source: .\n  settings_module: shop.settings\nwsgi_module: shop.wsgi\n",
+            testing::MINIMAL
+        );
+        let stray_line = text.lines().count();
+        let err = parse(&dir.path().join("tandem.yml"), &text).err().unwrap();
+        let shown = err.to_string();
+        assert!(shown.contains("missing field `wsgi_module`"), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "`wsgi_module:` is on line {stray_line} indented 0 space(s), outside `django:`; indent it by 2"
+            )),
+            "{shown}"
+        );
     }
 
     #[test]
