@@ -732,6 +732,40 @@ fn each_command_offers_only_the_flags_it_uses() {
         assert!(text.contains("--postgres-version"), "{command}");
         assert!(!text.contains("--ssh-config"), "{command}");
     }
+    // Template overrides only where templates are rendered.
+    let help_of = |words: &[&str]| {
+        let out = tandem().args(words).arg("--help").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for words in [
+        &["manage"][..],
+        &["logs"],
+        &["releases"],
+        &["audit"],
+        &["tenant", "list"],
+        &["tenant", "add"],
+        &["backup"],
+        &["backup", "list"],
+        &["restore"],
+        &["restart"],
+        &["lock", "status"],
+    ] {
+        let text = help_of(words);
+        assert!(text.contains("--ssh-config"), "{words:?}: {text}");
+        assert!(
+            !text.contains("--overrides"),
+            "{words:?} offers --overrides"
+        );
+    }
+    for words in [
+        &["plan"][..],
+        &["apply"],
+        &["verify"],
+        &["check"],
+        &["render"],
+    ] {
+        assert!(help_of(words).contains("--overrides"), "{words:?}");
+    }
 }
 
 #[test]

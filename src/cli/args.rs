@@ -77,6 +77,26 @@ pub(crate) struct ConfigArgs {
     pub(crate) overrides: Option<PathBuf>,
 }
 
+/// The config file alone, for the commands that render no template.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ConfigFileArgs {
+    /// The config file.
+    #[arg(short, long, default_value = "tandem.yml")]
+    pub(crate) config: PathBuf,
+}
+
+impl AsRef<std::path::Path> for ConfigArgs {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.config
+    }
+}
+
+impl AsRef<std::path::Path> for ConfigFileArgs {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.config
+    }
+}
+
 /// The commands that never contact a server.
 #[derive(clap::Args, Debug)]
 pub(crate) struct OfflineArgs {
@@ -105,10 +125,9 @@ pub(crate) enum DiskArg {
     Unknown,
 }
 
+/// How to reach the servers (every command that connects).
 #[derive(clap::Args, Debug)]
-pub(crate) struct RemoteArgs {
-    #[command(flatten)]
-    pub(crate) config: ConfigArgs,
+pub(crate) struct SshArgs {
     /// ssh_config file for every connection (`ssh -F FILE`); default: ~/.ssh/config.
     #[arg(long, value_name = "FILE")]
     pub(crate) ssh_config: Option<PathBuf>,
@@ -120,13 +139,43 @@ pub(crate) struct RemoteArgs {
     pub(crate) bootstrap_user: Option<String>,
 }
 
-impl RemoteArgs {
+impl SshArgs {
     pub(crate) fn ssh_options(&self) -> SshOptions {
         SshOptions {
             config_file: self.ssh_config.clone(),
             accept_new_host_keys: self.accept_new_host_keys,
             bootstrap_user: self.bootstrap_user.clone(),
         }
+    }
+}
+
+/// The commands that connect and render templates (plan, apply, verify, deploy, rollback).
+#[derive(clap::Args, Debug)]
+pub(crate) struct RemoteArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
+}
+
+impl RemoteArgs {
+    pub(crate) fn ssh_options(&self) -> SshOptions {
+        self.ssh.ssh_options()
+    }
+}
+
+/// The day-two commands: they connect, but render nothing (no `--overrides`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct ConnectArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigFileArgs,
+    #[command(flatten)]
+    pub(crate) ssh: SshArgs,
+}
+
+impl ConnectArgs {
+    pub(crate) fn ssh_options(&self) -> SshOptions {
+        self.ssh.ssh_options()
     }
 }
 
@@ -220,7 +269,7 @@ pub(crate) enum Command {
     /// terminal when there is one; exits with manage.py's status.
     Manage {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// The app server (default: the first in the config).
         #[arg(long, value_name = "NAME")]
         server: Option<String>,
@@ -237,7 +286,7 @@ pub(crate) enum Command {
     /// with its server.
     Logs {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// Only this server.
         #[arg(long, value_name = "NAME")]
         server: Option<String>,
@@ -257,7 +306,7 @@ pub(crate) enum Command {
     /// List each app server's releases: id, code hash, who shipped it; the current one marked.
     Releases {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// As JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -270,7 +319,7 @@ pub(crate) enum Command {
     /// Show the last lines of each server's audit log: what tandem ran there, when, for whom.
     Audit {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// Only this server.
         #[arg(long, value_name = "NAME")]
         server: Option<String>,
@@ -285,13 +334,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: Option<BackupCommand>,
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
     },
     /// Restart gunicorn (default), the background processes or nginx on the app servers,
     /// without a release, under each server's lock.
     Restart {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// Only this app server.
         #[arg(long, value_name = "NAME")]
         server: Option<String>,
@@ -314,7 +363,7 @@ pub(crate) enum Command {
     /// database as it was.
     Restore {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// The moment to go back to, with its offset: `2026-11-29 23:38:56+00` (default: the
         /// latest archived).
         #[arg(long, value_name = "TIME")]
@@ -349,7 +398,7 @@ pub(crate) enum BackupCommand {
     /// archive's range.
     List {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// As JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -361,7 +410,7 @@ pub(crate) enum LockCommand {
     /// Each server's apply lock: free, or held by which run since when.
     Status {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// As JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -374,7 +423,7 @@ pub(crate) enum TenantCommand {
     /// schema. The domain must be one the config serves (under a `*.` wildcard of `domains`).
     Add {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// The tenant's name (its model's `name` field, when it has one).
         name: String,
         /// Its domain, e.g. `blue.example.com` under `*.example.com`.
@@ -386,7 +435,7 @@ pub(crate) enum TenantCommand {
     /// List the tenants: schema, name, domains.
     List {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: ConnectArgs,
         /// As JSON on stdout.
         #[arg(long)]
         json: bool,

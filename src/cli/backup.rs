@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::{RemoteArgs, load, out};
+use super::{ConnectArgs, load, out};
 use crate::backup::pgbackrest::{self, human_age, human_size};
 use crate::backup::restore::{self, Restore, Target};
 use crate::config::{Config, Server};
@@ -19,7 +19,7 @@ fn repository(config: &Config) -> anyhow::Result<&Server> {
     )
 }
 
-async fn connect_one(remote: &RemoteArgs, server: &Server) -> anyhow::Result<Ssh> {
+async fn connect_one(remote: &ConnectArgs, server: &Server) -> anyhow::Result<Ssh> {
     Ok(super::day_two::connect(remote, &[server]).await?.remove(0))
 }
 
@@ -41,7 +41,7 @@ async fn info(ssh: &Ssh, vars: &Vars) -> anyhow::Result<(i64, pgbackrest::Info)>
 
 /// `tandem backup`: a backup now, by the repository server's backup service (full or
 /// incremental as the schedule would take it), so that a killed tandem cannot cut it short.
-pub async fn backup_now(remote: RemoteArgs) -> anyhow::Result<ExitCode> {
+pub async fn backup_now(remote: ConnectArgs) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
     let server = repository(&config)?;
     let vars = Vars::for_paths(&config, server);
@@ -71,7 +71,7 @@ pub async fn backup_now(remote: RemoteArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `tandem backup list`: every backup in the repository, oldest first, with its age and size.
-pub async fn list(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn list(remote: ConnectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
     let server = repository(&config)?;
     let vars = Vars::for_paths(&config, server);
@@ -131,7 +131,7 @@ pub async fn list(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
 /// `tandem restore`: into a scratch cluster on the db server, or in place (`--in-place
 /// --yes`) with the app servers' gunicorn stopped around it.
 pub async fn restore(
-    remote: RemoteArgs,
+    remote: ConnectArgs,
     time: Option<String>,
     in_place: bool,
     yes: bool,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use futures::future::join_all;
 
-use super::{RemoteArgs, TenantCommand, load, out};
+use super::{ConnectArgs, TenantCommand, load, out};
 use crate::app::day_two::{self, LogRange, LogSource};
 use crate::config::{Config, Role, Server};
 use crate::engine::transport::{Ssh, Transport};
@@ -42,7 +42,7 @@ fn pick<'a>(
 }
 
 /// Connects to `servers`, all at once.
-pub(super) async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow::Result<Vec<Ssh>> {
+pub(super) async fn connect(remote: &ConnectArgs, servers: &[&Server]) -> anyhow::Result<Vec<Ssh>> {
     let report = super::report();
     let targets: Vec<(&str, &str)> = servers
         .iter()
@@ -56,7 +56,7 @@ pub(super) async fn connect(remote: &RemoteArgs, servers: &[&Server]) -> anyhow:
 /// `tandem manage [--server NAME] -- ARGS`: manage.py on an app server, attached to this
 /// terminal when there is one; its exit status is tandem's.
 pub async fn manage(
-    remote: RemoteArgs,
+    remote: ConnectArgs,
     server: Option<String>,
     args: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -87,7 +87,7 @@ pub async fn manage(
 /// `tandem logs`: each server's logs, each line prefixed with its server; with `--follow`,
 /// every server's new lines merged into one stream until interrupted.
 pub async fn logs(
-    remote: RemoteArgs,
+    remote: ConnectArgs,
     server: Option<String>,
     sources: Vec<LogSource>,
     range: LogRange,
@@ -139,7 +139,7 @@ fn print_line(server: &str, text: &str) {
 }
 
 /// `tandem releases`: every app server's releases, oldest first, the current one marked.
-pub async fn releases(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn releases(remote: ConnectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
     let servers = pick(&config, None, Some(Role::App))?;
     let hosts = connect(&remote, &servers).await?;
@@ -207,7 +207,7 @@ pub async fn releases(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode
 /// `tandem audit`: the last lines of each server's audit log (what tandem ran, when, and for
 /// whom), prefixed with the server.
 pub async fn audit(
-    remote: RemoteArgs,
+    remote: ConnectArgs,
     server: Option<String>,
     lines: u32,
 ) -> anyhow::Result<ExitCode> {
@@ -230,7 +230,7 @@ pub async fn audit(
 /// `tandem restart [gunicorn|processes|nginx]`: on each app server (or `server`), under its
 /// lock, without a release; one line per server with what it restarted.
 pub async fn restart(
-    remote: RemoteArgs,
+    remote: ConnectArgs,
     server: Option<String>,
     lock_wait: u64,
     what: Vec<day_two::Restartable>,

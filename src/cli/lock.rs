@@ -5,7 +5,7 @@ use super::*;
 use crate::engine::lock_status::{self, LockStatus};
 use crate::engine::transport::Transport;
 
-pub(crate) async fn status(remote: RemoteArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn status(remote: ConnectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
     let servers: Vec<&config::Server> = config.servers.iter().collect();
     let hosts = day_two::connect(&remote, &servers).await?;

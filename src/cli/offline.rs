@@ -2,8 +2,8 @@
 
 use super::*;
 
-pub(crate) fn load(args: &ConfigArgs) -> anyhow::Result<config::Config> {
-    let loaded = config::load(&args.config)?;
+pub(crate) fn load(args: &impl AsRef<std::path::Path>) -> anyhow::Result<config::Config> {
+    let loaded = config::load(args.as_ref())?;
     for warning in &loaded.warnings {
         say!("{}", error_screen(&warning.to_string()));
     }
