@@ -701,6 +701,44 @@ fn a_json_command_that_fails_says_so_in_json() {
     );
 }
 
+/// `restore --in-place` replaces data: on a terminal it asks, like apply (a `no` contacts no
+/// server); without one it needs --yes.
+#[test]
+fn an_in_place_restore_asks_first() {
+    let config = good_config().replace(
+        "domains:",
+        "  - name: vault\n    role: backup\n    ssh: deploy@vault.example.com\n    fqdn: vault.example.com\n    internal_ip: 10.0.0.5\ndomains:",
+    ) + "backup:\n  encryption_key: {env: TANDEM_BACKUP_KEY}\n";
+    let (_dir, path) = workspace(&config);
+    let piped = tandem()
+        .args(["restore", "--in-place", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&piped.stderr).contains("add --yes to go ahead"));
+    // On a terminal (script(1) gives it one), answered `no`.
+    let command = format!(
+        "{} restore --in-place -c {}",
+        assert_cmd::cargo::cargo_bin("tandem").display(),
+        path.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"no\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("Restore in place? Type yes:"), "{said}");
+    assert!(said.contains("not restored"), "{said}");
+    assert!(!said.contains("connecting"), "{said}");
+}
+
 #[test]
 fn each_command_offers_only_the_flags_it_uses() {
     let help = |command: &str| {

@@ -143,10 +143,19 @@ pub async fn restore(
         Some(t) => Target::time(t)?,
         None => Target::Latest,
     };
-    if in_place && !yes {
-        bail!(
-            "--in-place replaces the running database with the restored one (the app servers are stopped meanwhile; the old data directory is kept on the db server): add --yes to go ahead"
-        );
+    // Replacing data is asked for, on a terminal, like apply; without one it needs --yes.
+    if in_place {
+        let said = "--in-place replaces the running database with the restored one (the app \
+                    servers are stopped meanwhile; the old data directory is kept on the db server)";
+        let asked = std::io::IsTerminal::is_terminal(&std::io::stdin()) && !yes;
+        if asked {
+            crate::cli::say!("{said}.");
+        }
+        match super::confirm("Restore in place?", yes) {
+            Ok(true) => {}
+            Ok(false) => bail!("not restored: the answer was not `yes`"),
+            Err(_) => bail!("{said}: add --yes to go ahead"),
+        }
     }
     let db = config.db_server();
     let mut servers: Vec<&Server> = vec![db];
