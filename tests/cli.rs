@@ -739,6 +739,26 @@ fn an_in_place_restore_asks_first() {
     assert!(!said.contains("connecting"), "{said}");
 }
 
+/// A tandem flag written among manage.py's words goes to manage.py: tandem says so.
+#[test]
+fn a_tandem_flag_after_manage_words_is_pointed_out() {
+    let (_dir, path) = workspace(&good_config());
+    let out = tandem()
+        .args(["manage", "-c"])
+        .arg(&path)
+        .args(["check", "--server", "app2"])
+        .arg("--ssh-config=/dev/null")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: --server, --ssh-config after manage.py's arguments go to manage.py"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn each_command_offers_only_the_flags_it_uses() {
     let help = |command: &str| {
@@ -752,11 +772,20 @@ fn each_command_offers_only_the_flags_it_uses() {
             assert!(!text.contains(unused), "{command} offers {unused}");
         }
     }
-    for command in ["manage", "logs", "releases", "audit"] {
-        assert!(!help(command).contains("--only"), "{command} offers --only");
+    // One spelling picks servers: --server, a list where a list makes sense (`--only` is a
+    // hidden alias on the planning commands).
+    for command in [
+        "plan", "verify", "apply", "deploy", "rollback", "manage", "logs", "audit", "restart",
+    ] {
+        let text = help(command);
+        assert!(text.contains("--server"), "{command} lacks --server");
+        assert!(!text.contains("--only"), "{command} offers --only");
     }
-    for command in ["plan", "verify", "apply", "deploy", "rollback"] {
-        assert!(help(command).contains("--only"), "{command} lacks --only");
+    for command in ["plan", "logs", "audit", "restart"] {
+        assert!(
+            help(command).contains("--server <NAME[,NAME]>"),
+            "{command}"
+        );
     }
     for command in ["apply", "deploy", "rollback"] {
         let text = help(command);

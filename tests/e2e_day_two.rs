@@ -218,11 +218,12 @@ fn manage_logs_releases_rollback_to_and_audit() {
         text(&db_logs.stdout)
     );
 
-    // --only: the run works on the servers named and says which it skipped.
-    let only = s.run(&["plan", "--only", "app1"]);
-    assert_ok("plan --only app1", &only);
+    // --server: the run works on the servers named and says which it skipped (`--only`, the
+    // old spelling, still works).
+    let only = s.run(&["plan", "--server", "app1"]);
+    assert_ok("plan --server app1", &only);
     assert!(
-        text(&only.stderr).contains("--only: skipping db"),
+        text(&only.stderr).contains("--server: skipping db"),
         "{}",
         text(&only.stderr)
     );

@@ -180,14 +180,19 @@ impl ConnectArgs {
 }
 
 /// The commands that plan (plan, verify and the ones that change servers): on every server, or
-/// on those `--only` names.
+/// on those `--server` names.
 #[derive(clap::Args, Debug)]
 pub(crate) struct PlanningArgs {
     #[command(flatten)]
     pub(crate) remote: RemoteArgs,
     /// Work on these servers only (names from the config, comma-separated); the run says
     /// which it skipped.
-    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    #[arg(
+        long = "server",
+        alias = "only",
+        value_name = "NAME[,NAME]",
+        value_delimiter = ','
+    )]
     pub(crate) only: Vec<String>,
 }
 
@@ -287,9 +292,9 @@ pub(crate) enum Command {
     Logs {
         #[command(flatten)]
         remote: ConnectArgs,
-        /// Only this server.
-        #[arg(long, value_name = "NAME")]
-        server: Option<String>,
+        /// Only these servers (comma-separated).
+        #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+        server: Vec<String>,
         /// Keep printing new lines, every server merged, until interrupted.
         #[arg(short, long)]
         follow: bool,
@@ -320,9 +325,9 @@ pub(crate) enum Command {
     Audit {
         #[command(flatten)]
         remote: ConnectArgs,
-        /// Only this server.
-        #[arg(long, value_name = "NAME")]
-        server: Option<String>,
+        /// Only these servers (comma-separated).
+        #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+        server: Vec<String>,
         /// Lines per server.
         #[arg(short = 'n', long, default_value = "50")]
         lines: u32,
@@ -341,9 +346,9 @@ pub(crate) enum Command {
     Restart {
         #[command(flatten)]
         remote: ConnectArgs,
-        /// Only this app server.
-        #[arg(long, value_name = "NAME")]
-        server: Option<String>,
+        /// Only these app servers (comma-separated).
+        #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+        server: Vec<String>,
         /// Seconds to wait for another tandem run's lock on a server.
         #[arg(long, default_value = "120", value_name = "SECONDS")]
         lock_wait: u64,

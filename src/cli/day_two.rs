@@ -14,31 +14,35 @@ use crate::engine::vars::Vars;
 
 /// The servers a day-two command runs on: the one named by `--server` (which must have
 /// `role` when one is given), or every server of `role` (every server for `None`).
+/// The servers `named` (all of them when empty) that have `role`, in config order; an unknown
+/// name or one of another role is refused.
 fn pick<'a>(
     config: &'a Config,
-    named: Option<&str>,
+    named: &[String],
     role: Option<Role>,
 ) -> anyhow::Result<Vec<&'a Server>> {
     let fits = |s: &&Server| role.is_none_or(|r| s.role == r);
-    match named {
-        Some(name) => {
-            let Some(server) = config.servers.iter().find(|s| s.name == name) else {
-                let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
-                bail!(
-                    "no server `{name}` in the config (servers: {})",
-                    names.join(", ")
-                );
-            };
-            if !fits(&server) {
-                bail!(
-                    "`{name}` is the {} server; this command runs on app servers",
-                    server.role.as_str()
-                );
-            }
-            Ok(vec![server])
+    for name in named {
+        let Some(server) = config.servers.iter().find(|s| &s.name == name) else {
+            let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
+            bail!(
+                "--server: no server `{name}` in the config (servers: {})",
+                names.join(", ")
+            );
+        };
+        if !fits(&server) {
+            bail!(
+                "--server: `{name}` is the {} server; this command runs on app servers",
+                server.role.as_str()
+            );
         }
-        None => Ok(config.servers.iter().filter(fits).collect()),
     }
+    Ok(config
+        .servers
+        .iter()
+        .filter(fits)
+        .filter(|s| named.is_empty() || named.contains(&s.name))
+        .collect())
 }
 
 /// Connects to `servers`, all at once.
@@ -53,6 +57,15 @@ pub(super) async fn connect(remote: &ConnectArgs, servers: &[&Server]) -> anyhow
     crate::engine::transport::connect_all(&targets, &remote.ssh_options(), &retrying).await
 }
 
+/// tandem's own flags of `manage`, which manage.py does not take.
+const TANDEM_FLAGS: [&str; 5] = [
+    "--server",
+    "--ssh-config",
+    "--accept-new-host-keys",
+    "--bootstrap-user",
+    "--only",
+];
+
 /// `tandem manage [--server NAME] -- ARGS`: manage.py on an app server, attached to this
 /// terminal when there is one; its exit status is tandem's.
 pub async fn manage(
@@ -61,9 +74,22 @@ pub async fn manage(
     args: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
+    // Words after manage.py's first one go to manage.py: a tandem flag there was meant for
+    // tandem (`tandem manage check --server app2` runs on the first app server).
+    let misplaced: Vec<&str> = args
+        .iter()
+        .map(|a| a.split('=').next().unwrap_or(a))
+        .filter(|a| TANDEM_FLAGS.contains(a))
+        .collect();
+    if !misplaced.is_empty() {
+        crate::cli::say!(
+            "warning: {} after manage.py's arguments go to manage.py, not tandem; put tandem's flags before them: `tandem manage --server NAME -c FILE -- ARGS`",
+            misplaced.join(", ")
+        );
+    }
     let config = load(&remote.config)?;
     let target = match server.as_deref() {
-        Some(name) => pick(&config, Some(name), Some(Role::App))?[0],
+        Some(name) => pick(&config, &[name.to_string()], Some(Role::App))?[0],
         None => config
             .app_servers()
             .next()
@@ -88,12 +114,12 @@ pub async fn manage(
 /// every server's new lines merged into one stream until interrupted.
 pub async fn logs(
     remote: ConnectArgs,
-    server: Option<String>,
+    server: Vec<String>,
     sources: Vec<LogSource>,
     range: LogRange,
 ) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
-    let servers: Vec<&Server> = pick(&config, server.as_deref(), None)?
+    let servers: Vec<&Server> = pick(&config, &server, None)?
         .into_iter()
         .filter(|s| {
             sources.is_empty()
@@ -141,7 +167,7 @@ fn print_line(server: &str, text: &str) {
 /// `tandem releases`: every app server's releases, oldest first, the current one marked.
 pub async fn releases(remote: ConnectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
-    let servers = pick(&config, None, Some(Role::App))?;
+    let servers = pick(&config, &[], Some(Role::App))?;
     let hosts = connect(&remote, &servers).await?;
     let answers = join_all(hosts.iter().zip(&servers).map(|(ssh, server)| {
         let script = day_two::releases_script(&Vars::for_paths(&config, server));
@@ -208,11 +234,11 @@ pub async fn releases(remote: ConnectArgs, json: bool) -> anyhow::Result<ExitCod
 /// whom), prefixed with the server.
 pub async fn audit(
     remote: ConnectArgs,
-    server: Option<String>,
+    server: Vec<String>,
     lines: u32,
 ) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
-    let servers = pick(&config, server.as_deref(), None)?;
+    let servers = pick(&config, &server, None)?;
     let hosts = connect(&remote, &servers).await?;
     let script = day_two::audit_script(lines);
     let answers = join_all(hosts.iter().map(|ssh| ssh.run(&script))).await;
@@ -231,12 +257,12 @@ pub async fn audit(
 /// lock, without a release; one line per server with what it restarted.
 pub async fn restart(
     remote: ConnectArgs,
-    server: Option<String>,
+    server: Vec<String>,
     lock_wait: u64,
     what: Vec<day_two::Restartable>,
 ) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
-    let servers = pick(&config, server.as_deref(), Some(Role::App))?;
+    let servers = pick(&config, &server, Some(Role::App))?;
     let what = match what.is_empty() {
         true => vec![day_two::Restartable::Gunicorn],
         false => what,

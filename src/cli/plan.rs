@@ -40,7 +40,7 @@ pub(crate) async fn plan_alongside<T, F: std::future::Future<Output = T>>(
         .map(|s| s.name.as_str())
         .collect();
     if !skipped.is_empty() {
-        say!("--only: skipping {}", skipped.join(", "));
+        say!("--server: skipping {}", skipped.join(", "));
     }
     let connected = started.elapsed();
     let locked = match locking {

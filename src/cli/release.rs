@@ -95,7 +95,7 @@ async fn rollback_plan(
         .map(|s| s.name.clone())
         .collect();
     if apps.is_empty() {
-        anyhow::bail!("rollback switches app servers back, and --only names none");
+        anyhow::bail!("rollback switches app servers back, and --server names none");
     }
     let started = std::time::Instant::now();
     let mut engine =

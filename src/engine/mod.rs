@@ -472,7 +472,7 @@ pub fn select(config: &Config, only: &[String]) -> anyhow::Result<Vec<Server>> {
     {
         let names: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
         bail!(
-            "--only: no server `{unknown}` in the config (servers: {})",
+            "--server: no server `{unknown}` in the config (servers: {})",
             names.join(", ")
         );
     }
