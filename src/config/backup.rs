@@ -79,6 +79,7 @@ impl Validator<'_> {
         raw: Option<Spanned<raw::Backup>>,
         servers: &[Server],
         anchor: &Spanned<Vec<super::raw::Server>>,
+        no_backup_acknowledged: bool,
     ) -> Option<Backup> {
         let backup_servers: Vec<&Server> =
             servers.iter().filter(|s| s.role == Role::Backup).collect();
@@ -90,12 +91,13 @@ impl Validator<'_> {
                     format!("`{}` has `role: backup` but tandem.yml has no `backup:`", server.name),
                     "add `backup: {encryption_key: {env: TANDEM_BACKUP_KEY}}`, or remove the server",
                 );
-            } else {
+            } else if !no_backup_acknowledged {
                 self.warning(
                     anchor,
                     "backup",
                     "no `backup:`: the database is not backed up, and losing its server loses everything".into(),
-                    "add a server with `role: backup` and `backup: {encryption_key: {env: TANDEM_BACKUP_KEY}}`",
+                    "add a server with `role: backup` and `backup: {encryption_key: {env: TANDEM_BACKUP_KEY}}`; \
+                     or, accepting the risk, `acknowledge: [no-backup]` to stop this warning",
                 );
             }
             return None;
@@ -313,6 +315,10 @@ mod tests {
     fn each_mistake_is_named_with_its_fix() {
         let none = problems("", "");
         assert!(none.contains("the database is not backed up"), "{none}");
+        // Acknowledged, it stops repeating; an unknown acknowledgement is refused.
+        assert_eq!(problems("", "acknowledge: [no-backup]\n"), "");
+        let typo = problems("", "acknowledge: [no-backups]\n");
+        assert!(typo.contains("did you mean `no-backup`"), "{typo}");
         let server_only = problems(VAULT, "");
         assert!(
             server_only.contains("`vault` has `role: backup` but tandem.yml has no `backup:`"),

@@ -346,6 +346,17 @@ mod raw {
         #[serde(default)]
         pub processes: Vec<super::processes::raw::Process>,
         pub broker: Option<Spanned<super::processes::raw::Broker>>,
+        /// Warnings the operator has read and accepts, so they stop repeating.
+        #[serde(default)]
+        pub acknowledge: Vec<Acknowledgement>,
+    }
+
+    /// A warning the operator accepts (`acknowledge: [no-backup]`).
+    #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Acknowledgement {
+        /// No `backup:`: the database is not backed up.
+        NoBackup,
     }
 
     #[derive(Deserialize)]
@@ -530,7 +541,12 @@ impl Validator<'_> {
             self.connection_budget(&raw_settings, &demand(servers, django, &processes));
         }
         let backup = match &servers {
-            Some(servers) => self.backup(raw.backup, servers, &raw.servers),
+            Some(servers) => self.backup(
+                raw.backup,
+                servers,
+                &raw.servers,
+                raw.acknowledge.contains(&raw::Acknowledgement::NoBackup),
+            ),
             None => None,
         };
         Some(Config {
