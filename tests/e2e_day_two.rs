@@ -261,7 +261,20 @@ fn manage_logs_releases_rollback_to_and_audit() {
         original.replace(">Timesheet</h1>", ">Timesheet v2</h1>"),
     )
     .unwrap();
-    assert_ok("deploy", &s.run(&["deploy", "--yes"]));
+    // A release ships code and needs no secret: none of the config's variables is set.
+    let deploy = s
+        .tandem(&["deploy", "--yes"])
+        .env_remove("TANDEM_DB_PASSWORD")
+        .env_remove("TANDEM_BACKUP_KEY")
+        .env_remove("TANDEM_REDIS_PASSWORD")
+        .output()
+        .unwrap();
+    assert_ok("deploy without the secrets", &deploy);
+    assert!(
+        text(&deploy.stderr).contains("secret(s) not read (a release needs none"),
+        "{}",
+        text(&deploy.stderr)
+    );
     let listed = s.run(&["releases", "--json"]);
     assert_ok("releases", &listed);
     let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();

@@ -14,7 +14,9 @@ pub(crate) async fn connect_and_plan(
     locking: Locking<'_>,
 ) -> anyhow::Result<(Engine, engine::Planned)> {
     let config = load(&planning.remote.config)?;
-    let (engine, planned, ()) = plan_alongside(config, planning, locking, |_| async {}).await?;
+    let secrets = engine::secrets(&config)?;
+    let (engine, planned, ()) =
+        plan_alongside(config, secrets, planning, locking, |_| async {}).await?;
     Ok((engine, planned))
 }
 
@@ -23,13 +25,13 @@ pub(crate) async fn connect_and_plan(
 /// sessions).
 pub(crate) async fn plan_alongside<T, F: std::future::Future<Output = T>>(
     config: config::Config,
+    secrets: config::secret::RunSecrets,
     planning: &PlanningArgs,
     locking: Locking<'_>,
     alongside: impl FnOnce(&Engine) -> F,
 ) -> anyhow::Result<(Engine, engine::Planned, T)> {
     let (remote, only) = (&planning.remote, &planning.only);
     let mut templates = templates(&remote.config)?;
-    let secrets = engine::secrets(&config)?;
     let started = std::time::Instant::now();
     let mut engine = Engine::connect(config, remote.ssh_options(), report(), only).await?;
     let skipped: Vec<&str> = engine

@@ -19,13 +19,30 @@ pub(crate) async fn releases(
     let options = change.apply_options();
     let (engine, plan, problems) = match &action {
         ReleaseAction::Deploy => {
-            let (engine, planned) =
-                connect_and_plan(&change.remote, Locking::Exclusive(&options)).await?;
+            // A release ships code: it uses no secret. Those not set are stood in for, and the
+            // provisioning they would be compared in is not counted.
+            let config = load(&change.remote.remote.config)?;
+            let (secrets, unread) = crate::config::secret::read_available(&config);
+            if !unread.is_empty() {
+                say!(
+                    "{} secret(s) not read (a release needs none; `tandem apply` does): provisioning not compared",
+                    unread.len()
+                );
+            }
+            let (engine, planned, ()) = plan_alongside(
+                config,
+                secrets,
+                &change.remote,
+                Locking::Exclusive(&options),
+                |_| async {},
+            )
+            .await?;
             let mut plan = planned.plan;
             for (host, server) in plan.hosts.iter_mut().zip(&engine.servers) {
                 let provisioning = host.changes.iter().filter(|c| !c.role.is_release()).count();
                 host.handlers.clear();
-                if provisioning > 0 && server.role == crate::config::Role::App {
+                if provisioning > 0 && server.role == crate::config::Role::App && unread.is_empty()
+                {
                     say!(
                         "{}: {provisioning} provisioning change(s) pending; `tandem apply` makes them",
                         host.server

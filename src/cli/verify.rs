@@ -7,7 +7,8 @@ pub(crate) async fn verification(
     remote: &PlanningArgs,
 ) -> anyhow::Result<crate::verify::Verification> {
     let config = load(&remote.remote.config)?;
-    let planning = plan_alongside(config, remote, Locking::ReadOnly, verify_alongside);
+    let secrets = engine::secrets(&config)?;
+    let planning = plan_alongside(config, secrets, remote, Locking::ReadOnly, verify_alongside);
     let (engine, planned, (answers, here)) = planning.await?;
     let report = crate::verify::verify(&engine, &planned, here, answers);
     engine.close().await;

@@ -55,6 +55,23 @@ pub struct TlsFiles {
 /// Reads every secret the config names. When some cannot be read, the error names every one
 /// of them (which field, which variable or file, why), never a value.
 pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
+    let (secrets, failed) = read_available(config);
+    match failed.as_slice() {
+        [] => Ok(secrets),
+        [one] => bail!("{one}"),
+        many => bail!(
+            "{} secrets of {} cannot be read:\n  {}",
+            many.len(),
+            config.path.display(),
+            many.join("\n  ")
+        ),
+    }
+}
+
+/// Every secret that can be read, a placeholder for each that cannot, and why each of those
+/// cannot: for a command that plans but uses no secret itself (`deploy` ships code; the
+/// provisioning it leaves to apply is then not compared).
+pub fn read_available(config: &Config) -> (RunSecrets, Vec<String>) {
     let mut failed: Vec<String> = Vec::new();
     let db_password = keep(&mut failed, db_password(config));
     let mut env = BTreeMap::new();
@@ -104,25 +121,22 @@ pub fn read_all(config: &Config) -> anyhow::Result<RunSecrets> {
         .broker
         .as_ref()
         .and_then(|b| keep(&mut failed, read(config, &b.password, "broker.password")));
-    match (failed.as_slice(), db_password) {
-        ([], Some(db_password)) => Ok(RunSecrets {
-            db_password,
-            env,
-            tls_files,
-            tls_ca_certificate,
-            tls_dns_env,
-            backup_cipher,
-            broker_password,
-        }),
-        ([one], _) => bail!("{one}"),
-        (many, _) => bail!(
-            "{} secrets of {} cannot be read:\n  {}",
-            many.len(),
-            config.path.display(),
-            many.join("\n  ")
-        ),
-    }
+    let secrets = RunSecrets {
+        db_password: db_password.unwrap_or_else(|| Secret(UNREAD.into())),
+        env,
+        tls_files,
+        tls_ca_certificate,
+        tls_dns_env,
+        backup_cipher: backup_cipher
+            .or_else(|| config.backup.as_ref().map(|_| Secret(UNREAD.into()))),
+        broker_password: broker_password
+            .or_else(|| config.broker.as_ref().map(|_| Secret(UNREAD.into()))),
+    };
+    (secrets, failed)
 }
+
+/// What stands in for a secret `read_available` could not read.
+const UNREAD: &str = "<not read>";
 
 /// `result`'s value, or (its error said in `failed`) none.
 fn keep<T>(failed: &mut Vec<String>, result: anyhow::Result<T>) -> Option<T> {
