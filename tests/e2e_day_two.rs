@@ -338,6 +338,27 @@ fn manage_logs_releases_rollback_to_and_audit() {
     let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert!(page.contains(">Timesheet</h1>"), "{page}");
 
+    // One screen of it all, no secret needed.
+    let status = s
+        .tandem(&["status"])
+        .env_remove("TANDEM_DB_PASSWORD")
+        .output()
+        .unwrap();
+    let screen = text(&status.stdout);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{screen}{}",
+        text(&status.stderr)
+    );
+    assert!(
+        screen.contains("db (db): PostgreSQL 15/main online")
+            && screen.contains(&format!("app1 (app): release {first}"))
+            && screen.contains("gunicorn-timesheet.service active")
+            && screen.contains("lock free"),
+        "{screen}"
+    );
+
     // The audit log says what ran, on every server.
     let audit = s.run(&["audit", "-n", "200"]);
     assert_ok("audit", &audit);

@@ -33,7 +33,8 @@ impl Cli {
             }
             | Command::Lock {
                 action: LockCommand::Status { json, .. },
-            } => *json,
+            }
+            | Command::Status { json, .. } => *json,
             Command::Apply(change) | Command::Deploy(change) | Command::Rollback { change, .. } => {
                 change.json
             }
@@ -340,6 +341,16 @@ pub(crate) enum Command {
         action: Option<BackupCommand>,
         #[command(flatten)]
         remote: ConnectArgs,
+    },
+    /// One screen of the deployment: each server reachable, its lock, the live release and
+    /// who shipped it, gunicorn and the processes, the certificate's expiry, PostgreSQL, the
+    /// newest backup. Reads no secret; exit 1 when something is down or unreachable.
+    Status {
+        #[command(flatten)]
+        remote: ConnectArgs,
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Restart gunicorn (default), the background processes or nginx on the app servers,
     /// without a release, under each server's lock.

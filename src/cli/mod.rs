@@ -29,6 +29,7 @@ mod offline;
 mod output;
 mod plan;
 mod release;
+mod status;
 mod verify;
 
 use apply::*;
@@ -104,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock {
             action: LockCommand::Status { remote, json },
         } => runtime()?.block_on(lock::status(remote, json)),
+        Command::Status { remote, json } => runtime()?.block_on(status::status(remote, json)),
         Command::Restart {
             remote,
             server,

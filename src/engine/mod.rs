@@ -7,6 +7,7 @@ pub mod assets;
 pub mod expand;
 pub mod lock_status;
 pub mod render;
+pub mod status;
 pub mod templates;
 pub mod transport;
 pub mod vars;
