@@ -10,7 +10,9 @@ use crate::model::facts::Discovery;
 use crate::model::handler::{Check, Effect};
 use crate::model::playbook::Phase;
 
-#[derive(Clone, Debug, Serialize)]
+/// One change to a host. Its JSON (`impl Serialize`) shows what it is and does: never the
+/// script, the undo or the ordering marks.
+#[derive(Clone, Debug)]
 pub struct Change {
     pub role: Phase,
     pub step: String,
@@ -30,17 +32,13 @@ pub struct Change {
     pub file: Option<String>,
     /// A new release's build needs this done first (the app user and directories): apply
     /// builds the release while the rest of the app server is provisioned.
-    #[serde(skip)]
     pub before_build: bool,
     /// Must be done before the host's packages are installed (the settings of the cluster
     /// the PostgreSQL package creates): planning puts it in front of the apt transaction.
-    #[serde(skip)]
     pub before_packages: bool,
-    #[serde(skip)]
     pub script: String,
     /// Puts back what `script` replaced (from the run's backup), for when a handler's check
     /// (`nginx -t`, ...) fails after this change: a config that fails its check never stays.
-    #[serde(skip)]
     pub undo: Option<String>,
 }
 
@@ -68,9 +66,77 @@ pub struct HostPlan {
     pub certificate: Option<crate::model::state::CertificateState>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub hosts: Vec<HostPlan>,
+}
+
+/// What a change does, for machines reading the plan: from its summary's first sign
+/// (`+` create, `~` update, `-` delete); anything else runs something (SQL, a release step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Run,
+}
+
+impl Change {
+    pub fn action(&self) -> Action {
+        match self.summary.trim_start().chars().next() {
+            Some('+') => Action::Create,
+            Some('~') => Action::Update,
+            Some('-') => Action::Delete,
+            _ => Action::Run,
+        }
+    }
+}
+
+/// The JSON of a change: what it is and does, never its script.
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            role: Phase,
+            step: &'a str,
+            action: Action,
+            summary: &'a str,
+            detail: &'a Option<String>,
+            notify: &'a [String],
+            guarded: bool,
+            prepare: bool,
+            file: &'a Option<String>,
+        }
+        Shown {
+            role: self.role,
+            step: &self.step,
+            action: self.action(),
+            summary: &self.summary,
+            detail: &self.detail,
+            notify: &self.notify,
+            guarded: self.guarded,
+            prepare: self.prepare,
+            file: &self.file,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The JSON of a plan: its hosts and how many changes they hold in all.
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            change_count: usize,
+            hosts: &'a [HostPlan],
+        }
+        Shown {
+            change_count: self.change_count(),
+            hosts: &self.hosts,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Plan {
