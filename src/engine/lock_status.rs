@@ -72,18 +72,13 @@ mod tests {
         parse(&String::from_utf8_lossy(&out.stdout))
     }
 
-    /// The real script against real flocks: free, then held by another process (which keeps
-    /// it: asking never takes it away), then a cut-off run's work.
-    #[test]
-    fn the_locks_are_read_as_flock_holds_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let free = ask(dir.path());
-        assert!(!free.held && !free.work_running && free.now > 0, "{free:?}");
-        std::fs::write(dir.path().join("lock.owner"), "ops@laptop run 42\n").unwrap();
-        // -o: flock itself holds it (not the command), so killing flock frees it.
+    /// A process holding `file`'s flock (with `options`), once it has it. `-o`: flock itself
+    /// holds it, not its command, so killing flock frees it.
+    fn hold(options: &[&str], file: &std::path::Path) -> std::process::Child {
         let mut holder = Command::new("flock")
+            .args(options)
             .arg("-o")
-            .arg(dir.path().join("lock"))
+            .arg(file)
             .args(["sh", "-c", "echo taken; exec sleep 30"])
             .stdout(Stdio::piped())
             .spawn()
@@ -94,6 +89,18 @@ mod tests {
             &mut taken,
         )
         .unwrap();
+        holder
+    }
+
+    /// The real script against real flocks: free, then held by another process (which keeps
+    /// it: asking never takes it away), then a cut-off run's work.
+    #[test]
+    fn the_locks_are_read_as_flock_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = ask(dir.path());
+        assert!(!free.held && !free.work_running && free.now > 0, "{free:?}");
+        std::fs::write(dir.path().join("lock.owner"), "ops@laptop run 42\n").unwrap();
+        let mut holder = hold(&[], &dir.path().join("lock"));
         let held = ask(dir.path());
         assert!(held.held, "{held:?}");
         assert_eq!(held.owner.as_deref(), Some("ops@laptop run 42"));
@@ -101,19 +108,7 @@ mod tests {
         assert!(ask(dir.path()).held, "asking did not take the lock away");
         holder.kill().unwrap();
         holder.wait().unwrap();
-        let mut work = Command::new("flock")
-            .args(["-s", "-o"])
-            .arg(dir.path().join("work.lock"))
-            .args(["sh", "-c", "echo taken; exec sleep 30"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut taken = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(work.stdout.as_mut().unwrap()),
-            &mut taken,
-        )
-        .unwrap();
+        let mut work = hold(&["-s"], &dir.path().join("work.lock"));
         let running = ask(dir.path());
         assert!(!running.held && running.work_running, "{running:?}");
         work.kill().unwrap();
