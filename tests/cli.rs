@@ -816,6 +816,8 @@ fn each_command_offers_only_the_flags_it_uses() {
         &["restore"],
         &["restart"],
         &["lock", "status"],
+        &["rollback"],
+        &["status"],
     ] {
         let text = help_of(words);
         assert!(text.contains("--ssh-config"), "{words:?}: {text}");

@@ -35,9 +35,8 @@ impl Cli {
                 action: LockCommand::Status { json, .. },
             }
             | Command::Status { json, .. } => *json,
-            Command::Apply(change) | Command::Deploy(change) | Command::Rollback { change, .. } => {
-                change.json
-            }
+            Command::Apply(change) | Command::Deploy(change) => change.json,
+            Command::Rollback { change, .. } => change.json,
             _ => false,
         }
     }
@@ -214,6 +213,52 @@ pub(crate) struct ChangeArgs {
     pub(crate) json: bool,
 }
 
+/// `rollback`'s: those of a change, without `--overrides` (a rollback renders no template).
+#[derive(clap::Args, Debug)]
+pub(crate) struct RollbackArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// Work on these servers only (names from the config, comma-separated); the run says
+    /// which it skipped.
+    #[arg(
+        long = "server",
+        alias = "only",
+        value_name = "NAME[,NAME]",
+        value_delimiter = ','
+    )]
+    pub(crate) only: Vec<String>,
+    /// Seconds to wait for another tandem run's lock on a server.
+    #[arg(long, default_value = "120", value_name = "SECONDS")]
+    pub(crate) lock_wait: u64,
+    /// Do not ask (required without a terminal, e.g. in CI).
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Print the plan and what ran on each server with its timings as one JSON document on
+    /// stdout. Needs --yes: a JSON run does not ask.
+    #[arg(long, requires = "yes")]
+    pub(crate) json: bool,
+}
+
+impl From<RollbackArgs> for ChangeArgs {
+    fn from(r: RollbackArgs) -> ChangeArgs {
+        ChangeArgs {
+            remote: PlanningArgs {
+                remote: RemoteArgs {
+                    config: ConfigArgs {
+                        config: r.connect.config.config,
+                        overrides: None,
+                    },
+                    ssh: r.connect.ssh,
+                },
+                only: r.only,
+            },
+            lock_wait: r.lock_wait,
+            yes: r.yes,
+            json: r.json,
+        }
+    }
+}
+
 impl ChangeArgs {
     pub(crate) fn apply_options(&self) -> crate::engine::apply::ApplyOptions {
         crate::engine::apply::ApplyOptions {
@@ -266,7 +311,7 @@ pub(crate) enum Command {
     /// Switch every app server back to its previous release, or to the one named by --to.
     Rollback {
         #[command(flatten)]
-        change: ChangeArgs,
+        change: RollbackArgs,
         /// A release id from `tandem releases` (still kept on every app server).
         #[arg(long, value_name = "ID")]
         to: Option<String>,

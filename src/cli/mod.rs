@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { remote, json } => runtime()?.block_on(verify(remote, json)),
         Command::Deploy(change) => runtime()?.block_on(releases(change, ReleaseAction::Deploy)),
         Command::Rollback { change, to } => {
-            runtime()?.block_on(releases(change, ReleaseAction::Rollback { to }))
+            runtime()?.block_on(releases(change.into(), ReleaseAction::Rollback { to }))
         }
         Command::Manage {
             remote,
