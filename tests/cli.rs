@@ -591,6 +591,28 @@ fn a_config_error_does_not_claim_that_check_changed_nothing() {
 }
 
 #[test]
+fn mistakes_in_three_sections_are_all_reported_in_one_pass() {
+    let text = good_config()
+        .replace(
+            "  settings_module: shop.settings\n",
+            "  settings_module: shop.settings\n  workers: lots\n",
+        )
+        .replace("  - name: app1\n", "  - nme: app1\n")
+        .replace("tls:\n", "tls:\n  mode: sometimes\n");
+    let (_dir, path) = workspace(&text);
+    let (code, stderr) = check(&path);
+    assert_eq!(code, 1);
+    for wanted in [
+        "unknown field `nme`",
+        "invalid u16",
+        "unknown value `sometimes`",
+        "3 error(s) in the config",
+    ] {
+        assert!(stderr.contains(wanted), "no `{wanted}` in:\n{stderr}");
+    }
+}
+
+#[test]
 fn usage_errors_exit_1_and_help_and_version_exit_0() {
     for args in [
         &["plan", "--detailed-exitcode", "--lock-wiat", "5"][..],

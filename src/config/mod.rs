@@ -25,6 +25,7 @@ pub mod destination;
 pub mod django;
 pub mod processes;
 pub mod requirements;
+mod sections;
 pub mod servers;
 pub mod ssh;
 pub mod tls;
@@ -193,20 +194,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
         text,
         secrets: yaml::Secrets::find(text, is_secret_field),
     };
-    let raw: raw::Config = yaml::parse(text).map_err(|err| {
-        let line = (err.position.line as usize)
-            .checked_sub(1)
-            .and_then(|i| text.lines().nth(i))
-            .unwrap_or("");
-        let (message, mut fix) = explain_parse_error(&err.message, line);
-        if let Some(stray) = stray_key(text, &err.message, err.position.line as usize) {
-            fix = Some(stray);
-        }
-        let mut d = Diagnostic::error(path, &source, err.position, "", message);
-        if let Some(fix) = fix {
-            d = d.fix(fix);
-        }
-        Diagnostics(vec![d])
+    let raw: raw::Config = yaml::parse(text).map_err(|first| {
+        Diagnostics(
+            sections::all_errors(text, first)
+                .into_iter()
+                .map(|err| parse_diagnostic(path, &source, text, err))
+                .collect(),
+        )
     })?;
     let mut v = Validator {
         path,
@@ -222,6 +216,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, Diagnostics> {
         }),
         _ => Err(diagnostics),
     }
+}
+
+/// A parse error as tandem says it: the message, and the fix that fits the line it points at.
+fn parse_diagnostic(path: &Path, source: &Source, text: &str, err: yaml::ParseError) -> Diagnostic {
+    let line = (err.position.line as usize)
+        .checked_sub(1)
+        .and_then(|i| text.lines().nth(i))
+        .unwrap_or("");
+    let (message, mut fix) = explain_parse_error(&err.message, line);
+    if let Some(stray) = stray_key(text, &err.message, err.position.line as usize) {
+        fix = Some(stray);
+    }
+    let mut d = Diagnostic::error(path, source, err.position, "", message);
+    if let Some(fix) = fix {
+        d = d.fix(fix);
+    }
+    d
 }
 
 /// For "missing field `X`": a line that does hold `X:`, at another indentation than the
