@@ -913,6 +913,38 @@ fn completions_and_man_page() {
 }
 
 #[test]
+fn bash_completes_server_names_from_the_config_the_line_names() {
+    // Completion works while the config is being written: here it is not valid yet.
+    let (dir, path) = workspace(&good_config().replace("project: shop", "project: Shop!"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_tandem")).parent().unwrap();
+    let complete = |words: &str, cword: usize| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source <(tandem completions bash); COMP_WORDS=({words}); COMP_CWORD={cword}; \
+                 COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
+                 _tandem_with_servers tandem \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+                 echo \"${{COMPREPLY[*]}}\""
+            ))
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let config = path.display().to_string();
+    assert_eq!(complete("tandem plan --server ''", 3), "db app1");
+    assert_eq!(complete("tandem plan --server a", 3), "app1");
+    assert_eq!(
+        complete(&format!("tandem apply -c {config} --server db,a"), 5),
+        "db,app1"
+    );
+    assert_eq!(complete("tandem deploy --server = ''", 4), "db app1");
+    // Elsewhere, clap's own completion answers.
+    assert!(complete("tandem pla", 1).contains("plan"));
+}
+
+#[test]
 fn a_closed_stdout_ends_tandem_quietly() {
     // The reader is gone before tandem writes a byte, as with `tandem ... | head -0`.
     let (reader, writer) = std::io::pipe().unwrap();

@@ -129,7 +129,7 @@ pub(crate) enum DiskArg {
 #[derive(clap::Args, Debug)]
 pub(crate) struct SshArgs {
     /// ssh_config file for every connection (`ssh -F FILE`); default: ~/.ssh/config.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "TANDEM_SSH_CONFIG")]
     pub(crate) ssh_config: Option<PathBuf>,
     /// Accept and remember host keys never seen before. A changed key is always refused.
     #[arg(long)]
@@ -443,6 +443,14 @@ pub(crate) enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// The config's server names, one per line: what the shell completions offer after
+    /// `--server`.
+    #[command(name = "__servers", hide = true)]
+    Servers {
+        /// The config file.
+        #[arg(short, long, default_value = "tandem.yml")]
+        config: PathBuf,
     },
     /// Print the man page (roff), e.g. `tandem man >/usr/local/share/man/man1/tandem.1`; with
     /// --out, write a page per command there (tandem-plan.1, ...).

@@ -10,7 +10,7 @@ pub mod style;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::config;
 use crate::engine::assets::Assets;
@@ -23,6 +23,7 @@ use crate::engine::{self, Engine};
 mod apply;
 mod args;
 mod backup;
+mod completions;
 mod day_two;
 mod lock;
 mod offline;
@@ -131,9 +132,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lock_wait,
         } => runtime()?.block_on(backup::restore(remote, time, in_place, yes, lock_wait)),
         Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut script);
-            out(String::from_utf8_lossy(&script).trim_end())?;
+            out(&completions::script(shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Servers { config } => {
+            for name in crate::config::servers::names_only(&config)? {
+                out(&name)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out: None } => {

@@ -270,3 +270,22 @@ pub fn url_host(ip: IpAddr) -> String {
         IpAddr::V6(v6) => format!("[{v6}]"),
     }
 }
+
+/// The names under `servers:`, read from a file that need not be valid otherwise (what the
+/// shell completions offer while the config is still being written).
+pub fn names_only(path: &Path) -> anyhow::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct Servers {
+        #[serde(default)]
+        servers: Vec<Named>,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let servers: Servers = yaml::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.position.line, e.message))?;
+    Ok(servers.servers.into_iter().map(|s| s.name).collect())
+}
