@@ -35,6 +35,15 @@ pub fn failure(err: &anyhow::Error) -> anyhow::Result<String> {
     struct Error {
         message: String,
         diagnostics: Vec<Diagnostic>,
+        /// Each server's state when the failure was reaching them (empty otherwise).
+        hosts: Vec<Host>,
+    }
+    #[derive(Serialize)]
+    struct Host {
+        name: String,
+        /// `reachable` or `unreachable`.
+        state: &'static str,
+        error: Option<String>,
     }
     #[derive(Serialize)]
     struct Diagnostic {
@@ -71,11 +80,29 @@ pub fn failure(err: &anyhow::Error) -> anyhow::Result<String> {
         0 => format!("{err:#}"),
         n => format!("the config has {n} error(s)"),
     };
+    let hosts = err
+        .downcast_ref::<crate::engine::transport::Unreachable>()
+        .map(|unreachable| {
+            unreachable
+                .servers
+                .iter()
+                .map(|s| Host {
+                    name: s.name.clone(),
+                    state: match s.error {
+                        None => "reachable",
+                        Some(_) => "unreachable",
+                    },
+                    error: s.error.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     document(&Failure {
         ok: false,
         error: Error {
             message,
             diagnostics,
+            hosts,
         },
     })
 }
@@ -96,5 +123,30 @@ mod tests {
             "{text}"
         );
         assert!(document(&5).is_err());
+    }
+
+    #[test]
+    fn a_failure_to_reach_servers_lists_each_servers_state() {
+        use crate::engine::transport::{ServerConnection, Unreachable};
+        let err = anyhow::Error::new(Unreachable {
+            servers: vec![
+                ServerConnection {
+                    name: "db".into(),
+                    error: Some("connecting to db: refused".into()),
+                },
+                ServerConnection {
+                    name: "app1".into(),
+                    error: None,
+                },
+            ],
+        });
+        let doc: serde_json::Value = serde_json::from_str(&failure(&err).unwrap()).unwrap();
+        assert_eq!(doc["error"]["message"], "connecting to db: refused");
+        let hosts = doc["error"]["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0]["name"], "db");
+        assert_eq!(hosts[0]["state"], "unreachable");
+        assert_eq!(hosts[1]["state"], "reachable");
+        assert!(hosts[1]["error"].is_null());
     }
 }

@@ -366,7 +366,7 @@ fn explain_connect_error(name: &str, login: &str, err: openssh::Error) -> anyhow
 
 /// Connects to every `(name, destination)` at once, each as `Ssh::connect_retrying` does
 /// (`retrying` hears `(name, why)`). When any fails, closes the others and reports every
-/// failure.
+/// server's state ([`Unreachable`]).
 pub async fn connect_all(
     targets: &[(&str, &str)],
     options: &SshOptions,
@@ -378,22 +378,48 @@ pub async fn connect_all(
             Ssh::connect_retrying(name, destination, options, &retrying).await
         }))
         .await;
-    let mut hosts = Vec::new();
-    let mut errors = Vec::new();
-    for result in results {
-        match result {
-            Ok(host) => hosts.push(host),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
+    if results.iter().all(Result::is_ok) {
+        return Ok(results.into_iter().flatten().collect());
     }
-    if !errors.is_empty() {
-        for host in hosts {
+    let mut servers = Vec::new();
+    for (result, (name, _)) in results.into_iter().zip(targets) {
+        servers.push(ServerConnection {
+            name: name.to_string(),
+            error: result.as_ref().err().map(|e| format!("{e:#}")),
+        });
+        if let Ok(host) = result {
             host.close().await;
         }
-        bail!("{}", errors.join("\n"));
     }
-    Ok(hosts)
+    Err(Unreachable { servers }.into())
 }
+
+/// Some servers could not be reached: each server's state, the reached ones included (their
+/// connections are closed: nothing ran anywhere).
+#[derive(Debug)]
+pub struct Unreachable {
+    pub servers: Vec<ServerConnection>,
+}
+
+/// One server's connection attempt: `error` is why it failed, `None` when it was reached.
+#[derive(Debug)]
+pub struct ServerConnection {
+    pub name: String,
+    pub error: Option<String>,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let errors: Vec<&str> = self
+            .servers
+            .iter()
+            .filter_map(|s| s.error.as_deref())
+            .collect();
+        f.write_str(&errors.join("\n"))
+    }
+}
+
+impl std::error::Error for Unreachable {}
 
 /// Attempts of `Ssh::connect_retrying`.
 const CONNECT_ATTEMPTS: u32 = 5;
