@@ -11,11 +11,28 @@ use std::path::{Path, PathBuf};
 use tandem::engine::assets::Assets;
 use tandem::engine::templates::Templates;
 use tandem::engine::{self, HostInput, Probe};
+use tandem::model::desired::Op;
 use tandem::model::facts;
 use tandem::model::plan::Plan;
 
 /// The captured deployment of `suite` in `state`, planned again from its probe answers.
 fn replay(suite: &str, state: &str) -> Plan {
+    replay_with(suite, state, Secrets::Read).0
+}
+
+/// Whether the replay's secrets can be read (their files written) or not (`verify` and
+/// `deploy` without them).
+#[derive(PartialEq)]
+enum Secrets {
+    Read,
+    Unset,
+}
+
+fn replay_with(
+    suite: &str,
+    state: &str,
+    secrets_read: Secrets,
+) -> (Plan, Vec<tandem::model::desired::Desired>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixtures = root.join("tests/fixtures/probes").join(suite);
     let dir = tempfile::tempdir().unwrap();
@@ -34,13 +51,15 @@ fn replay(suite: &str, state: &str) -> Plan {
         .replace("{env: TANDEM_REDIS_PASSWORD}", "{file: redis_password}");
     let path: PathBuf = dir.path().join("tandem.yml");
     fs::write(&path, &text).unwrap();
-    fs::write(dir.path().join("password"), support::scenario::PASSWORD).unwrap();
-    fs::write(dir.path().join("backup_key"), support::scenario::BACKUP_KEY).unwrap();
-    fs::write(
-        dir.path().join("redis_password"),
-        support::scenario::BROKER_PASSWORD,
-    )
-    .unwrap();
+    if secrets_read == Secrets::Read {
+        fs::write(dir.path().join("password"), support::scenario::PASSWORD).unwrap();
+        fs::write(dir.path().join("backup_key"), support::scenario::BACKUP_KEY).unwrap();
+        fs::write(
+            dir.path().join("redis_password"),
+            support::scenario::BROKER_PASSWORD,
+        )
+        .unwrap();
+    }
     // The full layout's throwaway CA and site certificate (made for the fixtures).
     for file in ["ca.pem", "site.crt", "site.key"] {
         if fixtures.join(file).exists() {
@@ -50,7 +69,12 @@ fn replay(suite: &str, state: &str) -> Plan {
     let config = tandem::config::parse(&path, &text)
         .unwrap_or_else(|e| panic!("{e}"))
         .config;
-    let secrets = tandem::config::secret::read_all(&config).unwrap();
+    let (secrets, unread) = tandem::config::secret::read_available(&config);
+    assert_eq!(
+        unread.is_empty(),
+        secrets_read == Secrets::Read,
+        "{unread:?}"
+    );
     let mut templates = Templates::new(Assets::builtin());
     let bundle = tandem::app::bundle::bundle(&config).unwrap();
     let read = |server: &tandem::config::Server, ext: &str| {
@@ -71,6 +95,7 @@ fn replay(suite: &str, state: &str) -> Plan {
         .filter_map(|(s, d)| Some((s.name.clone(), d.host_key.clone()?)))
         .collect();
     let mut hosts = Vec::new();
+    let mut desired = Vec::new();
     for (server, discovery) in config.servers.iter().zip(discoveries) {
         let read = |ext: &str| read(server, ext);
         let probe =
@@ -89,8 +114,9 @@ fn replay(suite: &str, state: &str) -> Plan {
         })
         .unwrap();
         hosts.push(planned.plan);
+        desired.push(planned.desired);
     }
-    Plan { hosts }
+    (Plan { hosts }, desired)
 }
 
 /// The release id holds the time of planning: replaced for the snapshots.
@@ -211,6 +237,36 @@ fn full_fresh() {
 #[test]
 fn full_converged() {
     converged("full");
+}
+
+/// verify and deploy plan without the secrets they do not use: on converged servers, the only
+/// files that then differ are the ones made from a secret not read (verify names them as not
+/// compared instead of calling them drift), and there are such files.
+#[test]
+fn without_secrets_only_the_files_made_from_them_differ() {
+    let (plan, desired) = replay_with("full", "converged", Secrets::Unset);
+    let mut made_from_secrets = 0;
+    for (host, desired) in plan.hosts.iter().zip(&desired) {
+        let unread: Vec<&str> = desired
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.op {
+                Op::File(f) if tandem::config::secret::holds_unread(&f.content) => {
+                    Some(f.path.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        made_from_secrets += unread.len();
+        for file in host.changes.iter().filter_map(|c| c.file.as_deref()) {
+            assert!(
+                unread.contains(&file),
+                "{}: {file} differs but is not made from a secret",
+                host.server
+            );
+        }
+    }
+    assert!(made_from_secrets >= 3, "{made_from_secrets}");
 }
 
 #[test]

@@ -7,7 +7,16 @@ pub(crate) async fn verification(
     remote: &PlanningArgs,
 ) -> anyhow::Result<crate::verify::Verification> {
     let config = load(&remote.remote.config)?;
-    let secrets = engine::secrets(&config)?;
+    // verify uses a secret only to compare the files made from it: without it, those files
+    // are named as not compared and every other check runs.
+    let (secrets, unread) = crate::config::secret::read_available(&config);
+    if !unread.is_empty() {
+        say!(
+            "{} secret(s) not read: the files made from them are not compared\n  {}",
+            unread.len(),
+            unread.join("\n  ")
+        );
+    }
     let planning = plan_alongside(config, secrets, remote, Locking::ReadOnly, verify_alongside);
     let (engine, planned, (answers, here)) = planning.await?;
     let report = crate::verify::verify(&engine, &planned, here, answers);

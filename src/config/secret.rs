@@ -18,6 +18,11 @@ impl Secret {
         Secret(value)
     }
 
+    /// What stands in for a secret that could not be read (`read_available`).
+    fn unread() -> Self {
+        Secret(UNREAD.to_string())
+    }
+
     /// The value, for the few places that must send it (over stdin) or hash it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -122,21 +127,28 @@ pub fn read_available(config: &Config) -> (RunSecrets, Vec<String>) {
         .as_ref()
         .and_then(|b| keep(&mut failed, read(config, &b.password, "broker.password")));
     let secrets = RunSecrets {
-        db_password: db_password.unwrap_or_else(|| Secret(UNREAD.into())),
+        db_password: db_password.unwrap_or_else(Secret::unread),
         env,
         tls_files,
         tls_ca_certificate,
         tls_dns_env,
-        backup_cipher: backup_cipher
-            .or_else(|| config.backup.as_ref().map(|_| Secret(UNREAD.into()))),
+        backup_cipher: backup_cipher.or_else(|| config.backup.as_ref().map(|_| Secret::unread())),
         broker_password: broker_password
-            .or_else(|| config.broker.as_ref().map(|_| Secret(UNREAD.into()))),
+            .or_else(|| config.broker.as_ref().map(|_| Secret::unread())),
     };
     (secrets, failed)
 }
 
-/// What stands in for a secret `read_available` could not read.
-const UNREAD: &str = "<not read>";
+/// What stands in for a secret `read_available` could not read: letters and dashes only, so
+/// it survives every quoting and URL-encoding a template puts a secret through, and a file
+/// rendered from it can be told apart (`holds_unread`).
+const UNREAD: &str = "tandem-secret-not-read";
+
+/// Whether `rendered` was made from a secret that was not read: what it is compared with on a
+/// server would differ for that reason alone.
+pub fn holds_unread(rendered: &str) -> bool {
+    rendered.contains(UNREAD)
+}
 
 /// `result`'s value, or (its error said in `failed`) none.
 fn keep<T>(failed: &mut Vec<String>, result: anyhow::Result<T>) -> Option<T> {

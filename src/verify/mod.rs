@@ -191,20 +191,48 @@ pub fn verify(
 
     // Managed files: each as tandem would write it now (a hand edit is drift, even when the
     // service still works).
-    for (host, server) in planned.plan.hosts.iter().zip(&engine.servers) {
+    // A file rendered from a secret this run did not read cannot be compared: it is named.
+    for ((host, server), desired) in planned
+        .plan
+        .hosts
+        .iter()
+        .zip(&engine.servers)
+        .zip(&planned.desired)
+    {
+        let uncompared: Vec<&str> = desired
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.op {
+                Op::File(f) | Op::PostgresFirstStart(f)
+                    if crate::config::secret::holds_unread(&f.content) =>
+                {
+                    Some(f.path.as_str())
+                }
+                _ => None,
+            })
+            .collect();
         let drifted: Vec<&str> = host
             .changes
             .iter()
             .filter_map(|c| c.file.as_deref())
+            .filter(|f| !uncompared.contains(f))
             .collect();
+        let not_compared = if uncompared.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; not compared (made from a secret not read): {}",
+                uncompared.join(", ")
+            )
+        };
         v.add(
             &server.name,
             "managed files as tandem writes them",
             drifted.is_empty(),
             if drifted.is_empty() {
-                "no difference".to_string()
+                format!("no difference{not_compared}")
             } else {
-                format!("differ or missing: {}", drifted.join(", "))
+                format!("differ or missing: {}{not_compared}", drifted.join(", "))
             },
             "`tandem plan` shows the difference; `tandem apply` writes them back (put lasting \
              changes in tandem.yml or --overrides templates)",
