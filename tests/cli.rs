@@ -940,6 +940,21 @@ fn bash_completes_server_names_from_the_config_the_line_names() {
         "db,app1"
     );
     assert_eq!(complete("tandem deploy --server = ''", 4), "db app1");
+    // A hostile config (a cloned repository's) cannot make the completion run anything.
+    let pwned = dir.path().join("pwned");
+    fs::write(
+        &path,
+        good_config().replace(
+            "  - name: db\n",
+            &format!("  - name: \"$(touch {})\"\n", pwned.display()),
+        ),
+    )
+    .unwrap();
+    assert_eq!(complete("tandem plan --server ''", 3), "app1");
+    assert!(
+        !pwned.exists(),
+        "the completion ran a command from the config"
+    );
     // Elsewhere, clap's own completion answers.
     assert!(complete("tandem pla", 1).contains("plan"));
 }

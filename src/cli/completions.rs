@@ -46,7 +46,12 @@ _tandem_with_servers() {
             written="${cur%,*},"
             last="${cur##*,}"
         fi
-        COMPREPLY=($(compgen -P "$written" -W "$(_tandem_server_names)" -- "$last"))
+        # Matched here, not with `compgen -W`, which would expand what the config holds.
+        local name
+        COMPREPLY=()
+        while IFS= read -r name; do
+            [[ $name == "$last"* ]] && COMPREPLY+=("$written$name")
+        done < <(_tandem_server_names)
         return 0
     fi
     _tandem "$@"

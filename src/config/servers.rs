@@ -272,7 +272,8 @@ pub fn url_host(ip: IpAddr) -> String {
 }
 
 /// The names under `servers:`, read from a file that need not be valid otherwise (what the
-/// shell completions offer while the config is still being written).
+/// shell completions offer while the config is still being written). Only names the config
+/// would accept: a cloned repository's tandem.yml must not hand a shell words to expand.
 pub fn names_only(path: &Path) -> anyhow::Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Named {
@@ -287,5 +288,10 @@ pub fn names_only(path: &Path) -> anyhow::Result<Vec<String>> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let servers: Servers = yaml::parse(&text)
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.position.line, e.message))?;
-    Ok(servers.servers.into_iter().map(|s| s.name).collect())
+    Ok(servers
+        .servers
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|name| identifier::is_server_name(name))
+        .collect())
 }
