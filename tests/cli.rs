@@ -116,6 +116,27 @@ struct Bad {
 
 const BAD: &[Bad] = &[
     Bad {
+        what: "a health path with a space (it goes into a request line)",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  health: {path: \"/up now\"}\n",
+        line: 22,
+        says: "`/up now` is not a URL path",
+    },
+    Bad {
+        what: "a health status that is no HTTP status",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  health: {status: 20}\n",
+        line: 22,
+        says: "20 is not an HTTP status",
+    },
+    Bad {
+        what: "a health timeout no release can wait",
+        from: "  settings_module: shop.settings\n",
+        to: "  settings_module: shop.settings\n  health: {timeout: 0}\n",
+        line: 22,
+        says: "django.health.timeout",
+    },
+    Bad {
         what: "an app setting that tandem writes itself",
         from: "  settings_module: shop.settings\n",
         to: "  settings_module: shop.settings\n  env: {DATABASE_URL: postgres://x}\n",

@@ -1,14 +1,17 @@
 # The activation's end: switch to release $R, put the previous one back when gunicorn does not
-# start on it (the failed one is removed), record its code hash (only on success, so the next
-# plan retries) and who shipped it, keep the newest $KEEP releases.
-# Set before: ROOT R HASH KEEP, and switch_to.
+# start on it or it fails its health check (the failed one is removed), record its code hash
+# (only on success, so the next plan retries) and who shipped it, keep the newest $KEEP
+# releases.
+# Set before: ROOT R HASH KEEP, switch_to and health.
 PREV=$(readlink "$ROOT/current" 2>/dev/null || true)
-if ! switch_to "$R"; then
+put_back() {
   if [ -n "$PREV" ]; then switch_to "$PREV" || true; else rm -f "$ROOT/current"; fi
   rm -rf "$R"
-  echo "gunicorn did not start on the new release; running release: ${PREV:-none}" >&2
+  echo "$1; running release: ${PREV:-none}" >&2
   exit 1
-fi
+}
+switch_to "$R" || put_back "gunicorn did not start on the new release"
+health || put_back "the new release failed its health check"
 printf '%s\n' "$HASH" >"$R/.tandem-release"
 # Who shipped it, for `tandem releases` (set by the script's work-lock preamble).
 printf '%s\n' "${TANDEM_BY:-}" >"$R/.tandem-deployed-by"

@@ -25,6 +25,42 @@ pub struct Django {
     pub env: BTreeMap<String, String>,
     /// Secrets for the app's env file: where each value comes from, never the value.
     pub secret_env: BTreeMap<String, PasswordSource>,
+    /// When a release is live on a server (`django.health`).
+    pub health: Health,
+}
+
+/// A release is live on an app server when Django answers through that server's nginx, for
+/// the site's first domain, at `path` with an accepted status within `timeout_seconds`;
+/// otherwise the server goes back to the release it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub path: String,
+    /// The status that counts as healthy; `None`: any below 500 (Django answered; a 404 or a
+    /// login redirect is Django working, a 500 or nginx's 502 is not).
+    pub status: Option<u16>,
+    pub timeout_seconds: u16,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            path: "/".into(),
+            status: None,
+            timeout_seconds: DEFAULT_HEALTH_SECONDS,
+        }
+    }
+}
+
+/// How long a release may take to answer its health check, by default.
+const DEFAULT_HEALTH_SECONDS: u16 = 30;
+
+/// `django.health` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: Option<Spanned<String>>,
+    pub status: Option<Spanned<u16>>,
+    pub timeout: Option<Spanned<u16>>,
 }
 
 /// The longest `django.env` value, in bytes. Every Django process, unit and root script gets
@@ -277,7 +313,9 @@ impl Validator<'_> {
             );
         }
         let (env, secret_env) = self.app_env(raw.env, raw.secret_env);
+        let health = raw.health.map(|h| self.health(h.value)).unwrap_or_default();
         Some(Django {
+            health,
             env,
             secret_env,
             source,
@@ -289,6 +327,52 @@ impl Validator<'_> {
             media_url: raw.media_url.value,
             migrate: raw.migrate,
         })
+    }
+
+    /// `django.health`: a URL path of plain characters (it goes into a script and a request
+    /// line), a real HTTP status, a timeout a release can wait.
+    fn health(&mut self, raw: RawHealth) -> Health {
+        let mut health = Health::default();
+        if let Some(path) = raw.path {
+            let ok = path.value.starts_with('/')
+                && path.value.len() <= 200
+                && path.value.chars().all(|c| c.is_ascii_graphic());
+            if ok {
+                health.path = path.value;
+            } else {
+                self.error(
+                    &path,
+                    "django.health.path",
+                    format!("`{}` is not a URL path", path.value.escape_debug()),
+                    "write a path that starts with `/`, without spaces, e.g. /up",
+                );
+            }
+        }
+        if let Some(status) = raw.status {
+            if (100..=599).contains(&status.value) {
+                health.status = Some(status.value);
+            } else {
+                self.error(
+                    &status,
+                    "django.health.status",
+                    format!("{} is not an HTTP status", status.value),
+                    "write the status the path answers when the app is well, e.g. 200",
+                );
+            }
+        }
+        if let Some(timeout) = raw.timeout {
+            if (1..=600).contains(&timeout.value) {
+                health.timeout_seconds = timeout.value;
+            } else {
+                self.error(
+                    &timeout,
+                    "django.health.timeout",
+                    format!("{} seconds", timeout.value),
+                    "give a release 1 to 600 seconds to answer (default 30)",
+                );
+            }
+        }
+        health
     }
 
     /// `django.env` and `django.secret_env`: names a shell and systemd read as variables, none

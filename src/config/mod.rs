@@ -436,6 +436,7 @@ mod raw {
         pub env: BTreeMap<String, Spanned<String>>,
         #[serde(default)]
         pub secret_env: BTreeMap<String, Spanned<PasswordSource>>,
+        pub health: Option<Spanned<super::django::RawHealth>>,
     }
 
     #[derive(Deserialize)]

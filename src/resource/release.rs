@@ -115,6 +115,7 @@ const BUILT: &str = ".tandem-built";
 const BUILD_SH: &str = include_str!("../../scripts/release/build.sh");
 const SWITCH_SH: &str = include_str!("../../scripts/release/switch.sh");
 const GO_LIVE_SH: &str = include_str!("../../scripts/release/go_live.sh");
+const HEALTH_PY: &str = include_str!("../../scripts/release/health.py");
 
 /// The script that unpacks `bundle` as release `id` and gives it its virtualenv
 /// (scripts/release/build.sh): nothing here needs the database, and nothing goes live.
@@ -192,12 +193,45 @@ pub fn activate_script(
     }
     s.push_str(&format!("manage shell >&2 <<'TANDEM_PY'\n{py}TANDEM_PY\n"));
     s.push_str(&switch_function(vars));
+    s.push_str(&health_function(config));
     s.push_str(&assignments(&[
         ("HASH", &bundle.hash),
         ("KEEP", &KEEP.to_string()),
     ]));
     s.push_str(GO_LIVE_SH);
     s
+}
+
+/// Defines `health`: `django.health` asked of this server's nginx for the site's first domain
+/// (scripts/release/health.py).
+fn health_function(config: &Config) -> String {
+    let health = &config.django.health;
+    let host = config
+        .domains
+        .iter()
+        .find(|d| !d.starts_with("*."))
+        .cloned()
+        .unwrap_or_default();
+    let status = health
+        .status
+        .map_or_else(|| "below-500".to_string(), |s| s.to_string());
+    format!(
+        "{}health() {{\n  python3 - \"$HEALTH_SCHEME\" \"$HEALTH_HOST\" \"$HEALTH_PATH\" \"$HEALTH_STATUS\" \"$HEALTH_SECONDS\" <<'TANDEM_PY'\n{HEALTH_PY}TANDEM_PY\n}}\n",
+        assignments(&[
+            (
+                "HEALTH_SCHEME",
+                if config.tls.enabled() {
+                    "https"
+                } else {
+                    "http"
+                },
+            ),
+            ("HEALTH_HOST", &host),
+            ("HEALTH_PATH", &health.path),
+            ("HEALTH_STATUS", &status),
+            ("HEALTH_SECONDS", &health.timeout_seconds.to_string()),
+        ])
+    )
 }
 
 /// Defines `switch_to DIR` (scripts/release/switch.sh) for this app server's units.
@@ -268,6 +302,71 @@ mod tests {
                 assert_python_heredocs_compile(&script, &what);
             }
         }
+    }
+
+    /// go_live under sh with a `systemctl` that always succeeds and the real health check,
+    /// which nothing answers here: the server goes back to the release it ran, the new one is
+    /// removed, and the run says why.
+    #[test]
+    fn a_release_that_fails_its_health_check_is_put_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, mut config, bundle) = shop_and_bundle(0);
+        config.django.health = crate::config::django::Health {
+            path: "/up".into(),
+            status: Some(299),
+            timeout_seconds: 1,
+        };
+        let mut vars = Vars::for_paths(&config, &config.servers[1]);
+        let root = dir.path().join("srv");
+        vars.paths.root = root.display().to_string();
+        for release in ["r0", "r1"] {
+            std::fs::create_dir_all(root.join("releases").join(release)).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("releases/r0"), root.join("current")).unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("systemctl"), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(
+            bin.join("systemctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let script = format!(
+            "{}{}{}{}",
+            assignments(&[
+                ("ROOT", &vars.paths.root),
+                ("R", &format!("{}/releases/r1", vars.paths.root)),
+                ("HASH", &bundle.hash),
+                ("KEEP", "5"),
+            ]),
+            switch_function(&vars),
+            health_function(&config),
+            GO_LIVE_SH
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            std::fs::read_link(root.join("current")).unwrap(),
+            root.join("releases/r0")
+        );
+        assert!(
+            !root.join("releases/r1").exists(),
+            "the failed release is removed"
+        );
+        assert!(
+            stderr.contains("health check failed: https://shop.example.com/up no answer"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("the new release failed its health check; running release:"),
+            "{stderr}"
+        );
     }
 
     #[test]

@@ -132,28 +132,20 @@ async fn run_stage<T: Transport>(
             reports.extend(join_all(parts.iter().map(|(i, h)| run_part(stage, fleet, *i, h))).await)
         }
         Spread::InTurn => {
-            for (i, host) in &parts {
-                reports.push(run_part(stage, fleet, *i, host).await);
-            }
-        }
-        Spread::FirstThenTogether => {
-            if let Some((first, rest)) = parts.split_first() {
-                let (i, report) = run_part(stage, fleet, first.0, &first.1).await;
-                let first_failed = report.error.is_some();
+            for (n, (i, host)) in parts.iter().enumerate() {
+                let (i, report) = run_part(stage, fleet, *i, host).await;
+                let failed = report.error.is_some();
                 reports.push((i, report));
-                if first_failed {
-                    let on = &fleet.hosts[i].name().to_string();
-                    let rest: Vec<usize> = rest.iter().map(|(i, _)| *i).collect();
+                if failed {
+                    let on = fleet.hosts[i].name().to_string();
+                    let rest: Vec<usize> = parts[n + 1..].iter().map(|(i, _)| *i).collect();
                     skip(
                         stage,
                         &rest,
                         state,
                         &format!("{} on {on} failed", stage.what),
                     );
-                } else {
-                    reports.extend(
-                        join_all(rest.iter().map(|(i, h)| run_part(stage, fleet, *i, h))).await,
-                    );
+                    break;
                 }
             }
         }
@@ -620,6 +612,40 @@ mod tests {
             error_of(&reports, "app2"),
             Some("release not taken live: the release on app1 failed")
         );
+    }
+
+    /// Three app servers: the release goes live on one after the other (a slow one holds the
+    /// next back), and a failure on the second keeps the third on the old release.
+    #[tokio::test(start_paused = true)]
+    async fn the_release_rolls_one_app_server_at_a_time_and_stops_where_it_fails() {
+        let (mut plan, mut roles) = layout();
+        plan.hosts.push(app("app3"));
+        roles.push(Role::App);
+        let mut lab = Lab::new(&plan);
+        lab.host("app2")
+            .slow
+            .insert("release".into(), Duration::from_secs(30));
+        let reports = lab
+            .apply(&plan, roles.clone(), &same_plan(&plan), true)
+            .await;
+        assert!(summary(&reports).1, "{reports:#?}");
+        assert!(lab.at("app1: release") < lab.at("app2: release"));
+        assert!(lab.at("app2: release") < lab.at("app3: release"));
+
+        let mut lab = Lab::new(&plan);
+        lab.host("app2").fails.push("release".into());
+        let reports = lab.apply(&plan, roles, &same_plan(&plan), true).await;
+        assert!(
+            lab.ran("app1: release"),
+            "the first server stays on the new release"
+        );
+        assert!(!lab.ran("app3: release"));
+        assert!(lab.ran("app3: build"), "built, never switched");
+        assert_eq!(
+            error_of(&reports, "app3"),
+            Some("release not taken live: the release on app2 failed")
+        );
+        assert_eq!(error_of(&reports, "app1"), None);
     }
 
     #[tokio::test]

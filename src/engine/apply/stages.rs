@@ -29,10 +29,9 @@ pub enum Part {
 pub enum Spread {
     /// On every host at once.
     Together,
-    /// On one host after the other, in config order.
+    /// On one host after the other, in config order; the first that fails stops the rest
+    /// (they say which host failed).
     InTurn,
-    /// On the first host (in config order), then on the others at once when it succeeded.
-    FirstThenTogether,
 }
 
 /// What a stage waits for.
@@ -73,9 +72,10 @@ pub struct Stage {
 /// side needs no database until a release goes live, so it runs meanwhile: first what a new
 /// release's build needs (the base provisioning, the app user and directories); then the
 /// build beside the rest of the provisioning, and after that rest the certificate (the ACME
-/// issuer hands it to the others, provisioned by then). Then the release of the first app
-/// server, which runs the migrations; then the others together (concurrent migrations would
-/// race).
+/// issuer hands it to the others, provisioned by then). Then the release, one app server at a
+/// time in config order: the first runs the migrations (concurrent migrations would race);
+/// each must pass its health check before the next switches, so a release that breaks stops
+/// on the first server (put back there) while the others keep serving the old one.
 pub const STAGES: &[Stage] = &[
     Stage {
         name: "prepare-database-side",
@@ -169,7 +169,7 @@ pub const STAGES: &[Stage] = &[
         what: "the release",
         roles: &[Role::App],
         part: Part::Only(Phase::Release),
-        spread: Spread::FirstThenTogether,
+        spread: Spread::InTurn,
         needs: &[
             Need::Everywhere("database"),
             Need::Everywhere("certificate"),
