@@ -5,7 +5,7 @@
 mod support;
 
 use support::lab::Suite;
-use support::scenario::{Scenario, assert_ok, fetch, text};
+use support::scenario::{Example, Scenario, assert_ok, fetch, text};
 
 #[test]
 fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
@@ -165,4 +165,84 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     assert_eq!(status, "200");
     assert!(page.contains("<td>Ada</td>"), "{page}");
     s.assert_converged("after the compiled requirement");
+}
+
+/// Two app servers and a release that breaks only when a page is asked for (it passes
+/// `check --deploy` and gunicorn starts): it goes live on app1, fails the health check there,
+/// and app1 goes back to the release it ran; app2 never switches. Both keep serving the old
+/// page; fixed, the next deploy rolls over both.
+#[test]
+fn a_release_that_fails_its_health_check_stops_on_the_first_app_server() {
+    let lab = lab_or_skip!();
+    let s = Scenario::with_apps(lab, Suite::Bookworm, Example::Timesheet, 2);
+    s.edit_config(
+        "  migrate: migrate\n",
+        "  migrate: migrate\n  health: {timeout: 5}\n",
+    );
+    assert_ok("first apply", &s.apply_fresh());
+    let app2 = &s.more_apps[0];
+    let current = |server| s.sudo_ok(server, "readlink /srv/timesheet/current");
+    let before = (current(&s.app), current(app2));
+
+    let views = s.dir.path().join("timesheet/entries/views.py");
+    let good = std::fs::read_to_string(&views).unwrap();
+    std::fs::write(
+        &views,
+        good.replace(
+            "def entry_list(request):\n",
+            "def entry_list(request):\n    raise RuntimeError(\"a release broken at request time\")\n",
+        ),
+    )
+    .unwrap();
+    let deploy = s.run(&["deploy", "--yes"]);
+    let said = text(&deploy.stdout) + &text(&deploy.stderr);
+    assert_eq!(deploy.status.code(), Some(1), "{said}");
+    for expected in [
+        "health check failed: http://timesheet.lab.test/ answered 500",
+        "the new release failed its health check",
+        "release not taken live: the release on app1 failed",
+    ] {
+        assert!(said.contains(expected), "no `{expected}` in:\n{said}");
+    }
+    assert_eq!((current(&s.app), current(app2)), before, "{said}");
+    for server in [&s.app, app2] {
+        let (status, page) = fetch(&s.outsider, &server.ip, "timesheet.lab.test", "/");
+        assert_eq!(
+            status, "200",
+            "{} after the failed release: {page}",
+            server.name
+        );
+    }
+
+    std::fs::write(&views, good).unwrap();
+    let template = s
+        .dir
+        .path()
+        .join("timesheet/entries/templates/entries/list.html");
+    let page = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        page.replace(">Timesheet</h1>", ">Timesheet v2</h1>"),
+    )
+    .unwrap();
+    // A new migration is named by the plan before it runs.
+    std::fs::write(
+        s.dir.path().join("timesheet/entries/migrations/0002_noop.py"),
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"entries\", \"0001_initial\")]\n    operations = []\n",
+    )
+    .unwrap();
+    let plan = text(&s.run(&["plan"]).stdout);
+    assert!(plan.contains("entries/migrations/0002_noop.py"), "{plan}");
+    assert!(!plan.contains("0001_initial"), "{plan}");
+    assert_ok("deploy of the fixed release", &s.run(&["deploy", "--yes"]));
+    for server in [&s.app, app2] {
+        let (status, page) = fetch(&s.outsider, &server.ip, "timesheet.lab.test", "/");
+        assert_eq!(status, "200");
+        assert!(
+            page.contains("Timesheet v2</h1>"),
+            "{}: {page}",
+            server.name
+        );
+    }
+    s.assert_converged("after the rolled release");
 }

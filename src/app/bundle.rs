@@ -15,6 +15,21 @@ pub struct Bundle {
     pub requirements_hash: String,
     pub tar_gz: Vec<u8>,
     pub files: usize,
+    /// The project's migration files (`<app>/migrations/0001_initial.py`, relative to the
+    /// source), sorted: a plan names the ones the live release does not have.
+    pub migrations: Vec<String>,
+}
+
+/// Whether `rel` (a path below the source) is a Django migration file: `migrations/` holding
+/// a numbered module.
+pub fn is_migration(rel: &str) -> bool {
+    let mut parts = rel.rsplit('/');
+    let (Some(file), Some(dir)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    dir == "migrations"
+        && file.ends_with(".py")
+        && file.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
 /// Packs `config.django.source`.
@@ -83,6 +98,11 @@ pub fn bundle(config: &Config) -> anyhow::Result<Bundle> {
         requirements_hash: hex::encode(Sha256::digest(&requirements)),
         tar_gz,
         files: paths.len(),
+        migrations: paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| is_migration(p))
+            .collect(),
     })
 }
 

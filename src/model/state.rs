@@ -98,6 +98,9 @@ pub struct ReleaseState {
     pub current_hash: Option<String>,
     /// All release directories, oldest first.
     pub releases: Vec<String>,
+    /// The current release's migration files (paths below it), for the plan to name the
+    /// ones a new release adds.
+    pub migrations: Vec<String>,
 }
 
 impl ReleaseState {
@@ -113,9 +116,12 @@ impl ReleaseState {
                 s.current_hash = Some(v.trim().to_string());
             } else if let Some(v) = line.strip_prefix("release=") {
                 s.releases.push(v.to_string());
+            } else if let Some(v) = line.strip_prefix("migration=./") {
+                s.migrations.push(v.to_string());
             }
         }
         s.releases.sort();
+        s.migrations.sort();
         s
     }
 

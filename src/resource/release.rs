@@ -19,7 +19,8 @@ pub const KEEP: usize = 5;
 pub fn probe(vars: &Vars) -> String {
     format!(
         "cd {root} 2>/dev/null || exit 3; echo \"current=$(readlink current 2>/dev/null | sed 's|.*/||')\"; \
-         echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; true",
+         echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; \
+         cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
         root = shell_word(&vars.paths.root)
     )
 }
@@ -40,20 +41,38 @@ pub fn plan(
     }
     let id = release_id(&bundle.hash);
     let was = state.current.as_deref().unwrap_or("none");
+    // The migrations this release brings that the live one does not have: what the first
+    // app server's `migrate` will run (they must keep the live release working while the
+    // servers switch one at a time). Nothing is said before the first release.
+    let new_migrations: Vec<&str> = bundle
+        .migrations
+        .iter()
+        .filter(|m| state.current.is_some() && !state.migrations.contains(m))
+        .map(String::as_str)
+        .collect();
     let mut build = Change::release(
         "Ship the Django code",
         format!("+ build release {id}: code and virtualenv"),
         build_script(config, vars, bundle, &id),
     );
     build.role = Phase::Build;
-    vec![
-        build,
-        Change::release(
-            "Ship the Django code",
-            format!("+ release {id} ({} files; current: {was})", bundle.files),
-            activate_script(config, vars, bundle, &id, migrate),
-        ),
-    ]
+    let mut activate = Change::release(
+        "Ship the Django code",
+        format!("+ release {id} ({} files; current: {was})", bundle.files),
+        activate_script(config, vars, bundle, &id, migrate),
+    );
+    if migrate && !new_migrations.is_empty() {
+        activate.detail = Some(format!(
+            "new migrations (run before the first server switches; the live release must \
+             keep working with them):\n{}",
+            new_migrations
+                .iter()
+                .map(|m| format!("  {m}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    vec![build, activate]
 }
 
 /// A new release id: UTC time (sorts in order) and the code hash's start.
@@ -279,6 +298,10 @@ mod tests {
             requirements_hash: "feed".repeat(16),
             tar_gz: Vec::new(),
             files,
+            migrations: vec![
+                "entries/migrations/0001_initial.py".into(),
+                "entries/migrations/0002_note.py".into(),
+            ],
         };
         (dir, config, bundle)
     }
@@ -397,6 +420,39 @@ mod tests {
         assert_eq!(s.current_hash.as_deref(), Some("abc"));
         assert_eq!(s.previous(), Some("20261127T050000Z-aaa"));
         assert_eq!(ReleaseState::parse(3, "").current, None);
+    }
+
+    /// The plan names the migrations the live release lacks, on the server that runs them;
+    /// nothing before the first release (every migration is new then, and nothing is live).
+    #[test]
+    fn the_migrations_a_release_brings_are_named() {
+        let (_dir, config, bundle) = shop_and_bundle(3);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let live = ReleaseState::parse(
+            0,
+            "current=r0\nhash=old\nrelease=r0\nmigration=./entries/migrations/0001_initial.py\n",
+        );
+        assert_eq!(live.migrations, vec!["entries/migrations/0001_initial.py"]);
+        let changes = plan(true, &config, &vars, &bundle, &live);
+        let detail = changes[1].detail.as_deref().unwrap();
+        assert!(
+            detail.contains("  entries/migrations/0002_note.py"),
+            "{detail}"
+        );
+        assert!(!detail.contains("0001_initial"), "{detail}");
+        assert_eq!(plan(false, &config, &vars, &bundle, &live)[1].detail, None);
+        let fresh = ReleaseState::parse(0, "current=\nhash=\n");
+        assert_eq!(plan(true, &config, &vars, &bundle, &fresh)[1].detail, None);
+        for path in ["a/migrations/0003_x.py", "migrations/0001_y.py"] {
+            assert!(crate::app::bundle::is_migration(path), "{path}");
+        }
+        for path in [
+            "a/migrations/__init__.py",
+            "a/migrations/helpers.py",
+            "a/0001_x.py",
+        ] {
+            assert!(!crate::app::bundle::is_migration(path), "{path}");
+        }
     }
 
     #[test]
