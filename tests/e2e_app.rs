@@ -167,10 +167,12 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     s.assert_converged("after the compiled requirement");
 }
 
-/// Two app servers and a release that breaks only when a page is asked for (it passes
-/// `check --deploy` and gunicorn starts): it goes live on app1, fails the health check there,
-/// and app1 goes back to the release it ran; app2 never switches. Both keep serving the old
-/// page; fixed, the next deploy rolls over both.
+/// Two app servers and releases that break only when a page is asked for. One whose view
+/// raises passes `check --deploy` but not the health check Django's test client makes before
+/// anything goes live: no server switches. One whose WSGI entry point answers 500 passes that
+/// (the test client does not use it) and gunicorn starts on it: it goes live on app1, fails
+/// the check through nginx there, and app1 goes back to the release it ran; app2 never
+/// switches. Both keep serving the old page throughout; fixed, the next deploy rolls over both.
 #[test]
 fn a_release_that_fails_its_health_check_stops_on_the_first_app_server() {
     let lab = lab_or_skip!();
@@ -183,6 +185,21 @@ fn a_release_that_fails_its_health_check_stops_on_the_first_app_server() {
     let app2 = &s.more_apps[0];
     let current = |server| s.sudo_ok(server, "readlink /srv/timesheet/current");
     let before = (current(&s.app), current(app2));
+    let still_serving = |when: &str| {
+        assert_eq!((current(&s.app), current(app2)), before, "{when}");
+        for server in [&s.app, app2] {
+            let (status, page) = fetch(&s.outsider, &server.ip, "timesheet.lab.test", "/");
+            assert_eq!(status, "200", "{} {when}: {page}", server.name);
+        }
+    };
+    let failed_deploy = |expected: &[&str]| {
+        let deploy = s.run(&["deploy", "--yes"]);
+        let said = text(&deploy.stdout) + &text(&deploy.stderr);
+        assert_eq!(deploy.status.code(), Some(1), "{said}");
+        for expected in expected {
+            assert!(said.contains(expected), "no `{expected}` in:\n{said}");
+        }
+    };
 
     let views = s.dir.path().join("timesheet/entries/views.py");
     let good = std::fs::read_to_string(&views).unwrap();
@@ -194,27 +211,30 @@ fn a_release_that_fails_its_health_check_stops_on_the_first_app_server() {
         ),
     )
     .unwrap();
-    let deploy = s.run(&["deploy", "--yes"]);
-    let said = text(&deploy.stdout) + &text(&deploy.stderr);
-    assert_eq!(deploy.status.code(), Some(1), "{said}");
-    for expected in [
-        "health check failed: http://timesheet.lab.test/ answered 500",
-        "the new release failed its health check",
+    failed_deploy(&[
+        "health check failed before going live: / as timesheet.lab.test raised RuntimeError: a release broken at request time",
         "release not taken live: the release on app1 failed",
-    ] {
-        assert!(said.contains(expected), "no `{expected}` in:\n{said}");
-    }
-    assert_eq!((current(&s.app), current(app2)), before, "{said}");
-    for server in [&s.app, app2] {
-        let (status, page) = fetch(&s.outsider, &server.ip, "timesheet.lab.test", "/");
-        assert_eq!(
-            status, "200",
-            "{} after the failed release: {page}",
-            server.name
-        );
-    }
+    ]);
+    still_serving("after a release whose view raises");
+    std::fs::write(&views, &good).unwrap();
 
-    std::fs::write(&views, good).unwrap();
+    let wsgi = s.dir.path().join("timesheet/timesheet/wsgi.py");
+    let entry = std::fs::read_to_string(&wsgi).unwrap();
+    std::fs::write(
+        &wsgi,
+        format!(
+            "{entry}\n_django = application\n\n\ndef application(environ, start_response):\n    start_response(\"500 Internal Server Error\", [(\"Content-Type\", \"text/plain\")])\n    return [b\"broken entry point\"]\n"
+        ),
+    )
+    .unwrap();
+    failed_deploy(&[
+        "health check failed: http://timesheet.lab.test/ answered 500",
+        "the new release failed its health check; running release:",
+        "release not taken live: the release on app1 failed",
+    ]);
+    still_serving("after a release whose entry point answers 500");
+    std::fs::write(&wsgi, entry).unwrap();
+
     let template = s
         .dir
         .path()

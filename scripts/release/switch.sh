@@ -1,20 +1,38 @@
-# Defines `switch_to DIR`: points `current` at DIR atomically, then restarts gunicorn and waits
-# for it. Socket activation keeps the socket open across the restart: requests wait in its
-# queue, none is refused. Background processes stop (warm shutdown, up to their stop_timeout)
-# before `current` moves, so none runs a mix of two releases, and start on the new one after
-# gunicorn. A subshell: its `set -f` (unit names are split, never globbed) ends with it.
-# Set before: ROOT SERVICE SOCKET PROCESSES (unit names, space-separated, maybe none).
+# Defines `switch_to DIR`: takes release DIR live, or restarts it when it is live already,
+# without a request waiting for Django to start and none refused. Socket activation keeps the
+# listening socket open throughout; the bridge (a second gunicorn on the same socket, on DIR,
+# loaded before it answers) takes requests while the service restarts on DIR, and stops,
+# gracefully, once the service is back. When the bridge cannot start on DIR (Django does not
+# load), nothing has moved: the running release keeps serving.
+# Background processes stop (warm shutdown, up to their stop_timeout) before `current` moves,
+# so none runs a mix of two releases, and start on the new one after gunicorn. A subshell: its
+# `set -f` (unit names are split, never globbed) ends with it.
+# Set before: ROOT SERVICE SOCKET BRIDGE PROCESSES (unit names, space-separated, maybe none).
 switch_to() (
   set -f
-  # shellcheck disable=SC2086 # unit names, one word each
-  if [ -n "$PROCESSES" ]; then systemctl stop $PROCESSES || true; fi
-  ln -sfn "$1" "$ROOT/current.new" && mv -Tf "$ROOT/current.new" "$ROOT/current" || exit 1
-  systemctl reset-failed "$SERVICE" "$SOCKET" 2>/dev/null || true
+  moving=1
+  [ "$(readlink "$ROOT/current" 2>/dev/null)" = "$1" ] && moving=
+  systemctl reset-failed "$SERVICE" "$SOCKET" "$BRIDGE" 2>/dev/null || true
   systemctl start "$SOCKET" || exit 1
+  bridged=
+  if systemctl is-active --quiet "$SERVICE"; then
+    ln -sfn "$1" "$ROOT/next.new" && mv -Tf "$ROOT/next.new" "$ROOT/next" || exit 1
+    if ! systemctl start "$BRIDGE"; then
+      journalctl -u "$BRIDGE" -n 20 --no-pager >&2
+      echo "gunicorn does not start on $(basename "$1"): the running release keeps serving" >&2
+      exit 1
+    fi
+    bridged=1
+  fi
+  # shellcheck disable=SC2086 # unit names, one word each
+  if [ -n "$moving" ] && [ -n "$PROCESSES" ]; then systemctl stop $PROCESSES || true; fi
+  ln -sfn "$1" "$ROOT/current.new" && mv -Tf "$ROOT/current.new" "$ROOT/current" || exit 1
   systemctl restart "$SERVICE" || true
   i=0; while [ $i -lt 50 ] && ! systemctl is-active --quiet "$SERVICE"; do sleep 0.1; i=$((i+1)); done
-  systemctl is-active --quiet "$SERVICE" || { journalctl -u "$SERVICE" -n 20 --no-pager >&2; exit 1; }
-  if [ -n "$PROCESSES" ]; then
+  up=; systemctl is-active --quiet "$SERVICE" && up=1
+  if [ -n "$bridged" ]; then systemctl stop "$BRIDGE" || true; fi
+  [ -n "$up" ] || { journalctl -u "$SERVICE" -n 20 --no-pager >&2; exit 1; }
+  if [ -n "$moving" ] && [ -n "$PROCESSES" ]; then
     # shellcheck disable=SC2086
     systemctl reset-failed $PROCESSES 2>/dev/null || true
     # shellcheck disable=SC2086,SC2046

@@ -30,7 +30,7 @@ pub fn manage_command(vars: &Vars, args: &[String]) -> String {
 /// What `tandem restart` restarts on an app server, without a release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Restartable {
-    /// gunicorn's service (its socket stays: requests wait in its queue, none is refused).
+    /// gunicorn's service, bridged: a second gunicorn on the same socket answers meanwhile.
     Gunicorn,
     /// The background processes of `processes:` that run on the server (warm shutdown).
     Processes,
@@ -44,11 +44,14 @@ pub fn restart_script(vars: &Vars, what: &[Restartable]) -> String {
     let mut s = String::from("set -e\n");
     for item in what {
         match item {
+            // The live release switched to itself: the bridge answers while gunicorn
+            // restarts, so no request waits for Django to start.
             Restartable::Gunicorn => s.push_str(&format!(
-                "systemctl restart {svc}\n\
-                 i=0; while [ $i -lt 100 ] && ! systemctl is-active --quiet {svc}; do sleep 0.1; i=$((i+1)); done\n\
-                 systemctl is-active --quiet {svc} || {{ journalctl -u {svc} -n 20 --no-pager >&2; exit 1; }}\n\
+                "{assign}{switch}live=$(readlink \"$ROOT/current\") || {{ echo 'no release is live here' >&2; exit 1; }}\n\
+                 switch_to \"$live\"\n\
                  echo \"restarted {svc} (pid $(systemctl show -p MainPID --value {svc}))\"\n",
+                assign = crate::resource::script::assignments(&[("ROOT", &vars.paths.root)]),
+                switch = crate::resource::release::switch_function(vars),
                 svc = shell_word(&vars.units.service)
             )),
             Restartable::Processes => {

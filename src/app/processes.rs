@@ -169,9 +169,22 @@ mod tests {
         let (log, current) = rollback_in(dir.path(), &config, "r1");
         assert_eq!(current, "r1");
         let calls: Vec<&str> = log.lines().collect();
-        assert_eq!(
-            calls.first(),
-            Some(&"systemctl stop shop-worker.service shop-beat.service -> r0"),
+        let at = |call: &str| {
+            calls
+                .iter()
+                .position(|c| *c == call)
+                .unwrap_or_else(|| panic!("no `{call}` in:\n{log}"))
+        };
+        // The bridge answers on the new release before anything stops; the processes stop
+        // while `current` is the old release, gunicorn restarts on the new one.
+        assert!(
+            at("systemctl start gunicorn-shop-bridge.service -> r0")
+                < at("systemctl stop shop-worker.service shop-beat.service -> r0"),
+            "{log}"
+        );
+        assert!(
+            at("systemctl restart gunicorn-shop.service -> r1")
+                < at("systemctl stop gunicorn-shop-bridge.service -> r1"),
             "{log}"
         );
         assert_eq!(

@@ -22,6 +22,7 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/nginx/site.conf",
     "templates/systemd/gunicorn.socket",
     "templates/systemd/gunicorn.service",
+    "templates/systemd/gunicorn-bridge.service",
     "templates/django/env",
     "templates/postgres/00-tandem.conf",
     "templates/postgres/pg_hba.block",

@@ -298,6 +298,8 @@ pub struct Paths {
     pub root: String,
     pub releases: String,
     pub current: String,
+    /// The release a switch brings in, served by the bridge unit while gunicorn restarts.
+    pub next: String,
     pub static_root: String,
     pub media_root: String,
     pub env_file: String,
@@ -312,6 +314,7 @@ impl Paths {
         Paths {
             releases: format!("{root}/releases"),
             current: format!("{root}/current"),
+            next: format!("{root}/next"),
             static_root: format!("{root}/static"),
             media_root: format!("{root}/media"),
             env_file: format!("/etc/{project}/env"),
@@ -325,6 +328,9 @@ impl Paths {
 pub struct Units {
     pub socket: String,
     pub service: String,
+    /// A second gunicorn on the same socket, on the next release, while the service restarts
+    /// (scripts/release/switch.sh).
+    pub bridge: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -414,6 +420,7 @@ impl Vars {
             units: Units {
                 socket: format!("gunicorn-{project}.socket"),
                 service: format!("gunicorn-{project}.service"),
+                bridge: format!("gunicorn-{project}-bridge.service"),
             },
             ssh: SshVars {
                 port: config.ssh.port,

@@ -134,7 +134,7 @@ const BUILT: &str = ".tandem-built";
 const BUILD_SH: &str = include_str!("../../scripts/release/build.sh");
 const SWITCH_SH: &str = include_str!("../../scripts/release/switch.sh");
 const GO_LIVE_SH: &str = include_str!("../../scripts/release/go_live.sh");
-const HEALTH_PY: &str = include_str!("../../scripts/release/health.py");
+const HEALTH_CLIENT_PY: &str = include_str!("../../scripts/release/health_client.py");
 
 /// The script that unpacks `bundle` as release `id` and gives it its virtualenv
 /// (scripts/release/build.sh): nothing here needs the database, and nothing goes live.
@@ -175,6 +175,7 @@ pub fn activate_script(
         "[ -e \"$R/{BUILT}\" ] || {{ echo \"release $(basename \"$R\") was not built (its build failed or did not run): run tandem apply again\" >&2; exit 1; }}\n"
     ));
     s.push_str(MANAGE);
+    s.push_str(&health_assignments(config));
     // check --deploy, the migrations and collectstatic in one Django process: each manage.py
     // start costs about a second, most of a code-only release.
     let mut py = String::from(
@@ -206,13 +207,14 @@ pub fn activate_script(
         "print('== manage.py collectstatic', file=sys.stderr)\n\
          call_command('collectstatic', interactive=False)\n",
     );
+    py.push_str(HEALTH_CLIENT_PY);
     // Tenants' schemas each have their own table: verify asks Django for those.
     if !config.django.is_multi_tenant() {
         py.push_str(&RECORD_MIGRATIONS.replace("RECORD", MIGRATIONS_RECORD));
     }
     s.push_str(&format!("manage shell >&2 <<'TANDEM_PY'\n{py}TANDEM_PY\n"));
     s.push_str(&switch_function(vars));
-    s.push_str(&health_function(config));
+    s.push_str(HEALTH_FUNCTION);
     s.push_str(&assignments(&[
         ("HASH", &bundle.hash),
         ("KEEP", &KEEP.to_string()),
@@ -221,9 +223,9 @@ pub fn activate_script(
     s
 }
 
-/// Defines `health`: `django.health` asked of this server's nginx for the site's first domain
-/// (scripts/release/health.py).
-fn health_function(config: &Config) -> String {
+/// `django.health` for both checks, exported for the Django process: the site's first domain,
+/// its scheme, the path and the accepted status.
+fn health_assignments(config: &Config) -> String {
     let health = &config.django.health;
     let host = config
         .domains
@@ -235,7 +237,7 @@ fn health_function(config: &Config) -> String {
         .status
         .map_or_else(|| "below-500".to_string(), |s| s.to_string());
     format!(
-        "{}health() {{\n  python3 - \"$HEALTH_SCHEME\" \"$HEALTH_HOST\" \"$HEALTH_PATH\" \"$HEALTH_STATUS\" \"$HEALTH_SECONDS\" <<'TANDEM_PY'\n{HEALTH_PY}TANDEM_PY\n}}\n",
+        "{}export HEALTH_SCHEME HEALTH_HOST HEALTH_PATH HEALTH_STATUS\n",
         assignments(&[
             (
                 "HEALTH_SCHEME",
@@ -253,8 +255,16 @@ fn health_function(config: &Config) -> String {
     )
 }
 
+/// Defines `health`: the check through this server's nginx (scripts/release/health.py), with
+/// `health_assignments`' values.
+const HEALTH_FUNCTION: &str = concat!(
+    "health() {\n  python3 - \"$HEALTH_SCHEME\" \"$HEALTH_HOST\" \"$HEALTH_PATH\" \"$HEALTH_STATUS\" \"$HEALTH_SECONDS\" <<'TANDEM_PY'\n",
+    include_str!("../../scripts/release/health.py"),
+    "TANDEM_PY\n}\n"
+);
+
 /// Defines `switch_to DIR` (scripts/release/switch.sh) for this app server's units.
-fn switch_function(vars: &Vars) -> String {
+pub fn switch_function(vars: &Vars) -> String {
     let processes: Vec<&str> = vars
         .processes
         .here
@@ -266,6 +276,7 @@ fn switch_function(vars: &Vars) -> String {
         assignments(&[
             ("SERVICE", &vars.units.service),
             ("SOCKET", &vars.units.socket),
+            ("BRIDGE", &vars.units.bridge),
             ("PROCESSES", &processes.join(" ")),
         ])
     )
@@ -355,7 +366,7 @@ mod tests {
         )
         .unwrap();
         let script = format!(
-            "{}{}{}{}",
+            "{}{}{}{HEALTH_FUNCTION}{}",
             assignments(&[
                 ("ROOT", &vars.paths.root),
                 ("R", &format!("{}/releases/r1", vars.paths.root)),
@@ -363,7 +374,7 @@ mod tests {
                 ("KEEP", "5"),
             ]),
             switch_function(&vars),
-            health_function(&config),
+            health_assignments(&config),
             GO_LIVE_SH
         );
         let out = std::process::Command::new("sh")
