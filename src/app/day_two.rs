@@ -136,6 +136,8 @@ pub fn logs_script(
             LogSource::Gunicorn => {
                 journal_units.push(vars.units.socket.clone());
                 journal_units.push(vars.units.service.clone());
+                // The bridge serves during switches: its requests are the site's too.
+                journal_units.push(vars.units.bridge.clone());
             }
             LogSource::Nginx => {
                 journal_units.push("nginx.service".to_string());
@@ -486,7 +488,9 @@ mod tests {
         let all = [LogSource::Gunicorn, LogSource::Nginx, LogSource::Postgresql];
         let app = logs_script(&vars(), Role::App, &all, &range);
         assert!(
-            app.contains("-u gunicorn-shop.socket -u gunicorn-shop.service -u nginx.service"),
+            app.contains(
+                "-u gunicorn-shop.socket -u gunicorn-shop.service -u gunicorn-shop-bridge.service -u nginx.service"
+            ),
             "{app}"
         );
         assert!(app.contains("--since '-1 hours'"), "{app}");

@@ -86,6 +86,12 @@ impl Config {
             .expect("validated: one db server")
     }
 
+    /// The site's first domain that is not a wildcard: the public tenant's, the one health
+    /// checks ask for.
+    pub fn apex(&self) -> Option<String> {
+        self.domains.iter().find(|d| !d.starts_with("*.")).cloned()
+    }
+
     pub fn app_servers(&self) -> impl Iterator<Item = &Server> {
         self.servers.iter().filter(|s| s.role == Role::App)
     }

@@ -188,12 +188,7 @@ pub fn activate_script(
     } else if config.django.is_multi_tenant() {
         // Shared apps first; then the public tenant and its domain (the apex), without which
         // django-tenants answers every request with 400/404; then every tenant's schema.
-        let apex = config
-            .domains
-            .iter()
-            .find(|d| !d.starts_with("*."))
-            .cloned()
-            .unwrap_or_default();
+        let apex = config.apex().unwrap_or_default();
         py.push_str("print('== manage.py migrate_schemas --shared', file=sys.stderr)\n");
         py.push_str("call_command('migrate_schemas', shared=True, interactive=False)\n");
         py.push_str(&PUBLIC_TENANT.replace("APEX", &apex.replace('\'', "")));
@@ -227,12 +222,7 @@ pub fn activate_script(
 /// its scheme, the path and the accepted status.
 fn health_assignments(config: &Config) -> String {
     let health = &config.django.health;
-    let host = config
-        .domains
-        .iter()
-        .find(|d| !d.starts_with("*."))
-        .cloned()
-        .unwrap_or_default();
+    let host = config.apex().unwrap_or_default();
     let status = health
         .status
         .map_or_else(|| "below-500".to_string(), |s| s.to_string());
