@@ -8,6 +8,18 @@
 # so none runs a mix of two releases, and start on the new one after gunicorn. A subshell: its
 # `set -f` (unit names are split, never globbed) ends with it.
 # Set before: ROOT SERVICE SOCKET BRIDGE PROCESSES (unit names, space-separated, maybe none).
+
+# Starts the bridge on $ROOT/next. A status of 200-243 is systemd failing to set the process
+# up (seen once in the lab as 219/CGROUP), not Django: tried once more.
+start_bridge() {
+  systemctl start "$BRIDGE" && return 0
+  code=$(systemctl show -p ExecMainStatus --value "$BRIDGE")
+  [ "${code:-0}" -ge 200 ] && [ "$code" -le 243 ] || return 1
+  systemctl reset-failed "$BRIDGE" 2>/dev/null || true
+  sleep 1
+  systemctl start "$BRIDGE"
+}
+
 switch_to() (
   set -f
   moving=1
@@ -17,9 +29,9 @@ switch_to() (
   bridged=
   if systemctl is-active --quiet "$SERVICE"; then
     ln -sfn "$1" "$ROOT/next.new" && mv -Tf "$ROOT/next.new" "$ROOT/next" || exit 1
-    if ! systemctl start "$BRIDGE"; then
+    if ! start_bridge; then
       journalctl -u "$BRIDGE" -n 20 --no-pager >&2
-      echo "gunicorn does not start on $(basename "$1"): the running release keeps serving" >&2
+      echo "gunicorn does not start on $(basename "$1") (status $(systemctl show -p ExecMainStatus --value "$BRIDGE")): the running release keeps serving" >&2
       exit 1
     fi
     bridged=1
@@ -30,7 +42,8 @@ switch_to() (
   systemctl restart "$SERVICE" || true
   i=0; while [ $i -lt 50 ] && ! systemctl is-active --quiet "$SERVICE"; do sleep 0.1; i=$((i+1)); done
   up=; systemctl is-active --quiet "$SERVICE" && up=1
-  if [ -n "$bridged" ]; then systemctl stop "$BRIDGE" || true; fi
+  # (systemctl warns that the socket could start the bridge again: it is the service's.)
+  if [ -n "$bridged" ]; then systemctl stop "$BRIDGE" 2>/dev/null || true; fi
   [ -n "$up" ] || { journalctl -u "$SERVICE" -n 20 --no-pager >&2; exit 1; }
   if [ -n "$moving" ] && [ -n "$PROCESSES" ]; then
     # shellcheck disable=SC2086
