@@ -9,15 +9,16 @@
 # `set -f` (unit names are split, never globbed) ends with it.
 # Set before: ROOT SERVICE SOCKET BRIDGE PROCESSES (unit names, space-separated, maybe none).
 
-# Starts the bridge on $ROOT/next. A status of 200-243 is systemd failing to set the process
-# up (seen once in the lab as 219/CGROUP), not Django: tried once more.
+# Starts the bridge on $ROOT/next (restarts it: one left running by a run cut off mid-switch
+# serves another release). A status of 200-243 is systemd failing to set the process up (seen
+# once in the lab as 219/CGROUP), not Django: tried once more.
 start_bridge() {
-  systemctl start "$BRIDGE" && return 0
+  systemctl restart "$BRIDGE" && return 0
   code=$(systemctl show -p ExecMainStatus --value "$BRIDGE")
   [ "${code:-0}" -ge 200 ] && [ "$code" -le 243 ] || return 1
   systemctl reset-failed "$BRIDGE" 2>/dev/null || true
   sleep 1
-  systemctl start "$BRIDGE"
+  systemctl restart "$BRIDGE"
 }
 
 switch_to() (

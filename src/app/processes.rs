@@ -178,7 +178,7 @@ mod tests {
         // The bridge answers on the new release before anything stops; the processes stop
         // while `current` is the old release, gunicorn restarts on the new one.
         assert!(
-            at("systemctl start gunicorn-shop-bridge.service -> r0")
+            at("systemctl restart gunicorn-shop-bridge.service -> r0")
                 < at("systemctl stop shop-worker.service shop-beat.service -> r0"),
             "{log}"
         );

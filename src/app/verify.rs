@@ -38,6 +38,21 @@ pub fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &
             &format!("run tandem apply: it stops and removes {unit} on servers it does not run on"),
         );
     }
+    // The bridge serves only while a release switches: running otherwise, a run was cut off
+    // mid-switch and two releases answer side by side.
+    for line in out.lines().filter_map(|l| l.strip_prefix("bridge=")) {
+        let (unit, state) = line.split_once(' ').unwrap_or((line, ""));
+        v.add(
+            name,
+            &format!("{unit} not running outside a release"),
+            state != "active" && state != "activating",
+            state,
+            &format!(
+                "a release was cut off while switching: `tandem deploy` finishes it (or \
+                 `systemctl stop {unit}` keeps the release `current` names)"
+            ),
+        );
+    }
     let json: serde_json::Value = out
         .lines()
         .find_map(|l| l.strip_prefix("json="))
@@ -245,7 +260,8 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
          wait; cat \"$M\"; rm -f \"$M\"\n\
          else echo 'error=no current release'; fi\n\
          for u in {socket} {service} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
-         for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n",
+         for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n\
+         echo \"bridge={bridge} $(systemctl is-active {bridge})\"\n",
         beside = if multi_tenant {
             format!("( {django} ) >\"$M\" &\n")
         } else {
@@ -269,6 +285,7 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
         user = shell_word(&vars.user),
         socket = shell_word(&vars.units.socket),
         service = shell_word(&vars.units.service),
+        bridge = shell_word(&vars.units.bridge),
     )
 }
 
@@ -320,6 +337,20 @@ mod tests {
             .into_iter()
             .find(|c| c.name == name)
             .map(|c| (c.ok, c.detail))
+    }
+
+    /// A bridge left running by a run cut off mid-switch fails verify; stopped, it passes.
+    #[test]
+    fn a_running_bridge_is_a_cut_off_switch() {
+        let check = "gunicorn-shop-bridge.service not running outside a release";
+        assert_eq!(
+            app_result("bridge=gunicorn-shop-bridge.service active\n", check),
+            Some((false, "active".into()))
+        );
+        assert_eq!(
+            app_result("bridge=gunicorn-shop-bridge.service inactive\n", check),
+            Some((true, "inactive".into()))
+        );
     }
 
     #[test]
