@@ -29,12 +29,12 @@ fn snapshot_example(example: &str) -> usize {
 
 #[test]
 fn two_servers_example() {
-    assert_eq!(snapshot_example("two-servers.yml"), 27);
+    assert_eq!(snapshot_example("two-servers.yml"), 28);
 }
 
 #[test]
 fn tenants_example() {
-    assert_eq!(snapshot_example("tenants.yml"), 45);
+    assert_eq!(snapshot_example("tenants.yml"), 47);
 }
 
 #[test]
