@@ -140,10 +140,13 @@ impl Engine {
         let bundle = self.bundle()?;
         let env_file = &Paths::of(&self.config.project).env_file;
         let push_key = &crate::tls::vars::push_key_path(&self.config.project);
+        let report = &self.report;
         let discoveries = join_all(sessions.iter().zip(&servers).map(|(h, server)| async move {
+            let started = Instant::now();
             let out = h
                 .run(&facts::discovery_script(server.role, env_file, push_key))
                 .await?;
+            report.debug(&format!("{}: discovery {:?}", h.name(), started.elapsed()));
             anyhow::ensure!(
                 out.success(),
                 "discovery on {} failed: {}",
@@ -171,7 +174,9 @@ impl Engine {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let outputs = join_all(sessions.iter().zip(&probes).map(|(h, probe)| async move {
+            let started = Instant::now();
             let out = h.run(&probe.script).await?;
+            report.debug(&format!("{}: probe {:?}", h.name(), started.elapsed()));
             anyhow::ensure!(
                 out.success(),
                 "probe on {} failed: {}",
