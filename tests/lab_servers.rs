@@ -119,6 +119,38 @@ fn ufw_on_a_server_admits_only_the_allowed_peer() {
     assert!(db.run("ufw status verbose").contains("disabled (routed)"));
 }
 
+/// A power cut (for the database failover drill): the server stops answering at once, nothing
+/// of it runs, and powered on again it comes back with its disk and a fresh /run.
+#[test]
+fn a_server_whose_power_is_cut_comes_back_with_its_disk() {
+    let lab = lab_or_skip!();
+    let server = lab.server(Suite::Bookworm);
+    server.run("echo kept > /root/marker && touch /run/gone-after-power-cut && sync");
+    server.poweroff();
+    let out = std::process::Command::new("ssh")
+        .args(["-F"])
+        .arg(&lab.ssh_config)
+        .args([
+            "-o",
+            "ConnectTimeout=2",
+            "-o",
+            "BatchMode=yes",
+            &server.name,
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{} still answers", server.name);
+    server.start();
+    assert_eq!(server.run("cat /root/marker").trim(), "kept");
+    assert!(
+        !server
+            .ssh("test -e /run/gone-after-power-cut")
+            .status
+            .success()
+    );
+}
+
 #[test]
 fn a_rebooted_server_comes_back_with_its_disk() {
     let lab = lab_or_skip!();

@@ -166,6 +166,18 @@ impl Server {
         false
     }
 
+    /// Cuts the server's power (`lab poweroff`): no clean stop, its disk kept.
+    pub fn poweroff(&self) {
+        lab_command(&["poweroff", &self.name])
+            .unwrap_or_else(|e| panic!("lab poweroff {}: {e}", self.name));
+    }
+
+    /// Powers it on again from its disk (`lab start`), once SSH answers.
+    pub fn start(&self) {
+        lab_command(&["start", &self.name])
+            .unwrap_or_else(|e| panic!("lab start {}: {e}", self.name));
+    }
+
     /// apt-get with retries: mirrors fail now and then, tests must not.
     pub fn apt_install(&self, packages: &str) {
         self.run(&format!(
