@@ -179,12 +179,9 @@ impl ConnectArgs {
     }
 }
 
-/// The commands that plan (plan, verify and the ones that change servers): on every server, or
-/// on those `--server` names.
+/// `--server NAME[,NAME]`, for the commands that plan or change servers.
 #[derive(clap::Args, Debug)]
-pub(crate) struct PlanningArgs {
-    #[command(flatten)]
-    pub(crate) remote: RemoteArgs,
+pub(crate) struct ServerChoice {
     /// Work on these servers only (names from the config, comma-separated); the run says
     /// which it skipped.
     #[arg(
@@ -193,7 +190,17 @@ pub(crate) struct PlanningArgs {
         value_name = "NAME[,NAME]",
         value_delimiter = ','
     )]
-    pub(crate) only: Vec<String>,
+    pub(crate) names: Vec<String>,
+}
+
+/// The commands that plan (plan, verify and the ones that change servers): on every server, or
+/// on those `--server` names.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PlanningArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    #[command(flatten)]
+    pub(crate) only: ServerChoice,
 }
 
 /// The commands that change servers: they take every server's lock and ask first.
@@ -218,15 +225,8 @@ pub(crate) struct ChangeArgs {
 pub(crate) struct RollbackArgs {
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
-    /// Work on these servers only (names from the config, comma-separated); the run says
-    /// which it skipped.
-    #[arg(
-        long = "server",
-        alias = "only",
-        value_name = "NAME[,NAME]",
-        value_delimiter = ','
-    )]
-    pub(crate) only: Vec<String>,
+    #[command(flatten)]
+    pub(crate) only: ServerChoice,
     /// Seconds to wait for another tandem run's lock on a server.
     #[arg(long, default_value = "120", value_name = "SECONDS")]
     pub(crate) lock_wait: u64,

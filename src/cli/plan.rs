@@ -30,7 +30,7 @@ pub(crate) async fn plan_alongside<T, F: std::future::Future<Output = T>>(
     locking: Locking<'_>,
     alongside: impl FnOnce(&Engine) -> F,
 ) -> anyhow::Result<(Engine, engine::Planned, T)> {
-    let (remote, only) = (&planning.remote, &planning.only);
+    let (remote, only) = (&planning.remote, &planning.only.names);
     let mut templates = templates(&remote.config)?;
     let started = std::time::Instant::now();
     let mut engine = Engine::connect(config, remote.ssh_options(), report(), only).await?;

@@ -105,7 +105,7 @@ async fn rollback_plan(
 ) -> anyhow::Result<(Engine, crate::model::plan::Plan, Vec<String>)> {
     let planning = &change.remote;
     let config = load(&planning.remote.config)?;
-    let chosen = engine::select(&config, &planning.only)?;
+    let chosen = engine::select(&config, &planning.only.names)?;
     let apps: Vec<String> = chosen
         .iter()
         .filter(|s| s.role == crate::config::Role::App)
