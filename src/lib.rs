@@ -2,12 +2,13 @@
 //!
 //! The layers, bottom up: `config` (tandem.yml and what it names), `model` (the shared
 //! vocabulary), `resource` (the generic kinds of things on a host), the feature wings
-//! (`postgres`, `tls`, `backup`, `app`), `engine` (expand, probe, plan, apply over SSH),
+//! (`postgres`, `cluster`, `tls`, `backup`, `app`), `engine` (expand, probe, plan, apply over SSH),
 //! `verify`, and `cli` at the edge.
 
 pub mod app;
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod model;

@@ -1,10 +1,14 @@
 import json, os, socket, http.client, ctypes
 r = {}
 host, port = os.environ.get('DATABASE_HOST', ''), int(os.environ.get('DATABASE_PORT', '5432'))
-try:
-    socket.create_connection((host, port), timeout=5).close(); r['tcp'] = 'ok'
-except Exception as e:
-    r['tcp'] = str(e)
+# A cluster's members are a comma-separated list (libpq's multi-host form): each must answer.
+failed = []
+for h in host.split(','):
+    try:
+        socket.create_connection((h, port), timeout=5).close()
+    except Exception as e:
+        failed.append(h + ': ' + str(e))
+r['tcp'] = '; '.join(failed) or 'ok'
 
 def recorded_migrations():
     # The rows the live release went live with, unless a .py file in it or in its recorded

@@ -103,6 +103,7 @@ impl LogSource {
             }
             crate::config::Role::Db => &[LogSource::Postgresql],
             crate::config::Role::Backup => &[LogSource::Backup],
+            crate::config::Role::Witness => &[],
         }
     }
 

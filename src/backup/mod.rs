@@ -175,7 +175,7 @@ pub fn known_host(
     let peer = match server.role {
         Role::Db => config.backup_server(),
         Role::Backup => Some(config.db_server()),
-        Role::App => None,
+        Role::App | Role::Witness => None,
     };
     peer.and_then(|p| Some(format!("{} {}", p.internal_ip, host_keys.get(&p.name)?)))
         .unwrap_or_default()

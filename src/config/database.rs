@@ -16,6 +16,9 @@ pub struct Database {
     pub allow: Vec<IpAddr>,
     /// PostgreSQL settings that override the derived ones (`postgres::tuning`), as written.
     pub settings: BTreeMap<String, String>,
+    /// A cluster's commits wait for the standby (Patroni's synchronous mode): no acknowledged
+    /// transaction is lost in a failover.
+    pub synchronous: bool,
 }
 
 /// PostgreSQL's largest max_connections (its MAX_BACKENDS).
@@ -160,6 +163,7 @@ impl Validator<'_> {
             superuser,
             allow,
             settings,
+            synchronous: raw.synchronous.map(|s| s.value).unwrap_or(false),
         }
     }
 

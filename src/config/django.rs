@@ -92,6 +92,8 @@ pub const TANDEM_ENV: &[&str] = &[
     "DJANGO_HSTS_SECONDS",
     "REDIS_URL",
     "CELERY_BROKER_URL",
+    "PGTARGETSESSIONATTRS",
+    "PGCONNECT_TIMEOUT",
 ];
 
 impl Django {

@@ -49,6 +49,8 @@ pub fn reserved_role(name: &str) -> Option<&'static str> {
         Some("`public` is PostgreSQL's pseudo-role for everyone")
     } else if name.starts_with("pg_") {
         Some("names starting with `pg_` are reserved for PostgreSQL's own roles")
+    } else if name.starts_with("tandem_") {
+        Some("names starting with `tandem_` are tandem's own roles (a cluster's replication)")
     } else {
         None
     }
@@ -266,7 +268,7 @@ mod tests {
 
     #[test]
     fn reserved_names() {
-        for role in ["postgres", "public", "pg_monitor"] {
+        for role in ["postgres", "public", "pg_monitor", "tandem_replicator"] {
             assert!(reserved_role(role).is_some(), "{role}");
         }
         assert!(reserved_role("timesheet").is_none());

@@ -79,11 +79,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// The db server, or a cluster's first (the one that seeds it).
     pub fn db_server(&self) -> &Server {
         self.servers
             .iter()
             .find(|s| s.role == Role::Db)
             .expect("validated: one db server")
+    }
+
+    /// The db servers: one, or a cluster's two in config order.
+    pub fn db_servers(&self) -> impl Iterator<Item = &Server> {
+        self.servers.iter().filter(|s| s.role == Role::Db)
+    }
+
+    /// The database cluster (Patroni and etcd), when there are two db servers.
+    pub fn cluster(&self) -> Option<Cluster<'_>> {
+        let members: Vec<&Server> = self.db_servers().collect();
+        let witness = self.servers.iter().find(|s| s.role == Role::Witness)?;
+        (members.len() == 2).then_some(Cluster { members, witness })
     }
 
     /// The site's first domain that is not a wildcard: the public tenant's, the one health
@@ -126,6 +139,25 @@ impl Config {
             .map(|s| s.internal_ip)
             .chain(self.database.allow.iter().copied())
             .collect()
+    }
+}
+
+/// Two db servers and the witness: a primary and a standby under Patroni, with etcd on all
+/// three as their consensus.
+#[derive(Clone, Debug)]
+pub struct Cluster<'a> {
+    /// In config order; the first seeds the cluster with its data.
+    pub members: Vec<&'a Server>,
+    pub witness: &'a Server,
+}
+
+impl Cluster<'_> {
+    /// The etcd members: the db servers, then the witness.
+    pub fn etcd_members(&self) -> impl Iterator<Item = &Server> {
+        self.members
+            .iter()
+            .copied()
+            .chain(std::iter::once(self.witness))
     }
 }
 
@@ -399,6 +431,7 @@ mod raw {
         pub allow: Vec<Spanned<String>>,
         #[serde(default)]
         pub settings: BTreeMap<String, Spanned<SettingValue>>,
+        pub synchronous: Option<Spanned<bool>>,
     }
 
     /// A postgresql.conf value as YAML gives it: `200`, `0.9`, `off` or `'64MB'`.

@@ -19,7 +19,7 @@ impl Secret {
     }
 
     /// What stands in for a secret that could not be read (`read_available`).
-    fn unread() -> Self {
+    pub fn unread() -> Self {
         Secret(UNREAD.to_string())
     }
 

@@ -10,6 +10,9 @@ pub enum Role {
     App,
     /// Holds the database's backup repository.
     Backup,
+    /// The third member of a database cluster's consensus (etcd): with two db servers, the
+    /// one that lets either of them be lost without the other losing its quorum.
+    Witness,
 }
 
 impl Role {
@@ -18,6 +21,7 @@ impl Role {
             Role::Db => "db",
             Role::App => "app",
             Role::Backup => "backup",
+            Role::Witness => "witness",
         }
     }
 }
@@ -209,13 +213,37 @@ impl Validator<'_> {
             .iter()
             .filter(|s| s.role.value == Role::App)
             .count();
-        if dbs != 1 {
-            self.error(
+        let witnesses = raw
+            .value
+            .iter()
+            .filter(|s| s.role.value == Role::Witness)
+            .count();
+        match (dbs, witnesses) {
+            (1, 0) | (2, 1) => {}
+            (0, _) | (3.., _) => self.error(
                 raw,
                 "servers",
-                format!("{dbs} servers have `role: db`; tandem needs exactly one"),
-                "mark exactly one server `role: db`",
-            );
+                format!("{dbs} servers have `role: db`; tandem needs one, or two for a cluster"),
+                "mark one server `role: db`, or two (a primary and its standby) and a `role: witness`",
+            ),
+            (1, _) => self.error(
+                raw,
+                "servers",
+                "a `role: witness` server without a second db server".into(),
+                "a witness is the third consensus member of a two-db cluster: add the second `role: db` server, or remove the witness",
+            ),
+            (2, 0) => self.error(
+                raw,
+                "servers",
+                "two db servers need a third server for the cluster's consensus (etcd needs three members to survive losing one)".into(),
+                "add a small server with `role: witness` (it runs etcd only)",
+            ),
+            (2, _) => self.error(
+                raw,
+                "servers",
+                format!("{witnesses} servers have `role: witness`; a cluster takes exactly one"),
+                "keep one `role: witness` server",
+            ),
         }
         if apps == 0 {
             self.error(

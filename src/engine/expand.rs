@@ -16,11 +16,12 @@ use crate::postgres;
 use crate::postgres::sql;
 
 /// The playbooks a server runs, in order.
-pub fn roles_of(server: &Server) -> [Phase; 2] {
+pub fn roles_of(server: &Server) -> &'static [Phase] {
     match server.role {
-        Role::Db => [Phase::Base, Phase::Db],
-        Role::App => [Phase::Base, Phase::App],
-        Role::Backup => [Phase::Base, Phase::Backup],
+        Role::Db => &[Phase::Base, Phase::Consensus, Phase::Db],
+        Role::App => &[Phase::Base, Phase::App],
+        Role::Backup => &[Phase::Base, Phase::Backup],
+        Role::Witness => &[Phase::Base, Phase::Consensus],
     }
 }
 
@@ -33,7 +34,7 @@ pub fn expand(
 ) -> anyhow::Result<Desired> {
     let mut tasks = Vec::new();
     let mut handlers = Vec::new();
-    for role in roles_of(server) {
+    for &role in roles_of(server) {
         let book = playbook::load(templates.assets(), role)?;
         for step in &book.steps {
             let ops = expand_step(config, vars, step, templates, &tasks)
@@ -219,6 +220,8 @@ fn expand_step(
         Step::Backup { .. } => return crate::backup::ops(vars, t),
         Step::Processes { .. } => return crate::app::processes::ops(vars, t),
         Step::Broker { .. } => return crate::app::broker::ops(config, vars, t),
+        Step::Consensus { .. } => return crate::cluster::consensus_ops(config, vars, t),
+        Step::Cluster { .. } => return crate::cluster::ops(config, vars, t),
         Step::Service {
             service,
             enabled,

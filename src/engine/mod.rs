@@ -458,7 +458,7 @@ fn host_facts(role: Role, discovery: &facts::Discovery, name: &str) -> anyhow::R
         (None, Role::Db | Role::Backup) => bail!(
             "{name}: cannot tell which PostgreSQL apt would install (no package lists?): run `apt-get update` there"
         ),
-        (None, Role::App) => String::new(),
+        (None, Role::App | Role::Witness) => String::new(),
     };
     Ok(HostFacts {
         postgres_version,

@@ -71,6 +71,7 @@ pub fn script(config: &Config, server: &Server) -> String {
         Role::Db => s.push_str(
             "echo @clusters\npg_lsclusters -h 2>/dev/null | awk '{print $1\"/\"$2, $4}'\n",
         ),
+        Role::Witness => s.push_str("echo @etcd\nsystemctl is-active etcd 2>/dev/null || true\n"),
         Role::Backup => s.push_str(&format!(
             "echo @backup\n{}",
             crate::backup::pgbackrest::info_script(&config.project)

@@ -63,6 +63,10 @@ pub struct Secrets {
     /// Redis's password (`broker.password`) and the URL the app reaches it with.
     pub broker_password: String,
     pub broker_url: String,
+    /// A database cluster's replication and pg_rewind roles' passwords, derived from the
+    /// database password (`cluster::vars::derived_password`).
+    pub replication_password: String,
+    pub rewind_password: String,
     /// The other side of the backup link's host key as a known_hosts line (`<ip> <key>`),
     /// "" when that server is not in the run. Public; read from the servers at plan time.
     pub backup_known_host: String,
@@ -104,6 +108,8 @@ impl Secrets {
                 Some(b) => format!("<redacted: from {}>", b.password.describe()),
                 None => String::new(),
             },
+            replication_password: format!("<redacted: derived from {from}>"),
+            rewind_password: format!("<redacted: derived from {from}>"),
             broker_url: match &config.broker {
                 Some(b) => format!(
                     "<redacted: redis:// URL with the password from {}>",
@@ -164,6 +170,16 @@ impl Secrets {
                 .map(|(name, value)| (name.clone(), value.expose().to_string()))
                 .collect(),
             database_url: database_url(config, run.db_password.expose()),
+            replication_password: crate::cluster::vars::derived_password(
+                run.db_password.expose(),
+                &config.project,
+                "replication",
+            ),
+            rewind_password: crate::cluster::vars::derived_password(
+                run.db_password.expose(),
+                &config.project,
+                "rewind",
+            ),
             db_password: run.db_password.expose().to_string(),
             secret_key: kept.secret_key.expose().to_string(),
             env: run
@@ -207,7 +223,13 @@ fn broker_url(ip: IpAddr, password: &str) -> String {
 /// The database URL with `password` percent-encoded, as dj-database-url reads it.
 fn database_url(config: &Config, password: &str) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    let host = url_host(config.db_server().internal_ip);
+    // A cluster's members as libpq's multi-host list (one port for all); dj-database-url and
+    // django-environ pass the host part through as Django's HOST.
+    let host = config
+        .db_servers()
+        .map(|s| url_host(s.internal_ip))
+        .collect::<Vec<_>>()
+        .join(",");
     format!(
         "postgres://{}:{}@{host}:{}/{}",
         utf8_percent_encode(&config.database.role, NON_ALPHANUMERIC),
@@ -269,6 +291,7 @@ pub struct Vars {
     pub backup: BackupVars,
     pub processes: ProcessVars,
     pub broker: BrokerVars,
+    pub cluster: crate::cluster::vars::ClusterVars,
     pub secrets: Secrets,
 }
 
@@ -356,7 +379,11 @@ impl Vars {
 
     pub fn new(config: &Config, server: &Server, facts: &HostFacts, secrets: Secrets) -> Self {
         let project = config.project.clone();
-        let db = config.db_server();
+        let tuning = crate::postgres::tuning::settings(
+            &facts.machine,
+            config.demand(),
+            &config.database.settings,
+        );
         Vars {
             user: project.clone(),
             host: HostVars {
@@ -368,7 +395,11 @@ impl Vars {
             db: DbVars {
                 name: config.database.name.clone(),
                 role: config.database.role.clone(),
-                host: db.internal_ip.to_string(),
+                host: config
+                    .db_servers()
+                    .map(|s| s.internal_ip.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 port: crate::postgres::PORT,
             },
             app_cidrs: config
@@ -430,16 +461,18 @@ impl Vars {
                 conf_dir: crate::model::platform::postgres_conf_dir(&facts.postgres_version),
                 version: facts.postgres_version.clone(),
                 machine: facts.machine.describe(),
-                tuning: crate::postgres::tuning::settings(
-                    &facts.machine,
-                    config.demand(),
-                    &config.database.settings,
-                ),
+                tuning: tuning.clone(),
             },
             tls: TlsVars::of(config, server),
             backup: BackupVars::of(config, server, &facts.postgres_version),
             processes: ProcessVars::of(config, server),
             broker: BrokerVars::of(config, server),
+            cluster: crate::cluster::vars::ClusterVars::of(
+                config,
+                server,
+                &facts.postgres_version,
+                &tuning,
+            ),
             secrets,
             project,
         }

@@ -163,6 +163,10 @@ pub enum Op {
     Certificate(CertificateSpec),
     /// The backup repository's stanza, and its first backup.
     BackupStanza(StanzaSpec),
+    /// This server's etcd as a member of the database cluster's consensus (src/cluster/).
+    EtcdMember(EtcdSpec),
+    /// This db server's PostgreSQL under Patroni, a member of the database cluster.
+    PatroniMember(PatroniSpec),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -263,6 +267,8 @@ impl Op {
             Op::PlaceholderCertificate { certificate, .. } => certificate,
             Op::Certificate(spec) => &spec.path,
             Op::BackupStanza(spec) => &spec.stanza,
+            Op::EtcdMember(spec) => &spec.name,
+            Op::PatroniMember(spec) => &spec.unit,
             _ => return None,
         })
     }
@@ -302,6 +308,8 @@ impl Op {
             Op::PlaceholderCertificate { .. } => "placeholder_certificate",
             Op::Certificate(_) => "certificate",
             Op::BackupStanza(_) => "backup_stanza",
+            Op::EtcdMember(_) => "etcd_member",
+            Op::PatroniMember(_) => "patroni_member",
         }
     }
 }
@@ -476,6 +484,24 @@ impl fmt::Display for Desired {
                     "backup stanza {} of {} (created with a first full backup when missing)",
                     spec.stanza, spec.db
                 )?,
+                Op::EtcdMember(spec) => write!(
+                    f,
+                    "etcd member {} of {}",
+                    spec.name,
+                    spec.peer_urls.join(" ")
+                )?,
+                Op::PatroniMember(spec) => write!(
+                    f,
+                    "{} runs PostgreSQL as member {} of cluster {}{}",
+                    spec.unit,
+                    spec.member,
+                    spec.scope,
+                    if spec.seed {
+                        " (seeds it with this server's data)"
+                    } else {
+                        " (joins it as a copy of the primary)"
+                    }
+                )?,
             }
             if !task.notify.is_empty() {
                 write!(f, " -> notify {}", task.notify.join(", "))?;
@@ -511,6 +537,36 @@ pub struct StanzaSpec {
     pub service: String,
     /// The db server it backs up (for messages).
     pub db: String,
+}
+
+/// This server's etcd in the cluster's consensus.
+#[derive(Clone, Debug, Serialize)]
+pub struct EtcdSpec {
+    /// The member's name: the server's.
+    pub name: String,
+    /// Every member's peer URL, this one's included, sorted (what `etcdctl member list` shows).
+    pub peer_urls: Vec<String>,
+}
+
+/// A db server's PostgreSQL handed to Patroni. Holds no secret: the replication roles'
+/// verifiers are made at plan time from the database password.
+#[derive(Clone, Debug, Serialize)]
+pub struct PatroniSpec {
+    /// The member's name in the cluster: the server's.
+    pub member: String,
+    /// The cluster's name in etcd (Patroni's scope).
+    pub scope: String,
+    /// `patroni@<version>-main.service`.
+    pub unit: String,
+    /// This member's REST API (`http://<internal ip>:8008`).
+    pub rest: String,
+    /// etcd's client URLs, comma-separated.
+    pub etcd_endpoints: String,
+    pub version: String,
+    pub data_dir: String,
+    pub conf_dir: String,
+    /// The first db server in the config: a new cluster starts from its data.
+    pub seed: bool,
 }
 
 #[cfg(test)]

@@ -140,6 +140,14 @@ pub enum Step {
         #[serde(default)]
         notify: Vec<String>,
     },
+    /// etcd on the db servers and the witness, when there are two db servers (src/cluster/).
+    Consensus { name: String },
+    /// Patroni on the db servers, when there are two (src/cluster/).
+    Cluster {
+        name: String,
+        #[serde(default)]
+        notify: Vec<String>,
+    },
     /// Redis, on the server `broker:` names (src/broker.rs).
     Broker {
         name: String,
@@ -228,6 +236,8 @@ impl Step {
             | Step::Backup { name }
             | Step::Processes { name, .. }
             | Step::Broker { name, .. }
+            | Step::Cluster { name, .. }
+            | Step::Consensus { name }
             | Step::Service { name, .. } => name,
         }
     }
@@ -241,7 +251,8 @@ impl Step {
             | Step::PgHbaBlock { notify, .. }
             | Step::Tls { notify, .. }
             | Step::Processes { notify, .. }
-            | Step::Broker { notify, .. } => notify,
+            | Step::Broker { notify, .. }
+            | Step::Cluster { notify, .. } => notify,
             _ => &[],
         }
     }
@@ -272,6 +283,9 @@ pub enum Phase {
     Certificate,
     /// The backup server's playbook.
     Backup,
+    /// The database cluster's etcd, on the db servers and the witness: all at once, before
+    /// the db servers' own playbooks.
+    Consensus,
     /// After the db server is provisioned (archiving on, its key in place): the backup
     /// server creates the stanza and takes the first backup.
     Stanza,
@@ -294,6 +308,7 @@ impl Phase {
             Phase::App => "app",
             Phase::Certificate => "certificate",
             Phase::Backup => "backup",
+            Phase::Consensus => "consensus",
             Phase::Stanza => "stanza",
             Phase::Build => "build",
             Phase::Release => "release",

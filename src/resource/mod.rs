@@ -13,9 +13,11 @@ pub mod backup_stanza;
 pub mod certificate;
 pub mod deploy_user;
 pub mod directory;
+pub mod etcd_member;
 pub mod file;
 pub mod hostname;
 pub mod packages;
+pub mod patroni_member;
 pub mod pg_hba;
 pub mod postgres_database;
 pub mod postgres_extensions;
@@ -206,6 +208,8 @@ pub fn probe_query(op: &Op) -> Option<String> {
         }
         Op::Certificate(spec) => certificate::probe(&spec.path),
         Op::BackupStanza(spec) => backup_stanza::probe(spec),
+        Op::EtcdMember(_) => etcd_member::PROBE.to_string(),
+        Op::PatroniMember(spec) => patroni_member::probe(spec),
         Op::PostgresRole { .. }
         | Op::PostgresDatabase { .. }
         | Op::PostgresExtensions { .. }
@@ -275,6 +279,8 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
         }
         Op::Certificate(spec) => certificate::plan(ctx, r, spec),
         Op::BackupStanza(spec) => backup_stanza::plan(ctx, r, spec),
+        Op::EtcdMember(spec) => etcd_member::plan(ctx, r, spec),
+        Op::PatroniMember(spec) => patroni_member::plan(ctx, r, spec),
     }
 }
 

@@ -139,6 +139,8 @@ pub fn verify(
         }
     }
 
+    crate::cluster::verify::checks(&mut v, config, &engine.servers, planned);
+
     if let (Some(backup), Some(text)) = (&config.backup, &answers.backup) {
         let stanza = Vars::for_paths(config, db).backup.stanza;
         backup_checks(&mut v, db, backup, &stanza, text);
@@ -295,8 +297,11 @@ fn ufw_checks(
         "run tandem apply",
     );
     if server.role == Role::Db {
+        // A cluster's other member replicates from this one.
+        let mut allowed = config.database_clients();
+        allowed.extend(config.db_servers().map(|s| s.internal_ip));
         let wide: Vec<String> = ufw
-            .opening_wider(crate::postgres::PORT, "tcp", &config.database_clients())
+            .opening_wider(crate::postgres::PORT, "tcp", &allowed)
             .iter()
             .map(|r| r.describe())
             .collect();

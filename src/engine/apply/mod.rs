@@ -119,8 +119,9 @@ pub async fn apply(
 fn by_side(reports: Vec<HostReport>, roles: &[Role]) -> Vec<HostReport> {
     let rank = |role: Role| match role {
         Role::Db => 0,
-        Role::Backup => 1,
-        Role::App => 2,
+        Role::Witness => 1,
+        Role::Backup => 2,
+        Role::App => 3,
     };
     let mut ranked: Vec<(usize, HostReport)> = reports
         .into_iter()

@@ -12,12 +12,10 @@ pub enum Part {
     /// The prepare changes (packages, starting a stopped PostgreSQL); the stage's hosts are
     /// planned again after them, since they create what the first probe could not see.
     Prepare,
-    /// Every phase.
-    Everything,
-    /// Every phase but this one.
-    AllBut(Phase),
-    /// This phase only.
-    Only(Phase),
+    /// Every phase but these.
+    AllBut(&'static [Phase]),
+    /// These phases only.
+    Only(&'static [Phase]),
     /// An app server's provisioning up to the last change its release build needs.
     GroundForBuild,
     /// The rest of an app server's provisioning.
@@ -80,7 +78,7 @@ pub const STAGES: &[Stage] = &[
     Stage {
         name: "prepare-database-side",
         what: "preparing the database side (packages)",
-        roles: &[Role::Db, Role::Backup],
+        roles: &[Role::Db, Role::Backup, Role::Witness],
         part: Part::Prepare,
         spread: Spread::Together,
         needs: &[],
@@ -99,20 +97,39 @@ pub const STAGES: &[Stage] = &[
         name: "backup-server",
         what: "the backup server",
         roles: &[Role::Backup],
-        part: Part::AllBut(Phase::Stanza),
+        part: Part::AllBut(&[Phase::Stanza]),
         spread: Spread::Together,
         needs: &[Need::Everywhere("prepare-database-side")],
+        skipped: "not applied",
+    },
+    Stage {
+        name: "consensus",
+        what: "the database side's hardening (and a cluster's etcd)",
+        roles: &[Role::Db, Role::Witness],
+        part: Part::Only(&[Phase::Base, Phase::Consensus]),
+        spread: Spread::Together,
+        needs: &[Need::Everywhere("prepare-database-side")],
+        skipped: "not applied",
+    },
+    Stage {
+        name: "witness",
+        what: "the database cluster's witness",
+        roles: &[Role::Witness],
+        part: Part::AllBut(&[Phase::Base, Phase::Consensus]),
+        spread: Spread::Together,
+        needs: &[Need::SameHost("consensus")],
         skipped: "not applied",
     },
     Stage {
         name: "database",
         what: "the database server",
         roles: &[Role::Db],
-        part: Part::Everything,
+        part: Part::AllBut(&[Phase::Base, Phase::Consensus]),
         spread: Spread::InTurn,
         needs: &[
             Need::Everywhere("prepare-database-side"),
             Need::After("backup-server"),
+            Need::After("consensus"),
         ],
         skipped: "not applied",
     },
@@ -120,7 +137,7 @@ pub const STAGES: &[Stage] = &[
         name: "backup-stanza",
         what: "the backup stanza",
         roles: &[Role::Backup],
-        part: Part::Only(Phase::Stanza),
+        part: Part::Only(&[Phase::Stanza]),
         spread: Spread::Together,
         needs: &[
             Need::Everywhere("database"),
@@ -150,7 +167,7 @@ pub const STAGES: &[Stage] = &[
         name: "certificate",
         what: "the certificate",
         roles: &[Role::App],
-        part: Part::Only(Phase::Certificate),
+        part: Part::Only(&[Phase::Certificate]),
         spread: Spread::Together,
         needs: &[Need::Everywhere("app-provisioning")],
         skipped: "certificate not obtained",
@@ -159,7 +176,7 @@ pub const STAGES: &[Stage] = &[
         name: "build",
         what: "building the release",
         roles: &[Role::App],
-        part: Part::Only(Phase::Build),
+        part: Part::Only(&[Phase::Build]),
         spread: Spread::Together,
         needs: &[Need::Everywhere("app-ground")],
         skipped: "release not built",
@@ -168,7 +185,7 @@ pub const STAGES: &[Stage] = &[
         name: "release",
         what: "the release",
         roles: &[Role::App],
-        part: Part::Only(Phase::Release),
+        part: Part::Only(&[Phase::Release]),
         spread: Spread::InTurn,
         needs: &[
             Need::Everywhere("database"),
@@ -191,9 +208,8 @@ impl Part {
                 host.handlers.clear();
                 host
             }
-            Part::Everything => host.clone(),
-            Part::AllBut(phase) => phases(host, &|p| p != phase),
-            Part::Only(phase) => phases(host, &|p| p == phase),
+            Part::AllBut(these) => phases(host, &|p| !these.contains(&p)),
+            Part::Only(these) => phases(host, &|p| these.contains(&p)),
             Part::GroundForBuild => split_for_build(phases(host, &provisioning)).0,
             Part::RestOfProvisioning => split_for_build(phases(host, &provisioning)).1,
         }
@@ -261,8 +277,18 @@ mod tests {
     #[test]
     fn every_phase_of_every_role_is_run_by_exactly_one_stage() {
         use crate::model::playbook::Phase::*;
-        for role in [Role::Db, Role::Backup, Role::App] {
-            for phase in [Base, Db, App, Certificate, Backup, Stanza, Build, Release] {
+        for role in [Role::Db, Role::Backup, Role::App, Role::Witness] {
+            for phase in [
+                Base,
+                Db,
+                App,
+                Certificate,
+                Backup,
+                Consensus,
+                Stanza,
+                Build,
+                Release,
+            ] {
                 let mut change = Change::new("+ step".into(), None, String::new());
                 change.role = phase;
                 let host = HostPlan {

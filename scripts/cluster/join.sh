@@ -1,0 +1,67 @@
+# Hands this db server's PostgreSQL to Patroni: the first member seeds a new cluster with its
+# data; the other joins as a copy of the primary. Set before this runs (quoted): UNIT, REST,
+# ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER; ROLES_SQL_BASE (the
+# replication roles, verifiers only, base64).
+set -e
+ectl() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD" --dial-timeout=2s --command-timeout=4s "$@"; }
+rest_state() {
+    python3 -c 'import json, sys, urllib.request
+s = json.load(urllib.request.urlopen(sys.argv[1] + "/patroni", timeout=3))
+print(s.get("state", ""), s.get("role", ""))' "$REST" 2>/dev/null
+}
+
+# etcd's quorum first: a linearizable read answers only while a majority of members is up.
+i=0
+until ectl get "/service/$SCOPE/initialize" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -ge 90 ]; then
+        echo "etcd has no quorum after 90 s: are etcd on the witness and on the other db server up? (journalctl -u etcd there)" >&2
+        exit 1
+    fi
+    sleep 1
+done
+cluster_id=$(ectl get --print-value-only "/service/$SCOPE/initialize")
+own_id=$("$BIN/pg_controldata" "$DATA" 2>/dev/null | sed -n 's/^Database system identifier: *//p') || own_id=""
+
+if [ -z "$cluster_id" ]; then
+    if [ "$SEED" != 1 ]; then
+        echo "cluster $SCOPE has no primary yet: the first db server in tandem.yml seeds it; apply with it reachable" >&2
+        exit 1
+    fi
+    # The roles the standby replicates and rewinds as, made while PostgreSQL still runs as
+    # Debian's cluster.
+    systemctl start "postgresql@$INSTANCE"
+    printf '%s\n' "$ROLES_SQL_BASE" | base64 -d | (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres)
+elif [ "$cluster_id" != "$own_id" ]; then
+    # Data of another cluster (a new server's own, empty one): set aside, never deleted;
+    # Patroni copies the primary's in its place.
+    systemctl stop "postgresql@$INSTANCE" 2>/dev/null || true
+    if [ -d "$DATA" ]; then
+        aside="$DATA.before-cluster-$(date +%Y%m%d%H%M%S)"
+        mv "$DATA" "$aside"
+        echo "$MEMBER: its own data directory set aside as $aside; copying the primary's"
+    fi
+fi
+
+# Debian's own unit must not start this cluster beside Patroni, at boot or by hand.
+echo manual >"$CONF_DIR/start.conf"
+systemctl stop "postgresql@$INSTANCE" 2>/dev/null || true
+systemctl enable --quiet "$UNIT"
+systemctl start "$UNIT"
+
+# Patroni runs PostgreSQL when its REST API says so: the leader, or a replica that streams.
+i=0
+state=""
+while :; do
+    state=$(rest_state) || state=""
+    case "$state" in
+    "running master" | "running primary" | "running replica" | "streaming replica") break ;;
+    esac
+    i=$((i + 1))
+    if [ "$i" -ge 600 ]; then
+        echo "Patroni did not bring PostgreSQL up on $MEMBER within 600 s (now: ${state:-no answer}): journalctl -u $UNIT" >&2
+        exit 1
+    fi
+    sleep 1
+done
+echo "$MEMBER: ${state#* } in cluster $SCOPE"

@@ -1,0 +1,236 @@
+//! A db server's PostgreSQL run by Patroni as a member of the database cluster. Not yet run by
+//! Patroni, it is handed over (`scripts/cluster/join.sh`): the first db server seeds the
+//! cluster with its data (PostgreSQL restarts once, under Patroni); the other's own data is
+//! set aside and replaced by a copy of the primary's. Once a member runs, who is primary is
+//! Patroni's business: the plan says what each member is and changes nothing.
+
+use serde::Deserialize;
+
+use super::Context;
+use crate::cluster::vars::{REPLICATION_ROLE, REWIND_ROLE, derived_password};
+use crate::config::identifier::{shell_word, sql_ident, sql_literal};
+use crate::model::desired::PatroniSpec;
+use crate::model::facts::QueryResult;
+use crate::postgres::scram;
+use crate::resource::script::assignments;
+
+/// Patroni's REST answer for this member, read by python3 (a minimal server has no curl).
+pub const REST_STATE_PY: &str = "import json, sys, urllib.request\n\
+try:\n    print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1] + '/patroni', timeout=3))))\n\
+except Exception:\n    print('{}')\n";
+
+pub fn probe(spec: &PatroniSpec) -> String {
+    format!(
+        "echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
+         if command -v python3 >/dev/null; then python3 -c {py} {rest}; else echo '{{}}'; fi\n",
+        unit = shell_word(&spec.unit),
+        py = shell_word(REST_STATE_PY),
+        rest = shell_word(&spec.rest),
+    )
+}
+
+/// What Patroni's REST API says of this member.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct MemberState {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub timeline: Option<u64>,
+    #[serde(default)]
+    pub xlog: Xlog,
+    /// On the primary: the standbys that stream from it.
+    #[serde(default)]
+    pub replication: Vec<Replica>,
+}
+
+/// WAL positions (bytes): the primary's `location`, a standby's received and replayed ones.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Xlog {
+    pub location: Option<u64>,
+    pub received_location: Option<u64>,
+    pub replayed_location: Option<u64>,
+}
+
+/// A standby as the primary sees it.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Replica {
+    #[serde(default)]
+    pub application_name: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub sync_state: String,
+}
+
+impl MemberState {
+    /// The leader (Patroni 3.0 says `master`, later ones `primary`).
+    pub fn is_primary(&self) -> bool {
+        matches!(self.role.as_str(), "master" | "primary")
+    }
+}
+
+/// Whether the unit runs, and what the REST API answered (default when it did not).
+pub fn parse(r: &QueryResult) -> (bool, MemberState) {
+    let mut lines = r.stdout.lines();
+    let active = lines.next() == Some("active=active");
+    let state = lines
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    (active, state)
+}
+
+/// The SQL that makes the cluster's own roles, with SCRAM verifiers of their derived
+/// passwords (the plaintext is only in Patroni's 0600 configuration).
+fn roles_sql(db_password: &str, project: &str) -> String {
+    let verifier = |purpose| {
+        sql_literal(&scram::verifier(&derived_password(
+            db_password,
+            project,
+            purpose,
+        )))
+    };
+    let ensure = |role: &str| {
+        format!(
+            "DO $tandem$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN CREATE ROLE {}; END IF; END $tandem$;\n",
+            sql_literal(role),
+            sql_ident(role)
+        )
+    };
+    let rewind = sql_ident(REWIND_ROLE);
+    format!(
+        "{}ALTER ROLE {} LOGIN REPLICATION NOSUPERUSER PASSWORD {};\n\
+         {}ALTER ROLE {rewind} LOGIN NOSUPERUSER PASSWORD {};\n\
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO {rewind};\n\
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {rewind};\n\
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO {rewind};\n\
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO {rewind};\n",
+        ensure(REPLICATION_ROLE),
+        sql_ident(REPLICATION_ROLE),
+        verifier("replication"),
+        ensure(REWIND_ROLE),
+        verifier("rewind"),
+    )
+}
+
+const JOIN_SH: &str = include_str!("../../scripts/cluster/join.sh");
+
+pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
+    let (active, state) = parse(r);
+    if active && !state.state.is_empty() {
+        let what = if state.is_primary() {
+            "the primary".to_string()
+        } else {
+            format!("a standby ({})", state.state)
+        };
+        ctx.note(&format!(
+            "cluster {}: {} is {what}",
+            spec.scope, spec.member
+        ));
+        return;
+    }
+    if active {
+        ctx.note(&format!(
+            "cluster {}: Patroni runs on {} but its REST API does not answer yet",
+            spec.scope, spec.member
+        ));
+        return;
+    }
+    use base64::Engine;
+    let sql = roles_sql(ctx.db_password.expose(), &spec.scope);
+    let instance = format!("{}-main", spec.version);
+    let values = assignments(&[
+        ("UNIT", &spec.unit),
+        ("REST", &spec.rest),
+        ("ETCD", &spec.etcd_endpoints),
+        ("SCOPE", &spec.scope),
+        ("INSTANCE", &instance),
+        ("DATA", &spec.data_dir),
+        ("CONF_DIR", &spec.conf_dir),
+        (
+            "BIN",
+            &crate::model::platform::postgres_bin_dir(&spec.version),
+        ),
+        ("SEED", if spec.seed { "1" } else { "0" }),
+        ("MEMBER", &spec.member),
+        (
+            "ROLES_SQL_BASE",
+            &base64::engine::general_purpose::STANDARD.encode(sql),
+        ),
+    ]);
+    let summary = if spec.seed {
+        format!(
+            "+ {} hands PostgreSQL to Patroni, seeding cluster {} with its data (PostgreSQL restarts once: a few seconds without the database)",
+            spec.member, spec.scope
+        )
+    } else {
+        format!(
+            "+ {} joins cluster {} as a standby: a copy of the primary's data replaces its own (set aside)",
+            spec.member, spec.scope
+        )
+    };
+    ctx.push(summary, None, format!("{values}{JOIN_SH}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::desired::Op;
+    use crate::resource::table::{plan as table, summaries};
+
+    fn spec(seed: bool) -> Op {
+        Op::PatroniMember(PatroniSpec {
+            member: if seed { "db1" } else { "db2" }.into(),
+            scope: "shop".into(),
+            unit: "patroni@15-main.service".into(),
+            rest: "http://10.0.0.3:8008".into(),
+            etcd_endpoints: "http://10.0.0.3:2379".into(),
+            version: "15".into(),
+            data_dir: "/var/lib/postgresql/15/main".into(),
+            conf_dir: "/etc/postgresql/15/main".into(),
+            seed,
+        })
+    }
+
+    #[test]
+    fn a_running_member_plans_nothing() {
+        for answer in [
+            r#"{"state": "running", "role": "master", "timeline": 1}"#,
+            r#"{"state": "streaming", "role": "replica"}"#,
+            "{}",
+        ] {
+            let out = format!("active=active\n{answer}\n");
+            assert!(table(spec(true), 0, &out, &[]).is_empty(), "{answer}");
+        }
+    }
+
+    #[test]
+    fn the_seed_takes_over_and_the_other_joins() {
+        let changes = table(spec(true), 0, "active=inactive\n{}\n", &[]);
+        assert_eq!(changes.len(), 1);
+        assert!(summaries(&changes)[0].contains("seeding cluster shop"));
+        let script = &changes[0].script;
+        assert!(script.contains("SEED=1") && script.contains("systemctl start \"$UNIT\""));
+        assert!(
+            !script.contains("c0rrect horse"),
+            "no password in the script"
+        );
+        let joins = table(spec(false), 0, "active=inactive\n{}\n", &[]);
+        assert!(summaries(&joins)[0].contains("joins cluster shop as a standby"));
+        assert!(joins[0].script.contains("SEED=0"));
+    }
+
+    #[test]
+    fn the_roles_carry_verifiers_only() {
+        let sql = roles_sql("c0rrect horse", "shop");
+        assert!(sql.contains("SCRAM-SHA-256$"));
+        assert!(!sql.contains("c0rrect horse"));
+        assert!(!sql.contains(&derived_password("c0rrect horse", "shop", "replication")));
+        assert!(
+            sql.contains("\"tandem_replicator\" LOGIN REPLICATION")
+                || sql.contains("tandem_replicator LOGIN REPLICATION")
+        );
+    }
+}
