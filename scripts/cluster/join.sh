@@ -1,6 +1,7 @@
 # Hands this db server's PostgreSQL to Patroni: the first member seeds a new cluster with its
 # data; the other joins as a copy of the primary. Set before this runs (quoted): UNIT, REST,
-# ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER; ROLES_SQL_BASE (the
+# ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER, SYNCHRONOUS (true or
+# false); ROLES_SQL_BASE (the
 # replication roles, verifiers only, base64).
 set -e
 ectl() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD" --dial-timeout=2s --command-timeout=4s "$@"; }
@@ -64,4 +65,32 @@ while :; do
     fi
     sleep 1
 done
+# A cluster that takes over a running PostgreSQL keeps Patroni's defaults in etcd, not the
+# configuration's bootstrap part: the seed writes tandem's there once it leads.
+# The leader writes the configuration key shortly after it leads: retried until it has.
+if [ -z "$cluster_id" ]; then
+    i=0
+    until patronictl -c "/etc/patroni/$INSTANCE.yml" edit-config --force \
+        -s ttl=20 -s loop_wait=5 -s retry_timeout=5 -s "synchronous_mode=$SYNCHRONOUS" >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -ge 60 ]; then
+            echo "could not set the cluster's configuration in etcd within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml show-config" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+fi
+# In synchronous mode a joining standby is done once the primary waits for it (Patroni names it
+# within a loop or two), so a verify right after the run finds commits protected.
+if [ "$SYNCHRONOUS" = true ] && [ "${state#* }" = replica ]; then
+    i=0
+    until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/sync", timeout=3)' "$REST" 2>/dev/null; do
+        i=$((i + 1))
+        if [ "$i" -ge 60 ]; then
+            echo "$MEMBER streams but the primary did not make it its synchronous standby within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml list" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+fi
 echo "$MEMBER: ${state#* } in cluster $SCOPE"

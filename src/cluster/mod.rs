@@ -106,6 +106,7 @@ pub fn ops(
         data_dir: vars.cluster.data_dir.clone(),
         conf_dir: vars.pg.conf_dir.clone(),
         seed: cluster.members.first().is_some_and(|m| &m.name == me),
+        synchronous: config.database.synchronous,
     }));
     Ok(ops)
 }

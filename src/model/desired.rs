@@ -567,6 +567,8 @@ pub struct PatroniSpec {
     pub conf_dir: String,
     /// The first db server in the config: a new cluster starts from its data.
     pub seed: bool,
+    /// Patroni's synchronous mode, set in etcd when the seed starts the cluster.
+    pub synchronous: bool,
 }
 
 #[cfg(test)]

@@ -156,6 +156,10 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
         ("SEED", if spec.seed { "1" } else { "0" }),
         ("MEMBER", &spec.member),
         (
+            "SYNCHRONOUS",
+            if spec.synchronous { "true" } else { "false" },
+        ),
+        (
             "ROLES_SQL_BASE",
             &base64::engine::general_purpose::STANDARD.encode(sql),
         ),
@@ -191,6 +195,7 @@ mod tests {
             data_dir: "/var/lib/postgresql/15/main".into(),
             conf_dir: "/etc/postgresql/15/main".into(),
             seed,
+            synchronous: false,
         })
     }
 
