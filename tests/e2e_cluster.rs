@@ -169,6 +169,5 @@ fn a_cluster_fails_over_under_writes_and_the_old_primary_rejoins() {
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     std::fs::write(artifacts.join("cluster-drill.log"), &report).unwrap();
-    eprint!("{report}");
     drop((db2, witness));
 }
