@@ -298,6 +298,20 @@ const BAD: &[Bad] = &[
         says: "0 servers have `role: db`",
     },
     Bad {
+        what: "two db servers without a witness",
+        from: "role: app",
+        to: "role: db",
+        line: 3,
+        says: "two db servers need a third server for the cluster's consensus",
+    },
+    Bad {
+        what: "the app's role named like the cluster's own",
+        from: "  role: shop",
+        to: "  role: tandem_replicator",
+        line: 16,
+        says: "`tandem_` are tandem's own roles",
+    },
+    Bad {
         what: "bad fqdn",
         from: "fqdn: db.example.com",
         to: "fqdn: db",

@@ -32,6 +32,13 @@ fn two_servers_example() {
     assert_eq!(snapshot_example("two-servers.yml"), 28);
 }
 
+/// Two db servers and a witness: etcd on the three, Patroni's configuration on the db servers
+/// (passwords redacted), the replication lines in pg_hba and the apps' multi-host env.
+#[test]
+fn cluster_example() {
+    assert_eq!(snapshot_example("cluster.yml"), 51);
+}
+
 #[test]
 fn tenants_example() {
     assert_eq!(snapshot_example("tenants.yml"), 47);

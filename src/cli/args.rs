@@ -412,6 +412,11 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         what: Vec<crate::app::day_two::Restartable>,
     },
+    /// The database cluster (two db servers and a witness): `tandem db status`.
+    Db {
+        #[command(subcommand)]
+        action: DbCommand,
+    },
     /// Who holds each server's apply lock and since when, and whether work of a cut-off run
     /// still runs there; read without taking the lock.
     Lock {
@@ -466,6 +471,20 @@ pub(crate) enum BackupCommand {
     /// The backups in the repository, oldest first: type, when, age, sizes; and the WAL
     /// archive's range.
     List {
+        #[command(flatten)]
+        remote: ConnectArgs,
+        /// As JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DbCommand {
+    /// Each db server's part in the cluster: primary or standby, state, timeline, lag in bytes
+    /// and seconds, the synchronous standby, etcd's health. Reads no secret; exit 1 unless
+    /// there is one primary, every standby streams and every etcd member is healthy.
+    Status {
         #[command(flatten)]
         remote: ConnectArgs,
         /// As JSON on stdout.

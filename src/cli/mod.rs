@@ -25,6 +25,7 @@ mod args;
 mod backup;
 mod completions;
 mod day_two;
+mod db;
 mod lock;
 mod offline;
 mod output;
@@ -106,6 +107,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock {
             action: LockCommand::Status { remote, json },
         } => runtime()?.block_on(lock::status(remote, json)),
+        Command::Db {
+            action: DbCommand::Status { remote, json },
+        } => runtime()?.block_on(db::status(remote, json)),
         Command::Status { remote, json } => runtime()?.block_on(status::status(remote, json)),
         Command::Restart {
             remote,
@@ -172,10 +176,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => {
             let (config, count) = load_and_render(&args)?;
             say!(
-                "{}: ok, {} servers ({} app, 1 db{}), {count} files rendered",
+                "{}: ok, {} servers ({} app, {}{}), {count} files rendered",
                 args.config.config.display(),
                 config.servers.len(),
                 config.app_servers().count(),
+                if config.cluster().is_some() {
+                    "2 db in a cluster, 1 witness"
+                } else {
+                    "1 db"
+                },
                 if config.backup_server().is_some() {
                     ", 1 backup"
                 } else {

@@ -9,6 +9,7 @@
 //! (`vars::SHARED_SETTINGS`) go into the cluster's shared configuration instead. The apps
 //! reach whichever member is primary with libpq's multi-host form and no tandem run.
 
+pub mod status;
 pub mod vars;
 pub mod verify;
 
