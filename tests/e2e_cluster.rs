@@ -1,8 +1,9 @@
-//! The database cluster on real servers: two db servers and a witness from a fresh start
-//! (apply, a clean plan, verify), then the failover drill under a load of writes through
-//! Django: the primary's power is cut, the standby takes over with no tandem run, every
-//! acknowledged write is still there (`database.synchronous: true`), and the old primary,
-//! powered on again, rejoins as the standby; plan is clean and verify passes again.
+//! The database cluster on real servers, under a load of writes through Django: a running
+//! single-db deployment gets a standby and a witness (converted in place: no acknowledged row
+//! lost, the writes that failed meanwhile counted), then the failover drill: the primary's
+//! power is cut, the standby takes over with no tandem run, every acknowledged write is still
+//! there (`database.synchronous: true`), and the old primary, powered on again, rejoins as the
+//! standby; plan is clean and verify passes again.
 
 mod support;
 
@@ -45,10 +46,57 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Starts the writer on the app server for `seconds`, its log emptied first.
+fn start_writer(s: &Scenario, seconds: u32) {
+    let p = s.project();
+    s.sudo_ok(
+        &s.app,
+        &format!("cat >/tmp/writer.py <<'PY'\n{WRITER}PY\nrm -f /tmp/drill.log"),
+    );
+    s.sudo_ok(
+        &s.app,
+        &format!(
+            "cd /srv/{p}/current && set -a && . /etc/{p}/env && set +a && \
+             DRILL_SECONDS={seconds} DRILL_LOG=/tmp/drill.log nohup runuser -u {p} -- ./venv/bin/python manage.py shell \
+             -c 'exec(open(\"/tmp/writer.py\").read())' >/tmp/writer.out 2>&1 &"
+        ),
+    );
+}
+
+/// How many of `ids` the database has, asked through Django on the app server.
+fn present(s: &Scenario, ids: &[u64]) -> usize {
+    let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let found = s.manage_shell(&format!(
+        "from entries.models import Entry\nprint('present', Entry.objects.filter(id__in=[{}]).count())",
+        list.join(",")
+    ));
+    found
+        .lines()
+        .find_map(|l| l.strip_prefix("present "))
+        .unwrap_or_else(|| panic!("no count: {found}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[test]
-fn a_cluster_fails_over_under_writes_and_the_old_primary_rejoins() {
+fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     let lab = lab_or_skip!();
     let s = Scenario::new(lab.clone(), Suite::Bookworm);
+    s.edit_config(
+        "  extensions: []\n",
+        "  extensions: []\n  synchronous: true\n",
+    );
+    s.add_config("acknowledge: [no-backup]\n");
+    assert_ok("apply with one db server", &s.apply_fresh());
+
+    // A running single-db deployment under writes gets a standby and a witness.
+    start_writer(&s, 400);
+    wait_for(
+        "the writer's first 50 writes",
+        Duration::from_secs(60),
+        || writes(&s).0.len() >= 50,
+    );
     let mut more = s.lab.servers(2, Suite::Bookworm);
     let witness = more.pop().unwrap();
     let db2 = more.pop().unwrap();
@@ -61,19 +109,44 @@ fn a_cluster_fails_over_under_writes_and_the_old_primary_rejoins() {
             db2.name, db2.ip, witness.name, witness.ip
         ),
     );
-    s.edit_config(
-        "  extensions: []\n",
-        "  extensions: []\n  synchronous: true\n",
+    let plan = s.run(&["plan"]);
+    let planned = text(&plan.stdout);
+    assert!(
+        planned.contains("db hands PostgreSQL to Patroni, seeding cluster")
+            && planned.contains("a few seconds without the database")
+            && planned.contains("db2 joins cluster"),
+        "the plan says what the conversion does:\n{planned}"
     );
-    s.add_config("acknowledge: [no-backup]\n");
-
     let started = Instant::now();
-    assert_ok("apply on five fresh servers", &s.apply_fresh());
+    let converting = now();
+    assert_ok("apply adding the standby and the witness", &s.apply_fresh());
+    let converted = now();
     let mut report = format!(
-        "apply from fresh: {:.1} s\n",
+        "conversion of a running db server into a cluster (apply): {:.1} s\n",
         started.elapsed().as_secs_f64()
     );
-    assert_ok("plan after apply", &s.run(&["plan", "--detailed-exitcode"]));
+    let (ok, failed) = writes(&s);
+    let during: Vec<f64> = failed
+        .iter()
+        .copied()
+        .filter(|t| *t >= converting && *t <= converted)
+        .collect();
+    report.push_str(&format!(
+        "writes failed during the conversion: {} (between {:.1} s and {:.1} s into it)\n",
+        during.len(),
+        during.first().map_or(0.0, |t| t - converting),
+        during.last().map_or(0.0, |t| t - converting)
+    ));
+    let acked: Vec<u64> = ok.iter().map(|(_, id)| *id).collect();
+    assert_eq!(
+        present(&s, &acked),
+        acked.len(),
+        "rows acknowledged before and during the conversion are all there"
+    );
+    assert_ok(
+        "plan after the conversion",
+        &s.run(&["plan", "--detailed-exitcode"]),
+    );
     let verify = s.run(&["verify"]);
     assert_ok("verify", &verify);
     let out = text(&verify.stdout);
@@ -85,28 +158,16 @@ fn a_cluster_fails_over_under_writes_and_the_old_primary_rejoins() {
     ] {
         assert!(out.contains(check), "verify lacks `{check}`:\n{out}");
     }
-
-    // The load: Django writes through the app's own settings, in the background.
-    let p = s.project();
-    s.sudo_ok(
-        &s.app,
-        &format!("cat >/tmp/writer.py <<'PY'\n{WRITER}PY\nrm -f /tmp/drill.log"),
-    );
-    s.sudo_ok(
-        &s.app,
-        &format!(
-            "cd /srv/{p}/current && set -a && . /etc/{p}/env && set +a && \
-             DRILL_SECONDS=150 DRILL_LOG=/tmp/drill.log nohup runuser -u {p} -- ./venv/bin/python manage.py shell \
-             -c 'exec(open(\"/tmp/writer.py\").read())' >/tmp/writer.out 2>&1 &"
-        ),
-    );
-    wait_for(
-        "the writer's first 100 writes",
-        Duration::from_secs(60),
-        || writes(&s).0.len() >= 100,
+    let status = s.run(&["db", "status"]);
+    assert_ok("db status", &status);
+    let shown = text(&status.stdout);
+    assert!(
+        shown.contains("cluster timesheet: healthy")
+            && shown.contains("(synchronous standby: db2)"),
+        "{shown}"
     );
 
-    // 1. The primary's power is cut.
+    // The primary's power is cut under the same writes.
     let cut = now();
     s.db.poweroff();
     wait_for(
@@ -121,27 +182,30 @@ fn a_cluster_fails_over_under_writes_and_the_old_primary_rejoins() {
         first - cut,
         failed.iter().filter(|t| **t >= cut).count()
     ));
-    // Every acknowledged write is on the new primary (synchronous mode).
-    let acked: Vec<String> = ok.iter().map(|(_, id)| id.to_string()).collect();
-    let found = s.manage_shell(&format!(
-        "from entries.models import Entry\nids = [{}]\nprint('present', Entry.objects.filter(id__in=ids).count(), len(ids))",
-        acked.join(",")
-    ));
-    let present = found
-        .lines()
-        .find_map(|l| l.strip_prefix("present "))
-        .unwrap_or_else(|| panic!("no count: {found}"));
-    let (have, want) = present.split_once(' ').unwrap();
+    let down = s.run(&["db", "status"]);
     assert_eq!(
-        have,
-        want.trim(),
+        down.status.code(),
+        Some(1),
+        "db status says a member is down"
+    );
+    assert!(
+        text(&down.stdout).contains("db2              primary"),
+        "{}",
+        text(&down.stdout)
+    );
+    // Every acknowledged write is on the new primary (synchronous mode).
+    let acked: Vec<u64> = ok.iter().map(|(_, id)| *id).collect();
+    assert_eq!(
+        present(&s, &acked),
+        acked.len(),
         "acknowledged writes lost in the failover"
     );
     report.push_str(&format!(
-        "acknowledged writes before the check: {want}, all present\n"
+        "acknowledged writes: {}, all present\n",
+        acked.len()
     ));
 
-    // 2. The old primary is powered on: it rejoins as the standby, nothing to apply.
+    // The old primary is powered on: it rejoins as the standby, nothing to apply.
     let back = Instant::now();
     s.db.start();
     wait_for(
@@ -166,6 +230,7 @@ fn a_cluster_fails_over_under_writes_and_the_old_primary_rejoins() {
         ok_end.len() > ok.len(),
         "the writes went on after the failover"
     );
+    s.sudo_ok(&s.app, "pkill -f /tmp/writer.py || true");
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     std::fs::write(artifacts.join("cluster-drill.log"), &report).unwrap();

@@ -1,7 +1,7 @@
 # Hands this db server's PostgreSQL to Patroni: the first member seeds a new cluster with its
 # data; the other joins as a copy of the primary. Set before this runs (quoted): UNIT, REST,
 # ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER, SYNCHRONOUS (true or
-# false); ROLES_SQL_BASE (the
+# false: commits wait for the standby), SHARED_ARGUMENTS (patronictl edit-config's, quoted words); ROLES_SQL_BASE (the
 # replication roles, verifiers only, base64).
 set -e
 ectl() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD" --dial-timeout=2s --command-timeout=4s "$@"; }
@@ -70,8 +70,8 @@ done
 # The leader writes the configuration key shortly after it leads: retried until it has.
 if [ -z "$cluster_id" ]; then
     i=0
-    until patronictl -c "/etc/patroni/$INSTANCE.yml" edit-config --force \
-        -s ttl=20 -s loop_wait=5 -s retry_timeout=5 -s "synchronous_mode=$SYNCHRONOUS" >/dev/null 2>&1; do
+    # shellcheck disable=SC2086 # SHARED_ARGUMENTS holds words quoted for eval
+    until eval "patronictl -c /etc/patroni/$INSTANCE.yml edit-config --force $SHARED_ARGUMENTS" >/dev/null 2>&1; do
         i=$((i + 1))
         if [ "$i" -ge 60 ]; then
             echo "could not set the cluster's configuration in etcd within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml show-config" >&2

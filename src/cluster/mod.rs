@@ -107,7 +107,8 @@ pub fn ops(
         data_dir: vars.cluster.data_dir.clone(),
         conf_dir: vars.pg.conf_dir.clone(),
         seed: cluster.members.first().is_some_and(|m| &m.name == me),
-        synchronous: config.database.synchronous,
+        shared: vars::shared_config(config, &vars.cluster.dcs),
+        members: cluster.members.iter().map(|m| m.name.clone()).collect(),
     }));
     Ok(ops)
 }

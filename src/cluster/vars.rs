@@ -38,6 +38,9 @@ pub struct ClusterVars {
     pub etcd_client_port: u16,
     pub etcd_peer_port: u16,
     pub rest_port: u16,
+    pub ttl: u32,
+    pub loop_wait: u32,
+    pub retry_timeout: u32,
     pub replication_role: &'static str,
     pub rewind_role: &'static str,
     /// The other db server, when this is one (its replication and pg_rewind lines in pg_hba).
@@ -97,6 +100,9 @@ impl ClusterVars {
             etcd_client_port: ETCD_CLIENT_PORT,
             etcd_peer_port: ETCD_PEER_PORT,
             rest_port: REST_PORT,
+            ttl: TTL,
+            loop_wait: LOOP_WAIT,
+            retry_timeout: RETRY_TIMEOUT,
             replication_role: REPLICATION_ROLE,
             rewind_role: REWIND_ROLE,
             peer_cidrs: match &cluster {
@@ -115,6 +121,28 @@ impl ClusterVars {
                 .map(|s| (s.name.clone(), s.value.clone()))
                 .collect(),
         }
+    }
+}
+
+/// How long the leader key lives in etcd (s): a dead primary's key expires this long after its
+/// last renewal, then the standby takes over. Patroni needs loop_wait + 2 x retry_timeout <= ttl.
+pub const TTL: u32 = 20;
+/// How often each member's Patroni runs its loop (s).
+pub const LOOP_WAIT: u32 = 5;
+/// How long Patroni retries etcd and PostgreSQL before it gives up on an operation (s).
+pub const RETRY_TIMEOUT: u32 = 5;
+
+/// The shared configuration tandem wants in etcd.
+pub fn shared_config(
+    config: &Config,
+    dcs: &[(String, String)],
+) -> crate::model::desired::SharedConfig {
+    crate::model::desired::SharedConfig {
+        ttl: TTL,
+        loop_wait: LOOP_WAIT,
+        retry_timeout: RETRY_TIMEOUT,
+        synchronous_mode: config.database.synchronous,
+        parameters: dcs.to_vec(),
     }
 }
 

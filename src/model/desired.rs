@@ -567,8 +567,23 @@ pub struct PatroniSpec {
     pub conf_dir: String,
     /// The first db server in the config: a new cluster starts from its data.
     pub seed: bool,
-    /// Patroni's synchronous mode, set in etcd when the seed starts the cluster.
-    pub synchronous: bool,
+    /// The cluster's shared configuration in etcd as tandem wants it.
+    pub shared: SharedConfig,
+    /// Every member's name, this one's included (the order restarts go in is decided from
+    /// who is primary).
+    pub members: Vec<String>,
+}
+
+/// The part of a cluster's configuration Patroni keeps in etcd, shared by its members: its
+/// timing, synchronous mode, and the settings it passes PostgreSQL on the command line.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SharedConfig {
+    pub ttl: u32,
+    pub loop_wait: u32,
+    pub retry_timeout: u32,
+    pub synchronous_mode: bool,
+    /// `postgresql.parameters`: each needs a restart of PostgreSQL to change.
+    pub parameters: Vec<(String, String)>,
 }
 
 #[cfg(test)]

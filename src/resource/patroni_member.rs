@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Context;
 use crate::cluster::vars::{REPLICATION_ROLE, REWIND_ROLE, derived_password};
 use crate::config::identifier::{shell_word, sql_ident, sql_literal};
-use crate::model::desired::PatroniSpec;
+use crate::model::desired::{PatroniSpec, SharedConfig};
 use crate::model::facts::QueryResult;
 use crate::postgres::scram;
 use crate::resource::script::assignments;
@@ -19,14 +19,90 @@ pub const REST_STATE_PY: &str = "import json, sys, urllib.request\n\
 try:\n    print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1] + '/patroni', timeout=3))))\n\
 except Exception:\n    print('{}')\n";
 
+/// The cluster's shared configuration as etcd holds it (`GET /config`), on one line.
+const REST_CONFIG_PY: &str = "import json, sys, urllib.request\n\
+try:\n    print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1] + '/config', timeout=3))))\n\
+except Exception:\n    print('{}')\n";
+
 pub fn probe(spec: &PatroniSpec) -> String {
     format!(
         "echo \"active=$(systemctl is-active {unit} 2>/dev/null)\"\n\
-         if command -v python3 >/dev/null; then python3 -c {py} {rest}; else echo '{{}}'; fi\n",
+         if command -v python3 >/dev/null; then python3 -c {py} {rest}; python3 -c {config} {rest}; else echo '{{}}'; echo '{{}}'; fi\n",
         unit = shell_word(&spec.unit),
         py = shell_word(REST_STATE_PY),
+        config = shell_word(REST_CONFIG_PY),
         rest = shell_word(&spec.rest),
     )
+}
+
+/// The differences between the shared configuration etcd holds (`GET /config`'s JSON) and
+/// `want`, as `(name, now, wanted)`; parameters named `postgresql.parameters.NAME`.
+pub fn shared_differences(
+    have: &serde_json::Value,
+    want: &SharedConfig,
+) -> Vec<(String, String, String)> {
+    let shown = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "(unset)".to_string(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let mut out = Vec::new();
+    let mut compare = |name: String, now: Option<&serde_json::Value>, wanted: String| {
+        let now = shown(now);
+        if now != wanted {
+            out.push((name, now, wanted));
+        }
+    };
+    compare("ttl".into(), have.get("ttl"), want.ttl.to_string());
+    compare(
+        "loop_wait".into(),
+        have.get("loop_wait"),
+        want.loop_wait.to_string(),
+    );
+    compare(
+        "retry_timeout".into(),
+        have.get("retry_timeout"),
+        want.retry_timeout.to_string(),
+    );
+    // Unset, synchronous mode is off.
+    let sync = have
+        .get("synchronous_mode")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    compare(
+        "synchronous_mode".into(),
+        Some(&serde_json::Value::Bool(sync)),
+        want.synchronous_mode.to_string(),
+    );
+    let parameters = have.pointer("/postgresql/parameters");
+    for (name, value) in &want.parameters {
+        compare(
+            format!("postgresql.parameters.{name}"),
+            parameters.and_then(|p| p.get(name)),
+            value.clone(),
+        );
+    }
+    out
+}
+
+/// `patronictl edit-config`'s arguments that set `want` (`-s key=value`, `-p name=value`),
+/// each a quoted shell word.
+pub fn edit_arguments(want: &SharedConfig) -> String {
+    let mut args = vec![
+        format!("ttl={}", want.ttl),
+        format!("loop_wait={}", want.loop_wait),
+        format!("retry_timeout={}", want.retry_timeout),
+        format!("synchronous_mode={}", want.synchronous_mode),
+    ]
+    .into_iter()
+    .map(|s| format!("-s {}", shell_word(&s)))
+    .collect::<Vec<_>>();
+    args.extend(
+        want.parameters
+            .iter()
+            .map(|(n, v)| format!("-p {}", shell_word(&format!("{n}={v}")))),
+    );
+    args.join(" ")
 }
 
 /// What Patroni's REST API says of this member.
@@ -82,6 +158,16 @@ pub fn parse(r: &QueryResult) -> (bool, MemberState) {
     (active, state)
 }
 
+/// The shared configuration the REST API answered, when it did.
+fn parse_config(r: &QueryResult) -> Option<serde_json::Value> {
+    let line = r.stdout.lines().nth(2)?;
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    value
+        .as_object()
+        .is_some_and(|o| !o.is_empty())
+        .then_some(value)
+}
+
 /// The SQL that makes the cluster's own roles, with SCRAM verifiers of their derived
 /// passwords (the plaintext is only in Patroni's 0600 configuration).
 fn roles_sql(db_password: &str, project: &str) -> String {
@@ -117,6 +203,60 @@ fn roles_sql(db_password: &str, project: &str) -> String {
 
 const JOIN_SH: &str = include_str!("../../scripts/cluster/join.sh");
 
+/// The shared configuration set in etcd where it differs; a changed PostgreSQL parameter needs
+/// a restart of each member (the standby first: it must never take fewer connections than the
+/// primary sends it), which Patroni does in place.
+fn plan_shared(ctx: &mut Context, spec: &PatroniSpec, have: &serde_json::Value) {
+    let differences = shared_differences(have, &spec.shared);
+    if differences.is_empty() {
+        return;
+    }
+    let restart = differences
+        .iter()
+        .any(|(n, _, _)| n.starts_with("postgresql.parameters."));
+    let config = format!("/etc/patroni/{}-main.yml", spec.version);
+    let ctl = format!("patronictl -c {}", shell_word(&config));
+    let mut script = format!(
+        "set -e\n{ctl} edit-config --force {} >/dev/null\n",
+        edit_arguments(&spec.shared)
+    );
+    if restart {
+        // Patroni marks the members pending a restart within a loop; each is restarted in
+        // place, the standby first.
+        script.push_str(&format!("sleep {}\n", spec.shared.loop_wait + 2));
+        for member in spec
+            .members
+            .iter()
+            .filter(|m| **m != spec.member)
+            .chain(std::iter::once(&spec.member))
+        {
+            script.push_str(&format!(
+                "{ctl} restart --force {} {}\n",
+                shell_word(&spec.scope),
+                shell_word(member)
+            ));
+        }
+    }
+    let what: Vec<String> = differences
+        .iter()
+        .map(|(n, now, want)| format!("{n} {now} -> {want}"))
+        .collect();
+    ctx.push(
+        format!(
+            "~ cluster {}'s shared configuration in etcd: {}{}",
+            spec.scope,
+            what.join(", "),
+            if restart {
+                " (PostgreSQL restarts on each member, the standby first: seconds without the database)"
+            } else {
+                ""
+            }
+        ),
+        None,
+        script,
+    );
+}
+
 pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
     let (active, state) = parse(r);
     if active && !state.state.is_empty() {
@@ -129,6 +269,12 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
             "cluster {}: {} is {what}",
             spec.scope, spec.member
         ));
+        // The shared configuration is the cluster's: planned once, on the primary.
+        if state.is_primary()
+            && let Some(have) = parse_config(r)
+        {
+            plan_shared(ctx, spec, &have);
+        }
         return;
     }
     if active {
@@ -157,8 +303,13 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
         ("MEMBER", &spec.member),
         (
             "SYNCHRONOUS",
-            if spec.synchronous { "true" } else { "false" },
+            if spec.shared.synchronous_mode {
+                "true"
+            } else {
+                "false"
+            },
         ),
+        ("SHARED_ARGUMENTS", &edit_arguments(&spec.shared)),
         (
             "ROLES_SQL_BASE",
             &base64::engine::general_purpose::STANDARD.encode(sql),
@@ -195,7 +346,14 @@ mod tests {
             data_dir: "/var/lib/postgresql/15/main".into(),
             conf_dir: "/etc/postgresql/15/main".into(),
             seed,
-            synchronous: false,
+            shared: SharedConfig {
+                ttl: 20,
+                loop_wait: 5,
+                retry_timeout: 5,
+                synchronous_mode: true,
+                parameters: vec![("max_connections".into(), "100".into())],
+            },
+            members: vec!["db1".into(), "db2".into()],
         })
     }
 
@@ -225,6 +383,81 @@ mod tests {
         let joins = table(spec(false), 0, "active=inactive\n{}\n", &[]);
         assert!(summaries(&joins)[0].contains("joins cluster shop as a standby"));
         assert!(joins[0].script.contains("SEED=0"));
+    }
+
+    #[test]
+    fn the_shared_configuration_is_planned_on_the_primary_only() {
+        let primary = r#"{"state": "running", "role": "master"}"#;
+        let standby = r#"{"state": "running", "role": "replica"}"#;
+        let same = r#"{"ttl": 20, "loop_wait": 5, "retry_timeout": 5, "synchronous_mode": true, "postgresql": {"parameters": {"max_connections": 100}}}"#;
+        let defaults = r#"{"ttl": 30, "loop_wait": 10, "retry_timeout": 10, "postgresql": {"parameters": {"max_connections": "100"}}}"#;
+        assert!(
+            table(
+                spec(true),
+                0,
+                &format!("active=active\n{primary}\n{same}\n"),
+                &[]
+            )
+            .is_empty()
+        );
+        let changes = table(
+            spec(true),
+            0,
+            &format!("active=active\n{primary}\n{defaults}\n"),
+            &[],
+        );
+        assert_eq!(
+            summaries(&changes),
+            [
+                "~ cluster shop's shared configuration in etcd: ttl 30 -> 20, loop_wait 10 -> 5, retry_timeout 10 -> 5, synchronous_mode false -> true"
+            ]
+        );
+        assert!(
+            changes[0]
+                .script
+                .contains("edit-config --force -s 'ttl=20'")
+        );
+        assert!(
+            !changes[0].script.contains("restart"),
+            "timing needs no restart"
+        );
+        // The standby reads the same etcd: it plans nothing.
+        assert!(
+            table(
+                spec(true),
+                0,
+                &format!("active=active\n{standby}\n{defaults}\n"),
+                &[]
+            )
+            .is_empty()
+        );
+        // A parameter restarts each member, the other first.
+        let fewer = same.replace("\"max_connections\": 100", "\"max_connections\": 50");
+        let changes = table(
+            spec(true),
+            0,
+            &format!("active=active\n{primary}\n{fewer}\n"),
+            &[],
+        );
+        assert!(summaries(&changes)[0].contains("postgresql.parameters.max_connections 50 -> 100"));
+        let script = &changes[0].script;
+        let db2 = script
+            .find("restart --force shop db2")
+            .expect("the standby restarts");
+        let db1 = script
+            .find("restart --force shop db1")
+            .expect("the primary restarts");
+        assert!(db2 < db1, "{script}");
+        // No answer for the configuration: nothing planned.
+        assert!(
+            table(
+                spec(true),
+                0,
+                &format!("active=active\n{primary}\n{{}}\n"),
+                &[]
+            )
+            .is_empty()
+        );
     }
 
     #[test]
