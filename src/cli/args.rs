@@ -491,6 +491,19 @@ pub(crate) enum DbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move the primary's role to the standby, for maintenance of the primary's server:
+    /// planned, no acknowledged write lost; refused unless the standby streams and is less
+    /// than 1 MiB of WAL behind (or, with database.synchronous, is the synchronous standby).
+    Switchover {
+        #[command(flatten)]
+        remote: ConnectArgs,
+        /// The db server to make the primary (default: the standby).
+        #[arg(long, value_name = "NAME")]
+        to: Option<String>,
+        /// Seconds to wait for another tandem run's lock on a server.
+        #[arg(long, default_value = "120", value_name = "SECONDS")]
+        lock_wait: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

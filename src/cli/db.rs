@@ -1,9 +1,11 @@
-//! `tandem db status`: the database cluster as its members see it.
+//! `tandem db status` and `tandem db switchover`: the database cluster as its members see it,
+//! and its primary's role moved by Patroni on purpose.
 
 use anyhow::Context;
 
 use super::*;
 use crate::cluster::status;
+use crate::config::identifier::shell_word;
 use crate::engine::transport::Transport;
 use crate::engine::vars::Vars;
 
@@ -15,25 +17,11 @@ pub(crate) async fn status(remote: ConnectArgs, json: bool) -> anyhow::Result<Ex
             config.path.display()
         )
     })?;
-    let endpoints: Vec<String> = cluster
-        .etcd_members()
-        .map(|s| {
-            format!(
-                "http://{}:{}",
-                crate::config::servers::url_host(s.internal_ip),
-                crate::cluster::vars::ETCD_CLIENT_PORT
-            )
-        })
-        .collect();
+    let endpoints = etcd_endpoints(&cluster);
     let answers = futures::future::join_all(cluster.members.iter().map(|&server| {
         let (remote, config, endpoints) = (&remote, &config, endpoints.join(","));
         async move {
-            let vars = Vars::for_paths(config, server);
-            let rest = format!(
-                "http://{}:{}",
-                vars.cluster.url_host,
-                crate::cluster::vars::REST_PORT
-            );
+            let rest = rest_of(config, server);
             let answer = match day_two::connect(remote, &[server]).await {
                 Ok(mut hosts) => {
                     let ssh = hosts.remove(0);
@@ -59,4 +47,114 @@ pub(crate) async fn status(remote: ConnectArgs, json: bool) -> anyhow::Result<Ex
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The member's REST URL.
+fn rest_of(config: &crate::config::Config, server: &crate::config::Server) -> String {
+    let vars = Vars::for_paths(config, server);
+    format!(
+        "http://{}:{}",
+        vars.cluster.url_host,
+        crate::cluster::vars::REST_PORT
+    )
+}
+
+const SWITCHOVER_PY: &str = include_str!("../../scripts/cluster/switchover.py");
+
+/// `tandem db switchover`: the primary's role moved to the standby, with both db servers'
+/// locks held (no apply meanwhile).
+pub(crate) async fn switchover(
+    remote: ConnectArgs,
+    to: Option<String>,
+    lock_wait: u64,
+) -> anyhow::Result<ExitCode> {
+    let config = load(&remote.config)?;
+    let cluster = config.cluster().with_context(|| {
+        format!(
+            "{} has one db server, not a cluster: there is nothing to switch over to",
+            config.path.display()
+        )
+    })?;
+    let endpoints = etcd_endpoints(&cluster);
+    let members: Vec<&crate::config::Server> = cluster.members.clone();
+    let hosts = day_two::connect(&remote, &members).await?;
+    let report = super::report();
+    let who = format!("{} db switchover", crate::engine::apply::who());
+    let mut locks = Vec::new();
+    for host in &hosts {
+        locks.push(
+            host.lock(&who, std::time::Duration::from_secs(lock_wait), &*report)
+                .await?,
+        );
+    }
+    let result = async {
+        let mut answers = Vec::new();
+        for (server, ssh) in members.iter().zip(&hosts) {
+            let out = ssh
+                .run(&status::script(
+                    &rest_of(&config, server),
+                    &endpoints.join(","),
+                ))
+                .await
+                .map(|o| o.stdout_text())
+                .map_err(|e| format!("{e:#}"));
+            answers.push(status::parse_member(
+                &server.name,
+                out.as_deref().map_err(Clone::clone),
+            ));
+        }
+        let found = status::assemble(&config.project, answers, &endpoints);
+        let (leader, candidate) =
+            status::switchover_pair(&found, to.as_deref(), config.database.synchronous)
+                .map_err(|why| anyhow::anyhow!("not switched over: {why}"))?;
+        let i = members
+            .iter()
+            .position(|m| m.name == leader)
+            .expect("the primary is a member");
+        let started = std::time::Instant::now();
+        let script = crate::resource::script::held(
+            &format!(
+                "python3 -c {} {} {} {}\n",
+                shell_word(SWITCHOVER_PY),
+                shell_word(&rest_of(&config, members[i])),
+                shell_word(&leader),
+                shell_word(&candidate)
+            ),
+            "switchover",
+            &who,
+            "db switchover",
+            &[],
+        );
+        let out = hosts[i].run(&script).await?;
+        anyhow::ensure!(
+            out.success(),
+            "{leader}: the switchover failed: {}",
+            out.stderr_tail()
+        );
+        anyhow::Ok(format!(
+            "{candidate} is the primary, {leader} its standby ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ))
+    }
+    .await;
+    drop(locks);
+    for host in hosts {
+        host.close().await;
+    }
+    out(&result?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// etcd's client URLs, one per member.
+fn etcd_endpoints(cluster: &crate::config::Cluster<'_>) -> Vec<String> {
+    cluster
+        .etcd_members()
+        .map(|s| {
+            format!(
+                "http://{}:{}",
+                crate::config::servers::url_host(s.internal_ip),
+                crate::cluster::vars::ETCD_CLIENT_PORT
+            )
+        })
+        .collect()
 }

@@ -110,6 +110,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db {
             action: DbCommand::Status { remote, json },
         } => runtime()?.block_on(db::status(remote, json)),
+        Command::Db {
+            action:
+                DbCommand::Switchover {
+                    remote,
+                    to,
+                    lock_wait,
+                },
+        } => runtime()?.block_on(db::switchover(remote, to, lock_wait)),
         Command::Status { remote, json } => runtime()?.block_on(status::status(remote, json)),
         Command::Restart {
             remote,

@@ -297,3 +297,148 @@ mod tests {
         assert!(status.to_string().contains("10.0.0.9:2379: NOT healthy"));
     }
 }
+
+/// Patroni does not promote a standby further behind than this (`maximum_lag_on_failover`,
+/// bytes); a switchover is refused beyond it too.
+pub const SWITCHOVER_LAG: u64 = 1024 * 1024;
+
+/// Who hands the primary's role to whom: `(primary, candidate)`, or why not now.
+pub fn switchover_pair(
+    status: &ClusterStatus,
+    to: Option<&str>,
+    synchronous: bool,
+) -> Result<(String, String), String> {
+    let primary =
+        status.members.iter().find(|m| m.role == "primary").ok_or(
+            "the cluster has no primary now: nothing to switch over (see tandem db status)",
+        )?;
+    let candidate = match to {
+        Some(name) => status
+            .members
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| format!("`{name}` is not a db server of the cluster"))?,
+        None => status
+            .members
+            .iter()
+            .find(|m| m.name != primary.name)
+            .ok_or("the cluster has no standby")?,
+    };
+    if candidate.name == primary.name {
+        return Err(format!("{} is the primary already", primary.name));
+    }
+    if candidate.role != "standby" || candidate.error.is_some() {
+        return Err(format!(
+            "{} is not a running standby ({}): nothing would take over",
+            candidate.name,
+            candidate.error.as_deref().unwrap_or(&candidate.state)
+        ));
+    }
+    match candidate.lag_bytes {
+        Some(lag) if lag <= SWITCHOVER_LAG => {}
+        Some(lag) => {
+            return Err(format!(
+                "{} is {lag} bytes of WAL behind the primary (more than {SWITCHOVER_LAG}): let it catch up first",
+                candidate.name
+            ));
+        }
+        None => {
+            return Err(format!(
+                "{}'s position behind the primary is unknown: is it streaming?",
+                candidate.name
+            ));
+        }
+    }
+    if synchronous && primary.synchronous_standby.as_deref() != Some(candidate.name.as_str()) {
+        return Err(format!(
+            "{} is not the synchronous standby yet: a switchover now could lose acknowledged commits",
+            candidate.name
+        ));
+    }
+    Ok((primary.name.clone(), candidate.name.clone()))
+}
+
+#[cfg(test)]
+mod switchover_tests {
+    use super::*;
+
+    fn cluster(standby: &str) -> ClusterStatus {
+        assemble(
+            "shop",
+            vec![
+                parse_member("db1", Ok(tests_primary())),
+                parse_member("db2", Ok(standby)),
+            ],
+            &[],
+        )
+    }
+
+    fn tests_primary() -> &'static str {
+        "@patroni\n{\"state\": \"running\", \"role\": \"master\", \"xlog\": {\"location\": 5000}, \"timeline\": 2, \"replication\": [{\"application_name\": \"db2\", \"state\": \"streaming\", \"sync_state\": \"sync\"}]}\n@lag\ndb2 0.1\n"
+    }
+
+    #[test]
+    fn a_streaming_standby_close_behind_takes_over_and_others_are_refused() {
+        let near = "@patroni\n{\"state\": \"streaming\", \"role\": \"replica\", \"xlog\": {\"replayed_location\": 4000}}\n";
+        assert_eq!(
+            switchover_pair(&cluster(near), None, true),
+            Ok(("db1".into(), "db2".into()))
+        );
+        assert_eq!(
+            switchover_pair(&cluster(near), Some("db2"), false),
+            Ok(("db1".into(), "db2".into()))
+        );
+        assert!(
+            switchover_pair(&cluster(near), Some("db1"), false)
+                .unwrap_err()
+                .contains("is the primary already")
+        );
+        assert!(
+            switchover_pair(&cluster(near), Some("db9"), false)
+                .unwrap_err()
+                .contains("not a db server")
+        );
+        let far = near.replace("4000", "1");
+        let status = assemble(
+            "shop",
+            vec![
+                parse_member("db1", Ok(&tests_primary().replace("5000", "9000000"))),
+                parse_member("db2", Ok(&far)),
+            ],
+            &[],
+        );
+        assert!(
+            switchover_pair(&status, None, false)
+                .unwrap_err()
+                .contains("let it catch up first")
+        );
+        let down = assemble(
+            "shop",
+            vec![
+                parse_member("db1", Ok(tests_primary())),
+                parse_member("db2", Err("unreachable".into())),
+            ],
+            &[],
+        );
+        assert!(
+            switchover_pair(&down, None, false)
+                .unwrap_err()
+                .contains("not a running standby")
+        );
+        let not_sync = tests_primary().replace("\"sync\"}", "\"async\"}");
+        let status = assemble(
+            "shop",
+            vec![
+                parse_member("db1", Ok(&not_sync)),
+                parse_member("db2", Ok(near)),
+            ],
+            &[],
+        );
+        assert!(
+            switchover_pair(&status, None, true)
+                .unwrap_err()
+                .contains("not the synchronous standby")
+        );
+        assert!(switchover_pair(&status, None, false).is_ok());
+    }
+}
