@@ -167,6 +167,15 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "{shown}"
     );
 
+    // `tandem status` counts the standby's PostgreSQL (online,recovery), Patroni and etcd.
+    let overall = s.run(&["status"]);
+    assert_ok("status of the cluster's servers", &overall);
+    assert!(
+        text(&overall.stdout).contains("etcd active"),
+        "{}",
+        text(&overall.stdout)
+    );
+
     // The primary's power is cut under the same writes.
     let cut = now();
     s.db.poweroff();
@@ -229,6 +238,45 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     assert!(
         ok_end.len() > ok.len(),
         "the writes went on after the failover"
+    );
+
+    // A planned switchover under the same writes puts the primary back on db.
+    let (_, failed_before) = writes(&s);
+    let switching = Instant::now();
+    let switched = s.run(&["db", "switchover"]);
+    assert_ok("db switchover", &switched);
+    let said = text(&switched.stdout);
+    assert!(
+        said.contains("db is the primary, db2 its standby"),
+        "{said}"
+    );
+    report.push_str(&format!(
+        "db switchover: {:.1} s; writes failed during it: {}\n",
+        switching.elapsed().as_secs_f64(),
+        writes(&s).1.len() - failed_before.len()
+    ));
+    let refused = s.run(&["db", "switchover", "--to", "db"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "switching to the primary is refused"
+    );
+    assert!(text(&refused.stderr).contains("db is the primary already"));
+    wait_for(
+        "verify after the switchover",
+        Duration::from_secs(60),
+        || {
+            let v = s.run(&["verify"]);
+            v.status.success()
+                && text(&v.stdout).contains("the database cluster has one primary (db)")
+        },
+    );
+    let (ok, _) = writes(&s);
+    let acked: Vec<u64> = ok.iter().map(|(_, id)| *id).collect();
+    assert_eq!(
+        present(&s, &acked),
+        acked.len(),
+        "acknowledged writes lost in the switchover"
     );
     s.sudo_ok(&s.app, "pkill -f /tmp/writer.py || true");
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");

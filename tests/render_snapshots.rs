@@ -36,7 +36,7 @@ fn two_servers_example() {
 /// (passwords redacted), the replication lines in pg_hba and the apps' multi-host env.
 #[test]
 fn cluster_example() {
-    assert_eq!(snapshot_example("cluster.yml"), 51);
+    assert_eq!(snapshot_example("cluster.yml"), 53);
 }
 
 #[test]

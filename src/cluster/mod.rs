@@ -97,6 +97,12 @@ pub fn ops(
     );
     patroni.secret = Secrecy::Masked { shown: Vec::new() };
     ops.push(Op::File(patroni));
+    ops.push(Op::File(FileSpec::new(
+        "/etc/systemd/system/patroni@.service.d/tandem.conf",
+        t.render("cluster/patroni-restart.conf", vars)?,
+        0o644,
+        "root",
+    )));
     ops.push(Op::PatroniMember(PatroniSpec {
         member: me.clone(),
         scope: vars.cluster.scope.clone(),

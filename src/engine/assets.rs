@@ -29,6 +29,7 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/postgres/pg_hba.block",
     "templates/cluster/etcd",
     "templates/cluster/patroni.yml",
+    "templates/cluster/patroni-restart.conf",
     "templates/postgres/10-tandem-tuning.conf",
     "templates/tls/acme-renew",
     "templates/tls/acme.service",

@@ -53,13 +53,7 @@ pub fn script(config: &Config, server: &Server) -> String {
             ));
             let mut units = vec![vars.units.service.clone()];
             units.extend(vars.processes.here.iter().map(|p| p.unit.clone()));
-            s.push_str("echo @units\n");
-            for unit in units {
-                s.push_str(&format!(
-                    "printf '%s %s\\n' {u} \"$(systemctl is-active {u})\"\n",
-                    u = shell_word(&unit)
-                ));
-            }
+            s.push_str(&units_script(&units));
             if vars.tls.enabled {
                 s.push_str(&format!(
                     "echo @certificate\nend=$(openssl x509 -enddate -noout -in {} 2>/dev/null | cut -d= -f2)\n\
@@ -68,14 +62,32 @@ pub fn script(config: &Config, server: &Server) -> String {
                 ));
             }
         }
-        Role::Db => s.push_str(
-            "echo @clusters\npg_lsclusters -h 2>/dev/null | awk '{print $1\"/\"$2, $4}'\n",
-        ),
-        Role::Witness => s.push_str("echo @etcd\nsystemctl is-active etcd 2>/dev/null || true\n"),
+        Role::Db => {
+            s.push_str(
+                "echo @clusters\npg_lsclusters -h 2>/dev/null | awk '{print $1\"/\"$2, $4}'\n",
+            );
+            if config.cluster().is_some() {
+                let vars = Vars::for_paths(config, server);
+                s.push_str(&units_script(&[vars.cluster.unit, "etcd".to_string()]));
+            }
+        }
+        Role::Witness => s.push_str(&units_script(&["etcd".to_string()])),
         Role::Backup => s.push_str(&format!(
             "echo @backup\n{}",
             crate::backup::pgbackrest::info_script(&config.project)
         )),
+    }
+    s
+}
+
+/// Prints each unit's state under `@units`, one `unit state` line each.
+fn units_script(units: &[String]) -> String {
+    let mut s = String::from("echo @units\n");
+    for unit in units {
+        s.push_str(&format!(
+            "printf '%s %s\\n' {u} \"$(systemctl is-active {u})\"\n",
+            u = shell_word(unit)
+        ));
     }
     s
 }
@@ -121,7 +133,8 @@ pub fn parse(config: &Config, server: &Server, text: &str) -> ServerStatus {
                 status.clusters = body
                     .lines()
                     .filter_map(|l| l.split_once(' '))
-                    .map(|(c, s)| (c.to_string(), s.trim() == "online"))
+                    // A standby is `online,recovery`.
+                    .map(|(c, s)| (c.to_string(), s.trim().starts_with("online")))
                     .collect()
             }
             "backup" => {
