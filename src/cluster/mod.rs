@@ -15,12 +15,23 @@ pub mod verify;
 
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
-use crate::model::desired::{EtcdSpec, FileSpec, Op, PatroniSpec, Secrecy};
+use crate::model::desired::{EtcdSpec, FileSpec, Op, PatroniSpec, Secrecy, SharedConfig};
 use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
-use vars::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, REST_PORT};
+use vars::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, LOOP_WAIT, REST_PORT, RETRY_TIMEOUT, TTL};
 
 /// Debian's etcd reads its settings from here.
 pub const ETCD_DEFAULTS: &str = "/etc/default/etcd";
+
+/// The shared configuration tandem wants in etcd.
+pub fn shared_config(config: &crate::config::Config, dcs: &[(String, String)]) -> SharedConfig {
+    SharedConfig {
+        ttl: TTL,
+        loop_wait: LOOP_WAIT,
+        retry_timeout: RETRY_TIMEOUT,
+        synchronous_mode: config.database.synchronous,
+        parameters: dcs.to_vec(),
+    }
+}
 
 /// An allow rule for `port` from the cluster member `from`.
 fn allow(port: u16, from: &crate::config::Server, what: &str) -> Op {
@@ -113,7 +124,7 @@ pub fn ops(
         data_dir: vars.cluster.data_dir.clone(),
         conf_dir: vars.pg.conf_dir.clone(),
         seed: cluster.members.first().is_some_and(|m| &m.name == me),
-        shared: vars::shared_config(config, &vars.cluster.dcs),
+        shared: shared_config(config, &vars.cluster.dcs),
         members: cluster.members.iter().map(|m| m.name.clone()).collect(),
     }));
     Ok(ops)

@@ -110,7 +110,7 @@ impl ClusterVars {
                     .members
                     .iter()
                     .filter(|m| m.name != server.name)
-                    .map(|m| crate::engine::vars::host_cidr(m.internal_ip))
+                    .map(|m| crate::config::servers::host_cidr(m.internal_ip))
                     .collect(),
                 _ => Vec::new(),
             },
@@ -131,20 +131,6 @@ pub const TTL: u32 = 20;
 pub const LOOP_WAIT: u32 = 5;
 /// How long Patroni retries etcd and PostgreSQL before it gives up on an operation (s).
 pub const RETRY_TIMEOUT: u32 = 5;
-
-/// The shared configuration tandem wants in etcd.
-pub fn shared_config(
-    config: &Config,
-    dcs: &[(String, String)],
-) -> crate::model::desired::SharedConfig {
-    crate::model::desired::SharedConfig {
-        ttl: TTL,
-        loop_wait: LOOP_WAIT,
-        retry_timeout: RETRY_TIMEOUT,
-        synchronous_mode: config.database.synchronous,
-        parameters: dcs.to_vec(),
-    }
-}
 
 /// `http://ip:2380`: an etcd member's peer URL.
 pub fn peer_url(server: &Server) -> String {

@@ -291,6 +291,14 @@ impl Validator<'_> {
     }
 }
 
+/// The single-address network of `ip`, as pg_hba.conf and ufw write it.
+pub fn host_cidr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}/32"),
+        IpAddr::V6(v6) => format!("{v6}/128"),
+    }
+}
+
 /// `ip` as the host part of a URL (IPv6 in brackets).
 pub fn url_host(ip: IpAddr) -> String {
     match ip {

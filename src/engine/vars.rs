@@ -488,13 +488,7 @@ const SECRET_ENV: &[&str] = &[
     "CELERY_BROKER_URL",
 ];
 
-/// The single-address network of `ip`, as pg_hba.conf and ufw write it.
-pub fn host_cidr(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => format!("{v4}/32"),
-        IpAddr::V6(v6) => format!("{v6}/128"),
-    }
-}
+pub use crate::config::servers::host_cidr;
 
 #[cfg(test)]
 mod tests {
