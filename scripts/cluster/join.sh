@@ -1,26 +1,43 @@
 # Hands this db server's PostgreSQL to Patroni: the first member seeds a new cluster with its
 # data; the other joins as a copy of the primary. Set before this runs (quoted): UNIT, REST,
 # ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER, SYNCHRONOUS (true or
-# false: commits wait for the standby), SHARED_ARGUMENTS (patronictl edit-config's, quoted words); ROLES_SQL_BASE (the
-# replication roles, verifiers only, base64).
+# false: commits wait for the standby), SHARED_ARGUMENTS (patronictl edit-config's, quoted
+# words); ROLES_SQL_BASE (the replication roles, verifiers only, base64).
 set -e
 ectl() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD" --dial-timeout=2s --command-timeout=4s "$@"; }
-rest_state() {
-    python3 -c 'import json, sys, urllib.request
+
+# Runs the rest of its arguments once a second until they succeed, at most $1 times; then
+# says $2 and fails the script.
+retry() {
+    tries=$1 why=$2
+    shift 2
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -ge "$tries" ]; then
+            echo "$why" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+}
+
+# Patroni runs PostgreSQL, as its REST API says: the leader, or a replica that streams.
+# Leaves what it said in $state.
+state=""
+patroni_runs() {
+    state=$(python3 -c 'import json, sys, urllib.request
 s = json.load(urllib.request.urlopen(sys.argv[1] + "/patroni", timeout=3))
-print(s.get("state", ""), s.get("role", ""))' "$REST" 2>/dev/null
+print(s.get("state", ""), s.get("role", ""))' "$REST" 2>/dev/null) || state=""
+    case "$state" in
+    "running master" | "running primary" | "running replica" | "streaming replica") return 0 ;;
+    esac
+    return 1
 }
 
 # etcd's quorum first: a linearizable read answers only while a majority of members is up.
-i=0
-until ectl get "/service/$SCOPE/initialize" >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ "$i" -ge 90 ]; then
-        echo "etcd has no quorum after 90 s: are etcd on the witness and on the other db server up? (journalctl -u etcd there)" >&2
-        exit 1
-    fi
-    sleep 1
-done
+retry 90 "etcd has no quorum after 90 s: are etcd on the witness and on the other db server up? (journalctl -u etcd there)" \
+    ectl get "/service/$SCOPE/initialize"
 cluster_id=$(ectl get --print-value-only "/service/$SCOPE/initialize")
 own_id=$("$BIN/pg_controldata" "$DATA" 2>/dev/null | sed -n 's/^Database system identifier: *//p') || own_id=""
 
@@ -50,47 +67,20 @@ systemctl stop "postgresql@$INSTANCE" 2>/dev/null || true
 systemctl enable --quiet "$UNIT"
 systemctl start "$UNIT"
 
-# Patroni runs PostgreSQL when its REST API says so: the leader, or a replica that streams.
-i=0
-state=""
-while :; do
-    state=$(rest_state) || state=""
-    case "$state" in
-    "running master" | "running primary" | "running replica" | "streaming replica") break ;;
-    esac
-    i=$((i + 1))
-    if [ "$i" -ge 600 ]; then
-        echo "Patroni did not bring PostgreSQL up on $MEMBER within 600 s (now: ${state:-no answer}): journalctl -u $UNIT" >&2
-        exit 1
-    fi
-    sleep 1
-done
+retry 600 "Patroni did not bring PostgreSQL up on $MEMBER within 600 s: journalctl -u $UNIT" patroni_runs
+
 # A cluster that takes over a running PostgreSQL keeps Patroni's defaults in etcd, not the
-# configuration's bootstrap part: the seed writes tandem's there once it leads.
-# The leader writes the configuration key shortly after it leads: retried until it has.
+# configuration's bootstrap part: the seed writes tandem's there once it leads (the leader
+# writes the configuration key shortly after it leads: retried until it has).
 if [ -z "$cluster_id" ]; then
-    i=0
-    # shellcheck disable=SC2086 # SHARED_ARGUMENTS holds words quoted for eval
-    until eval "patronictl -c /etc/patroni/$INSTANCE.yml edit-config --force $SHARED_ARGUMENTS" >/dev/null 2>&1; do
-        i=$((i + 1))
-        if [ "$i" -ge 60 ]; then
-            echo "could not set the cluster's configuration in etcd within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml show-config" >&2
-            exit 1
-        fi
-        sleep 1
-    done
+    retry 60 "could not set the cluster's configuration in etcd within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml show-config" \
+        eval "patronictl -c /etc/patroni/$INSTANCE.yml edit-config --force $SHARED_ARGUMENTS"
 fi
+
 # In synchronous mode a joining standby is done once the primary waits for it (Patroni names it
 # within a loop or two), so a verify right after the run finds commits protected.
 if [ "$SYNCHRONOUS" = true ] && [ "${state#* }" = replica ]; then
-    i=0
-    until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/sync", timeout=3)' "$REST" 2>/dev/null; do
-        i=$((i + 1))
-        if [ "$i" -ge 60 ]; then
-            echo "$MEMBER streams but the primary did not make it its synchronous standby within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml list" >&2
-            exit 1
-        fi
-        sleep 1
-    done
+    retry 60 "$MEMBER streams but the primary did not make it its synchronous standby within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml list" \
+        python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/sync", timeout=3)' "$REST"
 fi
 echo "$MEMBER: ${state#* } in cluster $SCOPE"
