@@ -91,7 +91,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     assert_ok("apply with one db server", &s.apply_fresh());
 
     // A running single-db deployment under writes gets a standby and a witness.
-    start_writer(&s, 400);
+    start_writer(&s, 900);
     wait_for(
         "the writer's first 50 writes",
         Duration::from_secs(60),
@@ -277,6 +277,67 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         present(&s, &acked),
         acked.len(),
         "acknowledged writes lost in the switchover"
+    );
+    // etcd loses one member (the witness's): nothing changes for the writes.
+    s.sudo_ok(&witness, "systemctl stop etcd");
+    let one_lost = now();
+    wait_for(
+        "writes with one etcd member down",
+        Duration::from_secs(30),
+        || {
+            writes(&s)
+                .0
+                .iter()
+                .filter(|(t, _)| *t > one_lost + 10.0)
+                .count()
+                >= 20
+        },
+    );
+    let (_, failed) = writes(&s);
+    let failed_one = failed.iter().filter(|t| **t >= one_lost).count();
+    assert_eq!(failed_one, 0, "no write fails while etcd keeps a majority");
+    // It loses a second (db2's): no majority, so the primary stops taking writes rather than
+    // risk a second primary (Patroni demotes it once its leader key cannot be renewed).
+    s.sudo_ok(&db2, "systemctl stop etcd");
+    let two_lost = now();
+    wait_for(
+        "the primary refusing writes without etcd's majority",
+        Duration::from_secs(90),
+        || writes(&s).1.iter().any(|t| *t > two_lost),
+    );
+    let refused_after = writes(&s)
+        .1
+        .iter()
+        .copied()
+        .find(|t| *t > two_lost)
+        .unwrap()
+        - two_lost;
+    // The majority back: writes come back with no tandem run.
+    s.sudo_ok(&witness, "systemctl start etcd");
+    s.sudo_ok(&db2, "systemctl start etcd");
+    let back = now();
+    wait_for(
+        "writes after etcd's majority came back",
+        Duration::from_secs(120),
+        || writes(&s).0.iter().any(|(t, _)| *t > back),
+    );
+    let writing_after = writes(&s)
+        .0
+        .iter()
+        .map(|(t, _)| *t)
+        .find(|t| *t > back)
+        .unwrap()
+        - back;
+    report.push_str(&format!(
+        "etcd: one member down, 0 writes failed; two down, writes refused {refused_after:.1} s after; majority back, writes again {writing_after:.1} s after\n"
+    ));
+    let (ok, _) = writes(&s);
+    let acked: Vec<u64> = ok.iter().map(|(_, id)| *id).collect();
+    assert_eq!(present(&s, &acked), acked.len(), "acknowledged writes lost");
+    wait_for(
+        "verify after etcd came back",
+        Duration::from_secs(90),
+        || s.run(&["verify"]).status.success(),
     );
     s.sudo_ok(&s.app, "pkill -f /tmp/writer.py || true");
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
