@@ -155,6 +155,17 @@ impl Validator<'_> {
             }
             settings.insert(name.clone(), text);
         }
+        if let Some(sync) = &raw.synchronous
+            && sync.value
+            && servers.iter().filter(|s| s.role == Role::Db).count() < 2
+        {
+            self.warning(
+                sync,
+                "database.synchronous",
+                "synchronous commits need a standby: with one db server this does nothing".into(),
+                "add a second `role: db` server and a `role: witness` (High availability), or remove it",
+            );
+        }
         Database {
             name,
             role,
@@ -204,5 +215,19 @@ impl Validator<'_> {
                 "write a number, e.g. 200",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{MINIMAL, diagnostics};
+
+    #[test]
+    fn synchronous_without_a_standby_is_warned_about() {
+        let one = diagnostics(&MINIMAL.replace(
+            "password: {env: X}}",
+            "password: {env: X}, synchronous: true}",
+        ));
+        assert!(one.contains("synchronous commits need a standby"), "{one}");
     }
 }
