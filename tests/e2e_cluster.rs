@@ -46,12 +46,13 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Starts the writer on the app server for `seconds`, its log emptied first.
+/// Starts the writer on the app server for `seconds` (a running one stopped first), with the
+/// env file as it is now; its log is kept.
 fn start_writer(s: &Scenario, seconds: u32) {
     let p = s.project();
     s.sudo_ok(
         &s.app,
-        &format!("cat >/tmp/writer.py <<'PY'\n{WRITER}PY\nrm -f /tmp/drill.log"),
+        &format!("pkill -f /tmp/writer.py || true\ncat >/tmp/writer.py <<'PY'\n{WRITER}PY"),
     );
     s.sudo_ok(
         &s.app,
@@ -109,18 +110,22 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
             db2.name, db2.ip, witness.name, witness.ip
         ),
     );
-    let plan = s.run(&["plan"]);
+    let plan = s.run(&["plan", "--bootstrap-user", "root"]);
     let planned = text(&plan.stdout);
     assert!(
         planned.contains("db hands PostgreSQL to Patroni, seeding cluster")
             && planned.contains("a few seconds without the database")
             && planned.contains("db2 joins cluster"),
-        "the plan says what the conversion does:\n{planned}"
+        "the plan says what the conversion does:\n{planned}{}",
+        text(&plan.stderr)
     );
     let started = Instant::now();
     let converting = now();
     assert_ok("apply adding the standby and the witness", &s.apply_fresh());
     let converted = now();
+    // The env file now names both db servers: gunicorn was restarted by the apply; the writer,
+    // a process of its own, is restarted here the same way.
+    start_writer(&s, 900);
     let mut report = format!(
         "conversion of a running db server into a cluster (apply): {:.1} s\n",
         started.elapsed().as_secs_f64()

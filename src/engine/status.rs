@@ -67,8 +67,13 @@ pub fn script(config: &Config, server: &Server) -> String {
                 "echo @clusters\npg_lsclusters -h 2>/dev/null | awk '{print $1\"/\"$2, $4}'\n",
             );
             if config.cluster().is_some() {
-                let vars = Vars::for_paths(config, server);
-                s.push_str(&units_script(&[vars.cluster.unit, "etcd".to_string()]));
+                s.push_str(&units_script(&["etcd".to_string()]));
+                // Patroni's unit is named after the PostgreSQL version, which status does not
+                // discover: whichever patroni@ unit the server has.
+                s.push_str(
+                    "u=$(systemctl list-units --all --plain --no-legend 'patroni@*.service' 2>/dev/null | awk '{print $1; exit}')\n\
+                     if [ -n \"$u\" ]; then printf '%s %s\\n' \"$u\" \"$(systemctl is-active \"$u\")\"; else echo 'patroni missing'; fi\n",
+                );
             }
         }
         Role::Witness => s.push_str(&units_script(&["etcd".to_string()])),

@@ -242,7 +242,7 @@ ssh:
     /// `manage -- ...` keeps its own).
     pub fn tandem(&self, args: &[&str]) -> Command {
         let command_words = match (args[0], args.get(1)) {
-            ("tenant", _) | ("lock", _) | ("backup", Some(&"list")) => 2,
+            ("tenant", _) | ("lock", _) | ("db", _) | ("backup", Some(&"list")) => 2,
             _ => 1,
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
