@@ -150,11 +150,21 @@ pub fn logs_script(
                 journal_units.extend(vars.processes.here.iter().map(|p| p.unit.clone()))
             }
             // Debian's cluster log; the newest, should an upgrade have left an older one.
-            LogSource::Postgresql => files.push((
-                "postgresql",
-                "$(ls -1t /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -n 1)"
-                    .to_string(),
-            )),
+            LogSource::Postgresql => {
+                files.push((
+                    "postgresql",
+                    "$(ls -1t /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -n 1)"
+                        .to_string(),
+                ));
+                // In a cluster Patroni runs PostgreSQL (its output is Patroni's journal) and
+                // decides with etcd who leads: their journals are the database's story. The
+                // unit is named after the PostgreSQL version, which logs does not discover:
+                // journalctl matches the pattern itself.
+                if vars.cluster.enabled {
+                    journal_units.push("patroni@*".to_string());
+                    journal_units.push("etcd.service".to_string());
+                }
+            }
         }
     }
     let follow = if range.follow { " -f" } else { "" };
@@ -502,6 +512,20 @@ mod tests {
             "{db}"
         );
         assert!(!db.contains("journalctl"), "{db}");
+        // A cluster member's database story is also Patroni's and etcd's journal.
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = crate::config::testing::shop_with(
+            dir.path(),
+            "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
+             \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n",
+            "",
+        );
+        let member = Vars::for_paths(&cluster, &cluster.servers[0]);
+        let db = logs_script(&member, Role::Db, &all, &range);
+        assert!(
+            db.contains("-u 'patroni@*' -u etcd.service") && db.contains("postgresql-*-main.log"),
+            "{db}"
+        );
         let follow = logs_script(
             &vars(),
             Role::App,
