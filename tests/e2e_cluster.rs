@@ -160,6 +160,8 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "db2: standby streams from the primary (streaming",
         "db2: synchronous standby (database.synchronous)",
         "witness: etcd member of the cluster's consensus",
+        "witness: 2380 (etcd peers) closed to this machine",
+        "db2: 8008 (Patroni) closed to this machine",
     ] {
         assert!(out.contains(check), "verify lacks `{check}`:\n{out}");
     }

@@ -151,9 +151,9 @@ pub struct Cluster<'a> {
     pub witness: &'a Server,
 }
 
-impl Cluster<'_> {
+impl<'a> Cluster<'a> {
     /// The etcd members: the db servers, then the witness.
-    pub fn etcd_members(&self) -> impl Iterator<Item = &Server> {
+    pub fn etcd_members(&self) -> impl Iterator<Item = &'a Server> + '_ {
         self.members
             .iter()
             .copied()

@@ -28,16 +28,59 @@ const MIN_SILENCE: Duration = Duration::from_millis(300);
 /// database and broker ports are checked on their servers whatever the selection.
 pub async fn from_here(config: &Config, servers: &[Server], options: &SshOptions) -> Verification {
     let db = config.db_server();
-    let db_closed = closed_ports(db, crate::postgres::PORT, "", "5432", options);
+    let db_closed = closed_ports(
+        db,
+        crate::postgres::PORT,
+        "",
+        "the app servers' internal IPs may reach 5432",
+        options,
+    );
     let broker_closed = async {
         match config.broker_server() {
             Some(broker) => {
                 let port = crate::config::processes::REDIS_PORT;
-                closed_ports(broker, port, " (Redis)", "Redis", options).await
+                closed_ports(
+                    broker,
+                    port,
+                    " (Redis)",
+                    "the app servers' internal IPs may reach Redis",
+                    options,
+                )
+                .await
             }
             None => Verification::default(),
         }
     };
+    // A cluster's own ports (Patroni's REST API, etcd's client and peer ports) admit its
+    // members only.
+    let members: Vec<&Server> = config
+        .cluster()
+        .map(|c| c.etcd_members().collect())
+        .unwrap_or_default();
+    let cluster_closed = join_all({
+        use crate::cluster::vars::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, REST_PORT};
+        let mut knocks = Vec::new();
+        for member in members {
+            let is_db = member.role == Role::Db;
+            for (port, label) in [
+                (ETCD_CLIENT_PORT, " (etcd)"),
+                (ETCD_PEER_PORT, " (etcd peers)"),
+                (REST_PORT, " (Patroni)"),
+            ] {
+                if port == REST_PORT && !is_db {
+                    continue;
+                }
+                knocks.push(closed_ports(
+                    member,
+                    port,
+                    label,
+                    "the cluster's members may reach it",
+                    options,
+                ));
+            }
+        }
+        knocks
+    });
     let ssh = join_all(servers.iter().map(|s| ssh_checks(s, options)));
     let tls = join_all(
         servers
@@ -45,9 +88,15 @@ pub async fn from_here(config: &Config, servers: &[Server], options: &SshOptions
             .filter(|s| s.role == Role::App && config.tls.enabled())
             .map(|s| https_from_here(config, s, options)),
     );
-    let (db_closed, broker_closed, ssh, tls) = tokio::join!(db_closed, broker_closed, ssh, tls);
+    let (db_closed, broker_closed, cluster_closed, ssh, tls) =
+        tokio::join!(db_closed, broker_closed, cluster_closed, ssh, tls);
     let mut v = Verification::default();
-    for part in [db_closed, broker_closed].into_iter().chain(ssh).chain(tls) {
+    for part in [db_closed, broker_closed]
+        .into_iter()
+        .chain(cluster_closed)
+        .chain(ssh)
+        .chain(tls)
+    {
         v.checks.extend(part.checks);
     }
     v
@@ -122,7 +171,7 @@ async fn closed_ports(
     server: &Server,
     port: u16,
     label: &str,
-    what: &str,
+    who: &str,
     options: &SshOptions,
 ) -> Verification {
     let reach = reach(server, options).await;
@@ -147,7 +196,7 @@ async fn closed_ports(
             !matches!(answer, Knock::Accepted),
             answer.to_string(),
             &format!(
-                "only the app servers' internal IPs may reach {what}: check `ufw status` on {} for wider rules",
+                "only {who}: check `ufw status` on {} for wider rules",
                 server.name
             ),
         );
