@@ -17,7 +17,11 @@ const WRITER: &str = include_str!("drill/writer.py");
 /// The writer's log on the app server: (time, acknowledged id) of each write that succeeded,
 /// and the times of those that failed.
 fn writes(s: &Scenario) -> (Vec<(f64, u64)>, Vec<f64>) {
-    let log = s.sudo_ok(&s.app, "cat /tmp/drill.log 2>/dev/null || true");
+    writes_in(s, "/tmp/drill.log")
+}
+
+fn writes_in(s: &Scenario, log: &str) -> (Vec<(f64, u64)>, Vec<f64>) {
+    let log = s.sudo_ok(&s.app, &format!("cat {log} 2>/dev/null || true"));
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for line in log.lines() {
@@ -49,17 +53,20 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 /// Starts the writer on the app server for `seconds` (a running one stopped first), with the
 /// env file as it is now; its log is kept.
 fn start_writer(s: &Scenario, seconds: u32) {
+    s.sudo_ok(&s.app, "pkill -f /tmp/writer.py || true");
+    spawn_writer(s, seconds, 0, "/tmp/drill.log");
+}
+
+/// A writer beside the others: `retries` tries again per write, logging to `log`.
+fn spawn_writer(s: &Scenario, seconds: u32, retries: u32, log: &str) {
     let p = s.project();
-    s.sudo_ok(
-        &s.app,
-        &format!("pkill -f /tmp/writer.py || true\ncat >/tmp/writer.py <<'PY'\n{WRITER}PY"),
-    );
+    s.sudo_ok(&s.app, &format!("cat >/tmp/writer.py <<'PY'\n{WRITER}PY"));
     s.sudo_ok(
         &s.app,
         &format!(
             "cd /srv/{p}/current && set -a && . /etc/{p}/env && set +a && \
-             DRILL_SECONDS={seconds} DRILL_LOG=/tmp/drill.log nohup runuser -u {p} -- ./venv/bin/python manage.py shell \
-             -c 'exec(open(\"/tmp/writer.py\").read())' >/tmp/writer.out 2>&1 &"
+             DRILL_SECONDS={seconds} DRILL_RETRIES={retries} DRILL_LOG={log} nohup runuser -u {p} -- ./venv/bin/python manage.py shell \
+             -c 'exec(open(\"/tmp/writer.py\").read())' >{log}.out 2>&1 &"
         ),
     );
 }
@@ -247,7 +254,14 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "the writes went on after the failover"
     );
 
-    // A planned switchover under the same writes puts the primary back on db.
+    // A planned switchover under the same writes puts the primary back on db; a second writer
+    // that retries each failed write (up to 20 times, half a second apart) runs beside it.
+    spawn_writer(&s, 60, 20, "/tmp/drill-retry.log");
+    wait_for(
+        "the retrying writer's first writes",
+        Duration::from_secs(60),
+        || writes_in(&s, "/tmp/drill-retry.log").0.len() >= 20,
+    );
     let (_, failed_before) = writes(&s);
     let switching = Instant::now();
     let switched = s.run(&["db", "switchover"]);
@@ -258,10 +272,13 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "{said}"
     );
     report.push_str(&format!(
-        "db switchover: {:.1} s; writes failed during it: {}\n",
+        "db switchover: {:.1} s; writes failed during it: {} (plain client), {} (retrying client)\n",
         switching.elapsed().as_secs_f64(),
-        writes(&s).1.len() - failed_before.len()
+        writes(&s).1.len() - failed_before.len(),
+        writes_in(&s, "/tmp/drill-retry.log").1.len()
     ));
+    let (retried_ok, _) = writes_in(&s, "/tmp/drill-retry.log");
+    let retried: Vec<u64> = retried_ok.iter().map(|(_, id)| *id).collect();
     let refused = s.run(&["db", "switchover", "--to", "db"]);
     assert_eq!(
         refused.status.code(),
@@ -279,7 +296,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         },
     );
     let (ok, _) = writes(&s);
-    let acked: Vec<u64> = ok.iter().map(|(_, id)| *id).collect();
+    let acked: Vec<u64> = ok.iter().map(|(_, id)| *id).chain(retried).collect();
     assert_eq!(
         present(&s, &acked),
         acked.len(),
