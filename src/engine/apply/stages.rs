@@ -64,8 +64,11 @@ pub struct Stage {
     pub skipped: &'static str,
 }
 
-/// The database side: the backup server first, so the db server's first archived WAL finds
-/// its repository; its stanza and first backup once the db server archives. The deployment
+/// The database side: the db servers' (and a cluster witness's) hardening and, in a cluster,
+/// etcd on the three at once (Patroni needs every member up once to learn etcd's version);
+/// the backup server, so the db server's first archived WAL finds its repository; then the
+/// db servers in turn (a cluster's first seeds it, the second joins as its standby); the
+/// stanza and first backup once the db server archives. The deployment
 /// does not wait on the backup server: a failed one is reported and the others go on. The app
 /// side needs no database until a release goes live, so it runs meanwhile: first what a new
 /// release's build needs (the base provisioning, the app user and directories); then the
