@@ -6,7 +6,7 @@
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
 use crate::model::desired::{FileSpec, Op, Secrecy};
-use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
+use crate::model::ufw::UfwRule;
 
 pub fn ops(
     config: &crate::config::Config,
@@ -43,12 +43,12 @@ pub fn ops(
         },
     ];
     for app in config.app_servers() {
-        ops.push(Op::UfwAllow(UfwRule {
-            port: vars.broker.port,
-            proto: "tcp".into(),
-            from: Some(app.internal_ip),
-            comment: format!("{COMMENT_PREFIX}: redis from {}", app.name),
-        }));
+        ops.push(Op::UfwAllow(UfwRule::from_server(
+            vars.broker.port,
+            "tcp",
+            app,
+            "redis",
+        )));
     }
     Ok(ops)
 }

@@ -5,9 +5,9 @@ use anyhow::Context;
 
 use super::*;
 use crate::cluster::status;
+use crate::cluster::vars::{client_url, rest_url};
 use crate::config::identifier::shell_word;
 use crate::engine::transport::Transport;
-use crate::engine::vars::Vars;
 
 pub(crate) async fn status(remote: ConnectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = load(&remote.config)?;
@@ -17,11 +17,11 @@ pub(crate) async fn status(remote: ConnectArgs, json: bool) -> anyhow::Result<Ex
             config.path.display()
         )
     })?;
-    let endpoints = etcd_endpoints(&cluster);
+    let endpoints = cluster.etcd_members().map(client_url).collect::<Vec<_>>();
     let answers = futures::future::join_all(cluster.members.iter().map(|&server| {
-        let (remote, config, endpoints) = (&remote, &config, endpoints.join(","));
+        let (remote, endpoints) = (&remote, endpoints.join(","));
         async move {
-            let rest = rest_of(config, server);
+            let rest = rest_url(server);
             let answer = match day_two::connect(remote, &[server]).await {
                 Ok(mut hosts) => {
                     let ssh = hosts.remove(0);
@@ -49,16 +49,6 @@ pub(crate) async fn status(remote: ConnectArgs, json: bool) -> anyhow::Result<Ex
     })
 }
 
-/// The member's REST URL.
-fn rest_of(config: &crate::config::Config, server: &crate::config::Server) -> String {
-    let vars = Vars::for_paths(config, server);
-    format!(
-        "http://{}:{}",
-        vars.cluster.url_host,
-        crate::cluster::vars::REST_PORT
-    )
-}
-
 const SWITCHOVER_PY: &str = include_str!("../../scripts/cluster/switchover.py");
 
 /// `tandem db switchover`: the primary's role moved to the standby, with both db servers'
@@ -75,7 +65,7 @@ pub(crate) async fn switchover(
             config.path.display()
         )
     })?;
-    let endpoints = etcd_endpoints(&cluster);
+    let endpoints = cluster.etcd_members().map(client_url).collect::<Vec<_>>();
     let members: Vec<&crate::config::Server> = cluster.members.clone();
     let hosts = day_two::connect(&remote, &members).await?;
     let report = super::report();
@@ -91,10 +81,7 @@ pub(crate) async fn switchover(
         let mut answers = Vec::new();
         for (server, ssh) in members.iter().zip(&hosts) {
             let out = ssh
-                .run(&status::script(
-                    &rest_of(&config, server),
-                    &endpoints.join(","),
-                ))
+                .run(&status::script(&rest_url(server), &endpoints.join(",")))
                 .await
                 .map(|o| o.stdout_text())
                 .map_err(|e| format!("{e:#}"));
@@ -116,7 +103,7 @@ pub(crate) async fn switchover(
             &format!(
                 "python3 -c {} {} {} {}\n",
                 shell_word(SWITCHOVER_PY),
-                shell_word(&rest_of(&config, members[i])),
+                shell_word(&rest_url(members[i])),
                 shell_word(&leader),
                 shell_word(&candidate)
             ),
@@ -143,18 +130,4 @@ pub(crate) async fn switchover(
     }
     out(&result?)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// etcd's client URLs, one per member.
-fn etcd_endpoints(cluster: &crate::config::Cluster<'_>) -> Vec<String> {
-    cluster
-        .etcd_members()
-        .map(|s| {
-            format!(
-                "http://{}:{}",
-                crate::config::servers::url_host(s.internal_ip),
-                crate::cluster::vars::ETCD_CLIENT_PORT
-            )
-        })
-        .collect()
 }

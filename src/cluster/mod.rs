@@ -16,7 +16,7 @@ pub mod verify;
 use crate::engine::templates::Templates;
 use crate::engine::vars::Vars;
 use crate::model::desired::{EtcdSpec, FileSpec, Op, PatroniSpec, Secrecy, SharedConfig};
-use crate::model::ufw::{COMMENT_PREFIX, UfwRule};
+use crate::model::ufw::UfwRule;
 use vars::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, LOOP_WAIT, REST_PORT, RETRY_TIMEOUT, TTL};
 
 /// Debian's etcd reads its settings from here.
@@ -35,12 +35,7 @@ pub fn shared_config(config: &crate::config::Config, dcs: &[(String, String)]) -
 
 /// An allow rule for `port` from the cluster member `from`.
 fn allow(port: u16, from: &crate::config::Server, what: &str) -> Op {
-    Op::UfwAllow(UfwRule {
-        port,
-        proto: "tcp".into(),
-        from: Some(from.internal_ip),
-        comment: format!("{COMMENT_PREFIX}: {what} from {}", from.name),
-    })
+    Op::UfwAllow(UfwRule::from_server(port, "tcp", from, what))
 }
 
 /// The ops of the `consensus` step on a db server or the witness: etcd, a member of the
@@ -118,7 +113,8 @@ pub fn ops(
         member: me.clone(),
         scope: vars.cluster.scope.clone(),
         unit: vars.cluster.unit.clone(),
-        rest: format!("http://{}:{REST_PORT}", vars.cluster.url_host),
+        config: vars.cluster.config.clone(),
+        rest: vars.cluster.rest.clone(),
         etcd_endpoints: vars.cluster.etcd_endpoints.clone(),
         version: vars.pg.version.clone(),
         data_dir: vars.cluster.data_dir.clone(),

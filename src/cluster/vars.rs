@@ -29,6 +29,8 @@ pub struct ClusterVars {
     pub bin_dir: String,
     /// This server's internal address as a URL host (IPv6 in brackets).
     pub url_host: String,
+    /// This server's Patroni REST API (`rest_url`).
+    pub rest: String,
     /// `name=http://ip:2380,...` for every etcd member.
     pub initial_cluster: String,
     /// `ip:2379` of every etcd member (Patroni's `etcd3.hosts`).
@@ -83,6 +85,7 @@ impl ClusterVars {
             data_dir: crate::model::platform::postgres_data_dir(version),
             bin_dir: crate::model::platform::postgres_bin_dir(version),
             url_host: url_host(server.internal_ip),
+            rest: rest_url(server),
             initial_cluster: etcd
                 .iter()
                 .map(|s| format!("{}={}", s.name, peer_url(s)))
@@ -94,7 +97,7 @@ impl ClusterVars {
                 .collect(),
             etcd_endpoints: etcd
                 .iter()
-                .map(|s| format!("http://{}:{ETCD_CLIENT_PORT}", url_host(s.internal_ip)))
+                .map(|s| client_url(s))
                 .collect::<Vec<_>>()
                 .join(","),
             etcd_client_port: ETCD_CLIENT_PORT,
@@ -131,6 +134,16 @@ pub const TTL: u32 = 20;
 pub const LOOP_WAIT: u32 = 5;
 /// How long Patroni retries etcd and PostgreSQL before it gives up on an operation (s).
 pub const RETRY_TIMEOUT: u32 = 5;
+
+/// `http://ip:2379`: an etcd member's client URL (Patroni's and etcdctl's).
+pub fn client_url(server: &Server) -> String {
+    format!("http://{}:{ETCD_CLIENT_PORT}", url_host(server.internal_ip))
+}
+
+/// `http://ip:8008`: a db server's Patroni REST API.
+pub fn rest_url(server: &Server) -> String {
+    format!("http://{}:{REST_PORT}", url_host(server.internal_ip))
+}
 
 /// `http://ip:2380`: an etcd member's peer URL.
 pub fn peer_url(server: &Server) -> String {

@@ -258,12 +258,7 @@ fn ufw_rules(
         }],
         Source::AppServers => config
             .app_servers()
-            .map(|app| UfwRule {
-                port,
-                proto: proto.to_string(),
-                from: Some(app.internal_ip),
-                comment: format!("{COMMENT_PREFIX}: {what} from {}", app.name),
-            })
+            .map(|app| UfwRule::from_server(port, proto, app, &what))
             .collect(),
         Source::DatabaseClients => {
             let mut rules = ufw_rules(

@@ -558,6 +558,8 @@ pub struct PatroniSpec {
     pub scope: String,
     /// `patroni@<version>-main.service`.
     pub unit: String,
+    /// Its configuration file, which patronictl reads too.
+    pub config: String,
     /// This member's REST API (`http://<internal ip>:8008`).
     pub rest: String,
     /// etcd's client URLs, comma-separated.

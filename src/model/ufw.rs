@@ -19,6 +19,22 @@ pub struct UfwRule {
 }
 
 impl UfwRule {
+    /// Allows `port`/`proto` from `server`'s internal address, commented
+    /// `tandem: WHAT from NAME`.
+    pub fn from_server(
+        port: u16,
+        proto: &str,
+        server: &crate::config::Server,
+        what: &str,
+    ) -> UfwRule {
+        UfwRule {
+            port,
+            proto: proto.to_string(),
+            from: Some(server.internal_ip),
+            comment: format!("{COMMENT_PREFIX}: {what} from {}", server.name),
+        }
+    }
+
     /// The arguments after `ufw`.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec!["allow".to_string()];

@@ -214,8 +214,7 @@ fn plan_shared(ctx: &mut Context, spec: &PatroniSpec, have: &serde_json::Value) 
     let restart = differences
         .iter()
         .any(|(n, _, _)| n.starts_with("postgresql.parameters."));
-    let config = format!("/etc/patroni/{}-main.yml", spec.version);
-    let ctl = format!("patronictl -c {}", shell_word(&config));
+    let ctl = format!("patronictl -c {}", shell_word(&spec.config));
     let mut script = format!(
         "set -e\n{ctl} edit-config --force {} >/dev/null\n",
         edit_arguments(&spec.shared)
@@ -340,6 +339,7 @@ mod tests {
             member: if seed { "db1" } else { "db2" }.into(),
             scope: "shop".into(),
             unit: "patroni@15-main.service".into(),
+            config: "/etc/patroni/15-main.yml".into(),
             rest: "http://10.0.0.3:8008".into(),
             etcd_endpoints: "http://10.0.0.3:2379".into(),
             version: "15".into(),
