@@ -70,10 +70,11 @@ pub fn restart_script(vars: &Vars, what: &[Restartable]) -> String {
                     ));
                 }
             }
-            Restartable::Nginx => s.push_str(
-                "nginx -t -q || { echo 'nginx -t fails: nothing reloaded' >&2; exit 1; }\n\
-                 systemctl reload nginx\necho 'reloaded nginx'\n",
-            ),
+            Restartable::Nginx => {
+                s.push_str("nginx -t -q || { echo 'nginx -t fails: nothing reloaded' >&2; exit 1; }\n");
+                s.push_str(&crate::model::platform::nginx_reload("reload"));
+                s.push_str("echo 'reloaded nginx'\n");
+            }
         }
     }
     s

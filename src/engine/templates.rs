@@ -25,6 +25,11 @@ impl Templates {
         tera.register_filter("shell", string_filter(identifier::shell_word));
         tera.register_filter("env_value", string_filter(env_value));
         tera.register_filter("redis_value", string_filter(redis_value));
+        tera.register_function("nginx_reload", |_: &HashMap<String, Value>| {
+            Ok(Value::String(crate::model::platform::nginx_reload(
+                "reload",
+            )))
+        });
         Templates { assets, tera }
     }
 

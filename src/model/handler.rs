@@ -125,6 +125,9 @@ impl Effect {
             Effect::SshReload => s.push_str(crate::model::platform::ssh_reload(
                 discovery.ssh_socket_activated,
             )),
+            Effect::Reload(service) if service == "nginx" => s.push_str(
+                &crate::model::platform::nginx_reload("try-reload-or-restart"),
+            ),
             Effect::Reload(service) => s.push_str(&format!(
                 "systemctl try-reload-or-restart {}\n",
                 shell_word(service)
@@ -171,12 +174,22 @@ mod tests {
         assert!(pg.script(None, &plain).contains("pending_restart"));
         let gunicorn = Effect::of("gunicorn-shop.service", HandlerAction::Restart);
         assert_eq!(gunicorn.to_string(), "restart gunicorn-shop.service");
-        assert_eq!(
-            Effect::of("nginx", HandlerAction::Reload)
-                .script(Some(&Check::Command("nginx -t".into())), &plain),
-            "set -e\nif ! OUT=$(nginx -t 2>&1); then printf '%s failed, not reloading: %s\\n' '`nginx -t`' \"$OUT\" >&2; exit 1; fi\n\
-             systemctl try-reload-or-restart nginx\n"
+        // nginx: checked first, then reloaded and waited for (its old workers stop accepting).
+        let nginx = Effect::of("nginx", HandlerAction::Reload)
+            .script(Some(&Check::Command("nginx -t".into())), &plain);
+        assert!(nginx.starts_with(
+            "set -e\nif ! OUT=$(nginx -t 2>&1); then printf '%s failed, not reloading: %s\\n' '`nginx -t`' \"$OUT\" >&2; exit 1; fi\n"
+        ), "{nginx}");
+        assert!(
+            nginx.contains("systemctl try-reload-or-restart nginx\n")
+                && nginx.contains("worker process is shutting down"),
+            "{nginx}"
         );
+        let parsed = std::process::Command::new("sh")
+            .args(["-n", "-c", &nginx])
+            .status()
+            .unwrap();
+        assert!(parsed.success(), "{nginx}");
         assert_eq!(pg.own_check(), Some(Check::PostgresConfig));
         assert_eq!(Effect::of("nginx", HandlerAction::Reload).own_check(), None);
         let checked = pg.script(pg.own_check().as_ref(), &plain);

@@ -42,6 +42,33 @@ pub fn ssh_reload(socket_activated: bool) -> &'static str {
     }
 }
 
+/// `systemctl <verb> nginx`, returning once nginx serves the new configuration. nginx's reload
+/// only signals the master: for a moment the old workers still accept connections with the
+/// old configuration (a check right after a certificate hand-over saw the replaced
+/// certificate). The old workers stop accepting when their title turns to "shutting down" or
+/// they exit; this waits for that, 5 s at most, and says so on stderr when it gave up.
+pub fn nginx_reload(verb: &str) -> String {
+    format!(
+        r#"nginx_master=$(cat /run/nginx.pid 2>/dev/null || true)
+old_workers=$(if [ -n "$nginx_master" ]; then pgrep -P "$nginx_master" || true; fi)
+systemctl {verb} nginx
+waited=0
+while :; do
+    accepting=
+    for w in $old_workers; do
+        case "$( (tr '\0' ' ' </proc/$w/cmdline) 2>/dev/null || true)" in
+            *"worker process is shutting down"*) ;;
+            *"worker process"*) accepting=$w ;;
+        esac
+    done
+    [ -z "$accepting" ] && break
+    if [ $waited -ge 100 ]; then echo "nginx: worker $accepting from before the reload still runs after 5 s" >&2; break; fi
+    sleep 0.05; waited=$((waited + 1))
+done
+"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +83,8 @@ mod tests {
         assert_eq!(postgres_bin_dir("17"), "/usr/lib/postgresql/17/bin");
         assert!(ssh_reload(true).contains("restart ssh.socket"));
         assert!(ssh_reload(false).contains("try-reload-or-restart ssh"));
+        let nginx = nginx_reload("try-reload-or-restart");
+        assert!(nginx.contains("systemctl try-reload-or-restart nginx\n"));
+        assert!(nginx.find("pgrep").unwrap() < nginx.find("systemctl").unwrap());
     }
 }
