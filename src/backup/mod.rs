@@ -99,6 +99,9 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
                 "pg1-host",
                 "pg1-host-user",
                 "pg1-path",
+                "pg2-host",
+                "pg2-host-user",
+                "pg2-path",
             ]
             .map(String::from)
             .to_vec(),
@@ -144,7 +147,12 @@ pub fn ops(vars: &Vars, t: &mut Templates) -> anyhow::Result<Vec<Op>> {
         Op::BackupStanza(StanzaSpec {
             stanza: backup.stanza.clone(),
             service: backup.service.clone(),
-            db: backup.peer_name.clone(),
+            db: backup
+                .db_servers
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     ]);
     Ok(ops)
@@ -163,22 +171,26 @@ fn opens_the_repository(stanza: &str) -> String {
     )
 }
 
-/// The known_hosts line `server` pins for the other side of the backup link (the db server
-/// pins the repository's host key and the other way round), "" when that side's key is not
-/// known in this run or `server` is not on the link.
+/// The known_hosts lines `server` pins for the other side of the backup link (a db server
+/// pins the repository's host key, the repository each db server's), "" when a key of that
+/// side is not known in this run (the file is left as it is then) or `server` is not on the
+/// link.
 pub fn known_host(
     config: &crate::config::Config,
     server: &crate::config::Server,
     host_keys: &std::collections::BTreeMap<String, String>,
 ) -> String {
     use crate::config::Role;
-    let peer = match server.role {
-        Role::Db => config.backup_server(),
-        Role::Backup => Some(config.db_server()),
-        Role::App | Role::Witness => None,
+    let peers: Vec<&crate::config::Server> = match server.role {
+        Role::Db => config.backup_server().into_iter().collect(),
+        Role::Backup => config.db_servers().collect(),
+        Role::App | Role::Witness => Vec::new(),
     };
-    peer.and_then(|p| Some(format!("{} {}", p.internal_ip, host_keys.get(&p.name)?)))
-        .unwrap_or_default()
+    let lines: Option<Vec<String>> = peers
+        .iter()
+        .map(|p| Some(format!("{} {}", p.internal_ip, host_keys.get(&p.name)?)))
+        .collect();
+    lines.map(|l| l.join("\n")).unwrap_or_default()
 }
 
 /// /etc/pgbackrest.conf: postgres reads it, only root writes it.
@@ -201,12 +213,15 @@ mod tests {
     use crate::engine::templates::Templates;
     use crate::engine::vars::HostFacts;
 
-    /// The forced command as rendered for `server`, with pgbackrest replaced by `echo`.
-    fn forced_command(server: &str) -> String {
+    const VAULT: &str = "  - {name: vault, role: backup, ssh: vault, fqdn: vault.example.com, internal_ip: 10.0.0.5}\n";
+
+    /// The file at `path` on `server` as rendered with `more` servers beside the shop's db
+    /// and app servers and a backup server.
+    fn rendered(more: &str, server: &str, path: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::testing::shop_with(
             dir.path(),
-            "  - {name: vault, role: backup, ssh: vault, fqdn: vault.example.com, internal_ip: 10.0.0.5}\n",
+            &format!("{VAULT}{more}"),
             "backup: {encryption_key: {env: K}}\n",
         );
         let mut templates = Templates::new(Assets::builtin());
@@ -214,13 +229,55 @@ mod tests {
             crate::engine::render::desired_all(&config, &mut templates, &HostFacts::assumed())
                 .unwrap();
         let files = crate::engine::render::rendered_files(&config, &all);
-        let path = format!("{server}/usr/local/lib/tandem/pgbackrest-only");
+        let path = format!("{server}{path}");
         let file = files
             .iter()
             .find(|f| f.path.to_str() == Some(path.as_str()))
             .unwrap_or_else(|| panic!("no {path}"));
-        file.content
+        file.content.clone()
+    }
+
+    /// The forced command as rendered for `server`, with pgbackrest replaced by `echo`.
+    fn forced_command(server: &str) -> String {
+        rendered("", server, "/usr/local/lib/tandem/pgbackrest-only")
             .replace("exec /usr/bin/pgbackrest", "exec echo ran")
+    }
+
+    /// A cluster's two db servers are both in the stanza and both ends of the repository's key;
+    /// backups prefer the standby.
+    #[test]
+    fn a_cluster_is_backed_up_from_whichever_db_server_is_primary() {
+        let cluster = "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
+                       \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n";
+        let conf = rendered(cluster, "vault", "/etc/pgbackrest.conf");
+        for line in [
+            "pg1-host=10.0.0.3\npg1-host-user=postgres\npg1-path=/var/lib/postgresql/15/main\n",
+            "pg2-host=10.0.0.6\npg2-host-user=postgres\npg2-path=/var/lib/postgresql/15/main\n",
+        ] {
+            assert!(conf.contains(line), "{conf}");
+        }
+        let keys = rendered(cluster, "vault", "/var/lib/postgresql/.ssh/authorized_keys");
+        assert!(keys.contains("from=\"10.0.0.3,10.0.0.6\""), "{keys}");
+        let ssh = rendered(cluster, "vault", "/var/lib/postgresql/.ssh/config");
+        assert!(ssh.contains("\nHost 10.0.0.3 10.0.0.6\n"), "{ssh}");
+        let backup = rendered(cluster, "vault", "/usr/local/lib/tandem/backup-shop");
+        assert!(backup.contains("--backup-standby backup; then"), "{backup}");
+        crate::resource::table::assert_shell_syntax(&backup, "backup script");
+        // Each db server reaches the repository only.
+        for db in ["db", "db2"] {
+            let keys = rendered(cluster, db, "/var/lib/postgresql/.ssh/authorized_keys");
+            assert!(keys.contains("from=\"10.0.0.5\""), "{keys}");
+            let conf = rendered(cluster, db, "/etc/pgbackrest.conf");
+            assert!(conf.contains("repo1-host=10.0.0.5\n"), "{conf}");
+        }
+        // One db server: one pg host, no standby to prefer.
+        let single = rendered("", "vault", "/etc/pgbackrest.conf");
+        assert!(
+            single.contains("pg1-host=") && !single.contains("pg2-host"),
+            "{single}"
+        );
+        let backup = rendered("", "vault", "/usr/local/lib/tandem/backup-shop");
+        assert!(!backup.contains("backup-standby"), "{backup}");
     }
 
     fn run(script: &str, command: &str) -> (bool, String) {

@@ -18,11 +18,15 @@ pub struct BackupVars {
     pub stanza: String,
     pub repository_name: String,
     pub repository_ip: String,
-    pub db_ip: String,
-    /// The other side of the SSH link from this server (the repository from the db server,
-    /// the db server from the repository).
-    pub peer_name: String,
-    pub peer_ip: String,
+    /// The db servers in the stanza (pgBackRest's pg1, pg2): one, or a cluster's two, whichever
+    /// is primary archives and is backed up.
+    pub db_servers: Vec<BackupPeer>,
+    /// The other side of the SSH link from this server: the repository from a db server, the
+    /// db servers from the repository.
+    pub peers: Vec<BackupPeer>,
+    /// Two db servers: backups are taken from the standby when it answers (pgBackRest's
+    /// backup-standby), from the primary otherwise.
+    pub cluster: bool,
     /// The repository's directory on the backup server.
     pub path: String,
     pub keep_full: u32,
@@ -38,25 +42,41 @@ pub struct BackupVars {
     pub only_pgbackrest: String,
 }
 
+/// A server at the other end of the backup key.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupPeer {
+    pub name: String,
+    pub ip: String,
+}
+
+impl BackupPeer {
+    fn of(server: &Server) -> BackupPeer {
+        BackupPeer {
+            name: server.name.clone(),
+            ip: server.internal_ip.to_string(),
+        }
+    }
+}
+
 impl BackupVars {
     pub fn of(config: &Config, server: &Server, postgres_version: &str) -> BackupVars {
         let project = &config.project;
         let repository = config.backup_server();
-        let db = config.db_server();
+        let db_servers: Vec<BackupPeer> = config.db_servers().map(BackupPeer::of).collect();
         let ip = |s: Option<&Server>| s.map(|s| s.internal_ip.to_string()).unwrap_or_default();
-        let peer = if server.role == crate::config::Role::Backup {
-            Some(db)
+        let peers = if server.role == crate::config::Role::Backup {
+            db_servers.clone()
         } else {
-            repository
+            repository.map(BackupPeer::of).into_iter().collect()
         };
         BackupVars {
             enabled: config.backup.is_some() && repository.is_some(),
             stanza: project.clone(),
             repository_name: repository.map(|s| s.name.clone()).unwrap_or_default(),
             repository_ip: ip(repository),
-            db_ip: db.internal_ip.to_string(),
-            peer_name: peer.map(|s| s.name.clone()).unwrap_or_default(),
-            peer_ip: ip(peer),
+            cluster: db_servers.len() > 1,
+            db_servers,
+            peers,
             path: config
                 .backup
                 .as_ref()

@@ -157,7 +157,15 @@ pub async fn restore(
             Err(_) => bail!("{said}: add --yes to go ahead"),
         }
     }
-    let db = config.db_server();
+    let db = match config.cluster() {
+        None => config.db_server(),
+        Some(_) if in_place => bail!(
+            "restoring a database cluster in place is not built yet (Patroni would have to \
+             rebuild the cluster from the restored data): restore without --in-place into a \
+             scratch PostgreSQL and copy back what you need; README, \"High availability\""
+        ),
+        Some(cluster) => primary(&remote, &cluster.members).await?,
+    };
     let mut servers: Vec<&Server> = vec![db];
     if in_place {
         servers.extend(config.app_servers());
@@ -181,6 +189,37 @@ pub async fn restore(
     let message = result?;
     out(&message)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster member that is primary now (a scratch restore runs there: its WAL is pushed
+/// to the repository first). A member that does not answer is passed over; with none
+/// answering as primary, the first that answers.
+async fn primary<'a>(remote: &ConnectArgs, members: &[&'a Server]) -> anyhow::Result<&'a Server> {
+    let ask = crate::postgres::as_postgres("-Atq -c 'select pg_is_in_recovery()'");
+    let mut answering = None;
+    let mut why = Vec::new();
+    for member in members {
+        let hosts = match super::day_two::connect(remote, &[member]).await {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                why.push(format!("{}: {e:#}", member.name));
+                continue;
+            }
+        };
+        let said = hosts[0].run(&ask).await;
+        for host in hosts {
+            host.close().await;
+        }
+        match said {
+            Ok(out) if out.success() && out.stdout_text().trim() == "f" => return Ok(member),
+            Ok(_) => {
+                answering.get_or_insert(*member);
+            }
+            Err(e) => why.push(format!("{}: {e:#}", member.name)),
+        }
+    }
+    answering
+        .ok_or_else(|| anyhow::anyhow!("no db server of the cluster answers: {}", why.join("; ")))
 }
 
 async fn run_restore(

@@ -102,16 +102,6 @@ impl Validator<'_> {
             }
             return None;
         };
-        if servers.iter().filter(|s| s.role == Role::Db).count() > 1 {
-            // pgBackRest would follow the first db server only: after a failover, archiving
-            // and backups would fail silently. Refused until backups follow the primary.
-            self.error(
-                &raw,
-                "backup",
-                "backups of a database cluster (two db servers) are not built yet: they would follow the first db server only, not the primary".into(),
-                "keep one db server while you need `backup:`, or remove `backup:` (and add `acknowledge: [no-backup]`) to run the cluster",
-            );
-        }
         let b = &raw.value;
         let repository = match (&b.repository, backup_servers.as_slice()) {
             (Some(name), _) => {
@@ -334,6 +324,7 @@ mod tests {
             server_only.contains("`vault` has `role: backup` but tandem.yml has no `backup:`"),
             "{server_only}"
         );
+        // A database cluster is backed up like one db server: both are in the stanza.
         let cluster = problems(
             &format!(
                 "{VAULT}  - {{name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}}\n\
@@ -341,10 +332,7 @@ mod tests {
             ),
             "backup: {encryption_key: {env: K}}\n",
         );
-        assert!(
-            cluster.contains("backups of a database cluster (two db servers) are not built yet"),
-            "{cluster}"
-        );
+        assert!(!cluster.contains("backup"), "{cluster}");
         let no_server = problems("", "backup: {encryption_key: {env: K}}\n");
         assert!(
             no_server.contains("the repository is never the db server itself"),

@@ -22,12 +22,13 @@ pub use crate::model::verification::{Check, Verification};
 pub use here::from_here;
 
 /// What verify's own scripts printed on the servers: each app server's checks and, with
-/// backups, the db server's view of the repository. They need no plan, so they run while the
+/// backups, each db server's view of the repository. They need no plan, so they run while the
 /// servers are probed.
 pub struct ServerAnswers {
     /// Per app server (its name), the script's output or why it could not run.
     apps: Vec<(String, String)>,
-    backup: Option<String>,
+    /// Per db server taking part (its name), the backup script's output.
+    backup: Vec<(String, String)>,
 }
 
 /// Runs verify's scripts on the servers (owning clones of the sessions, so it can run beside
@@ -50,24 +51,31 @@ pub fn server_scripts(engine: &Engine) -> impl Future<Output = ServerAnswers> + 
             (server.name.clone(), ssh.clone(), script)
         })
         .collect();
-    // From the db server (with --only, it may not take part): the repository answers, the
-    // newest backup is recent and WAL archiving does not fail.
-    let backup = config.backup.as_ref().and_then(|_| {
-        let i = engine.servers.iter().position(|s| s.role == Role::Db)?;
-        let stanza = Vars::for_paths(config, &engine.servers[i]).backup.stanza;
-        Some((engine.hosts[i].clone(), backup_script(&stanza)))
-    });
+    // From each db server taking part (with --only, none may): the repository answers, the
+    // newest backup is recent and WAL archiving does not fail (a standby's archiver is idle).
+    let backup: Vec<_> = match config.backup {
+        Some(_) => engine
+            .servers
+            .iter()
+            .zip(&engine.hosts)
+            .filter(|(s, _)| s.role == Role::Db)
+            .map(|(server, ssh)| {
+                let stanza = Vars::for_paths(config, server).backup.stanza;
+                (server.name.clone(), ssh.clone(), backup_script(&stanza))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     async move {
         let apps = join_all(
             apps.into_iter()
                 .map(|(name, ssh, script)| async move { (name, text(ssh.run(&script).await)) }),
         );
-        let backup = async {
-            match backup {
-                Some((ssh, script)) => Some(text(ssh.run(&script).await)),
-                None => None,
-            }
-        };
+        let backup = join_all(
+            backup
+                .into_iter()
+                .map(|(name, ssh, script)| async move { (name, text(ssh.run(&script).await)) }),
+        );
         let (apps, backup) = tokio::join!(apps, backup);
         ServerAnswers { apps, backup }
     }
@@ -141,9 +149,13 @@ pub fn verify(
 
     crate::cluster::verify::checks(&mut v, config, &engine.servers, planned);
 
-    if let (Some(backup), Some(text)) = (&config.backup, &answers.backup) {
-        let stanza = Vars::for_paths(config, db).backup.stanza;
-        backup_checks(&mut v, db, backup, &stanza, text);
+    if let Some(backup) = &config.backup {
+        for (name, text) in &answers.backup {
+            if let Some(server) = engine.servers.iter().find(|s| &s.name == name) {
+                let stanza = Vars::for_paths(config, server).backup.stanza;
+                backup_checks(&mut v, server, backup, &stanza, text);
+            }
+        }
     }
 
     // The timers that keep things going without tandem: the ACME issuer's renewal (or
