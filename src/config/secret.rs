@@ -23,6 +23,11 @@ impl Secret {
         Secret(UNREAD.to_string())
     }
 
+    /// Whether this stands in for a secret that could not be read.
+    pub fn is_unread(&self) -> bool {
+        self.0 == UNREAD
+    }
+
     /// The value, for the few places that must send it (over stdin) or hash it.
     pub fn expose(&self) -> &str {
         &self.0

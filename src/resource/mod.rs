@@ -260,6 +260,16 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
                  role, database and extensions (unknown until it runs)",
             );
         }
+        Op::PostgresRole { .. } | Op::PostgresDatabase { .. } | Op::PostgresExtensions { .. }
+            if ctx.pg.standby =>
+        {
+            if matches!(op, Op::PostgresRole { .. }) {
+                ctx.note(
+                    "a standby: the role, database and extensions come from the primary by \
+                     replication (planned there)",
+                );
+            }
+        }
         Op::PostgresRole {
             role,
             superuser,

@@ -256,6 +256,40 @@ fn plan_shared(ctx: &mut Context, spec: &PatroniSpec, have: &serde_json::Value) 
     );
 }
 
+/// The cluster's own roles on the primary, whose passwords derive from the database password:
+/// after that changes, Patroni's files hold the new ones (a file change on each member) and
+/// the roles are set here, or the standby could not connect again. Compared as SCRAM
+/// verifiers; only a verifier is sent.
+fn plan_role_passwords(ctx: &mut Context, spec: &PatroniSpec) {
+    let password = ctx.db_password.expose();
+    let stale: Vec<&str> = [(REPLICATION_ROLE, "replication"), (REWIND_ROLE, "rewind")]
+        .into_iter()
+        .filter(|(role, purpose)| {
+            let want = derived_password(password, &spec.scope, purpose);
+            !ctx.pg
+                .cluster_roles
+                .iter()
+                .any(|(name, stored)| name == role && scram::matches(stored, &want))
+        })
+        .map(|(role, _)| role)
+        .collect();
+    // Not probed (PostgreSQL not answering) or a placeholder password (verify without secrets):
+    // nothing to compare.
+    if stale.is_empty() || ctx.pg.cluster_roles.is_empty() || ctx.db_password.is_unread() {
+        return;
+    }
+    let script = crate::resource::psql_script(None, &roles_sql(password, &spec.scope));
+    ctx.push(
+        format!(
+            "~ cluster {}'s roles {}: password (derived from the database password)",
+            spec.scope,
+            stale.join(", ")
+        ),
+        None,
+        script,
+    );
+}
+
 pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
     let (active, state) = parse(r);
     if active && !state.state.is_empty() {
@@ -273,6 +307,9 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
             && let Some(have) = parse_config(r)
         {
             plan_shared(ctx, spec, &have);
+        }
+        if state.is_primary() {
+            plan_role_passwords(ctx, spec);
         }
         return;
     }
@@ -458,6 +495,43 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    /// The shared PostgreSQL answer with the cluster roles' stored verifiers.
+    fn roles_answer(replication: &str, rewind: &str) -> String {
+        format!(
+            "recovery|f\nclusterrole|{REPLICATION_ROLE}|{}\nclusterrole|{REWIND_ROLE}|{}\n",
+            scram::verifier(&derived_password(replication, "shop", "replication")),
+            scram::verifier(&derived_password(rewind, "shop", "rewind")),
+        )
+    }
+
+    #[test]
+    fn the_roles_follow_a_changed_database_password_on_the_primary() {
+        let primary = "active=active\n{\"state\": \"running\", \"role\": \"master\"}\n{}\n";
+        let standby = "active=active\n{\"state\": \"streaming\", \"role\": \"replica\"}\n{}\n";
+        // The table's database password is "c0rrect horse".
+        let current = roles_answer("c0rrect horse", "c0rrect horse");
+        assert!(table(spec(true), 0, primary, &[("pg", 0, &current)]).is_empty());
+        let old = roles_answer("old password", "c0rrect horse");
+        let changes = table(spec(true), 0, primary, &[("pg", 0, &old)]);
+        assert_eq!(
+            summaries(&changes),
+            [
+                "~ cluster shop's roles tandem_replicator: password (derived from the database password)"
+            ]
+        );
+        // roles_sql (verifiers only, tested below) sent on psql's stdin.
+        assert!(!changes[0].script.contains("c0rrect horse"));
+        assert!(!changes[0].script.contains(&derived_password(
+            "c0rrect horse",
+            "shop",
+            "replication"
+        )));
+        // The standby is read-only: the primary's change reaches it by replication.
+        assert!(table(spec(true), 0, standby, &[("pg", 0, &old)]).is_empty());
+        // PostgreSQL did not answer: nothing to compare, nothing planned.
+        assert!(table(spec(true), 0, primary, &[]).is_empty());
     }
 
     #[test]

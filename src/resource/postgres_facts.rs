@@ -15,6 +15,11 @@ pub struct PgFacts {
     /// (owner, PUBLIC may connect)
     pub database: Option<(String, bool)>,
     pub extensions: Vec<String>,
+    /// A cluster's standby (`pg_is_in_recovery()`): read-only, its roles, database and
+    /// extensions arrive from the primary by replication.
+    pub standby: bool,
+    /// A cluster's own roles (replication, pg_rewind): (name, stored SCRAM verifier).
+    pub cluster_roles: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -47,6 +52,10 @@ impl PgFacts {
                         f.database = Some((owner.to_string(), *public == "t"))
                     }
                     ["extension", name] => f.extensions.push(name.trim().to_string()),
+                    ["recovery", standby] => f.standby = *standby == "t",
+                    ["clusterrole", name, pw @ ..] => {
+                        f.cluster_roles.push((name.to_string(), pw.join("|")))
+                    }
                     _ => {}
                 }
             }
@@ -61,8 +70,10 @@ pub fn query(desired: &Desired) -> Option<String> {
     let mut role = None;
     let mut database = None;
     let mut settings: Vec<String> = Vec::new();
+    let mut cluster = false;
     for task in &desired.tasks {
         match &task.op {
+            Op::PatroniMember(_) => cluster = true,
             Op::PostgresRole { role: r, .. } => role = Some(r.clone()),
             Op::PostgresDatabase { name, .. } | Op::PostgresExtensions { database: name, .. } => {
                 database = Some(name.clone())
@@ -91,10 +102,18 @@ pub fn query(desired: &Desired) -> Option<String> {
              SELECT 'database', datname, pg_get_userbyid(datdba), has_database_privilege('public', oid, 'CONNECT') FROM pg_database WHERE datname = {d};\n\
              SELECT 'setting', name, current_setting(name), context, pending_restart, coalesce(sourcefile, ''), coalesce(sourceline::text, '') FROM pg_settings WHERE name IN ({names});\n\
              SELECT 'hba_error', line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL;\n\
-             SELECT 'include_dir', current_setting('config_file'), n FROM regexp_split_to_table(pg_read_file(current_setting('config_file')), E'\\n') WITH ORDINALITY AS l(t, n) WHERE t ~ '^\\s*include_dir\\s*=?\\s*''conf\\.d''';\n",
+             SELECT 'include_dir', current_setting('config_file'), n FROM regexp_split_to_table(pg_read_file(current_setting('config_file')), E'\\n') WITH ORDINALITY AS l(t, n) WHERE t ~ '^\\s*include_dir\\s*=?\\s*''conf\\.d''';\n\
+             SELECT 'recovery', pg_is_in_recovery();\n",
             r = sql_literal(&role),
             d = sql_literal(&db),
         );
+        if cluster {
+            sql.push_str(&format!(
+                "SELECT 'clusterrole', rolname, coalesce(rolpassword, '') FROM pg_authid WHERE rolname IN ({}, {});\n",
+                sql_literal(crate::cluster::vars::REPLICATION_ROLE),
+                sql_literal(crate::cluster::vars::REWIND_ROLE)
+            ));
+        }
         if !settings.is_empty() {
             sql.push_str(&super::postgres_setting_check::query(&names));
         }

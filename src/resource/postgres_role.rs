@@ -130,5 +130,11 @@ mod tests {
         }
         // PostgreSQL stopped: nothing planned, a note instead.
         assert!(plan(role(), 0, "", &[("pg", 4, "")]).is_empty());
+        // A cluster's standby is read-only: even another password is the primary's to set.
+        let standby = format!(
+            "role|shop|f|t|f|f|{}\nrecovery|t\n",
+            crate::postgres::scram::verifier("other")
+        );
+        assert!(plan(role(), 0, "", &[("pg", 0, &standby)]).is_empty());
     }
 }
