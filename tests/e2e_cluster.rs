@@ -3,14 +3,17 @@
 //! lost, the writes that failed meanwhile counted), then the failover drill: the primary's
 //! power is cut, the standby takes over with no tandem run, every acknowledged write is still
 //! there (`database.synchronous: true`), and the old primary, powered on again, rejoins as the
-//! standby; plan is clean and verify passes again.
+//! standby; plan is clean and verify passes again. Backups follow the primary: the repository
+//! on a backup server takes them from the standby, the new primary archives after the
+//! failover, and a restore of the latest moment (from a backup taken before it) has every
+//! acknowledged row.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use support::lab::Suite;
-use support::scenario::{Scenario, assert_ok, text};
+use support::scenario::{Example, Scenario, assert_ok, text};
 
 const WRITER: &str = include_str!("drill/writer.py");
 
@@ -90,12 +93,11 @@ fn present(s: &Scenario, ids: &[u64]) -> usize {
 #[test]
 fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     let lab = lab_or_skip!();
-    let s = Scenario::new(lab.clone(), Suite::Bookworm);
+    let s = Scenario::with_backup(lab.clone(), Suite::Bookworm, Example::Timesheet);
     s.edit_config(
         "  extensions: []\n",
         "  extensions: []\n  synchronous: true\n",
     );
-    s.add_config("acknowledge: [no-backup]\n");
     assert_ok("apply with one db server", &s.apply_fresh());
 
     // A running single-db deployment under writes gets a standby and a witness.
@@ -169,9 +171,24 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "witness: etcd member of the cluster's consensus",
         "witness: 2380 (etcd peers) closed to this machine",
         "db2: 8008 (Patroni) closed to this machine",
+        "db2: backup repository reachable",
+        "db2: WAL archiving works",
     ] {
         assert!(out.contains(check), "verify lacks `{check}`:\n{out}");
     }
+    // A backup of the cluster is taken from the standby (pgBackRest waits for its replay).
+    let backing = Instant::now();
+    assert_ok("backup of the cluster", &s.run(&["backup"]));
+    report.push_str(&format!(
+        "backup (incremental, from the standby): {:.1} s\n",
+        backing.elapsed().as_secs_f64()
+    ));
+    let vault = s.backup.as_ref().unwrap();
+    let log = s.sudo_ok(vault, "cat /var/log/pgbackrest/timesheet-backup.log");
+    assert!(
+        log.contains("replay on the standby"),
+        "the backup was not taken from the standby:\n{log}"
+    );
     let status = s.run(&["db", "status"]);
     assert_ok("db status", &status);
     let shown = text(&status.stdout);
@@ -252,6 +269,46 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     assert!(
         ok_end.len() > ok.len(),
         "the writes went on after the failover"
+    );
+
+    // Archiving followed the primary: the latest moment, restored from the backup taken
+    // before the failover (into a scratch PostgreSQL on the primary, db2), has every row
+    // acknowledged before the restore began.
+    let acked: Vec<u64> = ok_end.iter().map(|(_, id)| *id).collect();
+    let restoring = Instant::now();
+    let restored = s.run(&["restore"]);
+    assert_ok("restore of the cluster's latest moment", &restored);
+    assert!(
+        text(&restored.stdout).contains("db2: restored to the latest archived moment"),
+        "{}",
+        text(&restored.stdout)
+    );
+    let list: Vec<String> = acked.iter().map(u64::to_string).collect();
+    let found = s.sudo_ok(
+        &db2,
+        &format!(
+            "runuser -u postgres -- psql -XAtq -p 5439 -d timesheet -c 'select count(*) from entries_entry where id in ({})'",
+            list.join(",")
+        ),
+    );
+    assert_eq!(
+        found.trim(),
+        acked.len().to_string(),
+        "rows acknowledged before the restore, across the failover, in the restored database"
+    );
+    s.sudo_ok(&db2, "systemctl stop tandem-restore-timesheet");
+    report.push_str(&format!(
+        "restore of the latest moment across the failover (scratch, on db2): {:.1} s, {} acknowledged rows all there\n",
+        restoring.elapsed().as_secs_f64(),
+        acked.len()
+    ));
+    let refused = s.run(&["restore", "--in-place", "--yes"]);
+    assert!(
+        !refused.status.success()
+            && text(&refused.stderr)
+                .contains("restoring a database cluster in place is not built yet"),
+        "{}",
+        text(&refused.stderr)
     );
 
     // A planned switchover under the same writes puts the primary back on db; a second writer
@@ -364,6 +421,56 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         || s.run(&["verify"]).status.success(),
     );
     s.sudo_ok(&s.app, "pkill -f /tmp/writer.py || true");
+
+    // A new database password: the replication roles' passwords derive from it, so apply sets
+    // them on the primary as it writes Patroni's files; the standby streams again, and a
+    // switchover (the old primary rewinds with its role) still works.
+    let with_new_password = |args: &[&str]| {
+        s.tandem(args)
+            .env("TANDEM_DB_PASSWORD", "a new password, rotated")
+            .output()
+            .expect("running tandem")
+    };
+    let plan = with_new_password(&["plan"]);
+    assert!(
+        text(&plan.stdout).contains(
+            "~ cluster timesheet's roles tandem_replicator, tandem_rewind: password (derived from the database password)"
+        ),
+        "{}",
+        text(&plan.stdout)
+    );
+    assert_ok(
+        "apply with a new database password",
+        &with_new_password(&["apply", "--yes"]),
+    );
+    wait_for(
+        "the standby streaming with the new password",
+        Duration::from_secs(60),
+        || {
+            let v = with_new_password(&["verify"]);
+            v.status.success() && text(&v.stdout).contains("standby streams from the primary")
+        },
+    );
+    assert_ok(
+        "a switchover after the password change",
+        &with_new_password(&["db", "switchover", "--to", "db2"]),
+    );
+    wait_for(
+        "verify after the switchover with the new password",
+        Duration::from_secs(60),
+        || {
+            let v = with_new_password(&["verify"]);
+            v.status.success()
+                && text(&v.stdout).contains("the database cluster has one primary (db2)")
+        },
+    );
+    let converged = with_new_password(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        converged.status.code(),
+        Some(0),
+        "the plan is clean with the new password:\n{}",
+        text(&converged.stdout)
+    );
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     std::fs::write(artifacts.join("cluster-drill.log"), &report).unwrap();
