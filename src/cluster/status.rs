@@ -159,10 +159,7 @@ pub fn assemble(
     let primary = members.iter().find(|m| m.role == "primary").cloned();
     for m in members.iter_mut().filter(|m| m.role == "standby") {
         if let Some(p) = &primary {
-            m.lag_bytes = match (p.location, m.replayed) {
-                (Some(at), Some(replayed)) => Some(at.saturating_sub(replayed)),
-                _ => None,
-            };
+            m.lag_bytes = crate::resource::patroni_member::lag_bytes(p.location, m.replayed);
             m.lag_seconds = p
                 .replay_lags
                 .iter()

@@ -83,10 +83,10 @@ pub fn checks(
                     .iter()
                     .any(|r| &r.application_name == name && r.state == "streaming")
             });
-            let behind = match (primary_at, state.xlog.replayed_location) {
-                (Some(at), Some(replayed)) => Some(at.saturating_sub(replayed)),
-                _ => None,
-            };
+            let behind = crate::resource::patroni_member::lag_bytes(
+                primary_at,
+                state.xlog.replayed_location,
+            );
             v.add(
                 name,
                 "standby streams from the primary",

@@ -140,6 +140,12 @@ pub struct Replica {
     pub sync_state: String,
 }
 
+/// How many bytes of WAL a standby that replayed up to `replayed` is behind a primary at
+/// `primary_at`, when both are known (verify's bound and `db status`'s column).
+pub fn lag_bytes(primary_at: Option<u64>, replayed: Option<u64>) -> Option<u64> {
+    Some(primary_at?.saturating_sub(replayed?))
+}
+
 impl MemberState {
     /// The leader (Patroni 3.0 says `master`, later ones `primary`).
     pub fn is_primary(&self) -> bool {
