@@ -166,4 +166,33 @@ for schema, name in [('acme', 'Acme'), ('globex', 'Globex')]:
         "INSERT INTO django_migrations (app, name, applied) VALUES ('entries', '0001_initial', now())",
     );
     assert_eq!(tenant_checks(), [true, true], "the row put back");
+
+    // A release broken only for tenants (their page raises; the public site's is another
+    // view) passes a check of the apex alone: the health check also asks the first tenant,
+    // so it goes live nowhere and the tenants keep being served.
+    let views = s.dir.path().join("tenants/entries/views.py");
+    let good = std::fs::read_to_string(&views).unwrap();
+    std::fs::write(
+        &views,
+        good.replace(
+            "def entry_list(request):\n",
+            "def entry_list(request):\n    raise RuntimeError(\"broken for tenants\")\n",
+        ),
+    )
+    .unwrap();
+    let deploy = s.run(&["deploy", "--yes"]);
+    let said = text(&deploy.stdout) + &text(&deploy.stderr);
+    assert_eq!(deploy.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "health check failed before going live: / as acme.crowdminder.lab.test raised RuntimeError: broken for tenants"
+        ),
+        "{said}"
+    );
+    let (status, acme) = fetch(&s.outsider, &s.app.ip, "acme.crowdminder.lab.test", "/");
+    assert!(status == "200" && acme.contains("Acme person"), "{acme}");
+    // Fixed (a new release: the code differs from the live one by a comment), it goes live
+    // with both checks passing.
+    std::fs::write(&views, format!("{good}\n# fixed\n")).unwrap();
+    assert_ok("deploy of the fixed release", &s.run(&["deploy", "--yes"]));
 }

@@ -207,7 +207,11 @@ pub fn activate_script(
     if !config.django.is_multi_tenant() {
         py.push_str(&RECORD_MIGRATIONS.replace("RECORD", MIGRATIONS_RECORD));
     }
-    s.push_str(&format!("manage shell >&2 <<'TANDEM_PY'\n{py}TANDEM_PY\n"));
+    // The tenant the health check also asks comes back on descriptor 3 (the app user cannot
+    // write files here; it can write to a descriptor root opened).
+    s.push_str(&format!(
+        "HEALTH_TENANT_FILE=$(mktemp)\nmanage shell >&2 3>\"$HEALTH_TENANT_FILE\" <<'TANDEM_PY'\n{py}TANDEM_PY\n"
+    ));
     s.push_str(&switch_function(vars));
     s.push_str(HEALTH_FUNCTION);
     s.push_str(&assignments(&[
@@ -219,15 +223,26 @@ pub fn activate_script(
 }
 
 /// `django.health` for both checks, exported for the Django process: the site's first domain,
-/// its scheme, the path and the accepted status.
+/// its scheme, the path and the accepted status; for a multi-tenant project the wildcard
+/// domains' suffixes, under which the first tenant is asked too.
 fn health_assignments(config: &Config) -> String {
     let health = &config.django.health;
     let host = config.apex().unwrap_or_default();
+    let tenant_suffixes = if config.django.is_multi_tenant() {
+        config
+            .domains
+            .iter()
+            .filter_map(|d| d.strip_prefix('*'))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        String::new()
+    };
     let status = health
         .status
         .map_or_else(|| "below-500".to_string(), |s| s.to_string());
     format!(
-        "{}export HEALTH_SCHEME HEALTH_HOST HEALTH_PATH HEALTH_STATUS\n",
+        "{}export HEALTH_SCHEME HEALTH_HOST HEALTH_PATH HEALTH_STATUS HEALTH_TENANT_SUFFIXES\n",
         assignments(&[
             (
                 "HEALTH_SCHEME",
@@ -241,16 +256,19 @@ fn health_assignments(config: &Config) -> String {
             ("HEALTH_PATH", &health.path),
             ("HEALTH_STATUS", &status),
             ("HEALTH_SECONDS", &health.timeout_seconds.to_string()),
+            ("HEALTH_TENANT_SUFFIXES", &tenant_suffixes),
         ])
     )
 }
 
 /// Defines `health`: the check through this server's nginx (scripts/release/health.py), with
-/// `health_assignments`' values.
+/// `health_assignments`' values, for the site's first domain and, when the check before going
+/// live named one in `$HEALTH_TENANT_FILE`, a tenant's.
 const HEALTH_FUNCTION: &str = concat!(
-    "health() {\n  python3 - \"$HEALTH_SCHEME\" \"$HEALTH_HOST\" \"$HEALTH_PATH\" \"$HEALTH_STATUS\" \"$HEALTH_SECONDS\" <<'TANDEM_PY'\n",
+    "health_of() {\n  python3 - \"$HEALTH_SCHEME\" \"$1\" \"$HEALTH_PATH\" \"$HEALTH_STATUS\" \"$HEALTH_SECONDS\" <<'TANDEM_PY'\n",
     include_str!("../../scripts/release/health.py"),
-    "TANDEM_PY\n}\n"
+    "TANDEM_PY\n}\n",
+    "health() {\n  health_of \"$HEALTH_HOST\" || return 1\n  tenant=$(cat \"${HEALTH_TENANT_FILE:-/nonexistent}\" 2>/dev/null || true)\n  [ -z \"$tenant\" ] || health_of \"$tenant\"\n}\n"
 );
 
 /// Defines `switch_to DIR` (scripts/release/switch.sh) for this app server's units.
@@ -390,6 +408,37 @@ mod tests {
         assert!(
             stderr.contains("the new release failed its health check; running release:"),
             "{stderr}"
+        );
+    }
+
+    /// `health` asks the site's first domain, then the tenant the check before going live
+    /// named (none named: the first domain only; it failing: no more asked).
+    #[test]
+    fn the_health_check_asks_the_named_tenant_after_the_first_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenant");
+        let run = |tenant: &str, apex_answers: bool| {
+            std::fs::write(&file, tenant).unwrap();
+            let script = format!(
+                "{HEALTH_FUNCTION}health_of() {{ echo \"asked $1\"; [ \"$1\" != shop.example.com ] || {apex_answers}; }}\n\
+                 HEALTH_HOST=shop.example.com HEALTH_TENANT_FILE={}\nhealth; echo \"rc=$?\"\n",
+                shell_word(&file.display().to_string())
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        assert_eq!(
+            run("acme.shop.example.com", true),
+            "asked shop.example.com\nasked acme.shop.example.com\nrc=0\n"
+        );
+        assert_eq!(run("", true), "asked shop.example.com\nrc=0\n");
+        assert_eq!(
+            run("acme.shop.example.com", false),
+            "asked shop.example.com\nrc=1\n"
         );
     }
 
