@@ -93,6 +93,9 @@ pub enum LogSource {
     Postgresql,
     /// The backup service's runs (journal), the backup server.
     Backup,
+    /// etcd's journal: a database cluster's consensus (the witness; the db servers' also
+    /// come with `postgresql`).
+    Etcd,
 }
 
 impl LogSource {
@@ -104,12 +107,13 @@ impl LogSource {
             }
             crate::config::Role::Db => &[LogSource::Postgresql],
             crate::config::Role::Backup => &[LogSource::Backup],
-            crate::config::Role::Witness => &[],
+            crate::config::Role::Witness => &[LogSource::Etcd],
         }
     }
 
     fn on(self, role: crate::config::Role) -> bool {
         Self::defaults(role).contains(&self)
+            || (self == LogSource::Etcd && role == crate::config::Role::Db)
     }
 }
 
@@ -147,6 +151,10 @@ pub fn logs_script(
                 files.push(("nginx", "/var/log/nginx/error.log".to_string()));
             }
             LogSource::Backup => journal_units.push(vars.backup.service.clone()),
+            LogSource::Etcd if vars.cluster.enabled => {
+                journal_units.push("etcd.service".to_string())
+            }
+            LogSource::Etcd => {}
             LogSource::Processes => {
                 journal_units.extend(vars.processes.here.iter().map(|p| p.unit.clone()))
             }
@@ -527,6 +535,16 @@ mod tests {
             db.contains("-u 'patroni@*' -u etcd.service") && db.contains("postgresql-*-main.log"),
             "{db}"
         );
+        // The witness has etcd's journal, by default and by name; outside a cluster, nothing.
+        let witness = Vars::for_paths(&cluster, &cluster.servers[3]);
+        let etcd = logs_script(
+            &witness,
+            Role::Witness,
+            LogSource::defaults(Role::Witness),
+            &range,
+        );
+        assert!(etcd.contains(" -u etcd.service 2>&1"), "{etcd}");
+        assert!(!logs_script(&vars(), Role::Db, &[LogSource::Etcd], &range).contains("etcd"));
         let follow = logs_script(
             &vars(),
             Role::App,
