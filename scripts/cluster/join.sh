@@ -2,7 +2,9 @@
 # data; the other joins as a copy of the primary. Set before this runs (quoted): UNIT, REST,
 # ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER, SYNCHRONOUS (true or
 # false: commits wait for the standby), SHARED_ARGUMENTS (patronictl edit-config's, quoted
-# words); ROLES_SQL_BASE (the replication roles, verifiers only, base64).
+# words); ROLES_SQL_BASE (the replication roles, verifiers only, base64); REBUILD (1: a
+# standby's data is set aside even though it is of this cluster, as after the primary was
+# restored to an earlier moment).
 set -e
 ectl() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD" --dial-timeout=2s --command-timeout=4s "$@"; }
 
@@ -50,9 +52,9 @@ if [ -z "$cluster_id" ]; then
     # Debian's cluster.
     systemctl start "postgresql@$INSTANCE"
     printf '%s\n' "$ROLES_SQL_BASE" | base64 -d | (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres)
-elif [ "$cluster_id" != "$own_id" ]; then
-    # Data of another cluster (a new server's own, empty one): set aside, never deleted;
-    # Patroni copies the primary's in its place.
+elif [ "$cluster_id" != "$own_id" ] || [ "$REBUILD" = 1 ]; then
+    # Data of another cluster (a new server's own, empty one), or of a history the restored
+    # primary left: set aside, never deleted; Patroni copies the primary's in its place.
     systemctl stop "postgresql@$INSTANCE" 2>/dev/null || true
     if [ -d "$DATA" ]; then
         aside="$DATA.before-cluster-$(date +%Y%m%d%H%M%S)"

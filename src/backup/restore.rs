@@ -83,6 +83,20 @@ impl Restore<'_> {
     /// service's unit, pgBackRest's ssh may outlive it by a moment.) Its log goes to stderr; an in-place
     /// restore prints `kept=<dir>` (the cluster's directory as it was) on stdout.
     pub fn detached_script(&self) -> String {
+        self.detached(&self.script())
+    }
+
+    /// `detached_script` for a cluster's primary, restored in place: Patroni is stopped (its
+    /// PostgreSQL with it; the standby's was stopped before) and its record of the cluster in
+    /// etcd removed (it names the old history and WAL position, behind which Patroni would not
+    /// lead), then the restore runs as on a single db server, under Debian's unit. Patroni
+    /// takes the recovered cluster over afterwards as it took the first one over (the seed).
+    pub fn detached_cluster_script(&self, spec: &crate::model::desired::PatroniSpec) -> String {
+        self.detached(&format!("{}{}", cluster_prelude(spec), self.script()))
+    }
+
+    /// `body` run as a transient unit that tandem waits for (see `detached_script`).
+    fn detached(&self, body: &str) -> String {
         let name = &self.vars.project;
         let file = format!("/var/lib/tandem/restore-{name}");
         // A unit name per run: a finished run's unit may linger a moment before it is
@@ -100,7 +114,7 @@ impl Restore<'_> {
              grep '^kept=' {log}\n\
              exit $rc\n",
             write = crate::resource::script::payload(
-                self.script().as_bytes(),
+                body.as_bytes(),
                 &format!("> {}", shell_word(&format!("{file}.sh")))
             ),
             log = shell_word(&format!("{file}.log")),
@@ -214,6 +228,23 @@ fi
     }
 }
 
+/// Before a cluster's primary is restored in place: its Patroni stopped (PostgreSQL with it)
+/// and the cluster's record in etcd removed, so that Patroni takes the restored data over as
+/// a new cluster's seed.
+pub fn cluster_prelude(spec: &crate::model::desired::PatroniSpec) -> String {
+    format!(
+        "systemctl stop {unit}\n\
+         ETCDCTL_API=3 etcdctl --endpoints={etcd} --dial-timeout=2s --command-timeout=10s del --prefix {prefix} >/dev/null || {{ echo {why} >&2; exit 1; }}\n",
+        unit = shell_word(&spec.unit),
+        etcd = shell_word(&spec.etcd_endpoints),
+        prefix = shell_word(&format!("/service/{}/", spec.scope)),
+        why = shell_word(&format!(
+            "tandem restore: could not remove cluster {}'s record from etcd (is a majority of its members up?)",
+            spec.scope
+        )),
+    )
+}
+
 /// `systemctl stop`/`start` of the app's gunicorn and background processes around an
 /// in-place restore (the socket too, so no request starts it again meanwhile).
 pub fn app_units(vars: &Vars, start: bool) -> String {
@@ -306,6 +337,37 @@ mod tests {
                 "{script}"
             );
         }
+        // A cluster's primary: Patroni stopped and its record in etcd removed before the
+        // restore (which then runs as on one db server).
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = crate::config::testing::shop_with(
+            dir.path(),
+            "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
+             \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n",
+            "",
+        );
+        let member = Vars::new(
+            &cluster,
+            &cluster.servers[0],
+            &crate::engine::vars::HostFacts::assumed(),
+            crate::engine::vars::Secrets::redacted(&cluster),
+        );
+        let spec = crate::cluster::member_spec(&cluster, &member).unwrap();
+        let target = Target::Latest;
+        let restore = Restore {
+            vars: &member,
+            target: &target,
+            in_place: true,
+        };
+        let script = restore.detached_cluster_script(&spec);
+        assert_shell_syntax(&script, "cluster restore, detached");
+        let prelude = cluster_prelude(&spec);
+        assert_shell_syntax(&prelude, "cluster prelude");
+        assert!(
+            prelude.starts_with("systemctl stop patroni@15-main.service\n")
+                && prelude.contains(" del --prefix /service/shop/ "),
+            "{prelude}"
+        );
         assert_shell_syntax(&app_units(&vars, true), "app units");
         assert_shell_syntax(&backup_now(&vars), "backup now");
     }

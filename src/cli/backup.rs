@@ -159,14 +159,15 @@ pub async fn restore(
     }
     let db = match config.cluster() {
         None => config.db_server(),
-        Some(_) if in_place => bail!(
-            "restoring a database cluster in place is not built yet (Patroni would have to \
-             rebuild the cluster from the restored data): restore without --in-place into a \
-             scratch PostgreSQL and copy back what you need; README, \"High availability\""
-        ),
+        // In place, both members take part (the cluster is built again around the primary).
+        Some(cluster) if in_place => cluster.members[0],
         Some(cluster) => primary(&remote, &cluster.members).await?,
     };
     let mut servers: Vec<&Server> = vec![db];
+    let cluster = config.cluster().filter(|_| in_place);
+    if let Some(cluster) = &cluster {
+        servers.push(cluster.members[1]);
+    }
     if in_place {
         servers.extend(config.app_servers());
     }
@@ -181,7 +182,18 @@ pub async fn restore(
                 .await?,
         );
     }
-    let result = run_restore(&config, &servers, &hosts, &target, in_place, &*report).await;
+    let result = match &cluster {
+        Some(cluster) => {
+            let apps: Vec<(&Ssh, Vars)> = hosts[2..]
+                .iter()
+                .zip(&servers[2..])
+                .map(|(h, s)| (h, Vars::for_paths(&config, s)))
+                .collect();
+            super::restore_cluster::run(&config, cluster, &hosts[..2], &apps, &target, &*report)
+                .await
+        }
+        None => run_restore(&config, &servers, &hosts, &target, in_place, &*report).await,
+    };
     drop(locks);
     for host in hosts {
         host.close().await;
@@ -242,19 +254,7 @@ async fn run_restore(
         .zip(&servers[1..])
         .map(|(h, s)| (h, Vars::for_paths(config, s)))
         .collect();
-    for (host, vars) in &apps {
-        report.progress(host.name(), "stopping gunicorn for the restore");
-        let stopped = host.run(&restore::app_units(vars, false)).await?;
-        if !stopped.success() {
-            // Put back what was stopped before saying why.
-            start_apps(&apps, report).await;
-            bail!(
-                "{}: stopping gunicorn failed: {}",
-                host.name(),
-                stopped.stderr_tail()
-            );
-        }
-    }
+    stop_apps(&apps, report).await?;
     report.progress(db.name(), "restoring (pgBackRest)");
     let started = Instant::now();
     let ran = db.run(&plan.detached_script()).await;
@@ -294,7 +294,28 @@ async fn run_restore(
     })
 }
 
-async fn start_apps(apps: &[(&Ssh, Vars)], report: &dyn crate::model::report::Report) {
+/// Stops gunicorn and the background processes on each app server; when one fails, those
+/// stopped start again and the error says which.
+pub(super) async fn stop_apps(
+    apps: &[(&Ssh, Vars)],
+    report: &dyn crate::model::report::Report,
+) -> anyhow::Result<()> {
+    for (host, vars) in apps {
+        report.progress(host.name(), "stopping gunicorn for the restore");
+        let stopped = host.run(&restore::app_units(vars, false)).await?;
+        if !stopped.success() {
+            start_apps(apps, report).await;
+            bail!(
+                "{}: stopping gunicorn failed: {}",
+                host.name(),
+                stopped.stderr_tail()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn start_apps(apps: &[(&Ssh, Vars)], report: &dyn crate::model::report::Report) {
     for (host, vars) in apps {
         match host.run(&restore::app_units(vars, true)).await {
             Ok(o) if o.success() => report.progress(host.name(), "gunicorn started again"),

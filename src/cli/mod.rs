@@ -31,6 +31,7 @@ mod offline;
 mod output;
 mod plan;
 mod release;
+mod restore_cluster;
 mod status;
 mod verify;
 

@@ -73,6 +73,27 @@ pub fn consensus_ops(
     Ok(ops)
 }
 
+/// This db server's membership of the cluster as Patroni runs it (for the plan's member
+/// resource and for a restore that rebuilds the cluster); `None` outside a cluster.
+pub fn member_spec(config: &crate::config::Config, vars: &Vars) -> Option<PatroniSpec> {
+    let cluster = config.cluster()?;
+    let me = &vars.host.name;
+    Some(PatroniSpec {
+        member: me.clone(),
+        scope: vars.cluster.scope.clone(),
+        unit: vars.cluster.unit.clone(),
+        config: vars.cluster.config.clone(),
+        rest: vars.cluster.rest.clone(),
+        etcd_endpoints: vars.cluster.etcd_endpoints.clone(),
+        version: vars.pg.version.clone(),
+        data_dir: vars.cluster.data_dir.clone(),
+        conf_dir: vars.pg.conf_dir.clone(),
+        seed: cluster.members.first().is_some_and(|m| &m.name == me),
+        shared: shared_config(config, &vars.cluster.dcs),
+        members: cluster.members.iter().map(|m| m.name.clone()).collect(),
+    })
+}
+
 /// The ops of the `cluster` step on a db server: Patroni, its configuration and the ports
 /// the other member reaches; none without a cluster.
 pub fn ops(
@@ -109,19 +130,6 @@ pub fn ops(
         0o644,
         "root",
     )));
-    ops.push(Op::PatroniMember(PatroniSpec {
-        member: me.clone(),
-        scope: vars.cluster.scope.clone(),
-        unit: vars.cluster.unit.clone(),
-        config: vars.cluster.config.clone(),
-        rest: vars.cluster.rest.clone(),
-        etcd_endpoints: vars.cluster.etcd_endpoints.clone(),
-        version: vars.pg.version.clone(),
-        data_dir: vars.cluster.data_dir.clone(),
-        conf_dir: vars.pg.conf_dir.clone(),
-        seed: cluster.members.first().is_some_and(|m| &m.name == me),
-        shared: shared_config(config, &vars.cluster.dcs),
-        members: cluster.members.iter().map(|m| m.name.clone()).collect(),
-    }));
+    ops.extend(member_spec(config, vars).map(Op::PatroniMember));
     Ok(ops)
 }

@@ -326,8 +326,27 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
         ));
         return;
     }
+    let script = join_script(spec, ctx.db_password.expose(), false);
+    let summary = if spec.seed {
+        format!(
+            "+ {} hands PostgreSQL to Patroni, seeding cluster {} with its data (PostgreSQL restarts once: a few seconds without the database)",
+            spec.member, spec.scope
+        )
+    } else {
+        format!(
+            "+ {} joins cluster {} as a standby: a copy of the primary's data replaces its own (set aside)",
+            spec.member, spec.scope
+        )
+    };
+    ctx.push(summary, None, script);
+}
+
+/// The script that hands this member's PostgreSQL to Patroni (`scripts/cluster/join.sh`): as
+/// the seed (`spec.seed`) or as a copy of the primary; `rebuild` sets a standby's own data of
+/// this cluster aside too (after the primary was restored to an earlier moment).
+pub fn join_script(spec: &PatroniSpec, db_password: &str, rebuild: bool) -> String {
     use base64::Engine;
-    let sql = roles_sql(ctx.db_password.expose(), &spec.scope);
+    let sql = roles_sql(db_password, &spec.scope);
     let instance = format!("{}-main", spec.version);
     let values = assignments(&[
         ("UNIT", &spec.unit),
@@ -352,23 +371,13 @@ pub fn plan(ctx: &mut Context, r: &QueryResult, spec: &PatroniSpec) {
             },
         ),
         ("SHARED_ARGUMENTS", &edit_arguments(&spec.shared)),
+        ("REBUILD", if rebuild { "1" } else { "0" }),
         (
             "ROLES_SQL_BASE",
             &base64::engine::general_purpose::STANDARD.encode(sql),
         ),
     ]);
-    let summary = if spec.seed {
-        format!(
-            "+ {} hands PostgreSQL to Patroni, seeding cluster {} with its data (PostgreSQL restarts once: a few seconds without the database)",
-            spec.member, spec.scope
-        )
-    } else {
-        format!(
-            "+ {} joins cluster {} as a standby: a copy of the primary's data replaces its own (set aside)",
-            spec.member, spec.scope
-        )
-    };
-    ctx.push(summary, None, format!("{values}{JOIN_SH}"));
+    format!("{values}{JOIN_SH}")
 }
 
 #[cfg(test)]
