@@ -203,6 +203,10 @@ if ! systemctl start postgresql@$version-main || ! recovered "" running; then
   systemctl start postgresql@$version-main
   fail "the restored cluster did not recover (its log above); the database was put back as it was"
 fi
+# The recovery's settings (pgBackRest's, in postgresql.auto.conf) are spent once it promoted:
+# left there, they would steer a later recovery, e.g. this server's as a cluster's standby.
+pg -c 'ALTER SYSTEM RESET restore_command' -c 'ALTER SYSTEM RESET recovery_target_time' \
+  -c 'ALTER SYSTEM RESET recovery_target_action' >/dev/null || true
 echo "kept=$kept"
 "#,
             );
