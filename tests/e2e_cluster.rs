@@ -356,6 +356,37 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "plan after the in-place restore",
         &s.run(&["plan", "--detailed-exitcode"]),
     );
+    // A restore that cannot be done (a moment before any backup) changes nothing: the cluster
+    // is rebuilt on the data it had, every row still there.
+    let failing = Instant::now();
+    let refused = s.run(&[
+        "restore",
+        "--in-place",
+        "--yes",
+        "--time",
+        "2020-01-01 00:00:00+00",
+    ]);
+    assert!(
+        !refused.status.success()
+            && text(&refused.stderr).contains("the cluster runs again on the data it had"),
+        "{}{}",
+        text(&refused.stdout),
+        text(&refused.stderr)
+    );
+    report.push_str(&format!(
+        "an in-place restore that fails (a moment before any backup): the cluster back on its data in {:.1} s\n",
+        failing.elapsed().as_secs_f64()
+    ));
+    assert_eq!(
+        present(&s, &acked),
+        acked.len(),
+        "rows after a failed restore"
+    );
+    wait_for(
+        "verify after the failed restore",
+        Duration::from_secs(120),
+        || s.run(&["verify"]).status.success(),
+    );
     start_writer(&s, 900);
     wait_for(
         "writes after the in-place restore",
