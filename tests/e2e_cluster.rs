@@ -93,7 +93,9 @@ fn present(s: &Scenario, ids: &[u64]) -> usize {
 #[test]
 fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     let lab = lab_or_skip!();
-    let s = Scenario::with_backup(lab.clone(), Suite::Bookworm, Example::Timesheet);
+    // Two app servers (both reach whichever db server is primary; the writes go through
+    // app1's Django) and a backup server.
+    let s = Scenario::with_apps_and_backup(lab.clone(), Suite::Bookworm, Example::Timesheet, 2);
     s.edit_config(
         "  extensions: []\n",
         "  extensions: []\n  synchronous: true\n",
@@ -173,6 +175,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "db2: 8008 (Patroni) closed to this machine",
         "db2: backup repository reachable",
         "db2: WAL archiving works",
+        "app2: login with the app's credentials",
     ] {
         assert!(out.contains(check), "verify lacks `{check}`:\n{out}");
     }

@@ -523,12 +523,8 @@ mod tests {
         assert!(!db.contains("journalctl"), "{db}");
         // A cluster member's database story is also Patroni's and etcd's journal.
         let dir = tempfile::tempdir().unwrap();
-        let cluster = crate::config::testing::shop_with(
-            dir.path(),
-            "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
-             \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n",
-            "",
-        );
+        let cluster =
+            crate::config::testing::shop_with(dir.path(), crate::config::testing::CLUSTER, "");
         let member = Vars::for_paths(&cluster, &cluster.servers[0]);
         let db = logs_script(&member, Role::Db, &all, &range);
         assert!(

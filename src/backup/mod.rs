@@ -247,8 +247,7 @@ mod tests {
     /// backups prefer the standby.
     #[test]
     fn a_cluster_is_backed_up_from_whichever_db_server_is_primary() {
-        let cluster = "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
-                       \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n";
+        let cluster = crate::config::testing::CLUSTER;
         let conf = rendered(cluster, "vault", "/etc/pgbackrest.conf");
         for line in [
             "pg1-host=10.0.0.3\npg1-host-user=postgres\npg1-path=/var/lib/postgresql/15/main\n",

@@ -344,12 +344,8 @@ mod tests {
         // A cluster's primary: Patroni stopped and its record in etcd removed before the
         // restore (which then runs as on one db server).
         let dir = tempfile::tempdir().unwrap();
-        let cluster = crate::config::testing::shop_with(
-            dir.path(),
-            "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
-             \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n",
-            "",
-        );
+        let cluster =
+            crate::config::testing::shop_with(dir.path(), crate::config::testing::CLUSTER, "");
         let member = Vars::new(
             &cluster,
             &cluster.servers[0],

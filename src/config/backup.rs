@@ -326,10 +326,7 @@ mod tests {
         );
         // A database cluster is backed up like one db server: both are in the stanza.
         let cluster = problems(
-            &format!(
-                "{VAULT}  - {{name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}}\n\
-                 \x20 - {{name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}}\n"
-            ),
+            &format!("{VAULT}{}", crate::config::testing::CLUSTER),
             "backup: {encryption_key: {env: K}}\n",
         );
         assert!(!cluster.contains("backup"), "{cluster}");

@@ -641,6 +641,11 @@ impl Validator<'_> {
 pub mod testing {
     use std::path::Path;
 
+    /// The servers that make the shop's db server a cluster: a second db server and the
+    /// witness (for `shop_with`).
+    pub const CLUSTER: &str = "  - {name: db2, role: db, ssh: db2, fqdn: db2.example.com, internal_ip: 10.0.0.6}\n\
+                               \x20 - {name: w, role: witness, ssh: w, fqdn: w.example.com, internal_ip: 10.0.0.7}\n";
+
     /// Everything but `django:`.
     pub const MINIMAL: &str = "project: shop
 servers:

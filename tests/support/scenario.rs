@@ -68,6 +68,11 @@ impl Scenario {
         Scenario::build(lab, suite, example, 1, true)
     }
 
+    /// `apps` app servers and a backup server with `backup:` in the config.
+    pub fn with_apps_and_backup(lab: Lab, suite: Suite, example: Example, apps: usize) -> Scenario {
+        Scenario::build(lab, suite, example, apps, true)
+    }
+
     fn build(lab: Lab, suite: Suite, example: Example, apps: usize, backup: bool) -> Scenario {
         let mut servers = lab.servers(2 + apps + usize::from(backup), suite);
         let backup = backup.then(|| servers.pop().unwrap());
