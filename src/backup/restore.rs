@@ -46,6 +46,32 @@ impl Target {
     }
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Latest => f.write_str("the latest archived moment"),
+            Target::Time(t) => f.write_str(t),
+        }
+    }
+}
+
+/// The running database's newest WAL pushed to the repository (`pgbackrest check` switches to
+/// a new segment and waits until it is archived), run as postgres.
+pub fn archive_newest(stanza: &str) -> String {
+    as_postgres(&format!(
+        "--stanza={} --log-level-console=warn check",
+        shell_word(stanza)
+    ))
+}
+
+/// The data directory an in-place restore kept (its `kept=<dir>` line), "" when none.
+pub fn kept_dir(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("kept=").map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// PostgreSQL prints offsets as `+00` or `+05:30`; RFC 3339 wants `+00:00`.
 fn normalize_offset(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -144,7 +170,7 @@ impl Restore<'_> {
             r#"set -eu
 export LC_ALL=C
 # The cluster's version as installed (Debian's layout: /var/lib/postgresql/<version>/main).
-version=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {{print $1}}')
+version=$({installed})
 [ -n "$version" ] || {{ echo "tandem restore: no PostgreSQL cluster on this server" >&2; exit 1; }}
 main={main}
 staging={staging}
@@ -177,11 +203,12 @@ recovered() {{
   return 1
 }}
 "#,
-            check = as_postgres(&format!("--stanza={stanza} --log-level-console=warn check")),
+            check = archive_newest(&self.vars.backup.stanza),
             restore = as_postgres(&format!(
                 "--stanza={stanza} --pg1-path=\"$staging\" --log-level-console=warn{target}{archive} restore"
             )),
             ticks = RECOVERY_SECONDS * 2,
+            installed = crate::model::platform::INSTALLED_VERSION,
             main = crate::model::platform::postgres_data_dir("$version"),
             staging = crate::model::platform::postgres_restore_staging("$version"),
         );

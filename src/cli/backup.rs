@@ -207,7 +207,6 @@ pub async fn restore(
 /// to the repository first). A member that does not answer is passed over; with none
 /// answering as primary, the first that answers.
 async fn primary<'a>(remote: &ConnectArgs, members: &[&'a Server]) -> anyhow::Result<&'a Server> {
-    let ask = crate::postgres::as_postgres("-Atq -c 'select pg_is_in_recovery()'");
     let mut answering = None;
     let mut why = Vec::new();
     for member in members {
@@ -218,13 +217,13 @@ async fn primary<'a>(remote: &ConnectArgs, members: &[&'a Server]) -> anyhow::Re
                 continue;
             }
         };
-        let said = hosts[0].run(&ask).await;
+        let said = answers_as_primary(&hosts[0]).await;
         for host in hosts {
             host.close().await;
         }
         match said {
-            Ok(out) if out.success() && out.stdout_text().trim() == "f" => return Ok(member),
-            Ok(_) => {
+            Ok(true) => return Ok(member),
+            Ok(false) => {
                 answering.get_or_insert(*member);
             }
             Err(e) => why.push(format!("{}: {e:#}", member.name)),
@@ -232,6 +231,16 @@ async fn primary<'a>(remote: &ConnectArgs, members: &[&'a Server]) -> anyhow::Re
     }
     answering
         .ok_or_else(|| anyhow::anyhow!("no db server of the cluster answers: {}", why.join("; ")))
+}
+
+/// Whether this db server's PostgreSQL answers and is not in recovery (a cluster's primary).
+pub(super) async fn answers_as_primary(host: &Ssh) -> anyhow::Result<bool> {
+    let out = host
+        .run(&crate::postgres::as_postgres(
+            "-Atq -c 'select pg_is_in_recovery()'",
+        ))
+        .await?;
+    Ok(out.success() && out.stdout_text().trim() == "f")
 }
 
 async fn run_restore(
@@ -263,14 +272,10 @@ async fn run_restore(
     if !ran.success() {
         bail!("{}: {}", db.name(), ran.stderr_tail());
     }
-    let when = match target {
-        Target::Latest => "the latest archived moment".to_string(),
-        Target::Time(t) => t.clone(),
-    };
     let took = started.elapsed().as_secs_f64();
     Ok(match in_place {
         false => format!(
-            "{}: restored to {when} in {took:.1} s into a scratch PostgreSQL (the running database is untouched).\n\
+            "{}: restored to {target} in {took:.1} s into a scratch PostgreSQL (the running database is untouched).\n\
              Inspect it there: sudo -u postgres psql -p {} {}\n\
              Stop it when done: sudo systemctl stop {}",
             db.name(),
@@ -279,13 +284,9 @@ async fn run_restore(
             plan.scratch_unit()
         ),
         true => {
-            let kept = ran
-                .stdout_text()
-                .lines()
-                .find_map(|l| l.strip_prefix("kept=").map(str::to_string))
-                .unwrap_or_default();
+            let kept = restore::kept_dir(&ran.stdout_text());
             format!(
-                "{}: the database is restored to {when} in {took:.1} s and serves again.\n\
+                "{}: the database is restored to {target} in {took:.1} s and serves again.\n\
                  The data directory as it was is kept in {kept} (remove it when sure).\n\
                  Take a fresh backup now: tandem backup",
                 db.name()

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::bail;
 
-use super::backup::{start_apps, stop_apps};
-use crate::backup::restore::{Restore, Target};
+use super::backup::{answers_as_primary, start_apps, stop_apps};
+use crate::backup::restore::{self, Restore, Target};
 use crate::config::{Cluster, Config, Server};
 use crate::engine::transport::{Ssh, Transport};
 use crate::engine::vars::{HostFacts, Secrets, Vars};
@@ -22,9 +22,7 @@ use crate::model::report::Report;
 
 /// The PostgreSQL version a member runs (Debian's layout names its units and paths after it).
 async fn version(host: &Ssh) -> anyhow::Result<String> {
-    let out = host
-        .run("pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}'")
-        .await?;
+    let out = host.run(crate::model::platform::INSTALLED_VERSION).await?;
     let version = out.stdout_text().trim().to_string();
     if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit()) {
         bail!("{}: no PostgreSQL cluster found", host.name());
@@ -61,10 +59,9 @@ pub async fn run(
     report: &dyn Report,
 ) -> anyhow::Result<String> {
     let password = crate::config::secret::db_password(config)?;
-    let ask = crate::postgres::as_postgres("-Atq -c 'select pg_is_in_recovery()'");
     let mut primary = None;
     for (i, host) in members.iter().enumerate() {
-        if host.run(&ask).await?.stdout_text().trim() == "f" {
+        if answers_as_primary(host).await? {
             primary = Some(i);
         }
     }
@@ -90,10 +87,7 @@ pub async fn run(
     // latest moment is now.
     report.progress(primary_host.name(), "archiving the newest WAL");
     let archived = primary_host
-        .run(&crate::backup::pgbackrest::as_postgres(&format!(
-            "--stanza={} --log-level-console=warn check",
-            crate::config::identifier::shell_word(&vars.backup.stanza)
-        )))
+        .run(&restore::archive_newest(&vars.backup.stanza))
         .await?;
     if !archived.success() {
         report.progress(
@@ -163,17 +157,9 @@ pub async fn run(
             );
         }
     }
-    let kept = restored
-        .stdout_text()
-        .lines()
-        .find_map(|l| l.strip_prefix("kept=").map(str::to_string))
-        .unwrap_or_default();
-    let when = match target {
-        Target::Latest => "the latest archived moment".to_string(),
-        Target::Time(t) => t.clone(),
-    };
+    let kept = restore::kept_dir(&restored.stdout_text());
     Ok(format!(
-        "{}: the database cluster is restored to {when} in {:.1} s and serves again ({} its primary, {} its standby, a copy of it).\n\
+        "{}: the database cluster is restored to {target} in {:.1} s and serves again ({} its primary, {} its standby, a copy of it).\n\
          The primary's data directory as it was is kept in {kept}; the standby's old one beside its own (remove them when sure).\n\
          Take a fresh backup now: tandem backup",
         primary_host.name(),

@@ -42,6 +42,10 @@ pub fn ssh_reload(socket_activated: bool) -> &'static str {
     }
 }
 
+/// Prints the installed PostgreSQL cluster's version (Debian's `pg_lsclusters`), nothing when
+/// there is none.
+pub const INSTALLED_VERSION: &str = "pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}'";
+
 /// `systemctl <verb> nginx`, returning once nginx serves the new configuration. nginx's reload
 /// only signals the master: for a moment the old workers still accept connections with the
 /// old configuration (a check right after a certificate hand-over saw the replaced
