@@ -208,9 +208,10 @@ pub fn activate_script(
         py.push_str(&RECORD_MIGRATIONS.replace("RECORD", MIGRATIONS_RECORD));
     }
     // The tenant the health check also asks comes back on descriptor 3 (the app user cannot
-    // write files here; it can write to a descriptor root opened).
+    // write files here; it can write to a descriptor root opened), read into HEALTH_TENANT.
     s.push_str(&format!(
-        "HEALTH_TENANT_FILE=$(mktemp)\nmanage shell >&2 3>\"$HEALTH_TENANT_FILE\" <<'TANDEM_PY'\n{py}TANDEM_PY\n"
+        "tenant_file=$(mktemp)\nmanage shell >&2 3>\"$tenant_file\" <<'TANDEM_PY'\n{py}TANDEM_PY\n\
+         HEALTH_TENANT=$(cat \"$tenant_file\")\nrm -f \"$tenant_file\"\n"
     ));
     s.push_str(&switch_function(vars));
     s.push_str(HEALTH_FUNCTION);
@@ -263,12 +264,12 @@ fn health_assignments(config: &Config) -> String {
 
 /// Defines `health`: the check through this server's nginx (scripts/release/health.py), with
 /// `health_assignments`' values, for the site's first domain and, when the check before going
-/// live named one in `$HEALTH_TENANT_FILE`, a tenant's.
+/// live named one in `$HEALTH_TENANT`, a tenant's.
 const HEALTH_FUNCTION: &str = concat!(
     "health_of() {\n  python3 - \"$HEALTH_SCHEME\" \"$1\" \"$HEALTH_PATH\" \"$HEALTH_STATUS\" \"$HEALTH_SECONDS\" <<'TANDEM_PY'\n",
     include_str!("../../scripts/release/health.py"),
     "TANDEM_PY\n}\n",
-    "health() {\n  health_of \"$HEALTH_HOST\" || return 1\n  tenant=$(cat \"${HEALTH_TENANT_FILE:-/nonexistent}\" 2>/dev/null || true)\n  [ -z \"$tenant\" ] || health_of \"$tenant\"\n}\n"
+    "health() {\n  health_of \"$HEALTH_HOST\" || return 1\n  [ -z \"${HEALTH_TENANT:-}\" ] || health_of \"$HEALTH_TENANT\"\n}\n"
 );
 
 /// Defines `switch_to DIR` (scripts/release/switch.sh) for this app server's units.
@@ -415,14 +416,11 @@ mod tests {
     /// named (none named: the first domain only; it failing: no more asked).
     #[test]
     fn the_health_check_asks_the_named_tenant_after_the_first_domain() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("tenant");
         let run = |tenant: &str, apex_answers: bool| {
-            std::fs::write(&file, tenant).unwrap();
             let script = format!(
                 "{HEALTH_FUNCTION}health_of() {{ echo \"asked $1\"; [ \"$1\" != shop.example.com ] || {apex_answers}; }}\n\
-                 HEALTH_HOST=shop.example.com HEALTH_TENANT_FILE={}\nhealth; echo \"rc=$?\"\n",
-                shell_word(&file.display().to_string())
+                 HEALTH_HOST=shop.example.com HEALTH_TENANT={}\nhealth; echo \"rc=$?\"\n",
+                shell_word(tenant)
             );
             let out = std::process::Command::new("sh")
                 .arg("-c")
