@@ -1,7 +1,7 @@
 # Hands this db server's PostgreSQL to Patroni: the first member seeds a new cluster with its
 # data; the other joins as a copy of the primary. Set before this runs (quoted): UNIT, REST,
-# ETCD, SCOPE, INSTANCE, DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER, SYNCHRONOUS (true or
-# false: commits wait for the standby), SHARED_ARGUMENTS (patronictl edit-config's, quoted
+# ETCD, SCOPE, INSTANCE, CONFIG (Patroni's file), DATA, CONF_DIR, BIN, SEED (1 or 0), MEMBER,
+# SYNCHRONOUS (true or false: commits wait for the standby), SHARED_ARGUMENTS (patronictl edit-config's, quoted
 # words); ROLES_SQL_BASE (the replication roles, verifiers only, base64); REBUILD (1: a
 # standby's data is set aside even though it is of this cluster, as after the primary was
 # restored to an earlier moment).
@@ -75,14 +75,14 @@ retry 600 "Patroni did not bring PostgreSQL up on $MEMBER within 600 s: journalc
 # configuration's bootstrap part: the seed writes tandem's there once it leads (the leader
 # writes the configuration key shortly after it leads: retried until it has).
 if [ -z "$cluster_id" ]; then
-    retry 60 "could not set the cluster's configuration in etcd within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml show-config" \
-        eval "patronictl -c /etc/patroni/$INSTANCE.yml edit-config --force $SHARED_ARGUMENTS"
+    retry 60 "could not set the cluster's configuration in etcd within 60 s: patronictl -c $CONFIG show-config" \
+        eval "patronictl -c \"\$CONFIG\" edit-config --force $SHARED_ARGUMENTS"
 fi
 
 # In synchronous mode a joining standby is done once the primary waits for it (Patroni names it
 # within a loop or two), so a verify right after the run finds commits protected.
 if [ "$SYNCHRONOUS" = true ] && [ "${state#* }" = replica ]; then
-    retry 60 "$MEMBER streams but the primary did not make it its synchronous standby within 60 s: patronictl -c /etc/patroni/$INSTANCE.yml list" \
+    retry 60 "$MEMBER streams but the primary did not make it its synchronous standby within 60 s: patronictl -c $CONFIG list" \
         python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/sync", timeout=3)' "$REST"
 fi
 echo "$MEMBER: ${state#* } in cluster $SCOPE"

@@ -267,6 +267,11 @@ fn plan_shared(ctx: &mut Context, spec: &PatroniSpec, have: &serde_json::Value) 
 /// the roles are set here, or the standby could not connect again. Compared as SCRAM
 /// verifiers; only a verifier is sent.
 fn plan_role_passwords(ctx: &mut Context, spec: &PatroniSpec) {
+    // Not probed (PostgreSQL not answering) or a placeholder password (verify without secrets):
+    // nothing to compare.
+    if ctx.pg.cluster_roles.is_empty() || ctx.db_password.is_unread() {
+        return;
+    }
     let password = ctx.db_password.expose();
     let stale: Vec<&str> = [(REPLICATION_ROLE, "replication"), (REWIND_ROLE, "rewind")]
         .into_iter()
@@ -279,9 +284,7 @@ fn plan_role_passwords(ctx: &mut Context, spec: &PatroniSpec) {
         })
         .map(|(role, _)| role)
         .collect();
-    // Not probed (PostgreSQL not answering) or a placeholder password (verify without secrets):
-    // nothing to compare.
-    if stale.is_empty() || ctx.pg.cluster_roles.is_empty() || ctx.db_password.is_unread() {
+    if stale.is_empty() {
         return;
     }
     let script = crate::resource::psql_script(None, &roles_sql(password, &spec.scope));
@@ -354,6 +357,7 @@ pub fn join_script(spec: &PatroniSpec, db_password: &str, rebuild: bool) -> Stri
         ("ETCD", &spec.etcd_endpoints),
         ("SCOPE", &spec.scope),
         ("INSTANCE", &instance),
+        ("CONFIG", &spec.config),
         ("DATA", &spec.data_dir),
         ("CONF_DIR", &spec.conf_dir),
         (
