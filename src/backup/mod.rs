@@ -180,13 +180,7 @@ pub fn known_host(
     server: &crate::config::Server,
     host_keys: &std::collections::BTreeMap<String, String>,
 ) -> String {
-    use crate::config::Role;
-    let peers: Vec<&crate::config::Server> = match server.role {
-        Role::Db => config.backup_server().into_iter().collect(),
-        Role::Backup => config.db_servers().collect(),
-        Role::App | Role::Witness => Vec::new(),
-    };
-    let lines: Option<Vec<String>> = peers
+    let lines: Option<Vec<String>> = crate::backup::vars::link_peers(config, server)
         .iter()
         .map(|p| Some(format!("{} {}", p.internal_ip, host_keys.get(&p.name)?)))
         .collect();

@@ -58,17 +58,26 @@ impl BackupPeer {
     }
 }
 
+/// The other side of the backup link from `server`: the repository from a db server, the db
+/// servers from the repository; nobody from any other server.
+pub fn link_peers<'a>(config: &'a Config, server: &Server) -> Vec<&'a Server> {
+    match server.role {
+        crate::config::Role::Db => config.backup_server().into_iter().collect(),
+        crate::config::Role::Backup => config.db_servers().collect(),
+        crate::config::Role::App | crate::config::Role::Witness => Vec::new(),
+    }
+}
+
 impl BackupVars {
     pub fn of(config: &Config, server: &Server, postgres_version: &str) -> BackupVars {
         let project = &config.project;
         let repository = config.backup_server();
         let db_servers: Vec<BackupPeer> = config.db_servers().map(BackupPeer::of).collect();
         let ip = |s: Option<&Server>| s.map(|s| s.internal_ip.to_string()).unwrap_or_default();
-        let peers = if server.role == crate::config::Role::Backup {
-            db_servers.clone()
-        } else {
-            repository.map(BackupPeer::of).into_iter().collect()
-        };
+        let peers = link_peers(config, server)
+            .into_iter()
+            .map(BackupPeer::of)
+            .collect();
         BackupVars {
             enabled: config.backup.is_some() && repository.is_some(),
             stanza: project.clone(),
