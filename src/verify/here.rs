@@ -30,8 +30,7 @@ pub async fn from_here(config: &Config, servers: &[Server], options: &SshOptions
     let db = config.db_server();
     let db_closed = closed_ports(
         db,
-        crate::postgres::PORT,
-        "",
+        &[(crate::postgres::PORT, "")],
         "the app servers' internal IPs may reach 5432",
         options,
     );
@@ -41,8 +40,7 @@ pub async fn from_here(config: &Config, servers: &[Server], options: &SshOptions
                 let port = crate::config::processes::REDIS_PORT;
                 closed_ports(
                     broker,
-                    port,
-                    " (Redis)",
+                    &[(port, " (Redis)")],
                     "the app servers' internal IPs may reach Redis",
                     options,
                 )
@@ -57,30 +55,14 @@ pub async fn from_here(config: &Config, servers: &[Server], options: &SshOptions
         .cluster()
         .map(|c| c.etcd_members().collect())
         .unwrap_or_default();
-    let cluster_closed = join_all({
-        use crate::cluster::vars::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, REST_PORT};
-        let mut knocks = Vec::new();
-        for member in members {
-            let is_db = member.role == Role::Db;
-            for (port, label) in [
-                (ETCD_CLIENT_PORT, " (etcd)"),
-                (ETCD_PEER_PORT, " (etcd peers)"),
-                (REST_PORT, " (Patroni)"),
-            ] {
-                if port == REST_PORT && !is_db {
-                    continue;
-                }
-                knocks.push(closed_ports(
-                    member,
-                    port,
-                    label,
-                    "the cluster's members may reach it",
-                    options,
-                ));
-            }
-        }
-        knocks
-    });
+    let cluster_closed = join_all(members.into_iter().map(|member| {
+        // etcd's ports on every member, Patroni's on the db servers (the witness runs none).
+        let ports = match member.role {
+            Role::Db => &CLUSTER_PORTS[..],
+            _ => &CLUSTER_PORTS[..2],
+        };
+        closed_ports(member, ports, "the cluster's members may reach it", options)
+    }));
     let ssh = join_all(servers.iter().map(|s| ssh_checks(s, options)));
     let tls = join_all(
         servers
@@ -165,12 +147,22 @@ impl SshG {
     }
 }
 
-/// `port` is closed to this machine on every address of `server` we know of: its internal IP
-/// and whatever its SSH destination resolves to (its public address in production).
+/// A cluster's own ports, with their labels: etcd's client and peer ports, Patroni's REST API.
+const CLUSTER_PORTS: [(u16, &str); 3] = {
+    use crate::cluster::vars::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, REST_PORT};
+    [
+        (ETCD_CLIENT_PORT, " (etcd)"),
+        (ETCD_PEER_PORT, " (etcd peers)"),
+        (REST_PORT, " (Patroni)"),
+    ]
+};
+
+/// Each of `ports` (with its label) is closed to this machine on every address of `server` we
+/// know of: its internal IP and whatever its SSH destination resolves to (its public address
+/// in production), found once for all of them.
 async fn closed_ports(
     server: &Server,
-    port: u16,
-    label: &str,
+    ports: &[(u16, &str)],
     who: &str,
     options: &SshOptions,
 ) -> Verification {
@@ -181,7 +173,11 @@ async fn closed_ports(
             addresses.push(ip);
         }
     }
-    let answers = join_all(addresses.iter().map(|&ip| {
+    let targets: Vec<(u16, &str, IpAddr)> = ports
+        .iter()
+        .flat_map(|&(port, label)| addresses.iter().map(move |&ip| (port, label, ip)))
+        .collect();
+    let answers = join_all(targets.iter().map(|&(port, _, ip)| {
         knock(
             SocketAddr::new(ip, port),
             SocketAddr::new(ip, reach.ssh_port),
@@ -189,7 +185,7 @@ async fn closed_ports(
     }))
     .await;
     let mut v = Verification::default();
-    for (ip, answer) in addresses.iter().zip(answers) {
+    for (&(port, label, ip), answer) in targets.iter().zip(answers) {
         v.add(
             &server.name,
             &format!("{port}{label} closed to this machine at {ip}"),
