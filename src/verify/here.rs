@@ -178,7 +178,7 @@ async fn closed_ports(
         .flat_map(|&(port, label)| addresses.iter().map(move |&ip| (port, label, ip)))
         .collect();
     let answers = join_all(targets.iter().map(|&(port, _, ip)| {
-        knock(
+        knock_apart(
             SocketAddr::new(ip, port),
             SocketAddr::new(ip, reach.ssh_port),
         )
@@ -189,7 +189,7 @@ async fn closed_ports(
         v.add(
             &server.name,
             &format!("{port}{label} closed to this machine at {ip}"),
-            !matches!(answer, Knock::Accepted),
+            matches!(answer, Knock::Refused(_) | Knock::Silent { .. }),
             answer.to_string(),
             &format!(
                 "only {who}: check `ufw status` on {} for wider rules",
@@ -204,6 +204,8 @@ async fn closed_ports(
 #[derive(Debug)]
 enum Knock {
     Accepted,
+    /// This machine could not try (no thread or runtime for it): neither open nor closed.
+    NotTried(String),
     /// Refused, or the network said it cannot get there.
     Refused(String),
     /// No answer within `waited`; `reference`: how long sshd on the same address took.
@@ -217,6 +219,7 @@ impl std::fmt::Display for Knock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Knock::Accepted => write!(f, "accepted a connection"),
+            Knock::NotTried(why) => write!(f, "not tried: {why}"),
             Knock::Refused(why) => write!(f, "refused ({why})"),
             Knock::Silent {
                 waited,
@@ -235,33 +238,84 @@ impl std::fmt::Display for Knock {
 }
 
 /// Connects to `target`, and at the same moment to `reference` (sshd on the same address):
-/// a filtered port never answers, so how long to wait comes from how long the reference took
-/// (`ROUND_TRIPS` times that, at least `MIN_SILENCE`), or `SILENCE` when it did not answer.
+/// a filtered port never answers, so how long to wait comes from how long the reference took.
+/// An open target answers about when the reference does (same host, same path), so the wait
+/// is the reference's first answer plus `ROUND_TRIPS` round trips of a second connection to it
+/// (at least `MIN_SILENCE`, at most `SILENCE`; `SILENCE` when it did not answer): a moment
+/// when this machine was busy delays the first answer, not the round trip, and is not
+/// multiplied.
 async fn knock(target: SocketAddr, reference: SocketAddr) -> Knock {
     let started = Instant::now();
     let connect = TcpStream::connect(target);
     tokio::pin!(connect);
-    let reference_answer = async {
+    let round_trip = || async {
+        let sent = Instant::now();
         match tokio::time::timeout(SILENCE, TcpStream::connect(reference)).await {
-            Ok(Ok(_)) => Some(started.elapsed()),
+            Ok(Ok(_)) => Some(sent.elapsed()),
             _ => None,
         }
     };
-    let reference = tokio::select! {
+    let first = tokio::select! {
         answer = &mut connect => return Knock::of(answer),
-        rtt = reference_answer => rtt,
+        rtt = round_trip() => rtt.map(|_| started.elapsed()),
+    };
+    let reference = match first {
+        Some(first) => {
+            let again = tokio::select! {
+                answer = &mut connect => return Knock::of(answer),
+                rtt = round_trip() => rtt,
+            };
+            Some(Reference {
+                first,
+                round_trip: again.unwrap_or(first),
+            })
+        }
+        None => None,
     };
     let waited = patience(reference);
     match tokio::time::timeout_at((started + waited).into(), connect).await {
         Ok(answer) => Knock::of(answer),
-        Err(_) => Knock::Silent { waited, reference },
+        Err(_) => Knock::Silent {
+            waited,
+            reference: reference.map(|r| r.round_trip),
+        },
     }
 }
 
-/// How long to wait for a port, given how long sshd on the same address took to answer.
-fn patience(reference: Option<Duration>) -> Duration {
+/// `knock` on a thread and runtime of its own: the wait is measured from when the answers
+/// arrive, which tandem's own runtime, busy planning the servers, can notice 100 ms late
+/// (measured in the lab: a 148 ms "round trip" made the wait 3 s).
+async fn knock_apart(target: SocketAddr, reference: SocketAddr) -> Knock {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tandem-knock".into())
+        .spawn(move || {
+            let knocked = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|runtime| runtime.block_on(knock(target, reference)))
+                .unwrap_or_else(|e| Knock::NotTried(format!("no runtime: {e}")));
+            let _ = sender.send(knocked);
+        });
+    if let Err(e) = spawned {
+        return Knock::NotTried(format!("no thread: {e}"));
+    }
+    receiver
+        .await
+        .unwrap_or_else(|_| Knock::NotTried("its thread ended without an answer".into()))
+}
+
+/// How sshd on the same address answered: its first answer (since both connections started)
+/// and a second connection's round trip.
+#[derive(Clone, Copy, Debug)]
+struct Reference {
+    first: Duration,
+    round_trip: Duration,
+}
+
+fn patience(reference: Option<Reference>) -> Duration {
     match reference {
-        Some(rtt) => (rtt * ROUND_TRIPS).clamp(MIN_SILENCE, SILENCE),
+        Some(r) => (r.first + r.round_trip * ROUND_TRIPS).clamp(MIN_SILENCE, SILENCE),
         None => SILENCE,
     }
 }
@@ -307,6 +361,8 @@ async fn ssh_checks(server: &Server, options: &SshOptions) -> Verification {
         // Refused before anything passes over them: the classical key exchange (a tenth of
         // the post-quantum default's CPU here) is enough, offered first.
         cmd.args(["-o", "KexAlgorithms=^curve25519-sha256"]);
+        // A login attempt of its own, never an open connection's (the user's ControlMaster).
+        cmd.args(["-o", "ControlMaster=no", "-o", "ControlPath=none"]);
         cmd.args(extra).arg("--").arg(&dest.host).arg("true");
         cmd.stdin(std::process::Stdio::null()).output()
     };
@@ -385,10 +441,20 @@ mod tests {
     #[test]
     fn silence_counts_after_many_round_trips_within_bounds() {
         let ms = Duration::from_millis;
-        assert_eq!(patience(Some(ms(0))), MIN_SILENCE);
-        assert_eq!(patience(Some(ms(40))), ms(800));
-        assert_eq!(patience(Some(ms(400))), SILENCE);
+        let r = |first, round_trip| {
+            Some(Reference {
+                first: ms(first),
+                round_trip: ms(round_trip),
+            })
+        };
+        assert_eq!(patience(r(0, 0)), MIN_SILENCE);
+        assert_eq!(patience(r(40, 40)), ms(840));
+        assert_eq!(patience(r(400, 400)), SILENCE);
         assert_eq!(patience(None), SILENCE);
+        // This machine busy for 100 ms when both connections started: the wait is that moment
+        // plus twenty real round trips, not twenty times the moment (2 s).
+        assert_eq!(patience(r(100, 1)), MIN_SILENCE);
+        assert_eq!(patience(r(300, 10)), ms(500));
     }
 
     #[tokio::test]
