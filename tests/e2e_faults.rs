@@ -1,8 +1,8 @@
 //! tandem's promises under faults, on real lab servers: drift that opens the database is found
 //! and closed, hand edits are reported, a stopped PostgreSQL is started, a config that fails
 //! its check is put back, overlapping runs and the apt lock are waited for, a killed run leaves
-//! nothing running here and the next run converges, and a key set the operator does not hold
-//! is rolled back by the lockout guard. Every scenario gets fresh servers.
+//! nothing running here and the next run converges (connections kept between runs too), and
+//! a key set the operator does not hold is rolled back by the lockout guard. Every scenario gets fresh servers.
 
 mod support;
 
@@ -361,6 +361,151 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
     let (code, shown) = plan_exit(&s);
     assert_eq!(code, Some(0), "{shown}");
     assert_ok("verify", &s.run(&["verify"]));
+
+    kept_connections_are_reused_and_survive_faults(&s);
+}
+
+/// `tandem COMMAND --ssh-persist 30` with its kept connections under `store`'s parent (as
+/// `$XDG_RUNTIME_DIR`).
+fn kept(s: &Scenario, runtime: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = s.tandem(args);
+    cmd.arg("--ssh-persist")
+        .arg("30")
+        .env("XDG_RUNTIME_DIR", runtime);
+    cmd
+}
+
+/// The pid of each kept master in `store` (`ssh -O check` on its socket), by pointer name.
+fn kept_masters(store: &std::path::Path) -> Vec<(String, String)> {
+    let mut masters = Vec::new();
+    for entry in std::fs::read_dir(store).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.contains('.') {
+            continue;
+        }
+        let dir = std::fs::read_to_string(entry.path()).unwrap();
+        let check = Command::new("ssh")
+            .args(["-F", "/dev/null", "-S"])
+            .arg(store.join(dir.trim()).join("master"))
+            .args(["-O", "check", "tandem"])
+            .output()
+            .unwrap();
+        let said = text(&check.stderr);
+        let pid = said
+            .split("pid=")
+            .nth(1)
+            .map(|r| r.trim_end_matches([')', '\n', '\r']).to_string())
+            .unwrap_or_else(|| format!("not running: {said}"));
+        masters.push((name, pid));
+    }
+    masters.sort();
+    masters
+}
+
+/// `--ssh-persist`: the next run reuses the connections; runs at once never share one; a run
+/// killed over a kept connection does not keep the servers' locks; masters that died are
+/// replaced; a store others can enter is refused.
+fn kept_connections_are_reused_and_survive_faults(s: &Scenario) {
+    let runtime = s.dir.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let store = runtime.join("tandem-ssh");
+
+    assert_ok(
+        "plan, keeping connections",
+        &kept(s, &runtime, &["plan"]).output().unwrap(),
+    );
+    let first = kept_masters(&store);
+    assert_eq!(first.len(), 2, "one kept master per server: {first:?}");
+    assert!(
+        first.iter().all(|(_, pid)| pid.parse::<u32>().is_ok()),
+        "{first:?}"
+    );
+    let plan = kept(s, &runtime, &["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    assert_eq!(
+        kept_masters(&store),
+        first,
+        "the second run made new connections"
+    );
+
+    // Two runs at once: each has connections of its own (sshd's MaxSessions counts a
+    // connection's channels), both converge.
+    let both: Vec<Child> = (0..2)
+        .map(|_| {
+            kept(s, &runtime, &["plan", "--detailed-exitcode"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in both {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+
+    // Killed during a release over kept connections: the next run gets the locks and
+    // converges (the lock holder's channel ends with the killed run, not with the master).
+    std::fs::write(
+        s.dir.path().join("timesheet/timesheet/killed_release.py"),
+        "# change over kept connections\n",
+    )
+    .unwrap();
+    let killed = kill_when(
+        kept(s, &runtime, &["deploy", "--yes"]),
+        || {
+            s.sudo(&s.app, "pgrep -f 'manage.py' >/dev/null")
+                .status
+                .success()
+        },
+        "the release over kept connections",
+    );
+    let again = kept(s, &runtime, &["deploy", "--yes"]).output().unwrap();
+    assert_ok(
+        &format!("deploy after the run killed over kept connections ({killed:?})"),
+        &again,
+    );
+    let plan = kept(s, &runtime, &["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+
+    // Masters that died (a reboot of this machine's network, say): replaced, not an error.
+    for (_, pid) in kept_masters(&store) {
+        if let Ok(pid) = pid.parse::<u32>() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+    let plan = kept(s, &runtime, &["plan", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    let replaced = kept_masters(&store);
+    assert!(
+        replaced.len() == 2 && replaced.iter().all(|(_, pid)| pid.parse::<u32>().is_ok()),
+        "{replaced:?}"
+    );
+
+    // A store others can enter is refused, naming it; nothing connects through it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = kept(s, &runtime, &["plan"]).output().unwrap();
+    assert_ne!(refused.status.code(), Some(0));
+    let said = text(&refused.stderr);
+    assert!(
+        said.contains("tandem-ssh") && said.contains("nobody else can enter"),
+        "{said}"
+    );
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // Nothing outlives the test: the kept masters are ended.
+    for (_, pid) in kept_masters(&store) {
+        if let Ok(pid) = pid.parse::<u32>() {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
 }
 
 #[test]

@@ -137,6 +137,11 @@ pub(crate) struct SshArgs {
     /// Log in as this user where the configured one cannot log in yet (a fresh server's root).
     #[arg(long, value_name = "USER")]
     pub(crate) bootstrap_user: Option<String>,
+    /// Keep each server's connection open for SECONDS after the run and reuse it in the next
+    /// run within that time (CI's plan, apply, verify): the connection outlives tandem.
+    #[arg(long, value_name = "SECONDS", env = "TANDEM_SSH_PERSIST",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) ssh_persist: Option<u64>,
 }
 
 impl SshArgs {
@@ -145,6 +150,7 @@ impl SshArgs {
             config_file: self.ssh_config.clone(),
             accept_new_host_keys: self.accept_new_host_keys,
             bootstrap_user: self.bootstrap_user.clone(),
+            persist: self.ssh_persist.map(std::time::Duration::from_secs),
         }
     }
 }

@@ -58,9 +58,10 @@ pub(super) async fn connect(remote: &ConnectArgs, servers: &[&Server]) -> anyhow
 }
 
 /// tandem's own flags of `manage`, which manage.py does not take.
-const TANDEM_FLAGS: [&str; 5] = [
+const TANDEM_FLAGS: [&str; 6] = [
     "--server",
     "--ssh-config",
+    "--ssh-persist",
     "--accept-new-host-keys",
     "--bootstrap-user",
     "--only",

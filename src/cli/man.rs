@@ -72,7 +72,7 @@ fn sections(name: &str) -> String {
         "ENVIRONMENT",
         &[
             "The variables the config names for its secrets, e.g. TANDEM_DB_PASSWORD (database.password), TANDEM_BACKUP_KEY (backup.encryption_key), TANDEM_REDIS_PASSWORD (broker.password). plan and apply need them; verify compares the files made from them and names those it could not compare; deploy and rollback ship or switch code and need none (deploy then does not compare the provisioning); status, logs, manage, releases and the offline commands read none.",
-            "TANDEM_SSH_CONFIG: the ssh_config file, as --ssh-config (a CI runner's own, say). NO_COLOR: no colour unless --color always. TANDEM_DEBUG: detail of each step on standard error.",
+            "TANDEM_SSH_CONFIG: the ssh_config file, as --ssh-config (a CI runner's own, say). TANDEM_SSH_PERSIST: seconds to keep each connection for the next run, as --ssh-persist. NO_COLOR: no colour unless --color always. TANDEM_DEBUG: detail of each step on standard error.",
         ],
     ));
     s.push_str(&section(

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod assets;
 pub mod expand;
+pub mod kept_connection;
 pub mod lock_status;
 pub mod render;
 pub mod status;

@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::config::Destination;
-use openssh::{KnownHosts, Session, SessionBuilder};
+use crate::engine::kept_connection::{self, Kept};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// What a remote script returned.
@@ -92,6 +93,9 @@ pub struct SshOptions {
     pub accept_new_host_keys: bool,
     /// Log in as this user where the configured one cannot log in yet (a fresh server's root).
     pub bootstrap_user: Option<String>,
+    /// Keep each connection as the configured user open this long after the run and reuse it
+    /// in the next run (`--ssh-persist`; see `kept_connection`).
+    pub persist: Option<Duration>,
 }
 
 /// One server's multiplexed connection. A clone shares the session (work that runs beside
@@ -103,6 +107,8 @@ pub struct Ssh {
     session: Arc<Session>,
     /// Who we logged in as, for messages.
     pub login: String,
+    /// A kept connection (`--ssh-persist`): published for the next run instead of closed.
+    kept: Option<Kept>,
 }
 
 /// The remote login shell runs this; the script itself follows on stdin.
@@ -171,6 +177,29 @@ impl Ssh {
         user: Option<String>,
         options: &SshOptions,
     ) -> anyhow::Result<Ssh> {
+        let login = format!(
+            "{}{}",
+            user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(),
+            dest.host
+        );
+        // Only the configured login is kept: a bootstrap user's (root) never outlives the run.
+        let keep = match options.persist {
+            Some(idle) if user == dest.user => {
+                let store = kept_connection::store()?;
+                kept_connection::sweep(&store);
+                let key = kept_connection::key(&login, dest.port, options.config_file.as_deref());
+                if let Some((session, kept)) = kept_connection::claim(&store, &key).await {
+                    return Ok(Ssh {
+                        name: name.to_string(),
+                        session: Arc::new(session),
+                        login,
+                        kept: Some(kept),
+                    });
+                }
+                Some((store, key, idle))
+            }
+            _ => None,
+        };
         let mut builder = SessionBuilder::default();
         builder
             .known_hosts_check(if options.accept_new_host_keys {
@@ -180,7 +209,15 @@ impl Ssh {
             })
             .connect_timeout(Duration::from_secs(10))
             .server_alive_interval(Duration::from_secs(10))
-            .control_directory(control_dir()?);
+            .control_directory(match &keep {
+                Some((store, _, _)) => store.clone(),
+                None => control_dir()?,
+            });
+        if let Some((_, _, idle)) = &keep {
+            let seconds = std::num::NonZeroUsize::new(idle.as_secs().max(1) as usize)
+                .unwrap_or(std::num::NonZeroUsize::MIN);
+            builder.control_persist(ControlPersist::IdleFor(seconds));
+        }
         if let Some(file) = &options.config_file {
             builder.config_file(file);
         }
@@ -190,25 +227,34 @@ impl Ssh {
         if let Some(port) = dest.port {
             builder.port(port);
         }
-        let login = format!(
-            "{}{}",
-            user.as_deref().map(|u| format!("{u}@")).unwrap_or_default(),
-            dest.host
-        );
         let session = builder
             .connect(&dest.host)
             .await
             .map_err(|err| explain_connect_error(name, &login, err))?;
+        let (session, kept) = match keep {
+            Some((store, key, _)) => {
+                let (session, kept) = kept_connection::keep(session, &store, &key);
+                (session, Some(kept))
+            }
+            None => (session, None),
+        };
         Ok(Ssh {
             name: name.to_string(),
             session: Arc::new(session),
             login,
+            kept,
         })
     }
 
+    /// Ends the connection once no clone is left; a kept one is published for the next run.
     pub async fn close(self) {
         if let Ok(session) = Arc::try_unwrap(self.session) {
-            let _ = session.close().await;
+            match self.kept {
+                Some(kept) => kept.publish(),
+                None => {
+                    let _ = session.close().await;
+                }
+            }
         }
     }
 

@@ -23,6 +23,8 @@ pub(super) async fn confirm_login(
     let fresh = SshOptions {
         bootstrap_user: None,
         accept_new_host_keys: false,
+        // The proof is a new login: a kept connection would prove nothing.
+        persist: None,
         ..options.clone()
     };
     let mut wait = Duration::from_millis(500);
