@@ -359,6 +359,18 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "plan after the in-place restore",
         &s.run(&["plan", "--detailed-exitcode"]),
     );
+    let mark = s.sudo_ok(
+        &db2,
+        &format!(
+            "ETCDCTL_API=3 etcdctl --endpoints=http://{}:2379 get --print-value-only /tandem/timesheet/restoring",
+            s.db.ip
+        ),
+    );
+    assert_eq!(
+        mark.trim(),
+        "",
+        "the restore's mark is gone once the cluster leads again"
+    );
     // A restore that cannot be done (a moment before any backup) changes nothing: the cluster
     // is rebuilt on the data it had, every row still there.
     let failing = Instant::now();
@@ -557,6 +569,62 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "the plan is clean with the new password:\n{}",
         text(&converged.stdout)
     );
+
+    // An in-place restore cut off after it took the cluster's record out of etcd: its mark
+    // names the member whose data must seed the cluster again (put here by hand, naming db2,
+    // with both Patronis stopped, the standby first). apply refuses to start the cluster from
+    // the first db server's data instead, and says what to do; with the mark removed (the
+    // restore given up), apply starts the cluster again from it.
+    assert_ok(
+        "a switchover back to db",
+        &with_new_password(&["db", "switchover", "--to", "db"]),
+    );
+    wait_for("db as the primary again", Duration::from_secs(60), || {
+        let v = with_new_password(&["verify"]);
+        v.status.success() && text(&v.stdout).contains("the database cluster has one primary (db)")
+    });
+    let etcd = format!(
+        "ETCDCTL_API=3 etcdctl --endpoints=http://{}:2379 --dial-timeout=2s --command-timeout=10s",
+        s.db.ip
+    );
+    s.sudo_ok(&db2, "systemctl stop patroni@15-main.service");
+    s.sudo_ok(&s.db, "systemctl stop patroni@15-main.service");
+    s.sudo_ok(
+        &s.db,
+        &format!(
+            "{etcd} put /tandem/timesheet/restoring db2 && {etcd} del --prefix /service/timesheet/"
+        ),
+    );
+    let refused = with_new_password(&["apply", "--yes"]);
+    assert!(
+        !refused.status.success()
+            && text(&refused.stderr).contains("is being restored in place on db2"),
+        "apply under a restore's mark:\n{}{}",
+        text(&refused.stdout),
+        text(&refused.stderr)
+    );
+    s.sudo_ok(&s.db, &format!("{etcd} del /tandem/timesheet/restoring"));
+    assert_ok(
+        "apply once the restore's mark is removed",
+        &with_new_password(&["apply", "--yes"]),
+    );
+    wait_for(
+        "the cluster started again from db",
+        Duration::from_secs(120),
+        || {
+            let v = with_new_password(&["verify"]);
+            v.status.success()
+                && text(&v.stdout).contains("the database cluster has one primary (db)")
+        },
+    );
+    let converged = with_new_password(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        converged.status.code(),
+        Some(0),
+        "the plan is clean after the mark:\n{}",
+        text(&converged.stdout)
+    );
+
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     std::fs::write(artifacts.join("cluster-drill.log"), &report).unwrap();

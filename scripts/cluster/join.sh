@@ -43,6 +43,17 @@ retry 90 "etcd has no quorum after 90 s: are etcd on the witness and on the othe
 cluster_id=$(ectl get --print-value-only "/service/$SCOPE/initialize")
 own_id=$("$BIN/pg_controldata" "$DATA" 2>/dev/null | sed -n 's/^Database system identifier: *//p') || own_id=""
 
+# An in-place restore removes the cluster's record and marks which member's data must seed
+# it again (/tandem/<scope>/restoring); a run cut off there must not seed from another.
+restoring=""
+if [ -z "$cluster_id" ]; then
+    restoring=$(ectl get --print-value-only "/tandem/$SCOPE/restoring")
+fi
+if [ -n "$restoring" ] && [ "$restoring" != "$MEMBER" ]; then
+    echo "cluster $SCOPE is being restored in place on $restoring (a restore still running, or one that was cut off): the cluster must start again from $restoring's data, not $MEMBER's. Run the same \`tandem restore --in-place\` again (it goes on from $restoring), or, to give the restore up, remove the mark: etcdctl del /tandem/$SCOPE/restoring" >&2
+    exit 1
+fi
+
 if [ -z "$cluster_id" ]; then
     if [ "$SEED" != 1 ]; then
         echo "cluster $SCOPE has no primary yet: the first db server in tandem.yml seeds it; apply with it reachable" >&2
@@ -77,6 +88,10 @@ retry 600 "Patroni did not bring PostgreSQL up on $MEMBER within 600 s: journalc
 if [ -z "$cluster_id" ]; then
     retry 60 "could not set the cluster's configuration in etcd within 60 s: patronictl -c $CONFIG show-config" \
         eval "patronictl -c \"\$CONFIG\" edit-config --force $SHARED_ARGUMENTS"
+    # The restored data leads the cluster again: the restore's mark has done its work.
+    if [ "$restoring" = "$MEMBER" ]; then
+        retry 30 "could not remove /tandem/$SCOPE/restoring from etcd within 30 s" ectl del "/tandem/$SCOPE/restoring"
+    fi
 fi
 
 # In synchronous mode a joining standby is done once the primary waits for it (Patroni names it

@@ -259,15 +259,25 @@ fi
     }
 }
 
-/// Before a cluster's primary is restored in place: its Patroni stopped (PostgreSQL with it)
-/// and the cluster's record in etcd removed, so that Patroni takes the restored data over as
-/// a new cluster's seed.
+/// The etcd key an in-place restore of cluster `scope` holds while the cluster has no record:
+/// the member whose data must seed it again (join.sh refuses to seed from another).
+pub fn restoring_key(scope: &str) -> String {
+    format!("/tandem/{scope}/restoring")
+}
+
+/// Before a cluster's primary is restored in place: its Patroni stopped (PostgreSQL with it),
+/// the restore's marker put in etcd (`restoring_key`: this member seeds the cluster again,
+/// even when a run cut off here leaves the rebuild to a later `apply`) and the cluster's
+/// record removed, so that Patroni takes the restored data over as a new cluster's seed.
 pub fn cluster_prelude(spec: &crate::model::desired::PatroniSpec) -> String {
     format!(
         "systemctl stop {unit}\n\
+         ETCDCTL_API=3 etcdctl --endpoints={etcd} --dial-timeout=2s --command-timeout=10s put {marker} {member} >/dev/null || {{ echo {why} >&2; exit 1; }}\n\
          ETCDCTL_API=3 etcdctl --endpoints={etcd} --dial-timeout=2s --command-timeout=10s del --prefix {prefix} >/dev/null || {{ echo {why} >&2; exit 1; }}\n",
         unit = shell_word(&spec.unit),
         etcd = shell_word(&spec.etcd_endpoints),
+        marker = shell_word(&restoring_key(&spec.scope)),
+        member = shell_word(&spec.member),
         prefix = shell_word(&format!("/service/{}/", spec.scope)),
         why = shell_word(&format!(
             "tandem restore: could not remove cluster {}'s record from etcd (is a majority of its members up?)",
@@ -393,6 +403,14 @@ mod tests {
         assert!(
             prelude.starts_with("systemctl stop patroni@15-main.service\n")
                 && prelude.contains(" del --prefix /service/shop/ "),
+            "{prelude}"
+        );
+        // The marker goes in before the record goes: never a moment without either.
+        let marker = prelude
+            .find(&format!(" put /tandem/shop/restoring {} ", spec.member))
+            .expect(&prelude);
+        assert!(
+            marker < prelude.find(" del --prefix ").unwrap(),
             "{prelude}"
         );
         assert_shell_syntax(&app_units(&vars, true), "app units");
