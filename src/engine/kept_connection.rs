@@ -217,6 +217,46 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn the_sweep_removes_only_what_is_old_and_without_a_socket() {
+        let dir = std::env::temp_dir().join(format!("tandem-kept-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let age = |path: &Path, seconds: u64| {
+            let then = SystemTime::now() - Duration::from_secs(seconds);
+            std::fs::File::open(path)
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
+        };
+        let exited = dir.join(".ssh-connectionOLD");
+        let opening = dir.join(".ssh-connectionNEW");
+        let running = dir.join(".ssh-connectionRUN");
+        for d in [&exited, &opening, &running] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let _socket = std::os::unix::net::UnixListener::bind(running.join("master")).unwrap();
+        let claim = dir.join("k.claimed-1");
+        std::fs::write(&claim, ".ssh-connectionRUN").unwrap();
+        let pointer = dir.join("k2");
+        std::fs::write(&pointer, ".ssh-connectionRUN").unwrap();
+        for old in [&exited, &running, &claim, &pointer] {
+            age(old, 3600);
+        }
+        sweep(&dir);
+        assert!(!exited.exists(), "an old directory whose master exited");
+        assert!(
+            opening.exists(),
+            "a master being opened right now has no socket yet"
+        );
+        assert!(running.exists(), "a running master");
+        assert!(!claim.exists(), "a claim of a killed run");
+        assert!(
+            pointer.exists(),
+            "a published pointer is the claim's business, not the sweep's"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn a_pointer_to_anything_but_a_master_directory_is_not_followed() {
         let dir = std::env::temp_dir().join(format!("tandem-kept-claim-{}", std::process::id()));
