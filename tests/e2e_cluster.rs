@@ -572,7 +572,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
 
     // An in-place restore cut off after it took the cluster's record out of etcd: its mark
     // names the member whose data must seed the cluster again (put here by hand, naming db2,
-    // with both Patronis stopped, the standby first). apply refuses to start the cluster from
+    // with both Patronis stopped). apply refuses to start the cluster from
     // the first db server's data instead, and says what to do; with the mark removed (the
     // restore given up), apply starts the cluster again from it.
     assert_ok(
@@ -587,8 +587,26 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         "ETCDCTL_API=3 etcdctl --endpoints=http://{}:2379 --dial-timeout=2s --command-timeout=10s",
         s.db.ip
     );
-    s.sudo_ok(&db2, "systemctl stop patroni@15-main.service");
-    s.sudo_ok(&s.db, "systemctl stop patroni@15-main.service");
+    // Both at once, as a power cut of the pair would: db's configuration may still name db2 as
+    // its synchronous standby (a seed's commit must not wait for it).
+    let ssh_config = &s.lab.ssh_config;
+    std::thread::scope(|both| {
+        for name in [&db2.name, &s.db.name] {
+            both.spawn(move || {
+                let out = support::lab::ssh_stdin(
+                    ssh_config,
+                    &format!("deploy@{name}"),
+                    "sudo sh -s",
+                    "systemctl stop patroni@15-main.service",
+                );
+                assert!(
+                    out.status.success(),
+                    "stopping Patroni on {name}: {}",
+                    text(&out.stderr)
+                );
+            });
+        }
+    });
     s.sudo_ok(
         &s.db,
         &format!(

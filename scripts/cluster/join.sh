@@ -60,9 +60,13 @@ if [ -z "$cluster_id" ]; then
         exit 1
     fi
     # The roles the standby replicates and rewinds as, made while PostgreSQL still runs as
-    # Debian's cluster.
+    # Debian's cluster. Committed locally: data that ran under Patroni in synchronous mode
+    # may still name a standby in synchronous_standby_names, and a commit would wait for it
+    # forever (seen in CI after both Patronis were stopped at once).
     systemctl start "postgresql@$INSTANCE"
-    printf '%s\n' "$ROLES_SQL_BASE" | base64 -d | (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres)
+    { echo 'SET synchronous_commit = local;'; printf '%s\n' "$ROLES_SQL_BASE" | base64 -d; } |
+        (cd / && timeout 120 runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres) ||
+        { echo "$MEMBER: could not make the cluster's roles (psql above, or no answer within 120 s)" >&2; exit 1; }
 elif [ "$cluster_id" != "$own_id" ] || [ "$REBUILD" = 1 ]; then
     # Data of another cluster (a new server's own, empty one), or of a history the restored
     # primary left: set aside, never deleted; Patroni copies the primary's in its place.
