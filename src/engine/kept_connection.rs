@@ -45,8 +45,21 @@ impl Kept {
     }
 }
 
-/// The directory of kept masters, made on first use; refused unless it is this user's alone.
+/// The directory of kept masters: made and swept once per run (every server's connection
+/// uses it); refused unless it is this user's alone.
 pub fn store() -> anyhow::Result<PathBuf> {
+    static STORE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let dir = open_store().map_err(|e| format!("{e:#}"))?;
+            sweep(&dir);
+            Ok(dir)
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn open_store() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(run) => PathBuf::from(run).join("tandem-ssh"),
         None => {
@@ -155,7 +168,7 @@ pub fn keep(session: Session, store: &Path, key: &str) -> (Session, Kept) {
 
 /// Removes what exited masters and killed runs left: master directories without a socket and
 /// claims, once older than `LEFT_OVER` (a master being opened right now has no socket yet).
-pub fn sweep(store: &Path) {
+fn sweep(store: &Path) {
     let Ok(entries) = std::fs::read_dir(store) else {
         return;
     };

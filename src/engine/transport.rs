@@ -186,7 +186,6 @@ impl Ssh {
         let keep = match options.persist {
             Some(idle) if user == dest.user => {
                 let store = kept_connection::store()?;
-                kept_connection::sweep(&store);
                 let key = kept_connection::key(&login, dest.port, options.config_file.as_deref());
                 if let Some((session, kept)) = kept_connection::claim(&store, &key).await {
                     return Ok(Ssh {
