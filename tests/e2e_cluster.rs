@@ -529,6 +529,13 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
             .output()
             .expect("running tandem")
     };
+    // verify passes with the new password and names `primary` as the cluster's one primary.
+    let verified_with_primary = |primary: &str| {
+        let v = with_new_password(&["verify"]);
+        v.status.success()
+            && text(&v.stdout)
+                .contains(&format!("the database cluster has one primary ({primary})"))
+    };
     let plan = with_new_password(&["plan"]);
     assert!(
         text(&plan.stdout).contains(
@@ -556,11 +563,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     wait_for(
         "verify after the switchover with the new password",
         Duration::from_secs(60),
-        || {
-            let v = with_new_password(&["verify"]);
-            v.status.success()
-                && text(&v.stdout).contains("the database cluster has one primary (db2)")
-        },
+        || verified_with_primary("db2"),
     );
     let converged = with_new_password(&["plan", "--detailed-exitcode"]);
     assert_eq!(
@@ -580,8 +583,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
         &with_new_password(&["db", "switchover", "--to", "db"]),
     );
     wait_for("db as the primary again", Duration::from_secs(60), || {
-        let v = with_new_password(&["verify"]);
-        v.status.success() && text(&v.stdout).contains("the database cluster has one primary (db)")
+        verified_with_primary("db")
     });
     let etcd = format!(
         "ETCDCTL_API=3 etcdctl --endpoints=http://{}:2379 --dial-timeout=2s --command-timeout=10s",
@@ -629,11 +631,7 @@ fn a_running_database_becomes_a_cluster_that_fails_over_under_writes() {
     wait_for(
         "the cluster started again from db",
         Duration::from_secs(120),
-        || {
-            let v = with_new_password(&["verify"]);
-            v.status.success()
-                && text(&v.stdout).contains("the database cluster has one primary (db)")
-        },
+        || verified_with_primary("db"),
     );
     let converged = with_new_password(&["plan", "--detailed-exitcode"]);
     assert_eq!(
