@@ -233,6 +233,37 @@ fn a_release_that_fails_its_health_check_stops_on_the_first_app_server() {
         "release not taken live: the release on app1 failed",
     ]);
     still_serving("after a release whose entry point answers 500");
+
+    // A release gunicorn cannot start (its WSGI module raises on import: Django's checks and
+    // test client never import it), once with each of gunicorn's two units serving (they take
+    // turns): nothing moves, the serving unit keeps serving.
+    std::fs::write(
+        &wsgi,
+        format!("{entry}\nraise RuntimeError(\"a release that does not start\")\n"),
+    )
+    .unwrap();
+    let serving = |server| {
+        s.sudo_ok(
+            server,
+            "systemctl is-active gunicorn-timesheet.service gunicorn-timesheet-bridge.service | tr '\\n' ' '",
+        )
+    };
+    for turn in ["active inactive ", "inactive active "] {
+        if serving(&s.app).starts_with("active") != turn.starts_with("active") {
+            assert_ok("restart gunicorn", &s.run(&["restart", "gunicorn"]));
+        }
+        assert_eq!(serving(&s.app), turn);
+        failed_deploy(&[
+            "gunicorn does not start on",
+            "Error: a release that does not start",
+            "gunicorn did not start on the new release; running release:",
+            "release not taken live: the release on app1 failed",
+        ]);
+        still_serving(&format!(
+            "after a release gunicorn does not start on ({turn})"
+        ));
+        assert_eq!(serving(&s.app), turn, "the serving unit changed");
+    }
     std::fs::write(&wsgi, entry).unwrap();
 
     let template = s

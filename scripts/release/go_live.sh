@@ -4,8 +4,10 @@
 # releases.
 # Set before: ROOT R HASH KEEP, switch_to and health.
 PREV=$(readlink "$ROOT/current" 2>/dev/null || true)
+# (A release gunicorn did not start on moved nothing: the live unit still serves $PREV.)
 put_back() {
-  if [ -n "$PREV" ]; then switch_to "$PREV" || true; else rm -f "$ROOT/current"; fi
+  if [ -z "$PREV" ]; then rm -f "$ROOT/current"
+  elif [ "$(readlink "$ROOT/current" 2>/dev/null)" != "$PREV" ]; then switch_to "$PREV" || true; fi
   rm -rf "$R"
   echo "$1; running release: ${PREV:-none}" >&2
   exit 1

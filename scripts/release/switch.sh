@@ -1,52 +1,80 @@
 # Defines `switch_to DIR`: takes release DIR live, or restarts it when it is live already,
-# without a request waiting for Django to start and none refused. Socket activation keeps the
-# listening socket open throughout; the bridge (a second gunicorn on the same socket, on DIR,
-# loaded before it answers) takes requests while the service restarts on DIR, and stops,
-# gracefully, once the service is back. When the bridge cannot start on DIR (Django does not
-# load), nothing has moved: the running release keeps serving.
+# with one Django start, no request waiting for it and none refused. Two gunicorn units share
+# the listening socket (socket activation keeps it open throughout) and take turns: the idle
+# one starts on DIR (Django loaded before it answers), then the live one stops, gracefully.
+# The service runs `current`, the bridge runs `next`; whichever stopped is the idle one of the
+# next switch. While the bridge serves, systemd does not start the service for a connection
+# (the socket counts the bridge among the units it triggers), and if the bridge dies the next
+# connection starts the service on `current`, the same release. At boot the service starts.
+# When the idle unit cannot start on DIR (Django does not load), nothing has moved: the live
+# release keeps serving.
 # Background processes stop (warm shutdown, up to their stop_timeout) before `current` moves,
-# so none runs a mix of two releases, and start on the new one after gunicorn. A subshell: its
+# so none runs a mix of two releases, and start on DIR once it serves. A subshell: its
 # `set -f` (unit names are split, never globbed) ends with it.
 # Set before: ROOT SERVICE SOCKET BRIDGE PROCESSES (unit names, space-separated, maybe none).
 
-# Starts the bridge on $ROOT/next (restarts it: one left running by a run cut off mid-switch
-# serves another release). A status of 200-243 is systemd failing to set the process up (seen
-# once in the lab as 219/CGROUP), not Django: tried once more.
-start_bridge() {
-  systemctl restart "$BRIDGE" && return 0
-  code=$(systemctl show -p ExecMainStatus --value "$BRIDGE")
+# Starts unit $1 (restarts it: a unit left running by a run cut off mid-switch may serve
+# another release). A status of 200-243 is systemd failing to set the process up (seen once in
+# the lab as 219/CGROUP), not Django: tried once more.
+start_unit() {
+  systemctl restart "$1" && return 0
+  code=$(systemctl show -p ExecMainStatus --value "$1")
   [ "${code:-0}" -ge 200 ] && [ "$code" -le 243 ] || return 1
-  systemctl reset-failed "$BRIDGE" 2>/dev/null || true
+  systemctl reset-failed "$1" 2>/dev/null || true
   sleep 1
-  systemctl restart "$BRIDGE"
+  systemctl restart "$1"
+}
+
+# Says why unit $1 did not start on $2, with its journal's end; then stops it (Restart=
+# would try again on whatever its link names by then) and clears its failed state (the
+# failure is this run's to report, not the server's monitoring's).
+not_started() {
+  journalctl -u "$1" -n 20 --no-pager >&2
+  echo "gunicorn does not start on $(basename "$2") (status $(systemctl show -p ExecMainStatus --value "$1")): the running release keeps serving" >&2
+  systemctl stop "$1" 2>/dev/null || true
+  systemctl reset-failed "$1" 2>/dev/null || true
+}
+
+# Points link $1 at $2, atomically.
+point() {
+  ln -sfn "$2" "$1.new" && mv -Tf "$1.new" "$1"
 }
 
 switch_to() (
   set -f
-  moving=1
-  [ "$(readlink "$ROOT/current" 2>/dev/null)" = "$1" ] && moving=
   systemctl reset-failed "$SERVICE" "$SOCKET" "$BRIDGE" 2>/dev/null || true
   systemctl start "$SOCKET" || exit 1
-  bridged=
-  if systemctl is-active --quiet "$SERVICE"; then
-    ln -sfn "$1" "$ROOT/next.new" && mv -Tf "$ROOT/next.new" "$ROOT/next" || exit 1
-    if ! start_bridge; then
-      journalctl -u "$BRIDGE" -n 20 --no-pager >&2
-      echo "gunicorn does not start on $(basename "$1") (status $(systemctl show -p ExecMainStatus --value "$BRIDGE")): the running release keeps serving" >&2
+  was=$(readlink "$ROOT/current" 2>/dev/null || true)
+  # The live unit; both running is a switch cut off before its end: the service stays live
+  # and the bridge, restarted, takes over.
+  live=
+  if systemctl is-active --quiet "$SERVICE"; then live=$SERVICE
+  elif systemctl is-active --quiet "$BRIDGE"; then live=$BRIDGE; fi
+  # shellcheck disable=SC2086 # unit names, one word each
+  stop_processes() { if [ -n "$PROCESSES" ]; then systemctl stop $PROCESSES || true; fi; }
+  if [ "$live" = "$SERVICE" ]; then
+    point "$ROOT/next" "$1" || exit 1
+    start_unit "$BRIDGE" || { not_started "$BRIDGE" "$1"; exit 1; }
+    stop_processes
+    point "$ROOT/current" "$1" || exit 1
+  else
+    # The service runs `current`: it moves first, and back when the service does not start.
+    stop_processes
+    point "$ROOT/current" "$1" || exit 1
+    if ! start_unit "$SERVICE"; then
+      not_started "$SERVICE" "$1"
+      if [ -n "$was" ]; then point "$ROOT/current" "$was"; else rm -f "$ROOT/current"; fi
+      # shellcheck disable=SC2086
+      if [ -n "$was" ] && [ -n "$PROCESSES" ]; then systemctl start $PROCESSES || true; fi
       exit 1
     fi
-    bridged=1
   fi
-  # shellcheck disable=SC2086 # unit names, one word each
-  if [ -n "$moving" ] && [ -n "$PROCESSES" ]; then systemctl stop $PROCESSES || true; fi
-  ln -sfn "$1" "$ROOT/current.new" && mv -Tf "$ROOT/current.new" "$ROOT/current" || exit 1
-  systemctl restart "$SERVICE" || true
-  i=0; while [ $i -lt 50 ] && ! systemctl is-active --quiet "$SERVICE"; do sleep 0.1; i=$((i+1)); done
-  up=; systemctl is-active --quiet "$SERVICE" && up=1
-  # (systemctl warns that the socket could start the bridge again: it is the service's.)
-  if [ -n "$bridged" ]; then systemctl stop "$BRIDGE" 2>/dev/null || true; fi
-  [ -n "$up" ] || { journalctl -u "$SERVICE" -n 20 --no-pager >&2; exit 1; }
-  if [ -n "$moving" ] && [ -n "$PROCESSES" ]; then
+  # (systemctl warns that the socket could start the stopped unit again: only the service,
+  # and only while neither runs.)
+  if [ -n "$live" ]; then systemctl stop "$live" 2>/dev/null || true; fi
+  # The idle unit's link too, so that `next` and `current` agree once the switch is done.
+  point "$ROOT/next" "$1" || exit 1
+  if [ -n "$PROCESSES" ]; then
     # shellcheck disable=SC2086
     systemctl reset-failed $PROCESSES 2>/dev/null || true
     # shellcheck disable=SC2086,SC2046

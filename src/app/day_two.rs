@@ -30,7 +30,8 @@ pub fn manage_command(vars: &Vars, args: &[String]) -> String {
 /// What `tandem restart` restarts on an app server, without a release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Restartable {
-    /// gunicorn's service, bridged: a second gunicorn on the same socket answers meanwhile.
+    /// gunicorn: its idle unit starts on the live release, then the live one stops (no
+    /// request waits for Django to start).
     Gunicorn,
     /// The background processes of `processes:` that run on the server (warm shutdown).
     Processes,
@@ -44,16 +45,9 @@ pub fn restart_script(vars: &Vars, what: &[Restartable]) -> String {
     let mut s = String::from("set -e\n");
     for item in what {
         match item {
-            // The live release switched to itself: the bridge answers while gunicorn
-            // restarts, so no request waits for Django to start.
-            Restartable::Gunicorn => s.push_str(&format!(
-                "{assign}{switch}live=$(readlink \"$ROOT/current\") || {{ echo 'no release is live here' >&2; exit 1; }}\n\
-                 switch_to \"$live\"\n\
-                 echo \"restarted {svc} (pid $(systemctl show -p MainPID --value {svc}))\"\n",
-                assign = crate::resource::script::assignments(&[("ROOT", &vars.paths.root)]),
-                switch = crate::resource::release::switch_function(vars),
-                svc = shell_word(&vars.units.service)
-            )),
+            Restartable::Gunicorn => {
+                s.push_str(&crate::resource::release::switch_live_script(vars, false))
+            }
             Restartable::Processes => {
                 let units = vars.processes.shell_units();
                 if units.is_empty() {
@@ -71,7 +65,9 @@ pub fn restart_script(vars: &Vars, what: &[Restartable]) -> String {
                 }
             }
             Restartable::Nginx => {
-                s.push_str("nginx -t -q || { echo 'nginx -t fails: nothing reloaded' >&2; exit 1; }\n");
+                s.push_str(
+                    "nginx -t -q || { echo 'nginx -t fails: nothing reloaded' >&2; exit 1; }\n",
+                );
                 s.push_str(&crate::model::platform::nginx_reload("reload"));
                 s.push_str("echo 'reloaded nginx'\n");
             }
@@ -142,7 +138,8 @@ pub fn logs_script(
             LogSource::Gunicorn => {
                 journal_units.push(vars.units.socket.clone());
                 journal_units.push(vars.units.service.clone());
-                // The bridge serves during switches: its requests are the site's too.
+                // The bridge serves every other release (the units take turns): its requests
+                // are the site's too.
                 journal_units.push(vars.units.bridge.clone());
             }
             LogSource::Nginx => {

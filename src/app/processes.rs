@@ -2,9 +2,9 @@
 //! app servers it runs on, started from the current release with the env file; its unit
 //! removed from the others (a singleton that runs elsewhere, a process moved away).
 //!
-//! The units are `PartOf=` gunicorn's service, so a changed env file or unit, which restarts
-//! gunicorn, restarts them too; a release stops them before `current` moves and starts them on
-//! the new code after (`resource::release::switch_function`). Before the first release there
+//! The units are `PartOf=` gunicorn's service (stopped with it); every switch of gunicorn's
+//! units (a release, a changed env file or unit, `tandem restart`) stops them before `current`
+//! moves and starts them on the new code after (`resource::release::switch_function`). Before the first release there
 //! is no code to run: `ConditionPathExists=` keeps the unit from starting until there is.
 
 use crate::engine::templates::Templates;
@@ -122,14 +122,19 @@ mod tests {
         dir: &std::path::Path,
         config: &crate::config::Config,
         id: &str,
-    ) -> (String, String) {
+        active: &str,
+        fail: &str,
+    ) -> (String, String, bool) {
         use std::os::unix::fs::PermissionsExt;
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         let systemctl = bin.join("systemctl");
         std::fs::write(
             &systemctl,
-            "#!/bin/sh\necho \"systemctl $* -> $(basename \"$(readlink \"$ROOT/current\")\")\" >>\"$LOG\"\n",
+            // `is-active` answers for the unit named in $ACTIVE only.
+            "#!/bin/sh\necho \"systemctl $* -> $(basename \"$(readlink \"$ROOT/current\")\")\" >>\"$LOG\"\n\
+             [ \"$1\" != restart ] || [ \"$2\" != \"$FAIL\" ] || exit 1\n\
+             [ \"$1\" != is-active ] || [ \"$3\" = \"$ACTIVE\" ]\n",
         )
         .unwrap();
         std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -148,54 +153,97 @@ mod tests {
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("LOG", &log)
             .env("ROOT", &root)
+            .env("ACTIVE", active)
+            .env("FAIL", fail)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let current = std::fs::read_link(root.join("current")).unwrap();
+        if out.status.success() {
+            // The idle unit's link agrees with `current` once the switch is done.
+            assert_eq!(std::fs::read_link(root.join("next")).unwrap(), current);
+        }
         (
             std::fs::read_to_string(log).unwrap(),
             current.file_name().unwrap().to_string_lossy().into_owned(),
+            out.status.success(),
         )
+    }
+
+    /// The calls of a rollback to r1 while `active` serves r0, in order, and a finder of
+    /// their positions.
+    fn rollback_calls(active: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let (log, current, ok) = rollback_in(dir.path(), &config, "r1", active, "");
+        assert!(ok && current == "r1", "{log}");
+        log.lines()
+            .filter(|l| {
+                !l.starts_with("systemctl is-active") && !l.starts_with("systemctl reset-failed")
+            })
+            .map(str::to_string)
+            .collect()
     }
 
     #[test]
     fn a_rollback_stops_the_processes_before_current_moves() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path());
-        let (log, current) = rollback_in(dir.path(), &config, "r1");
-        assert_eq!(current, "r1");
-        let calls: Vec<&str> = log.lines().collect();
-        let at = |call: &str| {
-            calls
-                .iter()
-                .position(|c| *c == call)
-                .unwrap_or_else(|| panic!("no `{call}` in:\n{log}"))
-        };
-        // The bridge answers on the new release before anything stops; the processes stop
-        // while `current` is the old release, gunicorn restarts on the new one.
-        assert!(
-            at("systemctl restart gunicorn-shop-bridge.service -> r0")
-                < at("systemctl stop shop-worker.service shop-beat.service -> r0"),
-            "{log}"
-        );
-        assert!(
-            at("systemctl restart gunicorn-shop.service -> r1")
-                < at("systemctl stop gunicorn-shop-bridge.service -> r1"),
-            "{log}"
-        );
+        // The service serves: the bridge starts on r1 before anything stops (one Django
+        // start), the processes stop while `current` is r0, the service stops once it moved.
         assert_eq!(
-            calls.last(),
-            Some(&"systemctl start shop-worker.service shop-beat.service -> r1"),
-            "{log}"
+            rollback_calls("gunicorn-shop.service"),
+            [
+                "systemctl start gunicorn-shop.socket -> r0",
+                "systemctl restart gunicorn-shop-bridge.service -> r0",
+                "systemctl stop shop-worker.service shop-beat.service -> r0",
+                "systemctl stop gunicorn-shop.service -> r1",
+                "systemctl start shop-worker.service shop-beat.service -> r1",
+            ]
         );
+        // The bridge serves: the service runs `current`, so the processes stop first, then
+        // the service starts on r1 and the bridge stops. The units take turns.
+        assert_eq!(
+            rollback_calls("gunicorn-shop-bridge.service"),
+            [
+                "systemctl start gunicorn-shop.socket -> r0",
+                "systemctl stop shop-worker.service shop-beat.service -> r0",
+                "systemctl restart gunicorn-shop.service -> r1",
+                "systemctl stop gunicorn-shop-bridge.service -> r1",
+                "systemctl start shop-worker.service shop-beat.service -> r1",
+            ]
+        );
+        // Nothing serves (socket activation not triggered yet): the service starts.
         assert!(
-            log.contains("systemctl restart gunicorn-shop.service -> r1"),
-            "{log}"
+            rollback_calls("")
+                .iter()
+                .any(|c| c == "systemctl restart gunicorn-shop.service -> r1")
         );
+    }
+
+    /// A release whose gunicorn does not start moves nothing: the live unit keeps serving the
+    /// live release, whichever unit it is, and the processes run on it again.
+    #[test]
+    fn a_release_that_does_not_start_moves_nothing() {
+        for (active, idle) in [
+            ("gunicorn-shop.service", "gunicorn-shop-bridge.service"),
+            ("gunicorn-shop-bridge.service", "gunicorn-shop.service"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config(dir.path());
+            let (log, current, ok) = rollback_in(dir.path(), &config, "r1", active, idle);
+            assert!(!ok, "{log}");
+            assert_eq!(current, "r0", "{log}");
+            assert!(!log.contains(&format!("stop {active}")), "{log}");
+            if idle == "gunicorn-shop.service" {
+                // Restart=on-failure would start it again on whatever `current` names.
+                assert!(
+                    log.contains("systemctl stop gunicorn-shop.service -> r1"),
+                    "{log}"
+                );
+                assert!(
+                    log.ends_with("systemctl start shop-worker.service shop-beat.service -> r0\n"),
+                    "{log}"
+                );
+            }
+        }
     }
 
     /// A release name read from a broken-into server is a word, never shell.
@@ -204,7 +252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
         let id = "r1'$(touch pwned)\"`touch pwned2` *";
-        let (_, current) = rollback_in(dir.path(), &config, id);
+        let (_, current, _) = rollback_in(dir.path(), &config, id, "gunicorn-shop.service", "");
         assert_eq!(current, id);
         assert!(!dir.path().join("pwned").exists() && !dir.path().join("pwned2").exists());
     }

@@ -38,21 +38,7 @@ pub fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &
             &format!("run tandem apply: it stops and removes {unit} on servers it does not run on"),
         );
     }
-    // The bridge serves only while a release switches: running otherwise, a run was cut off
-    // mid-switch and two releases answer side by side.
-    for line in out.lines().filter_map(|l| l.strip_prefix("bridge=")) {
-        let (unit, state) = line.split_once(' ').unwrap_or((line, ""));
-        v.add(
-            name,
-            &format!("{unit} not running outside a release"),
-            state != "active" && state != "activating",
-            state,
-            &format!(
-                "a release was cut off while switching: `tandem deploy` finishes it (or \
-                 `systemctl stop {unit}` keeps the release `current` names)"
-            ),
-        );
-    }
+    gunicorn_checks(v, name, out);
     let json: serde_json::Value = out
         .lines()
         .find_map(|l| l.strip_prefix("json="))
@@ -259,9 +245,13 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
          {after}\
          wait; cat \"$M\"; rm -f \"$M\"\n\
          else echo 'error=no current release'; fi\n\
-         for u in {socket} {service} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
+         for u in {socket} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
          for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n\
-         echo \"bridge={bridge} $(systemctl is-active {bridge})\"\n",
+         echo \"current=$(basename \"$(readlink {current})\")\"\n\
+         for u in {service} {bridge}; do\n\
+         p=$(systemctl show -p MainPID --value $u)\n\
+         echo \"gunicorn=$u $(systemctl is-active $u) $(basename \"$(readlink /proc/$p/cwd 2>/dev/null)\")\"\n\
+         done\n",
         beside = if multi_tenant {
             format!("( {django} ) >\"$M\" &\n")
         } else {
@@ -287,6 +277,52 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
         service = shell_word(&vars.units.service),
         bridge = shell_word(&vars.units.bridge),
     )
+}
+
+/// gunicorn's two units take turns (scripts/release/switch.sh): exactly one serves, and it
+/// runs the release `current` names. Two at once, or one on another release, is a switch cut
+/// off midway (two releases answering side by side).
+fn gunicorn_checks(v: &mut Verification, name: &str, out: &str) {
+    // `gunicorn=UNIT STATE RELEASE`: the release is the directory its main process runs in.
+    let units: Vec<(&str, &str, &str)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("gunicorn="))
+        .map(|l| {
+            let mut words = l.splitn(3, ' ');
+            let unit = words.next().unwrap_or("");
+            (unit, words.next().unwrap_or(""), words.next().unwrap_or(""))
+        })
+        .collect();
+    if units.is_empty() {
+        return;
+    }
+    let current = out
+        .lines()
+        .find_map(|l| l.strip_prefix("current="))
+        .unwrap_or("");
+    let live: Vec<&(&str, &str, &str)> = units.iter().filter(|u| u.1 == "active").collect();
+    let names = units.iter().map(|u| u.0).collect::<Vec<_>>().join(" or ");
+    let states = units
+        .iter()
+        .map(|u| format!("{} {}", u.0, u.1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    v.add(
+        name,
+        &format!("one gunicorn serves ({names})"),
+        live.len() == 1,
+        &states,
+        "`tandem restart gunicorn` leaves one (a switch was cut off, or a unit was started by hand); see journalctl -u for each",
+    );
+    if let [(unit, _, release)] = live.as_slice() {
+        v.add(
+            name,
+            "gunicorn runs the live release",
+            !current.is_empty() && release == &current,
+            format!("{unit} runs {release}, current is {current}"),
+            "`tandem restart gunicorn` starts it on the release `current` names",
+        );
+    }
 }
 
 /// Runs on an app server as root: TCP and a real login with the app's credentials (read from
@@ -339,18 +375,42 @@ mod tests {
             .map(|c| (c.ok, c.detail))
     }
 
-    /// A bridge left running by a run cut off mid-switch fails verify; stopped, it passes.
+    /// One of gunicorn's two units serves, either, on the release `current` names; two at
+    /// once, none, or one on another release (a switch cut off) fail.
     #[test]
-    fn a_running_bridge_is_a_cut_off_switch() {
-        let check = "gunicorn-shop-bridge.service not running outside a release";
+    fn one_gunicorn_serves_the_live_release() {
+        let one = "one gunicorn serves (gunicorn-shop.service or gunicorn-shop-bridge.service)";
+        let live = "gunicorn runs the live release";
+        let out = |service: &str, bridge: &str, current: &str| {
+            format!(
+                "current={current}\ngunicorn=gunicorn-shop.service {service}\n\
+                 gunicorn=gunicorn-shop-bridge.service {bridge}\n"
+            )
+        };
+        let bridge_serves = out("inactive ", "active r2", "r2");
+        assert_eq!(app_result(&bridge_serves, one).map(|r| r.0), Some(true));
         assert_eq!(
-            app_result("bridge=gunicorn-shop-bridge.service active\n", check),
-            Some((false, "active".into()))
+            app_result(&bridge_serves, live),
+            Some((
+                true,
+                "gunicorn-shop-bridge.service runs r2, current is r2".into()
+            ))
         );
+        let service_serves = out("active r2", "inactive ", "r2");
+        assert_eq!(app_result(&service_serves, live).map(|r| r.0), Some(true));
+        let both = out("active r1", "active r2", "r2");
         assert_eq!(
-            app_result("bridge=gunicorn-shop-bridge.service inactive\n", check),
-            Some((true, "inactive".into()))
+            app_result(&both, one),
+            Some((
+                false,
+                "gunicorn-shop.service active, gunicorn-shop-bridge.service active".into()
+            ))
         );
+        assert_eq!(app_result(&both, live), None);
+        let old = out("active r1", "inactive ", "r2");
+        assert_eq!(app_result(&old, live).map(|r| r.0), Some(false));
+        let none = out("inactive ", "failed ", "r2");
+        assert_eq!(app_result(&none, one).map(|r| r.0), Some(false));
     }
 
     #[test]

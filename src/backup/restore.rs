@@ -291,10 +291,12 @@ pub fn cluster_prelude(spec: &crate::model::desired::PatroniSpec) -> String {
 pub fn app_units(vars: &Vars, start: bool) -> String {
     let socket = shell_word(&vars.units.socket);
     let service = shell_word(&vars.units.service);
+    // Whichever of gunicorn's two units serves stops (they take turns); the service starts.
+    let bridge = shell_word(&vars.units.bridge);
     // The background processes stop with gunicorn (PartOf=) but are not started by it.
     let procs = vars.processes.shell_units();
     match start {
-        false => format!("systemctl stop {socket} {service} {procs}\n"),
+        false => format!("systemctl stop {socket} {service} {bridge} {procs}\n"),
         true => format!("systemctl start {socket} {service} {procs}\n"),
     }
 }

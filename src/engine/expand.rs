@@ -50,7 +50,14 @@ pub fn expand(
             }
         }
         for h in &book.handlers {
-            let effect = Effect::of(&templates.render_field(&h.service, vars)?, h.action);
+            let service = templates.render_field(&h.service, vars)?;
+            let effect = match Effect::of(&service, h.action) {
+                Effect::Switch { service, .. } => Effect::Switch {
+                    service,
+                    script: crate::resource::release::switch_live_script(vars, true),
+                },
+                effect => effect,
+            };
             handlers.push(RenderedHandler {
                 phase: role,
                 name: h.name.clone(),

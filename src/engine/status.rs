@@ -51,9 +51,16 @@ pub fn script(config: &Config, server: &Server) -> String {
                 "echo @releases\n{}",
                 crate::app::day_two::releases_script(&vars)
             ));
-            let mut units = vec![vars.units.service.clone()];
-            units.extend(vars.processes.here.iter().map(|p| p.unit.clone()));
-            s.push_str(&units_script(&units));
+            // gunicorn's two units take turns: the one serving, else the service.
+            s.push_str(&format!(
+                "echo @units\nu={service}; systemctl is-active --quiet {bridge} && u={bridge}\n\
+                 printf '%s %s\\n' \"$u\" \"$(systemctl is-active \"$u\")\"\n",
+                service = shell_word(&vars.units.service),
+                bridge = shell_word(&vars.units.bridge),
+            ));
+            let processes: Vec<String> =
+                vars.processes.here.iter().map(|p| p.unit.clone()).collect();
+            s.push_str(&unit_lines(&processes));
             if vars.tls.enabled {
                 s.push_str(&format!(
                     "echo @certificate\nend=$(openssl x509 -enddate -noout -in {} 2>/dev/null | cut -d= -f2)\n\
@@ -87,7 +94,12 @@ pub fn script(config: &Config, server: &Server) -> String {
 
 /// Prints each unit's state under `@units`, one `unit state` line each.
 fn units_script(units: &[String]) -> String {
-    let mut s = String::from("echo @units\n");
+    format!("echo @units\n{}", unit_lines(units))
+}
+
+/// One `unit state` line per unit.
+fn unit_lines(units: &[String]) -> String {
+    let mut s = String::new();
     for unit in units {
         s.push_str(&format!(
             "printf '%s %s\\n' {u} \"$(systemctl is-active {u})\"\n",

@@ -321,7 +321,8 @@ pub struct Paths {
     pub root: String,
     pub releases: String,
     pub current: String,
-    /// The release a switch brings in, served by the bridge unit while gunicorn restarts.
+    /// The bridge unit's release: the one a switch brings in when the service serves, then
+    /// `current`'s once the switch is done.
     pub next: String,
     pub static_root: String,
     pub media_root: String,
@@ -351,8 +352,8 @@ impl Paths {
 pub struct Units {
     pub socket: String,
     pub service: String,
-    /// A second gunicorn on the same socket, on the next release, while the service restarts
-    /// (scripts/release/switch.sh).
+    /// A second gunicorn on the same socket, on `next`: it and the service take turns, one
+    /// serving, the other started on the new release at each switch (scripts/release/switch.sh).
     pub bridge: String,
 }
 

@@ -72,6 +72,13 @@ pub enum Effect {
     Reload(String),
     /// `systemctl try-restart SERVICE`.
     Restart(String),
+    /// gunicorn's live release switched to itself, when a gunicorn runs: `script` (made where
+    /// the app's units and paths are known) starts the idle unit and stops the live one.
+    Switch {
+        service: String,
+        #[serde(skip)]
+        script: String,
+    },
 }
 
 impl Effect {
@@ -82,6 +89,10 @@ impl Effect {
             ("ssh", HandlerAction::Reload) => Effect::SshReload,
             (s, HandlerAction::Reload) => Effect::Reload(s.to_string()),
             (s, HandlerAction::Restart) => Effect::Restart(s.to_string()),
+            (s, HandlerAction::Switch) => Effect::Switch {
+                service: s.to_string(),
+                script: String::new(),
+            },
         }
     }
 
@@ -89,7 +100,7 @@ impl Effect {
         match self {
             Effect::PostgresReload => "postgresql",
             Effect::SshReload => "ssh",
-            Effect::Reload(s) | Effect::Restart(s) => s,
+            Effect::Reload(s) | Effect::Restart(s) | Effect::Switch { service: s, .. } => s,
         }
     }
 
@@ -135,6 +146,7 @@ impl Effect {
             Effect::Restart(service) => {
                 s.push_str(&format!("systemctl try-restart {}\n", shell_word(service)))
             }
+            Effect::Switch { script, .. } => s.push_str(script),
         }
         s
     }
@@ -143,7 +155,7 @@ impl Effect {
 impl fmt::Display for Effect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Effect::Restart(s) => write!(f, "restart {s}"),
+            Effect::Restart(s) | Effect::Switch { service: s, .. } => write!(f, "restart {s}"),
             other => write!(f, "reload {}", other.service()),
         }
     }

@@ -182,6 +182,9 @@ pub enum Source {
 pub enum HandlerAction {
     Reload,
     Restart,
+    /// gunicorn's units take turns on the live release (scripts/release/switch.sh): one
+    /// Django start, no request held. Only for the app's gunicorn.
+    Switch,
 }
 
 /// Run once at the end of a role when a step that notifies it changed something.

@@ -291,6 +291,31 @@ pub fn switch_function(vars: &Vars) -> String {
     )
 }
 
+/// Switches the live release to itself: the idle gunicorn unit starts on it (new settings, a
+/// changed unit) and the live one stops. `only_if_running`: nothing when no gunicorn runs
+/// (socket activation starts the service with the new settings at the first request);
+/// otherwise the service is started. Says which unit serves, and its pid.
+pub fn switch_live_script(vars: &Vars, only_if_running: bool) -> String {
+    // No `exit 0` when skipping: a handler's script goes on after this (it clears the mark
+    // that the handler is owed).
+    let running = if only_if_running {
+        "systemctl is-active --quiet \"$SERVICE\" || systemctl is-active --quiet \"$BRIDGE\""
+    } else {
+        "true"
+    };
+    format!(
+        "{assign}{switch}if {running}; then\n\
+         live=$(readlink \"$ROOT/current\") || {{ echo 'no release is live here' >&2; exit 1; }}\n\
+         switch_to \"$live\"\n\
+         for u in \"$SERVICE\" \"$BRIDGE\"; do\n\
+         if systemctl is-active --quiet \"$u\"; then echo \"restarted gunicorn: $u serves (pid $(systemctl show -p MainPID --value \"$u\"))\"; fi\n\
+         done\n\
+         else echo 'gunicorn is not running: it starts with the new settings'; fi\n",
+        assign = assignments(&[("ROOT", &vars.paths.root)]),
+        switch = switch_function(vars),
+    )
+}
+
 /// Switches `current` back to release `id` (already on the host) and restarts gunicorn.
 pub fn rollback_script(vars: &Vars, id: &str) -> String {
     let root = &vars.paths.root;
@@ -345,6 +370,56 @@ mod tests {
                 assert_python_heredocs_compile(&script, &what);
             }
         }
+    }
+
+    /// The handler's restart when no gunicorn runs (before the first release, or before the
+    /// first request): nothing switches and the script goes on to its end, where the handler
+    /// clears its owed mark. `tandem restart` without a release says so and fails.
+    #[test]
+    fn a_restart_with_no_gunicorn_running_switches_nothing_and_goes_on() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, config, _) = shop_and_bundle(0);
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        std::fs::write(
+            &systemctl,
+            "#!/bin/sh\necho \"systemctl $*\" >>\"$LOG\"\n[ \"$1\" != is-active ]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut vars = Vars::for_paths(&config, &config.servers[1]);
+        vars.paths.root = dir.path().join("srv").display().to_string();
+        let log = dir.path().join("log");
+        let run = |only_if_running: bool| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "set -e\n{}echo end",
+                    switch_live_script(&vars, only_if_running)
+                ))
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .env("LOG", &log)
+                .output()
+                .unwrap()
+        };
+        let handler = run(true);
+        assert!(handler.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&handler.stdout),
+            "gunicorn is not running: it starts with the new settings\nend\n"
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            calls.lines().all(|c| c.starts_with("systemctl is-active")),
+            "{calls}"
+        );
+        let restart = run(false);
+        assert!(!restart.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&restart.stderr),
+            "no release is live here\n"
+        );
     }
 
     /// go_live under sh with a `systemctl` that always succeeds and the real health check,
