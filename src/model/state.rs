@@ -101,6 +101,10 @@ pub struct ReleaseState {
     /// The current release's migration files (paths below it), for the plan to name the
     /// ones a new release adds.
     pub migrations: Vec<String>,
+    /// gunicorn's units that have a main process, and the release it runs in (unit, release
+    /// directory name): one, on `current`, once a switch is done.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub serving: Vec<(String, String)>,
 }
 
 impl ReleaseState {
@@ -118,11 +122,33 @@ impl ReleaseState {
                 s.releases.push(v.to_string());
             } else if let Some(v) = line.strip_prefix("migration=./") {
                 s.migrations.push(v.to_string());
+            } else if let Some(v) = line.strip_prefix("serving=") {
+                let (unit, release) = v.split_once(' ').unwrap_or((v, ""));
+                s.serving.push((unit.to_string(), release.to_string()));
             }
         }
         s.releases.sort();
         s.migrations.sort();
         s
+    }
+
+    /// Why gunicorn's units are not as a finished switch leaves them (one serving, on
+    /// `current`): a switch cut off midway, or a unit started by hand. None when they are, or
+    /// when none runs (socket activation starts the service at the first request).
+    pub fn gunicorn_drift(&self) -> Option<String> {
+        let current = self.current.as_deref()?;
+        match self.serving.as_slice() {
+            [] => None,
+            [(_, release)] if release == current => None,
+            [(unit, release)] => Some(format!("{unit} runs {release}, current is {current}")),
+            many => Some(format!(
+                "{} run at once",
+                many.iter()
+                    .map(|(unit, _)| unit.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
     }
 
     /// The release before the current one, for rollback.

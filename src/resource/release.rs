@@ -20,8 +20,12 @@ pub fn probe(vars: &Vars) -> String {
     format!(
         "cd {root} 2>/dev/null || exit 3; echo \"current=$(readlink current 2>/dev/null | sed 's|.*/||')\"; \
          echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; \
+         for u in {service} {bridge}; do p=$(systemctl show -p MainPID --value \"$u\" 2>/dev/null); \
+         if [ -n \"$p\" ] && [ \"$p\" != 0 ]; then echo \"serving=$u $(readlink /proc/$p/cwd 2>/dev/null | sed 's|.*/||')\"; fi; done; \
          cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
-        root = shell_word(&vars.paths.root)
+        root = shell_word(&vars.paths.root),
+        service = shell_word(&vars.units.service),
+        bridge = shell_word(&vars.units.bridge),
     )
 }
 
@@ -37,7 +41,22 @@ pub fn plan(
     state: &ReleaseState,
 ) -> Vec<Change> {
     if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
-        return Vec::new();
+        // The code is live; a switch cut off midway (or a unit started by hand) is finished
+        // by switching the live release to itself.
+        return state
+            .gunicorn_drift()
+            .map(|why| {
+                Change::release(
+                    "Ship the Django code",
+                    format!(
+                        "~ gunicorn: one unit on {} ({why})",
+                        state.current.as_deref().unwrap_or_default()
+                    ),
+                    switch_live_script(vars, false),
+                )
+            })
+            .into_iter()
+            .collect();
     }
     let id = release_id(&bundle.hash);
     let was = state.current.as_deref().unwrap_or("none");
@@ -543,6 +562,53 @@ mod tests {
         assert_eq!(s.current_hash.as_deref(), Some("abc"));
         assert_eq!(s.previous(), Some("20261127T050000Z-aaa"));
         assert_eq!(ReleaseState::parse(3, "").current, None);
+    }
+
+    /// With the code live, gunicorn's units as a cut-off switch leaves them (two running, or
+    /// one on another release than `current`) plan the switch that finishes it; one on
+    /// `current`, or none (socket activation), plans nothing. The probe's answer of a server
+    /// from before the units took turns (no `serving=` lines) plans nothing either.
+    #[test]
+    fn a_switch_cut_off_midway_is_finished_by_the_plan() {
+        let (_dir, config, bundle) = shop_and_bundle(3);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let state = |serving: &str| {
+            ReleaseState::parse(
+                0,
+                &format!(
+                    "current=r2\nhash={}\nrelease=r1\nrelease=r2\n{serving}",
+                    bundle.hash
+                ),
+            )
+        };
+        let planned = |serving: &str| -> Vec<String> {
+            plan(true, &config, &vars, &bundle, &state(serving))
+                .into_iter()
+                .map(|c| c.summary)
+                .collect()
+        };
+        assert!(planned("").is_empty());
+        assert!(planned("serving=gunicorn-shop-bridge.service r2\n").is_empty());
+        assert_eq!(
+            planned("serving=gunicorn-shop.service r1\n"),
+            ["~ gunicorn: one unit on r2 (gunicorn-shop.service runs r1, current is r2)"]
+        );
+        assert_eq!(
+            planned("serving=gunicorn-shop.service r2\nserving=gunicorn-shop-bridge.service r2\n"),
+            [
+                "~ gunicorn: one unit on r2 (gunicorn-shop.service and gunicorn-shop-bridge.service run at once)"
+            ]
+        );
+        let heal = plan(
+            true,
+            &config,
+            &vars,
+            &bundle,
+            &state("serving=gunicorn-shop.service r1\n"),
+        );
+        assert_eq!(heal[0].role, Phase::Release);
+        assert!(heal[0].script.contains("switch_to \"$live\""));
+        crate::resource::table::assert_shell_syntax(&probe(&vars), "release probe");
     }
 
     /// The plan names the migrations the live release lacks, on the server that runs them;
