@@ -307,6 +307,18 @@ fn manage_logs_releases_rollback_to_and_audit() {
         screen.contains(&format!("    {first}")) && screen.contains("(current)"),
         "{screen}"
     );
+    // What a broken-into server writes for the screen is shown, not obeyed by the terminal:
+    // a window title and a clipboard write (OSC 52) in who shipped the first release.
+    s.sudo_ok(
+        &s.app,
+        &format!("printf 'ops\\033]0;pwned\\007\\033]52;c;ZXZpbA==\\007\\n' >/srv/timesheet/releases/{first}/.tandem-deployed-by"),
+    );
+    let screen = text(&s.run(&["releases"]).stdout);
+    assert!(
+        screen.contains("ops\\x1b]0;pwned\\x07\\x1b]52;c;ZXZpbA==\\x07")
+            && !screen.contains('\x1b'),
+        "{screen:?}"
+    );
 
     let missing = s.run(&["rollback", "--yes", "--to", "20000101T000000Z-nope"]);
     assert_eq!(missing.status.code(), Some(1));

@@ -37,6 +37,40 @@ pub(crate) fn out_painted(text: &str, paint: fn(&str) -> String) -> anyhow::Resu
     }
 }
 
+/// `text` as it may reach a terminal. Much of what tandem prints comes from the servers (a
+/// script's error, a release's name and who shipped it, log lines, verify's findings), and a
+/// broken-into server, or a request path in a log, could carry control sequences that move
+/// the cursor, rewrite a FAIL line (`\r`), retitle the window or write the clipboard (OSC
+/// 52). Every control character but newline and tab is shown escaped (`\x1b`), except the
+/// colour sequences tandem writes itself (`style::OWN_SEQUENCES`: colours, bold, never
+/// concealed text).
+pub(crate) fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::fmt::Write;
+    let controlled = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(controlled) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(own) = crate::cli::style::OWN_SEQUENCES
+            .iter()
+            .find(|own| rest.starts_with(**own))
+        {
+            shown.push_str(own);
+            rest = &rest[own.len()..];
+            continue;
+        }
+        if controlled(c) {
+            let _ = write!(shown, "\\x{:02x}", u32::from(c));
+        } else {
+            shown.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
 /// Whether stderr's reader went away (`tandem check 2>&1 | head -1`): remembered by `say`,
 /// never a panic; tandem then stops before its next change and exits 141, as with stdout.
 pub(crate) static STDERR_CLOSED: std::sync::atomic::AtomicBool =
@@ -53,8 +87,11 @@ pub fn to_stderr(text: std::fmt::Arguments) {
     if stderr_closed() {
         return;
     }
+    let text = std::fmt::format(text);
     let mut stderr = std::io::stderr().lock();
-    if let Err(e) = stderr.write_fmt(text).and_then(|()| stderr.flush())
+    if let Err(e) = stderr
+        .write_all(visible(&text).as_bytes())
+        .and_then(|()| stderr.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         STDERR_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -81,7 +118,7 @@ pub const CLOSED_STDOUT_EXIT: u8 = 141;
 pub(crate) fn out(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+    match writeln!(stdout, "{}", visible(text)).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedStdout.into()),
         result => Ok(result?),
     }
@@ -139,4 +176,29 @@ pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    /// What a broken-into server could send is shown, not obeyed; tandem's own colours,
+    /// newlines, tabs and any printable text (UTF-8 included) pass unchanged.
+    #[test]
+    fn control_sequences_from_the_servers_are_shown_escaped() {
+        assert_eq!(
+            visible("release \x1b]52;c;ZXZpbA==\x07r1"),
+            "release \\x1b]52;c;ZXZpbA==\\x07r1"
+        );
+        assert_eq!(visible("FAIL app1\rPASS app1"), "FAIL app1\\x0dPASS app1");
+        assert_eq!(visible("\x1b[8mhidden\x1b[2J"), "\\x1b[8mhidden\\x1b[2J");
+        let ours = crate::cli::style::diagnostic("error: naïve\tcafé\nnext");
+        assert_eq!(visible(&ours), ours);
+        assert!(matches!(
+            visible("plain text, ünïcode"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // A sequence of ours split by a control character is not ours.
+        assert_eq!(visible("\x1b[3\x001m"), "\\x1b[3\\x001m");
+    }
 }

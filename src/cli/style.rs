@@ -33,6 +33,10 @@ const BOLD: &str = "\x1b[1m";
 const BOLD_RED: &str = "\x1b[1;31m";
 const BOLD_YELLOW: &str = "\x1b[1;33m";
 
+/// Every escape sequence tandem itself writes: the only ones `output::visible` lets through.
+pub(crate) const OWN_SEQUENCES: [&str; 8] =
+    [RESET, RED, GREEN, YELLOW, CYAN, BOLD, BOLD_RED, BOLD_YELLOW];
+
 /// The colour of one line of a plan. Changes are indented by 2 and start with `+` (adds),
 /// `-` (removes) or `~` (modifies); their diffs are indented by 6, the diff's own marker
 /// right after (so a context line that begins with `-` stays plain).
