@@ -367,28 +367,6 @@ fn manage_logs_releases_rollback_to_and_audit() {
     let (_, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert!(page.contains(">Timesheet</h1>"), "{page}");
 
-    // The idle unit started by hand (as a switch cut off midway leaves them): verify names
-    // it, the plan finishes the switch, apply leaves one unit serving.
-    let idle = if after.starts_with("gunicorn-timesheet.service") {
-        "gunicorn-timesheet-bridge.service"
-    } else {
-        "gunicorn-timesheet.service"
-    };
-    s.sudo_ok(&s.app, &format!("ln -sfn \"$(readlink /srv/timesheet/current)\" /srv/timesheet/next && systemctl start {idle}"));
-    let verify = s.run(&["verify"]);
-    let said = text(&verify.stdout) + &text(&verify.stderr);
-    assert_eq!(verify.status.code(), Some(1), "{said}");
-    assert!(said.contains("FAIL app1: one gunicorn serves"), "{said}");
-    let plan = text(&s.run(&["plan"]).stdout);
-    assert!(
-        plan.contains("~ gunicorn: one unit on") && plan.contains("run at once"),
-        "{plan}"
-    );
-    assert_ok("apply finishing the switch", &s.run(&["apply", "--yes"]));
-    assert_eq!(serving(&s).lines().count(), 1, "{}", serving(&s));
-    s.assert_converged("after the switch was finished");
-    let after = serving(&s);
-
     // One screen of it all, no secret needed.
     let status = s
         .tandem(&["status"])

@@ -221,6 +221,31 @@ fn verify_passes_after_apply_and_names_each_breakage() {
     );
     s.sudo_ok(&s.app, "systemctl start gunicorn-timesheet.socket");
 
+    // gunicorn's idle unit started by hand on the live release, as a switch cut off midway
+    // leaves them: verify names it, the plan finishes the switch, apply leaves one serving.
+    s.sudo_ok(
+        &s.app,
+        "ln -sfn \"$(readlink /srv/timesheet/current)\" /srv/timesheet/next && systemctl start gunicorn-timesheet.service gunicorn-timesheet-bridge.service",
+    );
+    assert_fails(
+        &s,
+        "two gunicorn units at once",
+        "one gunicorn serves",
+        "tandem restart gunicorn",
+    );
+    let plan = text(&s.run(&["plan"]).stdout);
+    assert!(
+        plan.contains("~ gunicorn: one unit on") && plan.contains("run at once"),
+        "{plan}"
+    );
+    assert_ok("apply finishing the switch", &s.run(&["apply", "--yes"]));
+    let serving = s.sudo_ok(
+        &s.app,
+        "systemctl is-active gunicorn-timesheet.service gunicorn-timesheet-bridge.service | grep -c '^active$'; true",
+    );
+    assert_eq!(serving.trim(), "1", "one unit serves after the apply");
+    s.assert_converged("after the switch was finished");
+
     s.sudo_ok(&s.app, "printf 'PasswordAuthentication yes\\nKbdInteractiveAuthentication yes\\nAuthenticationMethods any\\n' >/etc/ssh/sshd_config.d/00-aaa.conf && systemctl reload ssh");
     assert_fails(
         &s,
