@@ -51,13 +51,9 @@ pub fn expand(
         }
         for h in &book.handlers {
             let service = templates.render_field(&h.service, vars)?;
-            let effect = match Effect::of(&service, h.action) {
-                Effect::Switch { service, .. } => Effect::Switch {
-                    service,
-                    script: crate::resource::release::switch_live_script(vars, true),
-                },
-                effect => effect,
-            };
+            let effect = Effect::of(&service, h.action, || {
+                crate::resource::release::switch_live_script(vars, true)
+            });
             handlers.push(RenderedHandler {
                 phase: role,
                 name: h.name.clone(),

@@ -82,8 +82,9 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// The effect of `action` on `service` as a playbook's handler names them.
-    pub fn of(service: &str, action: HandlerAction) -> Effect {
+    /// The effect of `action` on `service` as a playbook's handler names them; `switch`
+    /// makes the script of a `switch` (it needs the app's units and paths).
+    pub fn of(service: &str, action: HandlerAction, switch: impl FnOnce() -> String) -> Effect {
         match (service, action) {
             ("postgresql", HandlerAction::Reload) => Effect::PostgresReload,
             ("ssh", HandlerAction::Reload) => Effect::SshReload,
@@ -91,7 +92,7 @@ impl Effect {
             (s, HandlerAction::Restart) => Effect::Restart(s.to_string()),
             (s, HandlerAction::Switch) => Effect::Switch {
                 service: s.to_string(),
-                script: String::new(),
+                script: switch(),
             },
         }
     }
@@ -172,7 +173,7 @@ mod tests {
             ..Discovery::default()
         };
         let plain = Discovery::default();
-        let ssh = Effect::of("ssh", HandlerAction::Reload);
+        let ssh = Effect::of("ssh", HandlerAction::Reload, String::new);
         assert_eq!(ssh, Effect::SshReload);
         assert!(
             ssh.script(Some(&Check::Command("sshd -t".into())), &socket)
@@ -182,12 +183,12 @@ mod tests {
             ssh.script(None, &plain)
                 .contains("try-reload-or-restart ssh")
         );
-        let pg = Effect::of("postgresql", HandlerAction::Reload);
+        let pg = Effect::of("postgresql", HandlerAction::Reload, String::new);
         assert!(pg.script(None, &plain).contains("pending_restart"));
-        let gunicorn = Effect::of("gunicorn-shop.service", HandlerAction::Restart);
+        let gunicorn = Effect::of("gunicorn-shop.service", HandlerAction::Restart, String::new);
         assert_eq!(gunicorn.to_string(), "restart gunicorn-shop.service");
         // nginx: checked first, then reloaded and waited for (its old workers stop accepting).
-        let nginx = Effect::of("nginx", HandlerAction::Reload)
+        let nginx = Effect::of("nginx", HandlerAction::Reload, String::new)
             .script(Some(&Check::Command("nginx -t".into())), &plain);
         assert!(nginx.starts_with(
             "set -e\nif ! OUT=$(nginx -t 2>&1); then printf '%s failed, not reloading: %s\\n' '`nginx -t`' \"$OUT\" >&2; exit 1; fi\n"
@@ -203,7 +204,10 @@ mod tests {
             .unwrap();
         assert!(parsed.success(), "{nginx}");
         assert_eq!(pg.own_check(), Some(Check::PostgresConfig));
-        assert_eq!(Effect::of("nginx", HandlerAction::Reload).own_check(), None);
+        assert_eq!(
+            Effect::of("nginx", HandlerAction::Reload, String::new).own_check(),
+            None
+        );
         let checked = pg.script(pg.own_check().as_ref(), &plain);
         assert!(
             checked.contains("postgres -D") && checked.contains("-C data_directory"),

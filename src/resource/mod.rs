@@ -509,7 +509,7 @@ mod tests {
             handlers: vec![RenderedHandler {
                 phase: Phase::Db,
                 name: "reload postgresql".into(),
-                effect: Effect::of("postgresql", HandlerAction::Reload),
+                effect: Effect::of("postgresql", HandlerAction::Reload, String::new),
                 check: None,
             }],
         };
