@@ -248,10 +248,7 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
          for u in {socket} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
          for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n\
          echo \"current=$(basename \"$(readlink {current})\")\"\n\
-         for u in {service} {bridge}; do\n\
-         p=$(systemctl show -p MainPID --value $u)\n\
-         echo \"gunicorn=$u $(systemctl is-active $u) $(basename \"$(readlink /proc/$p/cwd 2>/dev/null)\")\"\n\
-         done\n",
+         {gunicorn}\n",
         beside = if multi_tenant {
             format!("( {django} ) >\"$M\" &\n")
         } else {
@@ -274,8 +271,7 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
         env = shell_word(&vars.paths.env_file),
         user = shell_word(&vars.user),
         socket = shell_word(&vars.units.socket),
-        service = shell_word(&vars.units.service),
-        bridge = shell_word(&vars.units.bridge),
+        gunicorn = crate::resource::release::gunicorn_units_query(vars),
     )
 }
 
@@ -283,16 +279,7 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
 /// runs the release `current` names. Two at once, or one on another release, is a switch cut
 /// off midway (two releases answering side by side).
 fn gunicorn_checks(v: &mut Verification, name: &str, out: &str) {
-    // `gunicorn=UNIT STATE RELEASE`: the release is the directory its main process runs in.
-    let units: Vec<(&str, &str, &str)> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("gunicorn="))
-        .map(|l| {
-            let mut words = l.splitn(3, ' ');
-            let unit = words.next().unwrap_or("");
-            (unit, words.next().unwrap_or(""), words.next().unwrap_or(""))
-        })
-        .collect();
+    let units = crate::model::state::gunicorn_units(out);
     if units.is_empty() {
         return;
     }
@@ -300,11 +287,15 @@ fn gunicorn_checks(v: &mut Verification, name: &str, out: &str) {
         .lines()
         .find_map(|l| l.strip_prefix("current="))
         .unwrap_or("");
-    let live: Vec<&(&str, &str, &str)> = units.iter().filter(|u| u.1 == "active").collect();
-    let names = units.iter().map(|u| u.0).collect::<Vec<_>>().join(" or ");
+    let live: Vec<_> = units.iter().filter(|u| u.state == "active").collect();
+    let names = units
+        .iter()
+        .map(|u| u.unit)
+        .collect::<Vec<_>>()
+        .join(" or ");
     let states = units
         .iter()
-        .map(|u| format!("{} {}", u.0, u.1))
+        .map(|u| format!("{} {}", u.unit, u.state))
         .collect::<Vec<_>>()
         .join(", ");
     v.add(
@@ -314,12 +305,12 @@ fn gunicorn_checks(v: &mut Verification, name: &str, out: &str) {
         &states,
         "`tandem restart gunicorn` leaves one (a switch was cut off, or a unit was started by hand); see journalctl -u for each",
     );
-    if let [(unit, _, release)] = live.as_slice() {
+    if let [unit] = live.as_slice() {
         v.add(
             name,
             "gunicorn runs the live release",
-            !current.is_empty() && release == &current,
-            format!("{unit} runs {release}, current is {current}"),
+            !current.is_empty() && unit.release == current,
+            format!("{} runs {}, current is {current}", unit.unit, unit.release),
             "`tandem restart gunicorn` starts it on the release `current` names",
         );
     }

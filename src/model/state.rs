@@ -89,6 +89,31 @@ fn day(epoch: i64) -> String {
         .unwrap_or_else(|_| format!("@{epoch}"))
 }
 
+/// One of gunicorn's two units as `resource::release::gunicorn_units_query` reports it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GunicornUnit<'a> {
+    pub unit: &'a str,
+    /// `systemctl is-active`'s answer.
+    pub state: &'a str,
+    /// The release directory its main process runs in; empty when none runs.
+    pub release: &'a str,
+}
+
+/// The `gunicorn=UNIT STATE RELEASE` lines of `text`.
+pub fn gunicorn_units(text: &str) -> Vec<GunicornUnit<'_>> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("gunicorn="))
+        .map(|l| {
+            let mut words = l.splitn(3, ' ');
+            GunicornUnit {
+                unit: words.next().unwrap_or(""),
+                state: words.next().unwrap_or(""),
+                release: words.next().unwrap_or(""),
+            }
+        })
+        .collect()
+}
+
 /// What the probe found about releases on an app server.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReleaseState {
@@ -122,13 +147,15 @@ impl ReleaseState {
                 s.releases.push(v.to_string());
             } else if let Some(v) = line.strip_prefix("migration=./") {
                 s.migrations.push(v.to_string());
-            } else if let Some(v) = line.strip_prefix("serving=") {
-                let (unit, release) = v.split_once(' ').unwrap_or((v, ""));
-                s.serving.push((unit.to_string(), release.to_string()));
             }
         }
         s.releases.sort();
         s.migrations.sort();
+        s.serving = gunicorn_units(text)
+            .into_iter()
+            .filter(|u| !u.release.is_empty())
+            .map(|u| (u.unit.to_string(), u.release.to_string()))
+            .collect();
         s
     }
 

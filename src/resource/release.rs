@@ -20,10 +20,19 @@ pub fn probe(vars: &Vars) -> String {
     format!(
         "cd {root} 2>/dev/null || exit 3; echo \"current=$(readlink current 2>/dev/null | sed 's|.*/||')\"; \
          echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; \
-         for u in {service} {bridge}; do p=$(systemctl show -p MainPID --value \"$u\" 2>/dev/null); \
-         if [ -n \"$p\" ] && [ \"$p\" != 0 ]; then echo \"serving=$u $(readlink /proc/$p/cwd 2>/dev/null | sed 's|.*/||')\"; fi; done; \
-         cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
+         {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
         root = shell_word(&vars.paths.root),
+        units = gunicorn_units_query(vars),
+    )
+}
+
+/// Shell (one line, `;`-ended) that prints `gunicorn=UNIT STATE RELEASE` for each of gunicorn's
+/// two units: `systemctl is-active`'s answer and the release directory its main process runs
+/// in (empty when none runs). Read by `model::state::gunicorn_units`.
+pub fn gunicorn_units_query(vars: &Vars) -> String {
+    format!(
+        "for u in {service} {bridge}; do p=$(systemctl show -p MainPID --value \"$u\" 2>/dev/null); \
+         echo \"gunicorn=$u $(systemctl is-active \"$u\") $(readlink /proc/$p/cwd 2>/dev/null | sed 's|.*/||')\"; done; ",
         service = shell_word(&vars.units.service),
         bridge = shell_word(&vars.units.bridge),
     )
@@ -567,7 +576,7 @@ mod tests {
     /// With the code live, gunicorn's units as a cut-off switch leaves them (two running, or
     /// one on another release than `current`) plan the switch that finishes it; one on
     /// `current`, or none (socket activation), plans nothing. The probe's answer of a server
-    /// from before the units took turns (no `serving=` lines) plans nothing either.
+    /// from before the units took turns (no `gunicorn=` lines) plans nothing either.
     #[test]
     fn a_switch_cut_off_midway_is_finished_by_the_plan() {
         let (_dir, config, bundle) = shop_and_bundle(3);
@@ -588,13 +597,17 @@ mod tests {
                 .collect()
         };
         assert!(planned("").is_empty());
-        assert!(planned("serving=gunicorn-shop-bridge.service r2\n").is_empty());
+        assert!(planned("gunicorn=gunicorn-shop.service inactive \ngunicorn=gunicorn-shop-bridge.service active r2\n").is_empty());
         assert_eq!(
-            planned("serving=gunicorn-shop.service r1\n"),
+            planned(
+                "gunicorn=gunicorn-shop.service active r1\ngunicorn=gunicorn-shop-bridge.service inactive \n"
+            ),
             ["~ gunicorn: one unit on r2 (gunicorn-shop.service runs r1, current is r2)"]
         );
         assert_eq!(
-            planned("serving=gunicorn-shop.service r2\nserving=gunicorn-shop-bridge.service r2\n"),
+            planned(
+                "gunicorn=gunicorn-shop.service active r2\ngunicorn=gunicorn-shop-bridge.service activating r2\n"
+            ),
             [
                 "~ gunicorn: one unit on r2 (gunicorn-shop.service and gunicorn-shop-bridge.service run at once)"
             ]
@@ -604,7 +617,7 @@ mod tests {
             &config,
             &vars,
             &bundle,
-            &state("serving=gunicorn-shop.service r1\n"),
+            &state("gunicorn=gunicorn-shop.service active r1\n"),
         );
         assert_eq!(heal[0].role, Phase::Release);
         assert!(heal[0].script.contains("switch_to \"$live\""));
