@@ -367,8 +367,11 @@ fn a_killed_run_leaves_nothing_behind_and_the_next_run_converges() {
 
 /// `tandem COMMAND --ssh-persist 30` with its kept connections under `store`'s parent (as
 /// `$XDG_RUNTIME_DIR`).
+/// Through a copy of the lab's ssh config made in `runtime` (by `kept_connections_...`): the
+/// lab rewrites its own whenever a parallel test boots or removes a server, and the config's
+/// mtime is part of a kept connection's key, so runs through it would not meet their masters.
 fn kept(s: &Scenario, runtime: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = s.tandem(args);
+    let mut cmd = s.tandem_via(args, &runtime.join("ssh_config"));
     cmd.arg("--ssh-persist")
         .arg("30")
         .env("XDG_RUNTIME_DIR", runtime);
@@ -408,6 +411,7 @@ fn kept_masters(store: &std::path::Path) -> Vec<(String, String)> {
 fn kept_connections_are_reused_and_survive_faults(s: &Scenario) {
     let runtime = s.dir.path().join("runtime");
     std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::copy(&s.lab.ssh_config, runtime.join("ssh_config")).unwrap();
     let store = runtime.join("tandem-ssh");
 
     assert_ok(

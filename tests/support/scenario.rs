@@ -246,6 +246,11 @@ ssh:
     /// environment (the options right after the command, `tenant add` included, so
     /// `manage -- ...` keeps its own).
     pub fn tandem(&self, args: &[&str]) -> Command {
+        self.tandem_via(args, &self.lab.ssh_config)
+    }
+
+    /// `tandem` with another ssh config than the lab's.
+    pub fn tandem_via(&self, args: &[&str], ssh_config: &std::path::Path) -> Command {
         let command_words = match (args[0], args.get(1)) {
             ("tenant", _) | ("lock", _) | ("db", _) | ("backup", Some(&"list")) => 2,
             _ => 1,
@@ -255,7 +260,7 @@ ssh:
             .arg("-c")
             .arg(self.config_path())
             .arg("--ssh-config")
-            .arg(&self.lab.ssh_config)
+            .arg(ssh_config)
             .args(&args[command_words..])
             .env("TANDEM_DB_PASSWORD", PASSWORD)
             .env("TANDEM_BACKUP_KEY", BACKUP_KEY)
