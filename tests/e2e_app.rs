@@ -66,6 +66,17 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         original.replace(">Timesheet</h1>", ">Timesheet v2</h1>"),
     )
     .unwrap();
+    // Its static files change too: each release has its own, so a rollback brings the old
+    // ones back, and a file only the newer release has stays served after the rollback (the
+    // release left is `previous`, for pages loaded before the switch).
+    let static_dir = s.dir.path().join("timesheet/entries/static/entries");
+    let css = std::fs::read_to_string(static_dir.join("style.css")).unwrap();
+    std::fs::write(
+        static_dir.join("style.css"),
+        css.replace("rgb(0, 102, 51)", "rgb(0, 0, 153)"),
+    )
+    .unwrap();
+    std::fs::write(static_dir.join("v2.css"), "h1 { font-weight: 900; }\n").unwrap();
     let plan = s.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2));
     assert!(
@@ -126,6 +137,16 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         "{page}"
     );
 
+    let css_of = |path: &str| fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", path);
+    let release_hash = s.sudo_ok(&s.app, "cat /srv/timesheet/current/.tandem-release");
+    let release_hash = release_hash.trim().to_string();
+    assert!(!release_hash.is_empty());
+    let (status, css) = css_of("/static/entries/style.css");
+    assert!(
+        status == "200" && css.contains("rgb(0, 0, 153)"),
+        "{status} {css}"
+    );
+
     assert_ok("rollback", &s.run(&["rollback", "--yes"]));
     let (status, page) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
     assert_eq!(status, "200");
@@ -133,6 +154,25 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         page.contains(">Timesheet</h1>") && !page.contains("v2"),
         "{page}"
     );
+    let (status, css) = css_of("/static/entries/style.css");
+    assert!(
+        status == "200" && css.contains("rgb(0, 102, 51)"),
+        "the rollback kept the newer release's static file: {status} {css}"
+    );
+    let (status, css) = css_of("/static/entries/v2.css");
+    assert!(status == "200" && css.contains("900"), "{status} {css}");
+    // Nothing but its static files is served from a release: not its code, not its marks.
+    for path in [
+        "/static/%2e%2e/%2e%2e/.tandem-release",
+        "/static/%2e%2e/.tandem-release",
+        "/static/..%2f..%2f.tandem-release",
+    ] {
+        let (status, body) = css_of(path);
+        assert!(
+            status != "200" && !body.contains(&release_hash),
+            "{path}: {status} {body}"
+        );
+    }
     assert_eq!(
         s.sudo_ok(&s.app, "ls /srv/timesheet/releases | wc -l")
             .trim(),
@@ -165,6 +205,26 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     assert_eq!(status, "200");
     assert!(page.contains("<td>Ada</td>"), "{page}");
     s.assert_converged("after the compiled requirement");
+
+    // A live release without static files of its own (as an older tandem left it, which
+    // collected into one shared directory; here removed by hand) ships again.
+    s.sudo_ok(&s.app, "rm -rf /srv/timesheet/current/.tandem-public");
+    // (nginx falls back to the release before it, which has the first stylesheet.)
+    let (status, css) = css_of("/static/entries/style.css");
+    assert!(status == "200" && css.contains("rgb(0, 102, 51)"), "{status} {css}");
+    let plan = text(&s.run(&["plan"]).stdout);
+    assert!(
+        plan.contains("which has no static files of its own)"),
+        "{plan}"
+    );
+    assert_ok("deploy of the same code", &s.run(&["deploy", "--yes"]));
+    let (status, css) = css_of("/static/entries/style.css");
+    // (The code live since the compiled requirement is the second one's.)
+    assert!(
+        status == "200" && css.contains("rgb(0, 0, 153)"),
+        "{status} {css}"
+    );
+    s.assert_converged("after the static files came back");
 }
 
 /// Two app servers and releases that break only when a page is asked for. One whose view

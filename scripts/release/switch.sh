@@ -40,6 +40,13 @@ point() {
   ln -sfn "$2" "$1.new" && mv -Tf "$1.new" "$1"
 }
 
+# Moves `current` to $1; the release it leaves (`$was`) becomes `previous`, whose static files
+# nginx serves after the live one's (a page loaded before the switch may still ask for them).
+move_current() {
+  if [ -n "$was" ] && [ "$was" != "$1" ]; then point "$ROOT/previous" "$was" || return 1; fi
+  point "$ROOT/current" "$1"
+}
+
 switch_to() (
   set -f
   systemctl reset-failed "$SERVICE" "$SOCKET" "$BRIDGE" 2>/dev/null || true
@@ -56,11 +63,11 @@ switch_to() (
     point "$ROOT/next" "$1" || exit 1
     start_unit "$BRIDGE" || { not_started "$BRIDGE" "$1"; exit 1; }
     stop_processes
-    point "$ROOT/current" "$1" || exit 1
+    move_current "$1" || exit 1
   else
     # The service runs `current`: it moves first, and back when the service does not start.
     stop_processes
-    point "$ROOT/current" "$1" || exit 1
+    move_current "$1" || exit 1
     if ! start_unit "$SERVICE"; then
       not_started "$SERVICE" "$1"
       if [ -n "$was" ]; then point "$ROOT/current" "$was"; else rm -f "$ROOT/current"; fi

@@ -7,14 +7,16 @@ use crate::engine::vars::Vars;
 use crate::resource::script::STATE_DIR;
 
 /// The remote command line of `tandem manage -- ARGS`: manage.py in the current release, as the
-/// project's user, with the env file's variables and the release's venv. It travels in ssh's
-/// argv (stdin belongs to the operator's terminal), so it holds nothing secret: the env file is
-/// read on the server. Becomes root first the way every tandem script does.
+/// project's user, with the env file's variables, the release's static root and its venv. It
+/// travels in ssh's argv (stdin belongs to the operator's terminal), so it holds nothing
+/// secret: the env file is read on the server. Becomes root first the way every tandem script
+/// does.
 pub fn manage_command(vars: &Vars, args: &[String]) -> String {
     let manage = format!(
-        "cd {current} && set -a && . {env} && set +a && exec runuser -u {user} -- {current}/venv/bin/python manage.py{args}",
+        "cd {current} && set -a && . {env} && DJANGO_STATIC_ROOT={static} && set +a && exec runuser -u {user} -- {current}/venv/bin/python manage.py{args}",
         current = shell_word(&vars.paths.current),
         env = shell_word(&vars.paths.env_file),
+        static = shell_word(&vars.static_root_in(&vars.paths.current)),
         user = shell_word(&vars.user),
         args = args
             .iter()
@@ -288,10 +290,11 @@ pub fn parse_releases(text: &str) -> Vec<ReleaseEntry> {
 /// (a file, so Django runs it whole rather than as an interactive session).
 pub fn manage_shell_script(vars: &Vars, python: &str) -> String {
     format!(
-        "set -e\ncd {current}\nset -a\n. {env}\nset +a\n\
+        "set -e\ncd {current}\nset -a\n. {env}\nDJANGO_STATIC_ROOT={static}\nset +a\n\
          runuser -u {user} -- {current}/venv/bin/python manage.py shell <<'TANDEM_PY'\n{python}TANDEM_PY\n",
         current = shell_word(&vars.paths.current),
         env = shell_word(&vars.paths.env_file),
+        static = shell_word(&vars.static_root_in(&vars.paths.current)),
         user = shell_word(&vars.user),
     )
 }

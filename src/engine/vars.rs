@@ -309,11 +309,19 @@ pub struct DjangoVars {
     pub settings_module: String,
     pub workers: u16,
     pub static_url: String,
+    /// Where a release's static files are, below its directory: `PUBLIC` then `static_url`
+    /// (nginx serves `<release>/.tandem-public$uri`), e.g. `.tandem-public/static`.
+    pub static_dir: String,
     pub media_url: String,
     pub multi_tenant: bool,
     /// `django.env`: settings shown in plans.
     pub env: BTreeMap<String, String>,
 }
+
+/// The directory in each release that nginx serves static files from
+/// (`<release>/.tandem-public$uri`), named like the release's other tandem files so that it
+/// cannot meet a directory of the project's.
+pub const PUBLIC: &str = ".tandem-public";
 
 /// Where things live on an app server.
 #[derive(Clone, Debug, Serialize)]
@@ -324,7 +332,12 @@ pub struct Paths {
     /// The bridge unit's release: the one a switch brings in when the service serves, then
     /// `current`'s once the switch is done.
     pub next: String,
-    pub static_root: String,
+    /// Each release's static files are its own (collected when it is taken live), so a
+    /// rollback brings its static files back with its code; the release `current` replaced,
+    /// whose files pages loaded before the switch may still ask for, is `previous`.
+    pub previous: String,
+    /// `PUBLIC`: a directory name below each release.
+    pub public: String,
     pub media_root: String,
     pub env_file: String,
     pub socket: String,
@@ -339,7 +352,8 @@ impl Paths {
             releases: format!("{root}/releases"),
             current: format!("{root}/current"),
             next: format!("{root}/next"),
-            static_root: format!("{root}/static"),
+            previous: format!("{root}/previous"),
+            public: PUBLIC.to_string(),
             media_root: format!("{root}/media"),
             env_file: format!("/etc/{project}/env"),
             socket: format!("/run/gunicorn-{project}.sock"),
@@ -364,6 +378,14 @@ pub struct SshVars {
 }
 
 impl Vars {
+    /// `DJANGO_STATIC_ROOT` for the release in `release_dir` (a path, or a shell word such as
+    /// `"$R"`): where its collectstatic writes and its Django reads the manifest from. Set per
+    /// gunicorn unit and per manage.py run, never in the env file (systemd lets the env file
+    /// win over a unit's `Environment=`).
+    pub fn static_root_in(&self, release_dir: &str) -> String {
+        format!("{release_dir}/{}", self.django.static_dir)
+    }
+
     /// An app server's variables where only its paths, user and unit names are needed
     /// (rollback, verify): no PostgreSQL version, secrets redacted.
     pub fn for_paths(config: &Config, server: &Server) -> Self {
@@ -429,6 +451,7 @@ impl Vars {
                 settings_module: config.django.settings_module.clone(),
                 workers: config.django.workers,
                 static_url: config.django.static_url.clone(),
+                static_dir: format!("{PUBLIC}{}", config.django.static_url.trim_end_matches('/')),
                 media_url: config.django.media_url.clone(),
                 multi_tenant: config.django.is_multi_tenant(),
                 env: config.django.env.clone(),

@@ -20,8 +20,9 @@ pub fn probe(vars: &Vars) -> String {
     format!(
         "cd {root} 2>/dev/null || exit 3; echo \"current=$(readlink current 2>/dev/null | sed 's|.*/||')\"; \
          echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; \
-         {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
+         [ ! -e current ] || [ -d current/{static} ] || echo static=missing; {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
         root = shell_word(&vars.paths.root),
+        static = shell_word(&vars.django.static_dir),
         units = gunicorn_units_query(vars),
     )
 }
@@ -49,7 +50,9 @@ pub fn plan(
     bundle: &Bundle,
     state: &ReleaseState,
 ) -> Vec<Change> {
-    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
+    // A live release without static files of its own (an older tandem collected them into
+    // one directory for all releases) ships again: its activation collects them.
+    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) && !state.static_missing {
         // The code is live; a switch cut off midway (or a unit started by hand) is finished
         // by switching the live release to itself.
         return state
@@ -86,7 +89,15 @@ pub fn plan(
     build.role = Phase::Build;
     let mut activate = Change::release(
         "Ship the Django code",
-        format!("+ release {id} ({} files; current: {was})", bundle.files),
+        format!(
+            "+ release {id} ({} files; current: {was}{})",
+            bundle.files,
+            if state.static_missing {
+                ", which has no static files of its own"
+            } else {
+                ""
+            }
+        ),
         activate_script(config, vars, bundle, &id, migrate),
     );
     if migrate && !new_migrations.is_empty() {
@@ -130,8 +141,9 @@ pub const MIGRATIONS_RECORD: &str = ".tandem-migrations";
 /// has nothing to report either (more rows only ever mean more applied).
 const RECORD_MIGRATIONS: &str = include_str!("../../scripts/release/record_migrations.py");
 
-/// Runs manage.py in release `$R` as the app user, with the env file's variables.
-const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
+/// Runs manage.py in release `$R` as the app user, with the env file's variables and the
+/// release's own `DJANGO_STATIC_ROOT` (`$STATIC`).
+const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; DJANGO_STATIC_ROOT=\"$STATIC\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
 
 /// The variables both halves of a release use.
 fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
@@ -143,6 +155,10 @@ fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
             ("R", &format!("{root}/releases/{id}")),
             ("APPUSER", &vars.user),
             ("ENVFILE", &vars.paths.env_file),
+            (
+                "STATIC",
+                &vars.static_root_in(&format!("{root}/releases/{id}"))
+            ),
             (
                 "V",
                 &format!("{root}/venvs/{}", &bundle.requirements_hash[..16])
@@ -203,6 +219,8 @@ pub fn activate_script(
         "[ -e \"$R/{BUILT}\" ] || {{ echo \"release $(basename \"$R\") was not built (its build failed or did not run): run tandem apply again\" >&2; exit 1; }}\n"
     ));
     s.push_str(MANAGE);
+    // collectstatic writes into the release ($R is the app user's since its build).
+    s.push_str("runuser -u \"$APPUSER\" -- mkdir -p \"$STATIC\"\n");
     s.push_str(&health_assignments(config));
     // check --deploy, the migrations and collectstatic in one Django process: each manage.py
     // start costs about a second, most of a code-only release.
@@ -450,6 +468,52 @@ mod tests {
         );
     }
 
+    /// A switch that moves `current` points `previous` at the release it left (nginx serves
+    /// that one's static files after the live one's); a switch of the live release to itself
+    /// leaves `previous` alone. Run under sh with a `systemctl` whose service is live.
+    #[test]
+    fn the_release_a_switch_leaves_becomes_previous() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, config, _) = shop_and_bundle(0);
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        std::fs::write(
+            &systemctl,
+            "#!/bin/sh
+[ \"$1\" != is-active ] || [ \"$3\" = gunicorn-shop.service ]
+",
+        )
+        .unwrap();
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut vars = Vars::for_paths(&config, &config.servers[1]);
+        let root = dir.path().join("srv");
+        vars.paths.root = root.display().to_string();
+        for release in ["r0", "r1"] {
+            std::fs::create_dir_all(root.join("releases").join(release)).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("releases/r0"), root.join("current")).unwrap();
+        let switch = |to: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(rollback_script(&vars, to))
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let link = |name: &str| std::fs::read_link(root.join(name)).unwrap();
+            (link("current"), link("previous"))
+        };
+        let (r0, r1) = (root.join("releases/r0"), root.join("releases/r1"));
+        assert_eq!(switch("r1"), (r1.clone(), r0.clone()));
+        assert_eq!(
+            switch("r1"),
+            (r1.clone(), r0.clone()),
+            "a restart moved previous"
+        );
+        assert_eq!(switch("r0"), (r0, r1));
+    }
+
     /// go_live under sh with a `systemctl` that always succeeds and the real health check,
     /// which nothing answers here: the server goes back to the release it ran, the new one is
     /// removed, and the run says why.
@@ -622,6 +686,39 @@ mod tests {
         assert_eq!(heal[0].role, Phase::Release);
         assert!(heal[0].script.contains("switch_to \"$live\""));
         crate::resource::table::assert_shell_syntax(&probe(&vars), "release probe");
+    }
+
+    /// A live release without static files of its own (collected by an older tandem into one
+    /// shared directory) ships again, and the plan says why; the activation collects into the
+    /// release.
+    #[test]
+    fn a_live_release_without_its_own_static_files_ships_again() {
+        let (_dir, config, bundle) = shop_and_bundle(3);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let state = ReleaseState::parse(
+            0,
+            &format!(
+                "current=r2\nhash={}\nrelease=r2\nstatic=missing\n",
+                bundle.hash
+            ),
+        );
+        assert!(state.static_missing);
+        let changes = plan(true, &config, &vars, &bundle, &state);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            changes[1]
+                .summary
+                .ends_with("(3 files; current: r2, which has no static files of its own)"),
+            "{}",
+            changes[1].summary
+        );
+        assert!(
+            changes[1].script.contains("\nSTATIC=/srv/shop/releases/20"),
+            "{}",
+            changes[1].script
+        );
+        assert!(changes[1].script.contains("/.tandem-public/static\n"));
+        assert!(changes[1].script.contains("DJANGO_STATIC_ROOT=\"$STATIC\""));
     }
 
     /// The plan names the migrations the live release lacks, on the server that runs them;
