@@ -35,6 +35,26 @@ not_started() {
   systemctl reset-failed "$1" 2>/dev/null || true
 }
 
+# Stops unit $1, the one that served, gracefully, and returns once its workers are gone:
+# they exit within milliseconds of TERM (their requests in flight answered), while gunicorn's
+# master takes another ~0.3 s to notice and exit, which nothing here waits for (the unit is
+# `deactivating` meanwhile). The health check that follows must not be answered by the old
+# release's workers. Past TimeoutStopSec systemd kills what is left.
+# (systemctl warns that the socket could start the stopped unit again: only the service, and
+# only while neither runs.)
+stop_serving() {
+  pid=$(systemctl show -p MainPID --value "$1" 2>/dev/null || true)
+  systemctl stop --no-block "$1" 2>/dev/null || return 0
+  [ "${pid:-0}" -gt 0 ] || return 0
+  waited=0
+  while [ "$waited" -lt 1500 ]; do
+    [ "$(systemctl show -p ActiveState --value "$1" 2>/dev/null)" != active ] &&
+      [ -z "$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)" ] && return 0
+    sleep 0.01
+    waited=$((waited + 1))
+  done
+}
+
 # Points link $1 at $2, atomically.
 point() {
   ln -sfn "$2" "$1.new" && mv -Tf "$1.new" "$1"
@@ -76,9 +96,7 @@ switch_to() (
       exit 1
     fi
   fi
-  # (systemctl warns that the socket could start the stopped unit again: only the service,
-  # and only while neither runs.)
-  if [ -n "$live" ]; then systemctl stop "$live" 2>/dev/null || true; fi
+  if [ -n "$live" ]; then stop_serving "$live"; fi
   # The idle unit's link too, so that `next` and `current` agree once the switch is done.
   point "$ROOT/next" "$1" || exit 1
   if [ -n "$PROCESSES" ]; then

@@ -159,7 +159,9 @@ impl ReleaseState {
         s.migrations.sort();
         s.serving = gunicorn_units(text)
             .into_iter()
-            .filter(|u| !u.release.is_empty())
+            // A unit deactivating is the one a switch just stopped: its workers are gone, its
+            // master exits in a moment (scripts/release/switch.sh does not wait for it).
+            .filter(|u| !u.release.is_empty() && u.state != "deactivating")
             .map(|u| (u.unit.to_string(), u.release.to_string()))
             .collect();
         s

@@ -514,6 +514,51 @@ mod tests {
         assert_eq!(switch("r0"), (r0, r1));
     }
 
+    /// The switch returns once the stopped unit's workers are gone (the health check after it
+    /// must not reach them), not when its stop was merely asked for: a `systemctl` whose unit
+    /// is `deactivating` with a main process that still has a child (a stand-in worker that
+    /// takes a moment to finish its request).
+    #[test]
+    fn a_switch_waits_for_the_old_units_workers_not_its_master() {
+        use std::io::BufRead;
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, config, _) = shop_and_bundle(0);
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        std::fs::write(
+            &systemctl,
+            "#!/bin/sh
+case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let mut master = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 0.5 & echo $!; wait")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut worker = String::new();
+        std::io::BufReader::new(master.stdout.take().unwrap())
+            .read_line(&mut worker)
+            .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{}stop_serving gunicorn-shop.service\nkill -0 {} 2>/dev/null && echo running || echo gone\n",
+                switch_function(&vars),
+                worker.trim()
+            ))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("MASTER", master.id().to_string())
+            .output()
+            .unwrap();
+        master.wait().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "gone\n", "{out:?}");
+    }
+
     /// go_live under sh with a `systemctl` that always succeeds and the real health check,
     /// which nothing answers here: the server goes back to the release it ran, the new one is
     /// removed, and the run says why.
