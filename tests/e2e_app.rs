@@ -207,17 +207,20 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     s.assert_converged("after the compiled requirement");
 
     // A live release without static files of its own (as an older tandem left it, which
-    // collected into one shared directory; here removed by hand) ships again.
+    // collected into one shared directory; here removed by hand): apply collects them into it.
     s.sudo_ok(&s.app, "rm -rf /srv/timesheet/current/.tandem-public");
     // (nginx falls back to the release before it, which has the first stylesheet.)
     let (status, css) = css_of("/static/entries/style.css");
-    assert!(status == "200" && css.contains("rgb(0, 102, 51)"), "{status} {css}");
+    assert!(
+        status == "200" && css.contains("rgb(0, 102, 51)"),
+        "{status} {css}"
+    );
     let plan = text(&s.run(&["plan"]).stdout);
     assert!(
-        plan.contains("which has no static files of its own)"),
+        plan.contains("+ static files of release ") && !plan.contains("+ release "),
         "{plan}"
     );
-    assert_ok("deploy of the same code", &s.run(&["deploy", "--yes"]));
+    assert_ok("apply", &s.run(&["apply", "--yes"]));
     let (status, css) = css_of("/static/entries/style.css");
     // (The code live since the compiled requirement is the second one's.)
     assert!(

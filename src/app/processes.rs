@@ -178,7 +178,9 @@ mod tests {
         assert!(ok && current == "r1", "{log}");
         log.lines()
             .filter(|l| {
-                !l.starts_with("systemctl is-active") && !l.starts_with("systemctl reset-failed")
+                !l.starts_with("systemctl is-active")
+                    && !l.starts_with("systemctl reset-failed")
+                    && !l.starts_with("systemctl show")
             })
             .map(str::to_string)
             .collect()
@@ -194,7 +196,7 @@ mod tests {
                 "systemctl start gunicorn-shop.socket -> r0",
                 "systemctl restart gunicorn-shop-bridge.service -> r0",
                 "systemctl stop shop-worker.service shop-beat.service -> r0",
-                "systemctl stop gunicorn-shop.service -> r1",
+                "systemctl stop --no-block gunicorn-shop.service -> r1",
                 "systemctl start shop-worker.service shop-beat.service -> r1",
             ]
         );
@@ -206,7 +208,7 @@ mod tests {
                 "systemctl start gunicorn-shop.socket -> r0",
                 "systemctl stop shop-worker.service shop-beat.service -> r0",
                 "systemctl restart gunicorn-shop.service -> r1",
-                "systemctl stop gunicorn-shop-bridge.service -> r1",
+                "systemctl stop --no-block gunicorn-shop-bridge.service -> r1",
                 "systemctl start shop-worker.service shop-beat.service -> r1",
             ]
         );

@@ -108,6 +108,14 @@ fn expand_step(
         Step::Hostname { .. } => Op::Hostname {
             fqdn: vars.host.fqdn.clone(),
         },
+        Step::LiveReleaseStatic { .. } => {
+            Op::LiveReleaseStatic(crate::model::desired::LiveReleaseStatic {
+                root: vars.paths.root.clone(),
+                static_dir: vars.django.static_dir.clone(),
+                env_file: vars.paths.env_file.clone(),
+                user: vars.user.clone(),
+            })
+        }
         Step::File {
             template,
             dest,

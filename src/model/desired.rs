@@ -81,6 +81,17 @@ impl Task {
     }
 }
 
+/// What collecting the live release's static files needs: where the releases are, where a
+/// release's static files go, and how manage.py runs (the env file, the app user).
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveReleaseStatic {
+    pub root: String,
+    /// Below a release: `<PUBLIC><static_url>` (`engine::vars::DjangoVars::static_dir`).
+    pub static_dir: String,
+    pub env_file: String,
+    pub user: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Op {
@@ -98,6 +109,8 @@ pub enum Op {
     Hostname {
         fqdn: String,
     },
+    /// The live release's own static files (`resource/live_release_static.rs`).
+    LiveReleaseStatic(LiveReleaseStatic),
     File(FileSpec),
     Directory {
         path: String,
@@ -290,6 +303,7 @@ impl Op {
             Op::DeployUser { .. } => "deploy_user",
             Op::SystemUser { .. } => "system_user",
             Op::Hostname { .. } => "hostname",
+            Op::LiveReleaseStatic(_) => "live_release_static",
             Op::File(_) => "file",
             Op::Directory { .. } => "directory",
             Op::AdoptedDirectory { .. } => "adopted_directory",
@@ -403,6 +417,11 @@ impl fmt::Display for Desired {
                     write!(f, "system user {user}, home {home}, no login shell")?
                 }
                 Op::Hostname { fqdn } => write!(f, "hostname {fqdn}")?,
+                Op::LiveReleaseStatic(spec) => write!(
+                    f,
+                    "static files of the live release in {}/current/{}",
+                    spec.root, spec.static_dir
+                )?,
                 Op::File(file)
                 | Op::PostgresFirstStart(file)
                 | Op::PostgresConf(PostgresConf { file, .. }) => {

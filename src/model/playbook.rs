@@ -36,6 +36,9 @@ pub enum Step {
     },
     /// The host name, set to the server's FQDN.
     Hostname { name: String },
+    /// The live release's own static files, collected into it when an older tandem left them
+    /// in one shared directory (`resource/live_release_static.rs`).
+    LiveReleaseStatic { name: String },
     /// A file rendered from a template.
     File {
         name: String,
@@ -222,6 +225,7 @@ impl Step {
             | Step::DeployUser { name }
             | Step::SystemUser { name, .. }
             | Step::Hostname { name }
+            | Step::LiveReleaseStatic { name }
             | Step::File { name, .. }
             | Step::Directory { name, .. }
             | Step::Symlink { name, .. }

@@ -130,10 +130,6 @@ pub struct ReleaseState {
     /// directory name): one, on `current`, once a switch is done.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub serving: Vec<(String, String)>,
-    /// The current release has no static files of its own (`static=missing`; an older tandem
-    /// collected every release's into one shared directory).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub static_missing: bool,
 }
 
 impl ReleaseState {
@@ -151,8 +147,6 @@ impl ReleaseState {
                 s.releases.push(v.to_string());
             } else if let Some(v) = line.strip_prefix("migration=./") {
                 s.migrations.push(v.to_string());
-            } else if line == "static=missing" {
-                s.static_missing = true;
             }
         }
         s.releases.sort();

@@ -16,6 +16,7 @@ pub mod directory;
 pub mod etcd_member;
 pub mod file;
 pub mod hostname;
+pub mod live_release_static;
 pub mod packages;
 pub mod patroni_member;
 pub mod pg_hba;
@@ -193,6 +194,7 @@ pub fn probe_query(op: &Op) -> Option<String> {
         Op::DeployUser { user, .. } => deploy_user::probe(user),
         Op::SystemUser { user, .. } => system_user::probe(user),
         Op::Hostname { .. } => hostname::PROBE.to_string(),
+        Op::LiveReleaseStatic(spec) => live_release_static::probe(spec),
         Op::File(file) | Op::PostgresConf(crate::model::desired::PostgresConf { file, .. }) => {
             file::probe(&file.path)
         }
@@ -229,6 +231,7 @@ pub fn plan_task(ctx: &mut Context, op: &Op, r: &QueryResult) {
         } => deploy_user::plan(ctx, r, user, authorized_keys),
         Op::SystemUser { user, home } => system_user::plan(ctx, r, user, home),
         Op::Hostname { fqdn } => hostname::plan(ctx, r, fqdn),
+        Op::LiveReleaseStatic(spec) => live_release_static::plan(ctx, r, spec),
         Op::File(file) | Op::PostgresConf(crate::model::desired::PostgresConf { file, .. }) => {
             file::plan(ctx, r, file)
         }

@@ -20,9 +20,8 @@ pub fn probe(vars: &Vars) -> String {
     format!(
         "cd {root} 2>/dev/null || exit 3; echo \"current=$(readlink current 2>/dev/null | sed 's|.*/||')\"; \
          echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; \
-         [ ! -e current ] || [ -d current/{static} ] || echo static=missing; {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
+         {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
         root = shell_word(&vars.paths.root),
-        static = shell_word(&vars.django.static_dir),
         units = gunicorn_units_query(vars),
     )
 }
@@ -50,9 +49,7 @@ pub fn plan(
     bundle: &Bundle,
     state: &ReleaseState,
 ) -> Vec<Change> {
-    // A live release without static files of its own (an older tandem collected them into
-    // one directory for all releases) ships again: its activation collects them.
-    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) && !state.static_missing {
+    if state.current_hash.as_deref() == Some(bundle.hash.as_str()) {
         // The code is live; a switch cut off midway (or a unit started by hand) is finished
         // by switching the live release to itself.
         return state
@@ -89,15 +86,7 @@ pub fn plan(
     build.role = Phase::Build;
     let mut activate = Change::release(
         "Ship the Django code",
-        format!(
-            "+ release {id} ({} files; current: {was}{})",
-            bundle.files,
-            if state.static_missing {
-                ", which has no static files of its own"
-            } else {
-                ""
-            }
-        ),
+        format!("+ release {id} ({} files; current: {was})", bundle.files),
         activate_script(config, vars, bundle, &id, migrate),
     );
     if migrate && !new_migrations.is_empty() {
@@ -143,7 +132,7 @@ const RECORD_MIGRATIONS: &str = include_str!("../../scripts/release/record_migra
 
 /// Runs manage.py in release `$R` as the app user, with the env file's variables and the
 /// release's own `DJANGO_STATIC_ROOT` (`$STATIC`).
-const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; DJANGO_STATIC_ROOT=\"$STATIC\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
+pub(crate) const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; DJANGO_STATIC_ROOT=\"$STATIC\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
 
 /// The variables both halves of a release use.
 fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
@@ -731,39 +720,6 @@ case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; 
         assert_eq!(heal[0].role, Phase::Release);
         assert!(heal[0].script.contains("switch_to \"$live\""));
         crate::resource::table::assert_shell_syntax(&probe(&vars), "release probe");
-    }
-
-    /// A live release without static files of its own (collected by an older tandem into one
-    /// shared directory) ships again, and the plan says why; the activation collects into the
-    /// release.
-    #[test]
-    fn a_live_release_without_its_own_static_files_ships_again() {
-        let (_dir, config, bundle) = shop_and_bundle(3);
-        let vars = Vars::for_paths(&config, &config.servers[1]);
-        let state = ReleaseState::parse(
-            0,
-            &format!(
-                "current=r2\nhash={}\nrelease=r2\nstatic=missing\n",
-                bundle.hash
-            ),
-        );
-        assert!(state.static_missing);
-        let changes = plan(true, &config, &vars, &bundle, &state);
-        assert_eq!(changes.len(), 2, "{changes:?}");
-        assert!(
-            changes[1]
-                .summary
-                .ends_with("(3 files; current: r2, which has no static files of its own)"),
-            "{}",
-            changes[1].summary
-        );
-        assert!(
-            changes[1].script.contains("\nSTATIC=/srv/shop/releases/20"),
-            "{}",
-            changes[1].script
-        );
-        assert!(changes[1].script.contains("/.tandem-public/static\n"));
-        assert!(changes[1].script.contains("DJANGO_STATIC_ROOT=\"$STATIC\""));
     }
 
     /// The plan names the migrations the live release lacks, on the server that runs them;
