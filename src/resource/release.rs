@@ -368,6 +368,17 @@ mod tests {
 
     /// pip that fails with the build dependencies installed is retried without installing
     /// them again: the count of installed ones is read from the whole dpkg-query answer.
+    /// A directory holding `systemctl`, a shell script with `body`, to put first in PATH.
+    fn fake_systemctl(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        std::fs::write(&systemctl, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
     /// The test config `shop` (kept in the returned directory) and a bundle of `files` files
     /// for its app server.
     fn shop_and_bundle(files: usize) -> (tempfile::TempDir, crate::config::Config, Bundle) {
@@ -412,17 +423,11 @@ mod tests {
     /// clears its owed mark. `tandem restart` without a release says so and fails.
     #[test]
     fn a_restart_with_no_gunicorn_running_switches_nothing_and_goes_on() {
-        use std::os::unix::fs::PermissionsExt;
         let (dir, config, _) = shop_and_bundle(0);
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let systemctl = bin.join("systemctl");
-        std::fs::write(
-            &systemctl,
-            "#!/bin/sh\necho \"systemctl $*\" >>\"$LOG\"\n[ \"$1\" != is-active ]\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = fake_systemctl(
+            dir.path(),
+            "echo \"systemctl $*\" >>\"$LOG\"\n[ \"$1\" != is-active ]\n",
+        );
         let mut vars = Vars::for_paths(&config, &config.servers[1]);
         vars.paths.root = dir.path().join("srv").display().to_string();
         let log = dir.path().join("log");
@@ -462,19 +467,11 @@ mod tests {
     /// leaves `previous` alone. Run under sh with a `systemctl` whose service is live.
     #[test]
     fn the_release_a_switch_leaves_becomes_previous() {
-        use std::os::unix::fs::PermissionsExt;
         let (dir, config, _) = shop_and_bundle(0);
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let systemctl = bin.join("systemctl");
-        std::fs::write(
-            &systemctl,
-            "#!/bin/sh
-[ \"$1\" != is-active ] || [ \"$3\" = gunicorn-shop.service ]
-",
-        )
-        .unwrap();
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = fake_systemctl(
+            dir.path(),
+            "[ \"$1\" != is-active ] || [ \"$3\" = gunicorn-shop.service ]\n",
+        );
         let mut vars = Vars::for_paths(&config, &config.servers[1]);
         let root = dir.path().join("srv");
         vars.paths.root = root.display().to_string();
@@ -510,18 +507,11 @@ mod tests {
     #[test]
     fn a_switch_waits_for_the_old_units_workers_not_its_master() {
         use std::io::BufRead;
-        use std::os::unix::fs::PermissionsExt;
         let (dir, config, _) = shop_and_bundle(0);
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let systemctl = bin.join("systemctl");
-        std::fs::write(
-            &systemctl,
-            "#!/bin/sh
-case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; esac\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = fake_systemctl(
+            dir.path(),
+            "case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; esac\n",
+        );
         let vars = Vars::for_paths(&config, &config.servers[1]);
         let mut master = std::process::Command::new("sh")
             .arg("-c")
@@ -553,7 +543,6 @@ case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; 
     /// removed, and the run says why.
     #[test]
     fn a_release_that_fails_its_health_check_is_put_back() {
-        use std::os::unix::fs::PermissionsExt;
         let (dir, mut config, bundle) = shop_and_bundle(0);
         config.django.health = crate::config::django::Health {
             path: "/up".into(),
@@ -567,14 +556,7 @@ case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; 
             std::fs::create_dir_all(root.join("releases").join(release)).unwrap();
         }
         std::os::unix::fs::symlink(root.join("releases/r0"), root.join("current")).unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::write(bin.join("systemctl"), "#!/bin/sh\nexit 0\n").unwrap();
-        std::fs::set_permissions(
-            bin.join("systemctl"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        let bin = fake_systemctl(dir.path(), "exit 0\n");
         let script = format!(
             "{}{}{}{HEALTH_FUNCTION}{}",
             assignments(&[
