@@ -2,12 +2,15 @@
 # start on it or it fails its health check (the failed one is removed), record its code hash
 # (only on success, so the next plan retries) and who shipped it, keep the newest $KEEP
 # releases.
-# Set before: ROOT R HASH KEEP, switch_to and health.
+# Set before: ROOT R HASH KEEP, switch_to (and point) and health.
 PREV=$(readlink "$ROOT/current" 2>/dev/null || true)
+PREVIOUS=$(readlink "$ROOT/previous" 2>/dev/null || true)
 # (A release gunicorn did not start on moved nothing: the live unit still serves $PREV.)
 put_back() {
   if [ -z "$PREV" ]; then rm -f "$ROOT/current"
   elif [ "$(readlink "$ROOT/current" 2>/dev/null)" != "$PREV" ]; then switch_to "$PREV" || true; fi
+  # The switch back made the removed release `previous`: the one before is again.
+  if [ -n "$PREVIOUS" ]; then point "$ROOT/previous" "$PREVIOUS" || true; else rm -f "$ROOT/previous"; fi
   rm -rf "$R"
   echo "$1; running release: ${PREV:-none}" >&2
   exit 1

@@ -556,6 +556,7 @@ mod tests {
             std::fs::create_dir_all(root.join("releases").join(release)).unwrap();
         }
         std::os::unix::fs::symlink(root.join("releases/r0"), root.join("current")).unwrap();
+        std::os::unix::fs::symlink(root.join("releases/rx"), root.join("previous")).unwrap();
         let bin = fake_systemctl(dir.path(), "exit 0\n");
         let script = format!(
             "{}{}{}{HEALTH_FUNCTION}{}",
@@ -584,6 +585,11 @@ mod tests {
         assert!(
             !root.join("releases/r1").exists(),
             "the failed release is removed"
+        );
+        assert_eq!(
+            std::fs::read_link(root.join("previous")).unwrap(),
+            root.join("releases/rx"),
+            "previous must name the release before the live one again, not the removed one"
         );
         assert!(
             stderr.contains("health check failed: https://shop.example.com/up no answer"),
