@@ -94,6 +94,35 @@ if TANDEM_HTTPS:
             c.request('GET', '/'); r['https'][h] = c.getresponse().status
         except Exception as e:
             r['https'][h] = 'closed: ' + str(e)
+# One of the live release's static files (the first by name), asked through nginx the way a
+# browser would: nginx must answer with the release's own file. None collected: nothing asked.
+def first_static(top):
+    for root, dirs, files in os.walk(top):
+        dirs.sort()
+        for name in sorted(files):
+            if not name.startswith('.'):
+                return os.path.join(root, name)
+    return None
+if not os.path.isdir(TANDEM_STATIC_DIR):
+    r['static'] = 'the live release has no ' + TANDEM_STATIC_DIR
+else:
+    found = first_static(TANDEM_STATIC_DIR)
+    if found is not None:
+        from urllib.parse import quote
+        path = TANDEM_STATIC_URL + quote(os.path.relpath(found, TANDEM_STATIC_DIR))
+        try:
+            if TANDEM_HTTPS:
+                c = Local(HOSTS[0], 443, timeout=10)
+            else:
+                c = http.client.HTTPConnection('127.0.0.1', 80, timeout=10)
+            c.request('GET', path, headers={'Host': HOSTS[0]}); resp = c.getresponse()
+            body = resp.read()
+            with open(found, 'rb') as f:
+                same = f.read() == body
+            r['static'] = 'ok ' + path if resp.status == 200 and same else 'HTTP %s for %s%s' % (
+                resp.status, path, '' if same else ', not the release\'s file')
+        except Exception as e:
+            r['static'] = '%s: %s' % (path, e)
 url = os.environ.get('REDIS_URL', '')
 if url:
     # The broker with the app's own credentials: AUTH, then PING, in Redis's protocol.

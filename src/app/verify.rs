@@ -136,6 +136,16 @@ pub fn app_checks(v: &mut Verification, config: &Config, server: &Server, out: &
             );
         }
     }
+    // Nothing asked when the release collected no static file.
+    if let Some(got) = json["static"].as_str() {
+        v.add(
+            name,
+            "nginx serves the live release's static files",
+            got.starts_with("ok "),
+            got,
+            "run tandem apply: it collects the live release's static files into it and writes the nginx site that serves them",
+        );
+    }
     let answers = if https { &json["https"] } else { &json["http"] };
     let unknown = json["http"]["tandem-unknown-host.invalid"].clone();
     if !unknown.is_null() {
@@ -228,6 +238,14 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
             },
         )
         .replace("TANDEM_RECORD", if multi_tenant { "False" } else { "True" })
+        .replace(
+            "TANDEM_STATIC_DIR",
+            &serde_json::to_string(&vars.django.static_dir).unwrap_or_default(),
+        )
+        .replace(
+            "TANDEM_STATIC_URL",
+            &serde_json::to_string(&vars.django.static_url).unwrap_or_default(),
+        )
         .replace("RECORD", crate::resource::release::MIGRATIONS_RECORD);
     let django = migrations_check(config, vars);
     format!(
@@ -321,8 +339,9 @@ fn gunicorn_checks(v: &mut Verification, name: &str, out: &str) {
 /// the env file by the app's own Python, never on a command line), Django's role settings,
 /// nginx for each domain and for an unknown host, gunicorn units.
 /// The app server's side of verify, run by the app's Python with its env file: the database
-/// login (libpq through ctypes), nginx for each domain, the broker. `HOSTS`, `TANDEM_HTTPS`,
-/// `TANDEM_RECORD` and `RECORD` are filled in.
+/// login (libpq through ctypes), nginx for each domain, a static file, the broker. `HOSTS`,
+/// `TANDEM_HTTPS`, `TANDEM_RECORD`, `TANDEM_STATIC_DIR`, `TANDEM_STATIC_URL` and `RECORD` are
+/// filled in.
 const APP_PY: &str = include_str!("../../scripts/verify/app.py");
 
 #[cfg(test)]
@@ -403,6 +422,26 @@ mod tests {
         assert_eq!(app_result(&old, live).map(|r| r.0), Some(false));
         let none = out("inactive ", "failed ", "r2");
         assert_eq!(app_result(&none, one).map(|r| r.0), Some(false));
+    }
+
+    /// nginx must answer a static file's URL with the live release's file; a release that
+    /// collected none asks nothing.
+    #[test]
+    fn nginx_serves_the_live_releases_static_files() {
+        let check = "nginx serves the live release's static files";
+        let out = |got: &str| format!("json={{\"tcp\": \"ok\", \"static\": \"{got}\"}}\n");
+        assert_eq!(
+            app_result(&out("ok /static/admin/css/base.css"), check).map(|r| r.0),
+            Some(true)
+        );
+        for bad in [
+            "HTTP 404 for /static/admin/css/base.css",
+            "HTTP 200 for /static/admin/css/base.css, not the release's file",
+            "the live release has no .tandem-public/static",
+        ] {
+            assert_eq!(app_result(&out(bad), check), Some((false, bad.into())));
+        }
+        assert_eq!(app_result("json={\"tcp\": \"ok\"}\n", check), None);
     }
 
     #[test]
