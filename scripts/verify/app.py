@@ -94,14 +94,16 @@ if TANDEM_HTTPS:
             c.request('GET', '/'); r['https'][h] = c.getresponse().status
         except Exception as e:
             r['https'][h] = 'closed: ' + str(e)
-# One of the live release's static files (the first by name), asked through nginx the way a
-# browser would: nginx must answer with the release's own file. None collected: nothing asked.
+# One of the live release's static files (the first by name of at most 256 KiB: verify reads
+# it twice), asked through nginx the way a browser would: nginx must answer with the
+# release's own file. None collected: nothing asked.
 def first_static(top):
     for root, dirs, files in os.walk(top):
         dirs.sort()
         for name in sorted(files):
-            if not name.startswith('.'):
-                return os.path.join(root, name)
+            path = os.path.join(root, name)
+            if not name.startswith('.') and os.path.isfile(path) and os.path.getsize(path) <= 262144:
+                return path
     return None
 if not os.path.isdir(TANDEM_STATIC_DIR):
     r['static'] = 'the live release has no ' + TANDEM_STATIC_DIR
