@@ -72,6 +72,7 @@ switch_to() (
   systemctl reset-failed "$SERVICE" "$SOCKET" "$BRIDGE" 2>/dev/null || true
   systemctl start "$SOCKET" || exit 1
   was=$(readlink "$ROOT/current" 2>/dev/null || true)
+  was_previous=$(readlink "$ROOT/previous" 2>/dev/null || true)
   # The live unit; both running is a switch cut off before its end: the service stays live
   # and the bridge, restarted, takes over.
   live=
@@ -91,6 +92,7 @@ switch_to() (
     if ! start_unit "$SERVICE"; then
       not_started "$SERVICE" "$1"
       if [ -n "$was" ]; then point "$ROOT/current" "$was"; else rm -f "$ROOT/current"; fi
+      if [ -n "$was_previous" ]; then point "$ROOT/previous" "$was_previous"; else rm -f "$ROOT/previous"; fi
       # shellcheck disable=SC2086
       if [ -n "$was" ] && [ -n "$PROCESSES" ]; then systemctl start $PROCESSES || true; fi
       exit 1

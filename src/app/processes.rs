@@ -161,6 +161,11 @@ mod tests {
         if out.status.success() {
             // The idle unit's link agrees with `current` once the switch is done.
             assert_eq!(std::fs::read_link(root.join("next")).unwrap(), current);
+        } else {
+            assert!(
+                std::fs::symlink_metadata(root.join("previous")).is_err(),
+                "a switch that moved nothing left a previous link"
+            );
         }
         (
             std::fs::read_to_string(log).unwrap(),
