@@ -215,6 +215,25 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         status == "200" && css.contains("rgb(0, 102, 51)"),
         "{status} {css}"
     );
+    // verify names it.
+    let verify = s.run(&["verify", "--json"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).expect("verify --json");
+    let check = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "nginx serves the live release's static files")
+        .expect("the static files check")
+        .clone();
+    assert!(
+        check["ok"] == false
+            && check["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("has no .tandem-public/static"),
+        "{check}"
+    );
     let plan = text(&s.run(&["plan"]).stdout);
     assert!(
         plan.contains("+ static files of release ") && !plan.contains("+ release "),
