@@ -13,10 +13,9 @@ use crate::resource::script::STATE_DIR;
 /// does.
 pub fn manage_command(vars: &Vars, args: &[String]) -> String {
     let manage = format!(
-        "cd {current} && set -a && . {env} && DJANGO_STATIC_ROOT={static} && set +a && exec runuser -u {user} -- {current}/venv/bin/python manage.py{args}",
+        "cd {current} && {environment} && exec runuser -u {user} -- {current}/venv/bin/python manage.py{args}",
         current = shell_word(&vars.paths.current),
-        env = shell_word(&vars.paths.env_file),
-        static = shell_word(&vars.static_root_in(&vars.paths.current)),
+        environment = current_environment(vars),
         user = shell_word(&vars.user),
         args = args
             .iter()
@@ -290,12 +289,19 @@ pub fn parse_releases(text: &str) -> Vec<ReleaseEntry> {
 /// (a file, so Django runs it whole rather than as an interactive session).
 pub fn manage_shell_script(vars: &Vars, python: &str) -> String {
     format!(
-        "set -e\ncd {current}\nset -a\n. {env}\nDJANGO_STATIC_ROOT={static}\nset +a\n\
+        "set -e\ncd {current}\n{environment}\n\
          runuser -u {user} -- {current}/venv/bin/python manage.py shell <<'TANDEM_PY'\n{python}TANDEM_PY\n",
         current = shell_word(&vars.paths.current),
-        env = shell_word(&vars.paths.env_file),
-        static = shell_word(&vars.static_root_in(&vars.paths.current)),
+        environment = current_environment(vars),
         user = shell_word(&vars.user),
+    )
+}
+
+/// The env file's variables and the current release's static root, for manage.py there.
+fn current_environment(vars: &Vars) -> String {
+    crate::resource::script::django_environment(
+        &shell_word(&vars.paths.env_file),
+        &shell_word(&vars.static_root_in(&vars.paths.current)),
     )
 }
 

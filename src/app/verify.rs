@@ -200,9 +200,11 @@ const TENANT_CHECKS: &str = include_str!("../../scripts/verify/tenant_checks.py"
 /// multi-tenant projects, `public_tenant=yes|no`: one Django start either way.
 fn migrations_check(config: &Config, vars: &Vars) -> String {
     let manage = format!(
-        "(set -a; . {env}; DJANGO_STATIC_ROOT=\"$R\"/{static}; set +a; runuser -u {user} -- \"$R/venv/bin/python\" manage.py",
-        env = shell_word(&vars.paths.env_file),
-        static = shell_word(&vars.django.static_dir),
+        "({environment}; runuser -u {user} -- \"$R/venv/bin/python\" manage.py",
+        environment = crate::resource::script::django_environment(
+            &shell_word(&vars.paths.env_file),
+            &format!("\"$R\"/{}", shell_word(&vars.django.static_dir)),
+        ),
         user = shell_word(&vars.user),
     );
     if config.django.is_multi_tenant() {

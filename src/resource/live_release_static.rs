@@ -69,7 +69,7 @@ fn collect_script(spec: &LiveReleaseStatic, id: &str) -> String {
                 ),
             ),
         ]),
-        crate::resource::release::MANAGE,
+        crate::resource::release::manage_function(),
     )
 }
 

@@ -132,7 +132,12 @@ const RECORD_MIGRATIONS: &str = include_str!("../../scripts/release/record_migra
 
 /// Runs manage.py in release `$R` as the app user, with the env file's variables and the
 /// release's own `DJANGO_STATIC_ROOT` (`$STATIC`).
-pub(crate) const MANAGE: &str = "manage() { (set -a; . \"$ENVFILE\"; DJANGO_STATIC_ROOT=\"$STATIC\"; set +a; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }\n";
+pub(crate) fn manage_function() -> String {
+    format!(
+        "manage() {{ ({}; cd \"$R\" && runuser -u \"$APPUSER\" -- \"$R/venv/bin/python\" manage.py \"$@\"); }}\n",
+        crate::resource::script::django_environment("\"$ENVFILE\"", "\"$STATIC\"")
+    )
+}
 
 /// The variables both halves of a release use.
 fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
@@ -207,7 +212,7 @@ pub fn activate_script(
     s.push_str(&format!(
         "[ -e \"$R/{BUILT}\" ] || {{ echo \"release $(basename \"$R\") was not built (its build failed or did not run): run tandem apply again\" >&2; exit 1; }}\n"
     ));
-    s.push_str(MANAGE);
+    s.push_str(&manage_function());
     // collectstatic writes into the release ($R is the app user's since its build).
     s.push_str("runuser -u \"$APPUSER\" -- mkdir -p \"$STATIC\"\n");
     s.push_str(&health_assignments(config));

@@ -54,6 +54,14 @@ pub fn owed_file(name: &str) -> String {
 
 /// `NAME=value` lines, each value quoted: how a script kept as a file under scripts/ gets what
 /// it works on (the file itself never has a value pasted into it).
+/// Shell that exports the env file's variables and the release's own `DJANGO_STATIC_ROOT`
+/// (`engine::vars::Vars::static_root_in`; never in the env file, which would override a
+/// unit's) for a manage.py run. A brace group, so it chains with `&&`; both arguments are
+/// shell words.
+pub fn django_environment(env_file: &str, static_root: &str) -> String {
+    format!("{{ set -a; . {env_file}; DJANGO_STATIC_ROOT={static_root}; set +a; }}")
+}
+
 pub fn assignments(values: &[(&str, &str)]) -> String {
     values
         .iter()
