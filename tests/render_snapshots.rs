@@ -29,19 +29,19 @@ fn snapshot_example(example: &str) -> usize {
 
 #[test]
 fn two_servers_example() {
-    assert_eq!(snapshot_example("two-servers.yml"), 28);
+    assert_eq!(snapshot_example("two-servers.yml"), 29);
 }
 
 /// Two db servers and a witness: etcd on the three, Patroni's configuration on the db servers
 /// (passwords redacted), the replication lines in pg_hba and the apps' multi-host env.
 #[test]
 fn cluster_example() {
-    assert_eq!(snapshot_example("cluster.yml"), 53);
+    assert_eq!(snapshot_example("cluster.yml"), 54);
 }
 
 #[test]
 fn tenants_example() {
-    assert_eq!(snapshot_example("tenants.yml"), 47);
+    assert_eq!(snapshot_example("tenants.yml"), 49);
 }
 
 #[test]

@@ -11,7 +11,8 @@
 # Background processes stop (warm shutdown, up to their stop_timeout) before `current` moves,
 # so none runs a mix of two releases, and start on DIR once it serves. A subshell: its
 # `set -f` (unit names are split, never globbed) ends with it.
-# Set before: ROOT SERVICE SOCKET BRIDGE PROCESSES (unit names, space-separated, maybe none).
+# Set before: ROOT SERVICE SOCKET BRIDGE PROCESSES (unit names, space-separated, maybe none)
+# WORKERS (gunicorn's --workers).
 
 # Starts unit $1 (restarts it: a unit left running by a run cut off mid-switch may serve
 # another release). A status of 200-243 is systemd failing to set the process up (seen once in
@@ -35,11 +36,21 @@ not_started() {
   systemctl reset-failed "$1" 2>/dev/null || true
 }
 
+# The children of process $1 that still run (a zombie, exited and not yet reaped by
+# gunicorn's master, holds no socket and answers nothing).
+running_children() {
+  for child in $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+    state=$(cut -d')' -f2 "/proc/$child/stat" 2>/dev/null | cut -d' ' -f2)
+    [ -z "$state" ] || [ "$state" = Z ] || echo "$child"
+  done
+}
+
 # Stops unit $1, the one that served, gracefully, and returns once its workers are gone:
-# they exit within milliseconds of TERM (their requests in flight answered), while gunicorn's
-# master takes another ~0.3 s to notice and exit, which nothing here waits for (the unit is
-# `deactivating` meanwhile). The health check that follows must not be answered by the old
-# release's workers. Past TimeoutStopSec systemd kills what is left.
+# they exit within milliseconds of TERM (their requests in flight answered; tandem's
+# gunicorn settings skip Python's teardown), while gunicorn's master takes another ~0.3 s to
+# reap them and exit, which nothing here waits for (the unit is `deactivating` meanwhile).
+# The health check that follows must not be answered by the old release's workers. Past
+# TimeoutStopSec systemd kills what is left.
 # (systemctl warns that the socket could start the stopped unit again: only the service, and
 # only while neither runs.)
 stop_serving() {
@@ -49,7 +60,22 @@ stop_serving() {
   waited=0
   while [ "$waited" -lt 1500 ]; do
     [ "$(systemctl show -p ActiveState --value "$1" 2>/dev/null)" != active ] &&
-      [ -z "$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)" ] && return 0
+      [ -z "$(running_children "$pid")" ] && return 0
+    sleep 0.01
+    waited=$((waited + 1))
+  done
+}
+
+# gunicorn tells systemd it is ready (READY) before it forks its workers, one at a time with
+# a random pause of up to 0.1 s between them: returns once unit $1's main process has $WORKERS
+# workers, so that the live unit stops only when the new one can take its load (after 5 s the
+# switch goes on with what there is).
+await_workers() {
+  pid=$(systemctl show -p MainPID --value "$1" 2>/dev/null || true)
+  [ "${pid:-0}" -gt 0 ] || return 0
+  waited=0
+  while [ "$waited" -lt 500 ]; do
+    [ "$(running_children "$pid" | wc -l)" -ge "$WORKERS" ] && return 0
     sleep 0.01
     waited=$((waited + 1))
   done
@@ -98,7 +124,10 @@ switch_to() (
       exit 1
     fi
   fi
-  if [ -n "$live" ]; then stop_serving "$live"; fi
+  if [ -n "$live" ]; then
+    if [ "$live" = "$SERVICE" ]; then await_workers "$BRIDGE"; else await_workers "$SERVICE"; fi
+    stop_serving "$live"
+  fi
   # The idle unit's link too, so that `next` and `current` agree once the switch is done.
   point "$ROOT/next" "$1" || exit 1
   if [ -n "$PROCESSES" ]; then

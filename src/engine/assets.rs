@@ -25,6 +25,7 @@ const BUILTIN: &[(&str, &str)] = embed!(
     "templates/systemd/gunicorn.service",
     "templates/systemd/gunicorn-bridge.service",
     "templates/django/env",
+    "templates/django/gunicorn.conf.py",
     "templates/postgres/00-tandem.conf",
     "templates/postgres/pg_hba.block",
     "templates/cluster/etcd",

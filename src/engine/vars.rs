@@ -340,6 +340,9 @@ pub struct Paths {
     pub public: String,
     pub media_root: String,
     pub env_file: String,
+    /// tandem's gunicorn settings (`--config`), read by the app user: not in the root-only
+    /// `/etc/{project}`.
+    pub gunicorn_conf: String,
     pub socket: String,
 }
 
@@ -356,6 +359,7 @@ impl Paths {
             public: PUBLIC.to_string(),
             media_root: format!("{root}/media"),
             env_file: format!("/etc/{project}/env"),
+            gunicorn_conf: format!("/etc/gunicorn-{project}.conf.py"),
             socket: format!("/run/gunicorn-{project}.sock"),
             root,
         }

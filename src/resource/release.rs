@@ -327,6 +327,7 @@ pub fn switch_function(vars: &Vars) -> String {
             ("SOCKET", &vars.units.socket),
             ("BRIDGE", &vars.units.bridge),
             ("PROCESSES", &processes.join(" ")),
+            ("WORKERS", &vars.django.workers.to_string()),
         ])
     )
 }
@@ -531,9 +532,9 @@ mod tests {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "{}stop_serving gunicorn-shop.service\nkill -0 {} 2>/dev/null && echo running || echo gone\n",
+                "{}stop_serving gunicorn-shop.service\n{}",
                 switch_function(&vars),
-                worker.trim()
+                still_running(worker.trim())
             ))
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("MASTER", master.id().to_string())
@@ -541,6 +542,112 @@ mod tests {
             .unwrap();
         master.wait().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "gone\n", "{out:?}");
+    }
+
+    /// gunicorn is READY before its workers fork (one by one, up to 0.1 s apart): the live
+    /// unit stops only once the new unit's master has all its workers. Here the bridge's
+    /// stand-in master forks its workers 0.1 s apart, and the fake `systemctl` writes down how
+    /// many it had when the service was told to stop.
+    #[test]
+    fn the_live_unit_stops_once_the_new_units_workers_all_run() {
+        let (dir, config, _) = shop_and_bundle(0);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let workers = vars.django.workers;
+        assert!(workers >= 2, "the test needs workers that fork apart");
+        let bin = fake_systemctl(
+            dir.path(),
+            &format!(
+                "d=$(dirname \"$0\")\n\
+                 case \"$*\" in\n\
+                 'is-active --quiet gunicorn-shop.service') exit 0;;\n\
+                 'is-active'*) exit 1;;\n\
+                 'restart gunicorn-shop-bridge.service')\n\
+                   sh -c 'for i in $(seq {workers}); do sleep 0.1; sleep 3 & done; wait' >/dev/null 2>&1 &\n\
+                   echo $! >\"$d/bridge.pid\";;\n\
+                 *'MainPID --value gunicorn-shop-bridge.service') cat \"$d/bridge.pid\";;\n\
+                 *'MainPID --value gunicorn-shop.service') echo 0;;\n\
+                 'stop --no-block gunicorn-shop.service')\n\
+                   m=$(cat \"$d/bridge.pid\"); wc -w <\"/proc/$m/task/$m/children\" >\"$d/at-stop\";;\n\
+                 esac\n"
+            ),
+        );
+        let mut vars = vars;
+        let root = dir.path().join("srv");
+        vars.paths.root = root.display().to_string();
+        for release in ["r0", "r1"] {
+            std::fs::create_dir_all(root.join("releases").join(release)).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("releases/r0"), root.join("current")).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(rollback_script(&vars, "r1"))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let at_stop = std::fs::read_to_string(bin.join("at-stop")).unwrap();
+        assert_eq!(at_stop.trim(), workers.to_string(), "{out:?}");
+    }
+
+    /// Shell that prints "running" when process `pid` still runs, "gone" when it has exited
+    /// (a zombie included).
+    fn still_running(pid: &str) -> String {
+        format!(
+            "state=$(cut -d')' -f2 /proc/{pid}/stat 2>/dev/null | cut -d' ' -f2)\n\
+             case $state in ''|Z) echo gone;; *) echo running;; esac\n"
+        )
+    }
+
+    /// gunicorn's master reaps its stopped workers only on its next tick (0.1 s, longer when
+    /// busy): a worker that has exited and is not reaped yet serves nothing, and the switch
+    /// goes on without waiting for the master. Here the master never reaps (it `exec`s a
+    /// sleep), so a switch that waited for the zombie would give up only after its 1500 polls.
+    #[test]
+    fn a_switch_does_not_wait_for_the_master_to_reap_its_workers() {
+        use std::io::BufRead;
+        let (dir, config, _) = shop_and_bundle(0);
+        let polls = dir.path().join("polls");
+        let bin = fake_systemctl(
+            dir.path(),
+            "case \"$*\" in *MainPID*) echo \"$MASTER\";; \
+             *ActiveState*) echo >>\"$POLLS\"; echo deactivating;; esac\n",
+        );
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let mut master = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 0.2 & echo $!; exec sleep 30")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut worker = String::new();
+        std::io::BufReader::new(master.stdout.take().unwrap())
+            .read_line(&mut worker)
+            .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{}stop_serving gunicorn-shop.service\n{}{}",
+                switch_function(&vars),
+                still_running(worker.trim()),
+                still_running(&master.id().to_string()),
+            ))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("MASTER", master.id().to_string())
+            .env("POLLS", &polls)
+            .output()
+            .unwrap();
+        master.kill().unwrap();
+        master.wait().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "gone\nrunning\n",
+            "the worker had exited and its master was still running: {out:?}"
+        );
+        let polled = std::fs::read_to_string(&polls).unwrap().lines().count();
+        assert!(
+            polled < 1500,
+            "the switch waited for the master to reap its worker ({polled} polls)"
+        );
     }
 
     /// go_live under sh with a `systemctl` that always succeeds and the real health check,
