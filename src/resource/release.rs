@@ -139,11 +139,19 @@ pub(crate) fn manage_function() -> String {
     )
 }
 
+/// A release's own work (unpacking, pip, Django's checks, the migrations, collectstatic, the
+/// health check) yields the CPU to the requests being served: the script's processes run at
+/// nice 10 and, where the kernel groups a session's processes for the scheduler (autogroup,
+/// on when no CPU cgroup separates them), so does the script's group. gunicorn's units are
+/// started by systemd and keep their own priority.
+const RELEASE_WORK_YIELDS: &str = "echo 10 >/proc/self/autogroup 2>/dev/null || true\n\
+    renice -n 10 -p $$ >/dev/null 2>&1 || true\n";
+
 /// The variables both halves of a release use.
 fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
     let root = &vars.paths.root;
     format!(
-        "set -e\numask 022\n{}",
+        "set -e\numask 022\n{RELEASE_WORK_YIELDS}{}",
         assignments(&[
             ("ROOT", root),
             ("R", &format!("{root}/releases/{id}")),
@@ -471,6 +479,19 @@ mod tests {
     /// A switch that moves `current` points `previous` at the release it left (nginx serves
     /// that one's static files after the live one's); a switch of the live release to itself
     /// leaves `previous` alone. Run under sh with a `systemctl` whose service is live.
+    /// The release's own work runs at nice 10 (`nice` alone prints the niceness it runs at).
+    #[test]
+    fn a_releases_work_yields_the_cpu_to_the_requests_served() {
+        let (_dir, config, bundle) = shop_and_bundle(0);
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{}nice\n", release_preamble(&vars, &bundle, "r1")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "10\n", "{out:?}");
+    }
+
     #[test]
     fn the_release_a_switch_leaves_becomes_previous() {
         let (dir, config, _) = shop_and_bundle(0);
