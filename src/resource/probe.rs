@@ -33,7 +33,9 @@ pub fn probe_script(desired: &Desired, extra: &[(&str, String)]) -> String {
             .iter()
             .map(|(id, body)| (id.to_string(), body.clone())),
     );
-    let mut script = String::from(
+    // The queries run at once: a burst on the host's cores, which must not delay its requests.
+    let mut script = String::from(crate::resource::script::YIELD_TO_SERVING);
+    script.push_str(
         "export LC_ALL=C\nD=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$D\"' EXIT\n\
          run() { ( eval \"$2\" ) >\"$D/$1\" 2>/dev/null </dev/null; echo $? >\"$D/$1.status\"; }\n",
     );
@@ -92,6 +94,7 @@ mod tests {
                 ("waits", waits),
                 ("quick", "echo second".into()),
                 ("flags", format!("touch {flag}; echo third")),
+                ("nice", "nice".into()),
             ],
         );
         let out = std::process::Command::new("sh")
@@ -108,7 +111,8 @@ mod tests {
         assert_eq!(facts.get("waits").stdout, "first\n\0x");
         assert_eq!(facts.get("quick").stdout, "second\n");
         assert_eq!(facts.get("flags").stdout, "third\n");
+        assert_eq!(facts.get("nice").stdout, "10\n", "queries yield the CPU");
         let order: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
-        assert_eq!(order, ["@owed", "@waits", "@quick", "@flags"]);
+        assert_eq!(order, ["@owed", "@waits", "@quick", "@flags", "@nice"]);
     }
 }

@@ -139,19 +139,12 @@ pub(crate) fn manage_function() -> String {
     )
 }
 
-/// A release's own work (unpacking, pip, Django's checks, the migrations, collectstatic, the
-/// health check) yields the CPU to the requests being served: the script's processes run at
-/// nice 10 and, where the kernel groups a session's processes for the scheduler (autogroup,
-/// on when no CPU cgroup separates them), so does the script's group. gunicorn's units are
-/// started by systemd and keep their own priority.
-const RELEASE_WORK_YIELDS: &str = "echo 10 >/proc/self/autogroup 2>/dev/null || true\n\
-    renice -n 10 -p $$ >/dev/null 2>&1 || true\n";
-
 /// The variables both halves of a release use.
 fn release_preamble(vars: &Vars, bundle: &Bundle, id: &str) -> String {
     let root = &vars.paths.root;
     format!(
-        "set -e\numask 022\n{RELEASE_WORK_YIELDS}{}",
+        "set -e\numask 022\n{}{}",
+        crate::resource::script::YIELD_TO_SERVING,
         assignments(&[
             ("ROOT", root),
             ("R", &format!("{root}/releases/{id}")),

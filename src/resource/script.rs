@@ -21,6 +21,15 @@ pub const WORK_LOCK: &str = "/var/lib/tandem/work.lock";
 /// leaves the reload to the next run (which probes this directory).
 pub const OWED_DIR: &str = "/var/lib/tandem/owed";
 
+/// tandem's own work on a server (the probe's queries; a release's unpacking, Django checks,
+/// migrations, collectstatic and health check) yields the CPU to the requests being served:
+/// the script's processes run at nice 10 and, where the kernel groups a session's processes
+/// for the scheduler (autogroup, on when no CPU cgroup separates them), so does the script's
+/// group. On an idle server it changes nothing. gunicorn's units are started by systemd and
+/// keep their own priority.
+pub const YIELD_TO_SERVING: &str = "echo 10 >/proc/self/autogroup 2>/dev/null || true\n\
+    renice -n 10 -p $$ >/dev/null 2>&1 || true\n";
+
 /// The probe query listing the owed handlers.
 pub const OWED_PROBE: &str = "ls -1 /var/lib/tandem/owed 2>/dev/null; true";
 
