@@ -526,29 +526,19 @@ mod tests {
     /// takes a moment to finish its request).
     #[test]
     fn a_switch_waits_for_the_old_units_workers_not_its_master() {
-        use std::io::BufRead;
         let (dir, config, _) = shop_and_bundle(0);
         let bin = fake_systemctl(
             dir.path(),
             "case \"$*\" in *MainPID*) echo \"$MASTER\";; *ActiveState*) echo deactivating;; esac\n",
         );
         let vars = Vars::for_paths(&config, &config.servers[1]);
-        let mut master = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("sleep 0.5 & echo $!; wait")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut worker = String::new();
-        std::io::BufReader::new(master.stdout.take().unwrap())
-            .read_line(&mut worker)
-            .unwrap();
+        let (mut master, worker) = master_with_a_worker("sleep 0.5 & echo $!; wait");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "{}stop_serving gunicorn-shop.service\n{}",
                 switch_function(&vars),
-                still_running(worker.trim())
+                still_running(&worker)
             ))
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("MASTER", master.id().to_string())
@@ -603,6 +593,23 @@ mod tests {
         assert_eq!(at_stop.trim(), workers.to_string(), "{out:?}");
     }
 
+    /// A stand-in gunicorn master: `sh -c script`, which starts its worker in the background
+    /// and prints its pid first; the master and the worker's pid.
+    fn master_with_a_worker(script: &str) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let mut master = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut worker = String::new();
+        std::io::BufReader::new(master.stdout.take().unwrap())
+            .read_line(&mut worker)
+            .unwrap();
+        (master, worker.trim().to_string())
+    }
+
     /// Shell that prints "running" when process `pid` still runs, "gone" when it has exited
     /// (a zombie included).
     fn still_running(pid: &str) -> String {
@@ -618,7 +625,6 @@ mod tests {
     /// sleep), so a switch that waited for the zombie would give up only after its 1500 polls.
     #[test]
     fn a_switch_does_not_wait_for_the_master_to_reap_its_workers() {
-        use std::io::BufRead;
         let (dir, config, _) = shop_and_bundle(0);
         let polls = dir.path().join("polls");
         let bin = fake_systemctl(
@@ -627,22 +633,13 @@ mod tests {
              *ActiveState*) echo >>\"$POLLS\"; echo deactivating;; esac\n",
         );
         let vars = Vars::for_paths(&config, &config.servers[1]);
-        let mut master = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("sleep 0.2 & echo $!; exec sleep 30")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut worker = String::new();
-        std::io::BufReader::new(master.stdout.take().unwrap())
-            .read_line(&mut worker)
-            .unwrap();
+        let (mut master, worker) = master_with_a_worker("sleep 0.2 & echo $!; exec sleep 30");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "{}stop_serving gunicorn-shop.service\n{}{}",
                 switch_function(&vars),
-                still_running(worker.trim()),
+                still_running(&worker),
                 still_running(&master.id().to_string()),
             ))
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
