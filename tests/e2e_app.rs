@@ -77,6 +77,13 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     )
     .unwrap();
     std::fs::write(static_dir.join("v2.css"), "h1 { font-weight: 900; }\n").unwrap();
+    // And it brings a gunicorn.conf.py: tandem's own gunicorn settings file reads it, as
+    // gunicorn itself would without `--config`, from the release that runs.
+    std::fs::write(
+        s.dir.path().join("timesheet/gunicorn.conf.py"),
+        "access_log_format = 'from-the-release %(s)s %(U)s'\n",
+    )
+    .unwrap();
     let plan = s.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2));
     assert!(
@@ -137,6 +144,28 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         "{page}"
     );
 
+    // gunicorn's access log lines for a request to / made after the server's time `since`:
+    // waits (10 s at most) for one (journald takes them from gunicorn's stdout).
+    let access_lines_of_a_request = || {
+        let since = s.sudo_ok(&s.app, "date +%s");
+        let (status, _) = fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", "/");
+        assert_eq!(status, "200");
+        s.sudo_ok(
+            &s.app,
+            &format!(
+                "for i in $(seq 50); do\n\
+                 l=$(journalctl -u gunicorn-timesheet.service -u gunicorn-timesheet-bridge.service \
+                 --since @{} --no-pager -o cat | grep -e 'from-the-release' -e '\"GET / HTTP/1')\n\
+                 [ -z \"$l\" ] || {{ echo \"$l\"; exit 0; }}; sleep 0.2; done; exit 1",
+                since.trim()
+            ),
+        )
+    };
+    let lines = access_lines_of_a_request();
+    assert!(
+        lines.contains("from-the-release 200 /"),
+        "the release's gunicorn.conf.py was not read: {lines}"
+    );
     let css_of = |path: &str| fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", path);
     let release_hash = s.sudo_ok(&s.app, "cat /srv/timesheet/current/.tandem-release");
     let release_hash = release_hash.trim().to_string();
@@ -161,6 +190,11 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
     );
     let (status, css) = css_of("/static/entries/v2.css");
     assert!(status == "200" && css.contains("900"), "{status} {css}");
+    let lines = access_lines_of_a_request();
+    assert!(
+        !lines.contains("from-the-release"),
+        "the rolled-back release has no gunicorn.conf.py, yet: {lines}"
+    );
     // Nothing but its static files is served from a release: not its code, not its marks.
     for path in [
         "/static/%2e%2e/%2e%2e/.tandem-release",
