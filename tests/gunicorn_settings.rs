@@ -1,6 +1,7 @@
 //! tandem's gunicorn settings file (`templates/django/gunicorn.conf.py`), loaded by Python as
 //! gunicorn loads it, with its `worker_exit` hook called as gunicorn's worker calls it: from
-//! the `finally` of the worker's `sys.exit(...)`. The lab's e2e tests run it in real gunicorn.
+//! the `finally` of the worker's `sys.exit(...)`, where an exception it raises is logged and
+//! the exit goes on. The lab's e2e tests run it in real gunicorn.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,7 +23,10 @@ if mode == "thread":
 try:
     sys.exit(3 if mode == "failed" else 0)
 finally:
-    conf["worker_exit"](None, None)
+    try:
+        conf["worker_exit"](None, None)
+    except Exception:
+        print("hook failed", flush=True)
 "#;
 
 /// Runs the harness in `dir` (the release's working directory); stdout and the exit status.
@@ -104,5 +108,20 @@ fn the_releases_own_gunicorn_conf_still_applies() {
     assert_eq!(
         run(dir.path(), "ok"),
         ("release hook\natexit\n".into(), Some(0))
+    );
+}
+
+/// A release's own hook that raises: gunicorn logs it and the worker exits the usual way.
+#[test]
+fn a_release_hook_that_raises_leaves_the_usual_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gunicorn.conf.py"),
+        "def worker_exit(server, worker):\n    raise RuntimeError('no')\n",
+    )
+    .unwrap();
+    assert_eq!(
+        run(dir.path(), "ok"),
+        ("hook failed\natexit\nteardown\n".into(), Some(0))
     );
 }
