@@ -358,10 +358,14 @@ fn a_release_that_fails_its_health_check_stops_on_the_first_app_server() {
         format!("{entry}\nraise RuntimeError(\"a release that does not start\")\n"),
     )
     .unwrap();
+    // The units' states once the one that stopped is no longer `deactivating` (a switch goes
+    // on once its workers have exited; gunicorn's master takes a moment more), 10 s at most.
     let serving = |server| {
         s.sudo_ok(
             server,
-            "systemctl is-active gunicorn-timesheet.service gunicorn-timesheet-bridge.service | tr '\\n' ' '",
+            "for i in $(seq 100); do\n\
+             st=$(systemctl is-active gunicorn-timesheet.service gunicorn-timesheet-bridge.service | tr '\\n' ' ')\n\
+             case $st in *deactivating*) sleep 0.1;; *) break;; esac; done; echo \"$st\" | tr -d '\\n'",
         )
     };
     for turn in ["active inactive ", "inactive active "] {
