@@ -184,7 +184,7 @@ impl Engine {
                 h.name(),
                 out.stderr_tail()
             );
-            Ok::<_, anyhow::Error>(out.stdout_text())
+            Ok::<_, anyhow::Error>(out.stdout)
         }))
         .await
         .into_iter()
@@ -354,7 +354,7 @@ pub struct HostInput<'a> {
     pub probe: Probe,
     pub discovery: facts::Discovery,
     /// What the probe script printed.
-    pub output: &'a str,
+    pub output: &'a [u8],
     pub password: &'a Secret,
     /// This server runs the release's migrations (the first app server of the run).
     pub migrates: bool,
@@ -424,7 +424,7 @@ fn capture(
     dir: &Path,
     servers: &[Server],
     discoveries: &[facts::Discovery],
-    outputs: &[String],
+    outputs: &[Vec<u8>],
 ) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -432,7 +432,7 @@ fn capture(
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let write = |name: String, text: &str| -> anyhow::Result<()> {
+    let write = |name: String, bytes: &[u8]| -> anyhow::Result<()> {
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
         let mut file = std::fs::OpenOptions::new()
@@ -441,11 +441,14 @@ fn capture(
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(bytes)?;
         Ok(())
     };
     for ((server, discovery), output) in servers.iter().zip(discoveries).zip(outputs) {
-        write(format!("{}.discovery", server.name), &discovery.to_lines())?;
+        write(
+            format!("{}.discovery", server.name),
+            discovery.to_lines().as_bytes(),
+        )?;
         write(format!("{}.probe", server.name), output)?;
     }
     Ok(())

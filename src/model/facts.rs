@@ -1,6 +1,7 @@
 //! `Facts`: what a host is like now, gathered in one probe script per host (after a tiny
 //! discovery script that finds versions and paths). The probe is a list of named queries; its
-//! output is one `@id status base64(stdout)` line per query, so any bytes survive the trip.
+//! output is a line `@id status size` per query, the line `@@`, then the queries' output bytes
+//! one after the other (sizes frame them, so any bytes survive the trip).
 
 use std::collections::BTreeMap;
 
@@ -251,6 +252,8 @@ fn host_key(line: &str) -> Option<String> {
 }
 
 /// Names of the shared queries (the rest are `t<task index>`).
+/// The line between the probe's headers and its answers' bytes.
+pub const ANSWERS_FOLLOW: &str = "@@";
 pub const UFW: &str = "ufw";
 pub const PG: &str = "pg";
 pub const OWED: &str = "owed";
@@ -281,26 +284,46 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn parse(discovery: Discovery, output: &str) -> anyhow::Result<Facts> {
+    /// The probe's output (`probe_script`): the headers, `@@`, then the answers' bytes.
+    pub fn parse(discovery: Discovery, output: &[u8]) -> anyhow::Result<Facts> {
         let mut results = BTreeMap::new();
-        for line in output.lines() {
-            let Some(rest) = line.strip_prefix('@') else {
+        let mut headers = Vec::new();
+        let mut rest = output;
+        loop {
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                anyhow::bail!("the probe's answers are cut short (no `{ANSWERS_FOLLOW}` line)");
+            };
+            let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest = &rest[end + 1..];
+            if line == ANSWERS_FOLLOW {
+                break;
+            }
+            // Anything else a login prints before the probe (a motd, say) is not an answer.
+            let Some(header) = line.strip_prefix('@') else {
                 continue;
             };
-            let mut parts = rest.splitn(3, ' ');
-            let (Some(id), Some(status), data) =
-                (parts.next(), parts.next(), parts.next().unwrap_or(""))
-            else {
-                continue;
+            let fields: Vec<&str> = header.split(' ').collect();
+            let [id, status, size] = fields.as_slice() else {
+                anyhow::bail!("probe answer header {line:?} is not `@id status size`");
             };
-            let bytes = STANDARD
-                .decode(data.trim())
-                .map_err(|e| anyhow::anyhow!("probe answer {id} is not base64: {e}"))?;
+            let size: usize = size
+                .parse()
+                .map_err(|_| anyhow::anyhow!("probe answer {id} has no size: {line:?}"))?;
+            headers.push((id.to_string(), status.parse().unwrap_or(-1), size));
+        }
+        for (id, status, size) in headers {
+            anyhow::ensure!(
+                rest.len() >= size,
+                "the probe's answer {id} is cut short ({} of {size} bytes)",
+                rest.len()
+            );
+            let (bytes, next) = rest.split_at(size);
+            rest = next;
             results.insert(
-                id.to_string(),
+                id,
                 QueryResult {
-                    status: status.parse().unwrap_or(-1),
-                    stdout: String::from_utf8_lossy(&bytes).into_owned(),
+                    status,
+                    stdout: String::from_utf8_lossy(bytes).into_owned(),
                 },
             );
         }
@@ -393,12 +416,33 @@ mod tests {
 
     #[test]
     fn probe_output_round_trips_any_bytes() {
-        let out = "noise\n@t0 0 aGVsbG8KJ3dvcmxkJw==\n@ufw 3 \n";
+        let out = b"noise\n@t0 0 14\n@ufw 3 0\n@bin 0 3\n@@\nhello\n'world'\n\0\xff\n";
         let facts = Facts::parse(Discovery::default(), out).unwrap();
-        assert_eq!(facts.get("t0").stdout, "hello\n'world'");
+        assert_eq!(facts.get("t0").stdout, "hello\n'world'\n");
         assert!(facts.get("t0").ok());
         assert_eq!(facts.get(UFW).status, 3);
+        assert_eq!(facts.get(UFW).stdout, "");
+        assert_eq!(facts.get("bin").stdout, "\0\u{fffd}\n");
         assert_eq!(facts.get("base.a-step.file").status, -1);
+    }
+
+    #[test]
+    fn a_cut_or_garbled_probe_output_is_an_error_not_empty_answers() {
+        for (out, says) in [
+            (&b"@t0 0 5\n@ufw 0 1\n"[..], "no `@@` line"),
+            (b"@t0 0 5\n@@\nhel", "t0 is cut short (3 of 5 bytes)"),
+            (
+                b"@t0 0 5\n@ufw 0 1\n@@\nhello",
+                "ufw is cut short (0 of 1 bytes)",
+            ),
+            (b"@t0 0\n@@\n", "is not `@id status size`"),
+            (b"@t0 0 many\n@@\n", "t0 has no size"),
+        ] {
+            let err = Facts::parse(Discovery::default(), out)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::model::facts::{OWED, PG, PG_STOPPED, UFW};
 ///
 /// The queries only read, so they run all at once (on the host's cores; systemctl and psql
 /// mostly wait on their servers), each into its own file; the answers are then printed in
-/// order, one line each: `@id status base64(stdout)`.
+/// order: a line `@id status size` each, the line `@@`, then every answer's bytes, in the
+/// same order (`Facts::parse` reads them).
 pub fn probe_script(desired: &Desired, extra: &[(&str, String)]) -> String {
     let mut queries: Vec<(String, String)> = desired
         .tasks
@@ -42,13 +43,15 @@ pub fn probe_script(desired: &Desired, extra: &[(&str, String)]) -> String {
     for (id, body) in &queries {
         script.push_str(&format!("run {id} {} &\n", shell_word(body)));
     }
-    script.push_str("wait\nfor q in");
-    for (id, _) in &queries {
-        script.push_str(&format!(" {id}"));
-    }
-    script.push_str(
-        "; do\n  read -r status <\"$D/$q.status\"\n  printf '@%s %s ' \"$q\" \"$status\"; base64 -w0 <\"$D/$q\"; echo\ndone\n",
-    );
+    // The answers go back as they are, framed by their sizes: one `stat` and one `cat` for
+    // all of them (a `base64` per answer cost a sixth of an app server's probe CPU).
+    let ids: String = queries.iter().map(|(id, _)| format!(" {id}")).collect();
+    script.push_str(&format!(
+        "wait\ncd \"$D\" || exit 1\nstat -c %s --{ids} >.sizes || exit 1\nexec 3<.sizes\n\
+         for q in{ids}; do read -r status <\"$q.status\"; read -r size <&3; printf '@%s %s %s\\n' \"$q\" \"$status\" \"$size\"; done\n\
+         echo {ANSWERS}\ncat --{ids}\n",
+        ANSWERS = crate::model::facts::ANSWERS_FOLLOW,
+    ));
     script
 }
 
@@ -101,8 +104,7 @@ mod tests {
             .args(["-c", &script])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let facts = Facts::parse(Discovery::default(), &text).unwrap();
+        let facts = Facts::parse(Discovery::default(), &out.stdout).unwrap();
         assert_eq!(
             facts.get("waits").status,
             3,
@@ -112,7 +114,11 @@ mod tests {
         assert_eq!(facts.get("quick").stdout, "second\n");
         assert_eq!(facts.get("flags").stdout, "third\n");
         assert_eq!(facts.get("nice").stdout, "10\n", "queries yield the CPU");
-        let order: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
-        assert_eq!(order, ["@owed", "@waits", "@quick", "@flags", "@nice"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let order: Vec<&str> = text.lines().map_while(|l| l.split(' ').next()).collect();
+        assert_eq!(
+            order[..6],
+            ["@owed", "@waits", "@quick", "@flags", "@nice", "@@"]
+        );
     }
 }
