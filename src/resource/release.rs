@@ -15,24 +15,28 @@ use crate::resource::script::{assignments, payload};
 /// Releases kept on each app server (the current one included).
 pub const KEEP: usize = 5;
 
-/// Probe query for `ReleaseState`.
+/// Probe query for `ReleaseState`. Shell builtins where they do (every process is CPU taken
+/// from the requests, three times a CI pipeline).
 pub fn probe(vars: &Vars) -> String {
     format!(
-        "cd {root} 2>/dev/null || exit 3; echo \"current=$(readlink current 2>/dev/null | sed 's|.*/||')\"; \
-         echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; ls -1 releases 2>/dev/null | sed 's/^/release=/'; \
-         {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -print 2>/dev/null | sed 's/^/migration=/'; true",
+        "cd {root} 2>/dev/null || exit 3; r=$(readlink current 2>/dev/null); echo \"current=${{r##*/}}\"; \
+         echo \"hash=$(cat current/.tandem-release 2>/dev/null)\"; for r in releases/*; do [ -e \"$r\" ] && echo \"release=${{r#releases/}}\"; done; \
+         {units}cd current 2>/dev/null && find . -maxdepth 4 -name venv -prune -o -path '*/migrations/[0-9]*.py' -printf 'migration=%p\\n' 2>/dev/null; true",
         root = shell_word(&vars.paths.root),
         units = gunicorn_units_query(vars),
     )
 }
 
 /// Shell (one line, `;`-ended) that prints `gunicorn=UNIT STATE RELEASE` for each of gunicorn's
-/// two units: `systemctl is-active`'s answer and the release directory its main process runs
-/// in (empty when none runs). Read by `model::state::gunicorn_units`.
+/// two units: its `ActiveState` (what `systemctl is-active` says) and the release directory
+/// its main process runs in (empty when none runs). One `systemctl show` for both units.
+/// Read by `model::state::gunicorn_units`.
 pub fn gunicorn_units_query(vars: &Vars) -> String {
     format!(
-        "for u in {service} {bridge}; do p=$(systemctl show -p MainPID --value \"$u\" 2>/dev/null); \
-         echo \"gunicorn=$u $(systemctl is-active \"$u\") $(readlink /proc/$p/cwd 2>/dev/null | sed 's|.*/||')\"; done; ",
+        "systemctl show -p Id -p ActiveState -p MainPID -- {service} {bridge} 2>/dev/null | {{ u=; \
+         while IFS= read -r l || [ -n \"$u\" ]; do case $l in Id=*) u=${{l#Id=}} ;; ActiveState=*) s=${{l#ActiveState=}} ;; \
+         MainPID=*) p=${{l#MainPID=}} ;; *) [ -z \"$u\" ] || {{ r=$(readlink /proc/$p/cwd 2>/dev/null); \
+         echo \"gunicorn=$u $s ${{r##*/}}\"; }}; u= s= p= ;; esac; done; }}; ",
         service = shell_word(&vars.units.service),
         bridge = shell_word(&vars.units.bridge),
     )
@@ -384,6 +388,88 @@ mod tests {
         std::fs::write(&systemctl, format!("#!/bin/sh\n{body}")).unwrap();
         std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
         bin
+    }
+
+    /// The release probe, run with the system's sh on a release tree: the current release, its
+    /// hash, every release, the current release's migrations, and gunicorn's units from one
+    /// `systemctl show` (its output format: blocks of properties, blank-line separated, the
+    /// properties in systemd's order), the serving one with its main process's directory.
+    #[test]
+    fn the_release_probe_reads_the_tree_and_both_units_from_one_systemctl() {
+        let (dir, config, _) = shop_and_bundle(0);
+        let root = dir.path().join("srv");
+        let r2 = root.join("releases/20261208T010000Z-b");
+        std::fs::create_dir_all(root.join("releases/20261207T010000Z-a")).unwrap();
+        std::fs::create_dir_all(r2.join("entries/migrations")).unwrap();
+        std::fs::create_dir_all(r2.join("venv/lib/migrations")).unwrap();
+        std::fs::write(r2.join("entries/migrations/0001_initial.py"), "").unwrap();
+        std::fs::write(r2.join("venv/lib/migrations/0001_not_ours.py"), "").unwrap();
+        std::fs::write(r2.join(".tandem-release"), "c0de\n").unwrap();
+        std::os::unix::fs::symlink("releases/20261208T010000Z-b", root.join("current")).unwrap();
+        let mut master = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&r2)
+            .spawn()
+            .unwrap();
+        let bin = fake_systemctl(
+            dir.path(),
+            &format!(
+                "echo \"$*\" >>\"$LOG\"\nprintf 'MainPID=0\\nId=gunicorn-shop.service\\nActiveState=deactivating\\n\\nMainPID={}\\nId=gunicorn-shop-bridge.service\\nActiveState=active\\n'\n",
+                master.id()
+            ),
+        );
+        let mut vars = Vars::for_paths(&config, &config.servers[1]);
+        vars.paths.root = root.display().to_string();
+        let log = dir.path().join("log");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &probe(&vars)])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("LOG", &log)
+            .output()
+            .unwrap();
+        master.kill().unwrap();
+        master.wait().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let state = ReleaseState::parse(0, &text);
+        assert_eq!(state.current.as_deref(), Some("20261208T010000Z-b"));
+        assert_eq!(state.current_hash.as_deref(), Some("c0de"));
+        assert_eq!(state.releases, ["20261207T010000Z-a", "20261208T010000Z-b"]);
+        assert_eq!(state.migrations, ["entries/migrations/0001_initial.py"]);
+        assert_eq!(
+            crate::model::state::gunicorn_units(&text),
+            [
+                crate::model::state::GunicornUnit {
+                    unit: "gunicorn-shop.service",
+                    state: "deactivating",
+                    release: ""
+                },
+                crate::model::state::GunicornUnit {
+                    unit: "gunicorn-shop-bridge.service",
+                    state: "active",
+                    release: "20261208T010000Z-b"
+                },
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().lines().count(),
+            1,
+            "one systemctl"
+        );
+        // No release yet: no `release=` line from the empty directory's glob.
+        std::fs::remove_dir_all(root.join("releases")).unwrap();
+        std::fs::create_dir_all(root.join("releases")).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &probe(&vars)])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("LOG", &log)
+            .output()
+            .unwrap();
+        assert!(
+            ReleaseState::parse(0, &String::from_utf8_lossy(&out.stdout))
+                .releases
+                .is_empty()
+        );
     }
 
     /// The test config `shop` (kept in the returned directory) and a bundle of `files` files
