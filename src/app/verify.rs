@@ -266,8 +266,8 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
          {after}\
          wait; cat \"$M\"; rm -f \"$M\"\n\
          else echo 'error=no current release'; fi\n\
-         for u in {socket} {processes}; do echo \"unit=$u $(systemctl is-active $u)\"; done\n\
-         for u in {elsewhere}; do echo \"elsewhere=$u $(systemctl is-active $u)\"; done\n\
+         set -- {socket} {processes}; for s in $(systemctl is-active -- \"$@\"); do echo \"unit=$1 $s\"; shift; done\n\
+         {elsewhere_query}\
          echo \"current=$(basename \"$(readlink {current})\")\"\n\
          {gunicorn}\n",
         beside = if multi_tenant {
@@ -281,13 +281,19 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
             format!("case \"$OUT\" in *'\"migrations\": '*) ;; *) ( {django} ) >\"$M\" ;; esac\n")
         },
         processes = vars.processes.shell_units(),
-        elsewhere = vars
-            .processes
-            .elsewhere
-            .iter()
-            .map(|u| shell_word(u))
-            .collect::<Vec<_>>()
-            .join(" "),
+        // One `systemctl is-active` for all the units asked (it answers a line each, in order).
+        elsewhere_query = match vars.processes.elsewhere.is_empty() {
+            true => String::new(),
+            false => format!(
+                "set -- {}; for s in $(systemctl is-active -- \"$@\"); do echo \"elsewhere=$1 $s\"; shift; done\n",
+                vars.processes
+                    .elsewhere
+                    .iter()
+                    .map(|u| shell_word(u))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        },
         current = shell_word(&vars.paths.current),
         env = shell_word(&vars.paths.env_file),
         user = shell_word(&vars.user),
@@ -369,6 +375,65 @@ mod tests {
             assert_shell_syntax(&script, &what);
             assert_python_heredocs_compile(&script, &what);
         }
+    }
+
+    /// The units' lines of the app script (after its checks of the release), run with the
+    /// system's sh: each unit asked once, all of them in one `systemctl is-active`, gunicorn's
+    /// two in one `systemctl show`.
+    #[test]
+    fn the_units_are_asked_in_one_systemctl_each_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::testing::shop_with(
+            dir.path(),
+            "  - {name: app2, role: app, ssh: app2, fqdn: app2.example.com, internal_ip: 10.0.0.4}\n",
+            "processes:\n  - {name: worker, command: celery -A shop worker}\n  - {name: beat, command: celery -A shop beat, singleton: true, servers: [app2]}\nbroker: {password: {env: R}}\n",
+        );
+        let vars = Vars::for_paths(&config, &config.servers[1]);
+        let script = app_script(&config, &vars);
+        let (_, units) = script
+            .split_once("else echo 'error=no current release'; fi\n")
+            .expect("the units' part");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        // Sockets and the worker run, the rest does not; `show` answers as systemd does.
+        std::fs::write(
+            &systemctl,
+            "#!/bin/sh\necho \"$*\" >>\"$LOG\"\ncase $1 in\n\
+             is-active) shift 2; for u; do case $u in *.socket|*-worker.service) echo active ;; *) echo inactive ;; esac; done ;;\n\
+             show) printf 'MainPID=0\\nId=gunicorn-shop.service\\nActiveState=inactive\\n\\nMainPID=0\\nId=gunicorn-shop-bridge.service\\nActiveState=inactive\\n' ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let log = dir.path().join("log");
+        let out = std::process::Command::new("sh")
+            .args(["-c", units])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("LOG", &log)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("current="))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "unit=gunicorn-shop.socket active",
+                "unit=shop-worker.service active",
+                "elsewhere=shop-beat.service inactive",
+                "gunicorn=gunicorn-shop.service inactive ",
+                "gunicorn=gunicorn-shop-bridge.service inactive ",
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().lines().count(),
+            3,
+            "one systemctl for the units, one for those elsewhere, one for gunicorn's"
+        );
     }
 
     #[test]
