@@ -266,16 +266,53 @@ impl Ssh {
         wait: Duration,
         report: &dyn crate::model::report::Report,
     ) -> anyhow::Result<RemoteLock> {
+        self.take_lock(who, Some(wait), report)
+            .await?
+            .with_context(|| format!("{}: the lock was not taken", self.name))
+    }
+
+    /// `lock` without waiting: None when another run holds the lock, or remote work of a
+    /// cut-off run still runs (nothing is said; the caller waits with `lock` then).
+    pub async fn try_lock(
+        &self,
+        who: &str,
+        report: &dyn crate::model::report::Report,
+    ) -> anyhow::Result<Option<RemoteLock>> {
+        self.take_lock(who, None, report).await
+    }
+
+    async fn take_lock(
+        &self,
+        who: &str,
+        wait: Option<Duration>,
+        report: &dyn crate::model::report::Report,
+    ) -> anyhow::Result<Option<RemoteLock>> {
+        let (lock_wait, work_wait) = match wait {
+            Some(wait) => (
+                format!(
+                    "echo \"waiting $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; \
+                     flock -w {secs} 9 || {{ echo \"timeout $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; exit 75; }}",
+                    secs = wait.as_secs().max(1)
+                ),
+                format!(
+                    "echo busy; flock -w {secs} 8 || {{ echo worktimeout; exit 75; }}",
+                    secs = wait.as_secs().max(1)
+                ),
+            ),
+            None => (
+                "echo contended; exit 75".into(),
+                "echo contended; exit 75".into(),
+            ),
+        };
+        let wait = wait.unwrap_or_default();
         let script = format!(
             "umask 077\nmkdir -p /var/lib/tandem\nexec 9>>/var/lib/tandem/lock\n\
-             if ! flock -n 9; then echo \"waiting $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; \
-             flock -w {secs} 9 || {{ echo \"timeout $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; exit 75; }}; fi\n\
+             if ! flock -n 9; then {lock_wait}; fi\n\
              printf '%s\\n' {who} >/var/lib/tandem/lock.owner\n\
              exec 8>>{work}\n\
-             if ! flock -n 8; then echo busy; flock -w {secs} 8 || {{ echo worktimeout; exit 75; }}; fi\n\
+             if ! flock -n 8; then {work_wait}; fi\n\
              flock -u 8\nexec 8>&-\necho locked\ncat >/dev/null\n",
             work = crate::resource::script::WORK_LOCK,
-            secs = wait.as_secs().max(1),
             who = crate::config::identifier::shell_word(who),
         );
         let mut child = Session::arc_raw_command(self.session.clone(), ELEVATE)
@@ -292,10 +329,11 @@ impl Ssh {
         let mut lines = BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await? {
             if line == "locked" {
-                return Ok(RemoteLock {
-                    _stdin: stdin,
-                    _child: child,
-                });
+                return Ok(Some(RemoteLock { stdin, child }));
+            }
+            if line == "contended" {
+                let _ = child.wait().await;
+                return Ok(None);
             }
             if let Some(owner) = line.strip_prefix("waiting") {
                 report.progress(
@@ -490,8 +528,17 @@ fn is_transient(err: &anyhow::Error) -> bool {
 
 /// The remote process holding a host's apply lock; dropping it releases the lock.
 pub struct RemoteLock {
-    _stdin: openssh::ChildStdin,
-    _child: openssh::Child<Arc<Session>>,
+    stdin: openssh::ChildStdin,
+    child: openssh::Child<Arc<Session>>,
+}
+
+impl RemoteLock {
+    /// Releases the lock and waits until the remote holder has ended (dropping it does not
+    /// wait): the lock is free on return.
+    pub async fn release(self) {
+        drop(self.stdin);
+        let _ = self.child.wait().await;
+    }
 }
 
 impl Ssh {

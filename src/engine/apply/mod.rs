@@ -14,7 +14,7 @@ mod stages;
 
 use std::time::Duration;
 
-use futures::future::LocalBoxFuture;
+use futures::future::{LocalBoxFuture, join_all};
 
 use crate::config::Role;
 use crate::engine::Engine;
@@ -46,14 +46,36 @@ pub struct Applied {
     pub seconds: f32,
 }
 
-/// Takes every host's apply lock, one host after the other in config order (two runs that
-/// each took some hosts concurrently could wait on each other until both time out); the
-/// engine holds them until it is closed.
+/// Takes every host's apply lock; the engine holds them until it is closed. First all at
+/// once without waiting (the usual case, nobody else at work: one round trip in all); when
+/// any host's is held, those taken are released and the locks are taken one host after the
+/// other in config order, waiting (two runs that each took some hosts and waited for the
+/// rest could wait on each other until both time out; a run that waits holds only hosts
+/// before the one it waits for).
 pub async fn lock_all(engine: &mut Engine, options: &ApplyOptions) -> anyhow::Result<()> {
     let who = format!("{} run {}", options.who, engine.run_id);
+    let report = &*engine.report;
+    let tried = join_all(engine.hosts.iter().map(|h| h.try_lock(&who, report))).await;
+    let mut taken = Vec::new();
+    let mut failed = None;
+    for attempt in tried {
+        match attempt {
+            Ok(Some(lock)) => taken.push(lock),
+            Ok(None) => {}
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if failed.is_none() && taken.len() == engine.hosts.len() {
+        engine.locks = taken;
+        return Ok(());
+    }
+    join_all(taken.into_iter().map(RemoteLock::release)).await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let mut locks: Vec<RemoteLock> = Vec::new();
     for host in &engine.hosts {
-        locks.push(host.lock(&who, options.lock_wait, &*engine.report).await?);
+        locks.push(host.lock(&who, options.lock_wait, report).await?);
     }
     engine.locks = locks;
     Ok(())
