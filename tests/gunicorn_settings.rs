@@ -13,6 +13,17 @@ mode = sys.argv[2]
 if mode == "settings":
     print(conf.get("timeout"))
     sys.exit(0)
+if mode == "autogroup":
+    def nice():
+        return open("/proc/self/autogroup").read().split()[-1]
+    print("loading", nice())
+    conf["when_ready"](None)
+    print("ready", nice())
+    conf = runpy.run_path(sys.argv[1])
+    print("reloading", nice())
+    conf["on_reload"](None)
+    print("reloaded", nice())
+    sys.exit(0)
 class Teardown:
     def __del__(self):
         print("teardown", flush=True)
@@ -29,10 +40,12 @@ finally:
         print("hook failed", flush=True)
 "#;
 
-/// Runs the harness in `dir` (the release's working directory); stdout and the exit status.
+/// Runs the harness in `dir` (the release's working directory), in a session of its own (the
+/// settings change their session's CPU share); stdout and the exit status.
 fn run(dir: &Path, mode: &str) -> (String, Option<i32>) {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/django/gunicorn.conf.py");
-    let out = Command::new("python3")
+    let out = Command::new("setsid")
+        .args(["--wait", "python3"])
         .arg("-c")
         .arg(HARNESS)
         .arg(&conf)
@@ -123,5 +136,36 @@ fn a_release_hook_that_raises_leaves_the_usual_exit() {
     assert_eq!(
         run(dir.path(), "ok"),
         ("hook failed\natexit\nteardown\n".into(), Some(0))
+    );
+}
+
+/// While gunicorn loads Django (the settings are read first, `--preload` loads it next), its
+/// session yields the CPU (autogroup nice 10); ready, it has the usual share again; a reload
+/// (HUP), which reads the settings again, ends the same way. This machine's kernel groups
+/// sessions (`/proc/self/autogroup`), as Debian's do.
+#[test]
+fn gunicorn_yields_the_cpu_while_it_loads_django_and_not_once_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks");
+    std::fs::write(
+        dir.path().join("gunicorn.conf.py"),
+        format!(
+            "def when_ready(server):\n    open({h:?}, 'a').write('ready\\n')\n\
+             def on_reload(server):\n    open({h:?}, 'a').write('reload\\n')\n",
+            h = hooks.display().to_string()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        run(dir.path(), "autogroup"),
+        (
+            "loading 10\nready 0\nreloading 10\nreloaded 0\n".into(),
+            Some(0)
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hooks).unwrap(),
+        "ready\nreload\n",
+        "the release's own hooks still run"
     );
 }
