@@ -166,6 +166,18 @@ fn the_example_app_is_served_with_its_data_deployed_and_rolled_back() {
         lines.contains("from-the-release 200 /"),
         "the release's gunicorn.conf.py was not read: {lines}"
     );
+    // The gunicorn that serves yielded the CPU only while it loaded Django: its session has
+    // the usual share again (a unit left at nice 10 would serve slower under load).
+    let share = s.sudo_ok(
+        &s.app,
+        "for u in gunicorn-timesheet.service gunicorn-timesheet-bridge.service; do \
+         [ \"$(systemctl is-active $u)\" = active ] || continue; \
+         cat /proc/$(systemctl show -p MainPID --value $u)/autogroup; done",
+    );
+    assert!(
+        share.trim().ends_with(" nice 0") && share.trim().lines().count() == 1,
+        "the serving gunicorn's session: {share}"
+    );
     let css_of = |path: &str| fetch(&s.outsider, &s.app.ip, "timesheet.lab.test", path);
     let release_hash = s.sudo_ok(&s.app, "cat /srv/timesheet/current/.tandem-release");
     let release_hash = release_hash.trim().to_string();
