@@ -421,12 +421,15 @@ mod tests {
         let mut vars = Vars::for_paths(&config, &config.servers[1]);
         vars.paths.root = root.display().to_string();
         let log = dir.path().join("log");
-        let out = std::process::Command::new("sh")
-            .args(["-c", &probe(&vars)])
-            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .env("LOG", &log)
-            .output()
-            .unwrap();
+        let run_probe = || {
+            std::process::Command::new("sh")
+                .args(["-c", &probe(&vars)])
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .env("LOG", &log)
+                .output()
+                .unwrap()
+        };
+        let out = run_probe();
         master.kill().unwrap();
         master.wait().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -459,12 +462,7 @@ mod tests {
         // No release yet: no `release=` line from the empty directory's glob.
         std::fs::remove_dir_all(root.join("releases")).unwrap();
         std::fs::create_dir_all(root.join("releases")).unwrap();
-        let out = std::process::Command::new("sh")
-            .args(["-c", &probe(&vars)])
-            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .env("LOG", &log)
-            .output()
-            .unwrap();
+        let out = run_probe();
         assert!(
             ReleaseState::parse(0, &String::from_utf8_lossy(&out.stdout))
                 .releases
