@@ -125,19 +125,13 @@ mod tests {
         active: &str,
         fail: &str,
     ) -> (String, String, bool) {
-        use std::os::unix::fs::PermissionsExt;
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let systemctl = bin.join("systemctl");
-        std::fs::write(
-            &systemctl,
-            // `is-active` answers for the unit named in $ACTIVE only.
-            "#!/bin/sh\necho \"systemctl $* -> $(basename \"$(readlink \"$ROOT/current\")\")\" >>\"$LOG\"\n\
+        // `is-active` answers for the unit named in $ACTIVE only.
+        let bin = crate::resource::table::fake_systemctl(
+            dir,
+            "echo \"systemctl $* -> $(basename \"$(readlink \"$ROOT/current\")\")\" >>\"$LOG\"\n\
              [ \"$1\" != restart ] || [ \"$2\" != \"$FAIL\" ] || exit 1\n\
              [ \"$1\" != is-active ] || [ \"$3\" = \"$ACTIVE\" ]\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         let mut vars = vars(config, "app1");
         let root = dir.join("srv");
         vars.paths.root = root.display().to_string();

@@ -393,20 +393,14 @@ mod tests {
         let (_, units) = script
             .split_once("else echo 'error=no current release'; fi\n")
             .expect("the units' part");
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let systemctl = bin.join("systemctl");
         // Sockets and the worker run, the rest does not; `show` answers as systemd does.
-        std::fs::write(
-            &systemctl,
-            "#!/bin/sh\necho \"$*\" >>\"$LOG\"\ncase $1 in\n\
+        let bin = crate::resource::table::fake_systemctl(
+            dir.path(),
+            "echo \"$*\" >>\"$LOG\"\ncase $1 in\n\
              is-active) shift 2; for u; do case $u in *.socket|*-worker.service) echo active ;; *) echo inactive ;; esac; done ;;\n\
              show) printf 'MainPID=0\\nId=gunicorn-shop.service\\nActiveState=inactive\\n\\nMainPID=0\\nId=gunicorn-shop-bridge.service\\nActiveState=inactive\\n' ;;\n\
              esac\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         let log = dir.path().join("log");
         let out = std::process::Command::new("sh")
             .args(["-c", units])

@@ -332,6 +332,18 @@ pub mod table {
     use crate::model::desired::Task;
     use crate::model::playbook::Phase;
 
+    /// A directory `bin` in `dir` holding `systemctl`, a shell script with `body`, to put
+    /// first in PATH.
+    pub fn fake_systemctl(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let systemctl = bin.join("systemctl");
+        std::fs::write(&systemctl, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
     /// The summaries of the changes planned for `op` when its probe answered `status` and
     /// `stdout`, with `shared` answers of the shared queries (`ufw`, `pg`).
     pub fn plan(op: Op, status: i32, stdout: &str, shared: &[(&str, i32, &str)]) -> Vec<Change> {

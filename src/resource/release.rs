@@ -376,19 +376,7 @@ pub fn rollback_script(vars: &Vars, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// pip that fails with the build dependencies installed is retried without installing
-    /// them again: the count of installed ones is read from the whole dpkg-query answer.
-    /// A directory holding `systemctl`, a shell script with `body`, to put first in PATH.
-    fn fake_systemctl(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let systemctl = bin.join("systemctl");
-        std::fs::write(&systemctl, format!("#!/bin/sh\n{body}")).unwrap();
-        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
-        bin
-    }
+    use crate::resource::table::fake_systemctl;
 
     /// The release probe, run with the system's sh on a release tree: the current release, its
     /// hash, every release, the current release's migrations, and gunicorn's units from one
@@ -836,6 +824,8 @@ mod tests {
         );
     }
 
+    /// pip that fails with the build dependencies installed is retried without installing
+    /// them again: the count of installed ones is read from the whole dpkg-query answer.
     #[test]
     fn the_build_counts_installed_build_dependencies() {
         let (_dir, config, bundle) = shop_and_bundle(0);
