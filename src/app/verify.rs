@@ -266,8 +266,7 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
          {after}\
          wait; cat \"$M\"; rm -f \"$M\"\n\
          else echo 'error=no current release'; fi\n\
-         set -- {socket} {processes}; for s in $(systemctl is-active -- \"$@\"); do echo \"unit=$1 $s\"; shift; done\n\
-         {elsewhere_query}\
+         {units}{elsewhere}\
          echo \"current=$(basename \"$(readlink {current})\")\"\n\
          {gunicorn}\n",
         beside = if multi_tenant {
@@ -280,26 +279,29 @@ pub fn app_script(config: &Config, vars: &Vars) -> String {
         } else {
             format!("case \"$OUT\" in *'\"migrations\": '*) ;; *) ( {django} ) >\"$M\" ;; esac\n")
         },
-        processes = vars.processes.shell_units(),
-        // One `systemctl is-active` for all the units asked (it answers a line each, in order).
-        elsewhere_query = match vars.processes.elsewhere.is_empty() {
-            true => String::new(),
-            false => format!(
-                "set -- {}; for s in $(systemctl is-active -- \"$@\"); do echo \"elsewhere=$1 $s\"; shift; done\n",
-                vars.processes
-                    .elsewhere
-                    .iter()
-                    .map(|u| shell_word(u))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        },
+        units = units_state(
+            "unit",
+            std::iter::once(&vars.units.socket).chain(vars.processes.here.iter().map(|p| &p.unit)),
+        ),
+        elsewhere = units_state("elsewhere", &vars.processes.elsewhere),
         current = shell_word(&vars.paths.current),
         env = shell_word(&vars.paths.env_file),
         user = shell_word(&vars.user),
-        socket = shell_word(&vars.units.socket),
         gunicorn = crate::resource::release::gunicorn_units_query(vars),
     )
+}
+
+/// Shell printing `PREFIX=UNIT STATE` for each of `units`, all asked in one `systemctl
+/// is-active` (it answers a line each, in order); nothing when there are none.
+fn units_state<'a>(prefix: &str, units: impl IntoIterator<Item = &'a String>) -> String {
+    let words: Vec<String> = units.into_iter().map(|u| shell_word(u)).collect();
+    match words.is_empty() {
+        true => String::new(),
+        false => format!(
+            "set -- {}; for s in $(systemctl is-active -- \"$@\"); do echo \"{prefix}=$1 $s\"; shift; done\n",
+            words.join(" ")
+        ),
+    }
 }
 
 /// gunicorn's two units take turns (scripts/release/switch.sh): exactly one serves, and it
