@@ -287,17 +287,13 @@ impl Ssh {
         wait: Option<Duration>,
         report: &dyn crate::model::report::Report,
     ) -> anyhow::Result<Option<RemoteLock>> {
-        let (lock_wait, work_wait) = match wait {
-            Some(wait) => (
+        let (lock_wait, work_wait) = match wait.map(|w| w.as_secs().max(1)) {
+            Some(secs) => (
                 format!(
                     "echo \"waiting $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; \
-                     flock -w {secs} 9 || {{ echo \"timeout $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; exit 75; }}",
-                    secs = wait.as_secs().max(1)
+                     flock -w {secs} 9 || {{ echo \"timeout $(cat /var/lib/tandem/lock.owner 2>/dev/null)\"; exit 75; }}"
                 ),
-                format!(
-                    "echo busy; flock -w {secs} 8 || {{ echo worktimeout; exit 75; }}",
-                    secs = wait.as_secs().max(1)
-                ),
+                format!("echo busy; flock -w {secs} 8 || {{ echo worktimeout; exit 75; }}"),
             ),
             None => (
                 "echo contended; exit 75".into(),
